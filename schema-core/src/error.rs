@@ -1,0 +1,149 @@
+//! The one error type of the crate.
+
+use std::fmt::Write as _;
+
+use crate::registry::Location;
+
+/// A boxed error from a migration function, whatever type it returned.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What can go wrong while planning or applying migrations.
+///
+/// Each variant carries what is needed to act on it: the migration id, the
+/// collection, the document. Problems with the declared set of migrations
+/// ([`DuplicateId`](Error::DuplicateId),
+/// [`UnknownDependency`](Error::UnknownDependency), [`Cycle`](Error::Cycle))
+/// are found before anything is sent to the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Two registered migrations share an id.
+    #[error(
+        "migration id `{id}` is declared twice, at {first} and at {second}; \
+         give each migration its own id"
+    )]
+    DuplicateId {
+        /// The shared id.
+        id: String,
+        /// One declaration.
+        first: Location,
+        /// The other declaration.
+        second: Location,
+    },
+
+    /// An `after` names an id that no registered migration has.
+    #[error(
+        "migration `{id}` runs after `{dependency}`, but no migration with that id is registered; \
+         check the spelling, and that the crate declaring it is linked into this binary"
+    )]
+    UnknownDependency {
+        /// The migration whose `after` is wrong.
+        id: String,
+        /// The id it names.
+        dependency: String,
+    },
+
+    /// Migrations depend on each other in a cycle, so none of them can go
+    /// first.
+    #[error("{}", describe_cycle(ids))]
+    Cycle {
+        /// The ids on the cycle: each runs after the next, and the last
+        /// runs after the first.
+        ids: Vec<String>,
+    },
+
+    /// A migration function returned an error. It was not recorded, and no
+    /// later migration ran.
+    #[error("migration `{id}` failed; it was not recorded and no later migration ran")]
+    MigrationFailed {
+        /// The failed migration.
+        id: String,
+        /// What the migration function returned.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A migration function panicked. It was not recorded, and no later
+    /// migration ran.
+    #[error("migration `{id}` panicked: {message}; it was not recorded and no later migration ran")]
+    MigrationPanicked {
+        /// The migration that panicked.
+        id: String,
+        /// The panic's message, when it had a textual one.
+        message: String,
+    },
+
+    /// A migration ran, but recording it failed. It runs again on the next
+    /// start, which the migrations' idempotence makes safe.
+    #[error(
+        "migration `{id}` ran but could not be recorded in `{collection}`; \
+         it will run again on the next start"
+    )]
+    RecordFailed {
+        /// The migration that ran.
+        id: String,
+        /// The versions collection.
+        collection: String,
+        /// The server's answer.
+        #[source]
+        source: Box<mongodb::error::Error>,
+    },
+
+    /// A document in the versions collection does not have the shape this
+    /// crate writes. Nothing was run.
+    #[error("the document {document} in `{collection}` is malformed: {reason}")]
+    MalformedRecord {
+        /// The versions collection.
+        collection: String,
+        /// The document's `_id`, or the whole document when it has none.
+        document: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The server could not be reached, or refused a command.
+    #[error("could not {action}")]
+    Database {
+        /// What was being done, such as "read `schema_versions`".
+        action: String,
+        /// The driver's error.
+        #[source]
+        source: Box<mongodb::error::Error>,
+    },
+
+    /// The connection string could not be used.
+    #[error("cannot use the connection string {uri}")]
+    InvalidUri {
+        /// The connection string, with any password replaced by `***`.
+        uri: String,
+        /// The driver's error.
+        #[source]
+        source: Box<mongodb::error::Error>,
+    },
+}
+
+fn describe_cycle(ids: &[String]) -> String {
+    let mut text = String::from("migrations ");
+    for (index, id) in ids.iter().enumerate() {
+        let separator = match index {
+            0 => "",
+            _ if index + 1 == ids.len() => " and ",
+            _ => ", ",
+        };
+        let _ = write!(text, "{separator}`{id}`");
+    }
+    text.push_str(" depend on each other in a cycle (");
+    for (index, id) in ids.iter().enumerate() {
+        let next = &ids[(index + 1) % ids.len()];
+        match index {
+            0 => {
+                let _ = write!(text, "`{id}` runs after `{next}`");
+            }
+            _ => {
+                let _ = write!(text, ", `{id}` after `{next}`");
+            }
+        }
+    }
+    text.push_str("); remove one of these `after` entries");
+    text
+}

@@ -1,0 +1,80 @@
+//! Versioned MongoDB schema migrations (indexes, validators, TTL policies),
+//! declared as annotated async functions and applied when a process starts.
+//!
+//! Each migration is an `async fn` marked with [`#[migration]`](migration).
+//! [`SchemaManager::apply_all`] collects every migration linked into the
+//! binary, orders them by their `after` dependencies, runs those missing
+//! from the `schema_versions` collection and records each one it runs.
+//!
+//! ```no_run
+//! use schema_core::mongodb::bson::{Document, doc};
+//! use schema_core::mongodb::{Database, IndexModel};
+//! use schema_core::{SchemaManager, migration};
+//!
+//! /// Events are looked up by their id
+//! #[migration(id = "0001_events")]
+//! async fn events(db: &Database) -> Result<(), schema_core::mongodb::error::Error> {
+//!     let unique = IndexModel::builder().keys(doc! { "event_id": 1 }).build();
+//!     db.collection::<Document>("events").create_index(unique).await?;
+//!     Ok(())
+//! }
+//!
+//! /// Expire events after thirty days
+//! #[migration(id = "0002_events_ttl", after = "0001_events")]
+//! async fn events_ttl(db: &Database) -> Result<(), schema_core::mongodb::error::Error> {
+//!     let options = schema_core::mongodb::options::IndexOptions::builder()
+//!         .expire_after(std::time::Duration::from_secs(30 * 24 * 3600))
+//!         .build();
+//!     let ttl = IndexModel::builder().keys(doc! { "timestamp": 1 }).options(options).build();
+//!     db.collection::<Document>("events").create_index(ttl).await?;
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let db = schema_core::connect("mongodb://localhost:27017/app", "app").await?;
+//!     let report = SchemaManager::new(db).apply_all().await?;
+//!     println!("applied {:?}, already applied {:?}", report.applied, report.already_applied);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`registry`](crate::Migration): what the binary declares;
+//! - `plan`: validation and ordering, pure and without I/O;
+//! - `records`: what the versions collection holds;
+//! - [`SchemaManager`]: ties them together;
+//! - [`connect`]: an optional way to open the database from a URI.
+//!
+//! # Failures
+//!
+//! Problems with the declared set (duplicate ids, unknown dependencies,
+//! cycles) are reported before anything is sent to the server. A failing or
+//! panicking migration stops the run and is not recorded; the migrations
+//! before it stay recorded. Every error is an [`Error`] variant naming what
+//! to look at. A panic is caught only when the binary unwinds on panic (the
+//! default); with `panic = "abort"` the process ends.
+
+mod connect;
+mod error;
+mod manager;
+mod owner;
+mod plan;
+mod records;
+mod registry;
+mod unwind;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use connect::{DEFAULT_SERVER_SELECTION_TIMEOUT, connect, redact};
+pub use error::{BoxError, Error};
+pub use manager::{ApplyReport, DEFAULT_VERSIONS_COLLECTION, SchemaManager};
+pub use registry::{Location, Migration, registered};
+pub use schema_macros::migration;
+
+/// The MongoDB driver this crate is built on, so an application can name
+/// `schema_core::mongodb::Database` without a dependency of its own.
+pub use mongodb;

@@ -1,0 +1,290 @@
+//! The order migrations run in. Pure logic, no I/O: validate the declared
+//! set, then sort it topologically by `after`, breaking ties by id.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::error::Error;
+use crate::registry::Migration;
+
+/// Checks `migrations` and returns them in the order they must run.
+///
+/// A migration comes after everything its `after` names; among migrations
+/// whose dependencies are all placed, the lowest id in byte order goes
+/// first, so the order is the same on every machine and every run.
+///
+/// # Errors
+///
+/// [`Error::DuplicateId`] when two migrations share an id,
+/// [`Error::UnknownDependency`] when an `after` names no migration, and
+/// [`Error::Cycle`] when dependencies form a cycle. When several problems
+/// exist, the one reported is chosen deterministically.
+pub(crate) fn order<'m>(migrations: &[&'m Migration]) -> Result<Vec<&'m Migration>, Error> {
+    let mut sorted = migrations.to_vec();
+    sorted.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+    if let Some(pair) = sorted.windows(2).find(|pair| pair[0].id() == pair[1].id()) {
+        return Err(Error::DuplicateId {
+            id: pair[0].id().to_owned(),
+            first: pair[0].location(),
+            second: pair[1].location(),
+        });
+    }
+
+    // In `sorted`, index order is id order, so the heap below can hold
+    // indexes and still pop the lowest id first.
+    let index_of = |id: &str| sorted.binary_search_by(|m| m.id().cmp(id)).ok();
+    let mut waiting_on = vec![0usize; sorted.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); sorted.len()];
+    for (index, migration) in sorted.iter().enumerate() {
+        for dependency in migration.after() {
+            let Some(before) = index_of(dependency) else {
+                return Err(Error::UnknownDependency {
+                    id: migration.id().to_owned(),
+                    dependency: (*dependency).to_owned(),
+                });
+            };
+            waiting_on[index] += 1;
+            dependents[before].push(index);
+        }
+    }
+
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..sorted.len())
+        .filter(|&index| waiting_on[index] == 0)
+        .map(Reverse)
+        .collect();
+    let mut ordered = Vec::with_capacity(sorted.len());
+    while let Some(Reverse(index)) = ready.pop() {
+        ordered.push(sorted[index]);
+        for &dependent in &dependents[index] {
+            waiting_on[dependent] -= 1;
+            if waiting_on[dependent] == 0 {
+                ready.push(Reverse(dependent));
+            }
+        }
+    }
+    if ordered.len() < sorted.len() {
+        return Err(Error::Cycle {
+            ids: find_cycle(&sorted, &waiting_on, index_of),
+        });
+    }
+    Ok(ordered)
+}
+
+/// One cycle among the migrations that could not be placed, as ids where
+/// each runs after the next and the last runs after the first, starting at
+/// the lowest id.
+///
+/// Every unplaced migration waits on at least one unplaced dependency, so
+/// following such dependencies from any of them must revisit one.
+fn find_cycle(
+    sorted: &[&Migration],
+    waiting_on: &[usize],
+    index_of: impl Fn(&str) -> Option<usize>,
+) -> Vec<String> {
+    let unplaced = |index: usize| waiting_on[index] > 0;
+    let Some(start) = (0..sorted.len()).find(|&index| unplaced(index)) else {
+        return Vec::new();
+    };
+    let mut path = vec![start];
+    let mut position_in_path = vec![None; sorted.len()];
+    position_in_path[start] = Some(0);
+    let mut current = start;
+    loop {
+        let next = sorted[current]
+            .after()
+            .iter()
+            .filter_map(|dependency| index_of(dependency))
+            .filter(|&index| unplaced(index))
+            .min();
+        let Some(next) = next else {
+            // Unreachable by the argument above; an empty answer is still
+            // an honest one.
+            return Vec::new();
+        };
+        if let Some(position) = position_in_path[next] {
+            let mut cycle: Vec<String> = path[position..]
+                .iter()
+                .map(|&index| sorted[index].id().to_owned())
+                .collect();
+            let lowest = (0..cycle.len())
+                .min_by(|&a, &b| cycle[a].cmp(&cycle[b]))
+                .unwrap_or(0);
+            cycle.rotate_left(lowest);
+            return cycle;
+        }
+        position_in_path[next] = Some(path.len());
+        path.push(next);
+        current = next;
+    }
+}
+
+/// The ids of `ordered` that `is_applied` does not know, in order.
+pub(crate) fn pending<'m>(
+    ordered: &[&'m Migration],
+    is_applied: impl Fn(&str) -> bool,
+) -> Vec<&'m Migration> {
+    ordered
+        .iter()
+        .copied()
+        .filter(|migration| !is_applied(migration.id()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Location;
+
+    fn never_run(_: &mongodb::Database) -> crate::__private::MigrationFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn migration(id: &str, after: &[&str]) -> &'static Migration {
+        let id: &'static str = Box::leak(id.to_owned().into_boxed_str());
+        let after: Vec<&'static str> = after
+            .iter()
+            .map(|dependency| &*Box::leak(dependency.to_string().into_boxed_str()))
+            .collect();
+        Box::leak(Box::new(Migration::__new(
+            id,
+            "test",
+            Box::leak(after.into_boxed_slice()),
+            never_run,
+            Location::__new("plan.rs", 1, "tests"),
+        )))
+    }
+
+    fn ids(result: Result<Vec<&Migration>, Error>) -> Vec<&'static str> {
+        result.expect("valid set").iter().map(|m| m.id()).collect()
+    }
+
+    #[test]
+    fn independent_migrations_run_in_id_byte_order() {
+        let set = [
+            migration("b", &[]),
+            migration("B", &[]),
+            migration("a", &[]),
+            migration("10", &[]),
+            migration("9", &[]),
+        ];
+        assert_eq!(ids(order(&set)), ["10", "9", "B", "a", "b"]);
+    }
+
+    #[test]
+    fn a_chain_runs_in_dependency_order_whatever_the_ids() {
+        let set = [
+            migration("a", &["b"]),
+            migration("b", &["c"]),
+            migration("c", &[]),
+        ];
+        assert_eq!(ids(order(&set)), ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn a_diamond_waits_for_both_sides_and_breaks_ties_by_id() {
+        let set = [
+            migration("top", &[]),
+            migration("right", &["top"]),
+            migration("left", &["top"]),
+            migration("bottom", &["left", "right"]),
+        ];
+        assert_eq!(ids(order(&set)), ["top", "left", "right", "bottom"]);
+    }
+
+    #[test]
+    fn a_ready_lower_id_overtakes_a_waiting_chain() {
+        // `z` becomes ready only after `y`; `m` is ready from the start but
+        // sorts after `a`, and before `y`.
+        let set = [
+            migration("a", &[]),
+            migration("y", &["a"]),
+            migration("z", &["y"]),
+            migration("m", &[]),
+        ];
+        assert_eq!(ids(order(&set)), ["a", "m", "y", "z"]);
+    }
+
+    #[test]
+    fn the_order_does_not_depend_on_registration_order() {
+        let forward = [
+            migration("0001", &[]),
+            migration("0002", &["0001"]),
+            migration("0003", &["0001"]),
+        ];
+        let backward = [forward[2], forward[1], forward[0]];
+        assert_eq!(ids(order(&forward)), ids(order(&backward)));
+    }
+
+    #[test]
+    fn a_duplicate_id_is_an_error_naming_it() {
+        let set = [
+            migration("a", &[]),
+            migration("dup", &[]),
+            migration("dup", &["a"]),
+        ];
+        let error = order(&set).unwrap_err();
+        assert!(
+            matches!(&error, Error::DuplicateId { id, .. } if id == "dup"),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("`dup`"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_dependency_is_an_error_naming_both_ids() {
+        let set = [migration("a", &[]), migration("b", &["a", "missing"])];
+        let error = order(&set).unwrap_err();
+        assert!(
+            matches!(&error, Error::UnknownDependency { id, dependency } if id == "b" && dependency == "missing"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn a_cycle_lists_exactly_the_ids_on_it() {
+        // `entry` depends on the cycle but is not part of it.
+        let set = [
+            migration("entry", &["c"]),
+            migration("c", &["b"]),
+            migration("b", &["a"]),
+            migration("a", &["c"]),
+            migration("free", &[]),
+        ];
+        let error = order(&set).unwrap_err();
+        let Error::Cycle { ids } = &error else {
+            panic!("expected a cycle, got {error:?}")
+        };
+        assert_eq!(ids, &["a", "c", "b"]);
+        assert_eq!(
+            error.to_string(),
+            "migrations `a`, `c` and `b` depend on each other in a cycle (`a` runs after `c`, \
+             `c` after `b`, `b` after `a`); remove one of these `after` entries"
+        );
+    }
+
+    #[test]
+    fn two_migrations_after_each_other_are_a_cycle() {
+        let set = [migration("x", &["y"]), migration("y", &["x"])];
+        let Error::Cycle { ids } = order(&set).unwrap_err() else {
+            panic!("expected a cycle")
+        };
+        assert_eq!(ids, ["x", "y"]);
+    }
+
+    #[test]
+    fn pending_keeps_the_order_and_skips_applied_ids() {
+        let set = [
+            migration("1", &[]),
+            migration("2", &["1"]),
+            migration("3", &["2"]),
+        ];
+        let ordered = order(&set).unwrap();
+        let left: Vec<_> = pending(&ordered, |id| id == "2").iter().map(|m| m.id()).collect();
+        assert_eq!(left, ["1", "3"]);
+    }
+
+    #[test]
+    fn an_empty_set_is_a_valid_plan() {
+        assert!(order(&[]).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,124 @@
+//! What the binary declares: every `#[migration]` function linked into it,
+//! registered through `inventory`.
+
+use std::fmt;
+
+use crate::__private::MigrationFuture;
+
+/// One migration as declared by `#[migration]`: its id, what it does, what
+/// it runs after, and where it is written.
+///
+/// Values of this type are made by the attribute; [`SchemaManager`]
+/// collects them from every module and every linked crate.
+///
+/// [`SchemaManager`]: crate::SchemaManager
+pub struct Migration {
+    id: &'static str,
+    description: &'static str,
+    after: &'static [&'static str],
+    run: for<'db> fn(&'db mongodb::Database) -> MigrationFuture<'db>,
+    location: Location,
+}
+
+impl Migration {
+    #[doc(hidden)]
+    pub const fn __new(
+        id: &'static str,
+        description: &'static str,
+        after: &'static [&'static str],
+        run: for<'db> fn(&'db mongodb::Database) -> MigrationFuture<'db>,
+        location: Location,
+    ) -> Self {
+        Migration {
+            id,
+            description,
+            after,
+            run,
+            location,
+        }
+    }
+
+    /// The id under which the migration is recorded in `schema_versions`.
+    pub fn id(&self) -> &'static str {
+        self.id
+    }
+
+    /// The description given to the attribute, else the first line of the
+    /// function's doc comment, else the function's name.
+    pub fn description(&self) -> &'static str {
+        self.description
+    }
+
+    /// The ids of the migrations that must be applied before this one.
+    pub fn after(&self) -> &'static [&'static str] {
+        self.after
+    }
+
+    /// Where the migration is declared.
+    pub fn location(&self) -> Location {
+        self.location
+    }
+
+    /// Starts the migration function on `db`.
+    pub(crate) fn run<'db>(&self, db: &'db mongodb::Database) -> MigrationFuture<'db> {
+        (self.run)(db)
+    }
+}
+
+impl fmt::Debug for Migration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Migration")
+            .field("id", &self.id)
+            .field("description", &self.description)
+            .field("after", &self.after)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The source location of a `#[migration]` function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    file: &'static str,
+    line: u32,
+    module_path: &'static str,
+}
+
+impl Location {
+    #[doc(hidden)]
+    pub const fn __new(file: &'static str, line: u32, module_path: &'static str) -> Self {
+        Location {
+            file,
+            line,
+            module_path,
+        }
+    }
+
+    /// The source file, as `file!()` gives it.
+    pub fn file(&self) -> &'static str {
+        self.file
+    }
+
+    /// The line of the function's name.
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The module the function is declared in, as `module_path!()` gives it.
+    pub fn module_path(&self) -> &'static str {
+        self.module_path
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{} (in `{}`)", self.file, self.line, self.module_path)
+    }
+}
+
+inventory::collect!(Migration);
+
+/// Every migration linked into this binary, in no particular order.
+pub fn registered() -> Vec<&'static Migration> {
+    inventory::iter::<Migration>.into_iter().collect()
+}

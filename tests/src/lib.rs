@@ -1,0 +1,119 @@
+//! Shared helpers for the integration tests: a fresh database per test on
+//! the server named by `MONGODB_URI`, and a log of which migrations ran.
+//!
+//! Run the tests through `scripts/with-mongodb`, which starts a server and
+//! sets `MONGODB_URI`. This crate declares no migrations itself: every test
+//! binary declares its own set, since a binary applies all it links.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use schema_core::mongodb::bson::{Document, doc};
+use schema_core::mongodb::{Client, Database};
+
+/// The collection where test migrations note that they ran.
+pub const RAN: &str = "ran";
+
+/// The server's URI, from `MONGODB_URI`.
+///
+/// # Panics
+///
+/// When `MONGODB_URI` is not set, with a message saying how to run the tests.
+pub fn uri() -> String {
+    std::env::var("MONGODB_URI").unwrap_or_else(|_| {
+        panic!("MONGODB_URI is not set; run the tests as `scripts/with-mongodb cargo test --workspace`")
+    })
+}
+
+/// A database no other test uses, on a client of its own (a client belongs
+/// to the runtime that made it, and every `#[tokio::test]` has its own).
+pub async fn fresh_database(test: &str) -> Database {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or(0);
+    let unique = format!(
+        "{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos
+    );
+    let mut name: String = test
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    name.truncate(60 - unique.len() - 2);
+    let client = Client::with_uri_str(uri())
+        .await
+        .expect("MONGODB_URI is a valid URI");
+    client.database(&format!("t_{name}_{unique}"))
+}
+
+/// Notes in the `ran` collection that migration `id` ran, with a sequence
+/// number that grows across the whole process.
+pub async fn note_ran(db: &Database, id: &str) -> Result<(), schema_core::mongodb::error::Error> {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQUENCE.fetch_add(1, Ordering::SeqCst) as i64;
+    db.collection::<Document>(RAN)
+        .insert_one(doc! { "id": id, "seq": seq })
+        .await?;
+    Ok(())
+}
+
+/// The ids noted by [`note_ran`], in the order the migrations ran.
+pub async fn ran(db: &Database) -> Vec<String> {
+    let mut cursor = db
+        .collection::<Document>(RAN)
+        .find(doc! {})
+        .sort(doc! { "seq": 1 })
+        .await
+        .expect("read the ran collection");
+    let mut ids = Vec::new();
+    while cursor.advance().await.expect("read the ran collection") {
+        let document = cursor.deserialize_current().expect("a ran document");
+        ids.push(
+            document
+                .get_str("id")
+                .expect("ran documents have an id")
+                .to_owned(),
+        );
+    }
+    ids
+}
+
+/// Every document of `collection`, in `_id` order.
+pub async fn documents(db: &Database, collection: &str) -> Vec<Document> {
+    let mut cursor = db
+        .collection::<Document>(collection)
+        .find(doc! {})
+        .sort(doc! { "_id": 1 })
+        .await
+        .expect("read the collection");
+    let mut documents = Vec::new();
+    while cursor.advance().await.expect("read the collection") {
+        documents.push(cursor.deserialize_current().expect("a document"));
+    }
+    documents
+}
+
+/// The `_id`s of the records in `collection`, in `_id` order.
+pub async fn record_ids(db: &Database, collection: &str) -> Vec<String> {
+    documents(db, collection)
+        .await
+        .iter()
+        .map(|record| record.get_str("_id").expect("records have string ids").to_owned())
+        .collect()
+}
+
+/// `error` followed by each of its sources, separated by `: `.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,267 @@
+//! `apply_all` on a valid set of migrations: order, records, idempotence,
+//! configuration and bad input.
+
+use std::time::Duration;
+
+use schema_core::mongodb::bson::{Bson, DateTime, Document, doc};
+use schema_core::mongodb::{Database, error::Error as DriverError};
+use schema_core::{Error, SchemaManager, migration};
+use schema_tests::{chain, documents, fresh_database, note_ran, ran, record_ids};
+
+// The set: a diamond (a_base, b_left, b_right, c_join), a chain whose ids
+// sort against it (y_first, x_second, w_third) and an independent migration
+// (0_tie) that sorts before everything.
+const ORDER: [&str; 8] = [
+    "0_tie", "a_base", "b_left", "b_right", "c_join", "y_first", "x_second", "w_third",
+];
+
+/// Independent of everything
+///
+/// Only the first line of this comment is the description.
+#[migration(id = "0_tie")]
+async fn tie(db: &Database) -> Result<(), DriverError> {
+    note_ran(db, "0_tie").await
+}
+
+#[migration(id = "a_base")]
+async fn base(db: &Database) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    note_ran(db, "a_base").await?;
+    Ok(())
+}
+
+/// Left side of the diamond
+#[migration(id = "b_left", after = "a_base")]
+async fn left(db: &Database) -> anyhow::Result<()> {
+    note_ran(db, "b_left").await?;
+    Ok(())
+}
+
+#[derive(Debug)]
+struct AppError;
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("application error")
+    }
+}
+
+impl std::error::Error for AppError {}
+
+/// This comment is ignored: the description argument wins
+#[migration(id = "b_right", after = ["a_base"], description = "Right side of the diamond")]
+async fn right(db: &Database) -> Result<(), AppError> {
+    note_ran(db, "b_right").await.map_err(|_| AppError)
+}
+
+/// Joins both sides
+#[migration(id = "c_join", after = ["b_left", "b_right"])]
+async fn join(db: &Database) -> Result<(), DriverError> {
+    note_ran(db, "c_join").await
+}
+
+/// Third link of the chain
+#[migration(id = "w_third", after = "x_second")]
+async fn third(db: &Database) -> Result<(), DriverError> {
+    note_ran(db, "w_third").await
+}
+
+/// Second link of the chain
+#[migration(id = "x_second", after = "y_first")]
+async fn second(db: &Database) -> Result<(), DriverError> {
+    note_ran(db, "x_second").await
+}
+
+/// First link of the chain
+#[migration(id = "y_first")]
+async fn first(db: &Database) -> Result<(), DriverError> {
+    note_ran(db, "y_first").await
+}
+
+fn expected(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|id| (*id).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn applies_every_migration_in_dependency_order_and_records_each() {
+    let db = fresh_database("applies_in_order").await;
+    let before = DateTime::now();
+    let report = SchemaManager::new(db.clone()).apply_all().await.expect("apply");
+    let after = DateTime::now();
+
+    assert_eq!(report.applied, expected(&ORDER));
+    assert!(report.already_applied.is_empty());
+    assert_eq!(ran(&db).await, expected(&ORDER));
+
+    let records = documents(&db, "schema_versions").await;
+    let mut ids: Vec<&str> = records.iter().map(|r| r.get_str("_id").unwrap()).collect();
+    ids.sort_unstable();
+    let mut all = ORDER.to_vec();
+    all.sort_unstable();
+    assert_eq!(ids, all);
+    for record in &records {
+        let applied_at = record
+            .get_datetime("applied_at")
+            .expect("applied_at is a BSON date");
+        assert!(before <= *applied_at && *applied_at <= after, "{record}");
+        // Written as an int64; the emulator hands small integers back as
+        // int32, so accept either width.
+        let duration_ms = match record.get("duration_ms") {
+            Some(Bson::Int64(ms)) => *ms,
+            Some(Bson::Int32(ms)) => i64::from(*ms),
+            other => panic!("duration_ms is not an integer: {other:?}"),
+        };
+        assert!(duration_ms >= 0, "{record}");
+        let applied_by = record.get_str("applied_by").expect("applied_by is a string");
+        assert!(
+            applied_by.ends_with(&format!(":{}", std::process::id())),
+            "{applied_by}"
+        );
+    }
+    let description = |id: &str| {
+        records
+            .iter()
+            .find(|r| r.get_str("_id") == Ok(id))
+            .and_then(|r| r.get_str("description").ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(description("0_tie").as_deref(), Some("Independent of everything"));
+    assert_eq!(description("b_left").as_deref(), Some("Left side of the diamond"));
+    assert_eq!(
+        description("b_right").as_deref(),
+        Some("Right side of the diamond")
+    );
+    assert_eq!(description("a_base").as_deref(), Some("base"));
+}
+
+#[tokio::test]
+async fn a_second_apply_is_a_no_op() {
+    let db = fresh_database("second_apply").await;
+    let manager = SchemaManager::new(db.clone());
+    manager.apply_all().await.expect("first apply");
+    let records_before = documents(&db, "schema_versions").await;
+
+    let report = manager.apply_all().await.expect("second apply");
+    assert!(report.applied.is_empty(), "{report:?}");
+    assert_eq!(report.already_applied, expected(&ORDER));
+    assert_eq!(ran(&db).await, expected(&ORDER), "nothing ran twice");
+    assert_eq!(documents(&db, "schema_versions").await, records_before);
+}
+
+#[tokio::test]
+async fn only_the_missing_migrations_run() {
+    let db = fresh_database("only_missing").await;
+    // Recorded by an earlier deploy, in the shape the seed design stores.
+    db.collection::<Document>("schema_versions")
+        .insert_many([
+            doc! { "_id": "a_base", "description": "base", "applied_at": DateTime::now() },
+            doc! { "_id": "y_first", "description": "chain", "applied_at": DateTime::now() },
+        ])
+        .await
+        .unwrap();
+
+    let report = SchemaManager::new(db.clone()).apply_all().await.expect("apply");
+    let rest = ["0_tie", "b_left", "b_right", "c_join", "x_second", "w_third"];
+    assert_eq!(report.applied, expected(&rest));
+    assert_eq!(report.already_applied, expected(&["a_base", "y_first"]));
+    assert_eq!(ran(&db).await, expected(&rest));
+    assert_eq!(record_ids(&db, "schema_versions").await.len(), ORDER.len());
+}
+
+#[tokio::test]
+async fn the_versions_collection_is_configurable() {
+    let db = fresh_database("versions_collection").await;
+    SchemaManager::new(db.clone())
+        .versions_collection("applied_migrations")
+        .apply_all()
+        .await
+        .expect("apply");
+    assert_eq!(record_ids(&db, "applied_migrations").await.len(), ORDER.len());
+    assert!(documents(&db, "schema_versions").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_record_of_another_shape_is_named_and_nothing_runs() {
+    let db = fresh_database("malformed_record").await;
+    let versions = db.collection::<Document>("schema_versions");
+    versions
+        .insert_one(doc! { "_id": "a_base", "applied_at": "yesterday" })
+        .await
+        .unwrap();
+
+    let error = SchemaManager::new(db.clone()).apply_all().await.unwrap_err();
+    let Error::MalformedRecord {
+        collection,
+        document,
+        reason,
+    } = &error
+    else {
+        panic!("expected a malformed record error, got {error:?}");
+    };
+    assert_eq!(collection, "schema_versions");
+    assert_eq!(document, "\"a_base\"");
+    assert_eq!(reason, "`applied_at` should be a date but is a string");
+    assert!(ran(&db).await.is_empty());
+    assert_eq!(
+        documents(&db, "schema_versions").await.len(),
+        1,
+        "the bad record is kept"
+    );
+
+    versions.delete_many(doc! {}).await.unwrap();
+    versions.insert_one(doc! { "_id": 42 }).await.unwrap();
+    let error = SchemaManager::new(db.clone()).apply_all().await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the document 42 in `schema_versions` is malformed: its `_id` is an int32, but migration ids are strings"
+    );
+    assert!(ran(&db).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_an_error_that_hides_the_password() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap();
+    let uri = format!("mongodb://admin:hunter2@127.0.0.1:{port}/app?serverSelectionTimeoutMS=500");
+    let db = schema_core::connect(&uri, "fallback").await.expect("a valid URI");
+    assert_eq!(db.name(), "app");
+
+    // The bound only keeps a broken driver from hanging the suite; the
+    // server selection timeout above is what ends the call.
+    let result = tokio::time::timeout(Duration::from_secs(60), SchemaManager::new(db).apply_all())
+        .await
+        .expect("apply_all gives up on its own");
+    let error = result.unwrap_err();
+    assert!(matches!(error, Error::Database { .. }), "{error:?}");
+    let text = format!("{} / {error:?}", chain(&error));
+    assert!(text.contains("read `schema_versions`"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[tokio::test]
+async fn an_invalid_uri_is_reported_without_the_password() {
+    let error = schema_core::connect("mongodb://admin:hunter2@db.internal:notaport/app", "app")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidUri { .. }), "{error:?}");
+    let text = format!("{} / {error:?}", chain(&error));
+    assert!(
+        text.contains("mongodb://admin:***@db.internal:notaport/app"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[tokio::test]
+async fn connect_falls_back_to_the_given_database_name() {
+    let db = schema_core::connect("mongodb://127.0.0.1:1", "fallback")
+        .await
+        .unwrap();
+    assert_eq!(db.name(), "fallback");
+    let db = schema_core::connect("mongodb://127.0.0.1:1/", "fallback")
+        .await
+        .unwrap();
+    assert_eq!(db.name(), "fallback");
+}
