@@ -1,0 +1,67 @@
+//! A migration that fails stops the run: it is not recorded, later ones do
+//! not run, earlier ones stay recorded, and the error names it.
+
+use schema_core::mongodb::bson::{Document, doc};
+use schema_core::mongodb::{Database, error::Error as DriverError, error::ErrorKind};
+use schema_core::{Error, SchemaManager, migration};
+use schema_tests::{fresh_database, note_ran, ran, record_ids};
+
+#[migration(id = "0001_first")]
+async fn first(db: &Database) -> Result<(), DriverError> {
+    note_ran(db, "0001_first").await
+}
+
+/// Inserts the same `_id` twice, which every server refuses
+#[migration(id = "0002_fails", after = "0001_first")]
+async fn fails(db: &Database) -> Result<(), DriverError> {
+    note_ran(db, "0002_fails").await?;
+    let things = db.collection::<Document>("things");
+    things.insert_one(doc! { "_id": 1 }).await?;
+    things.insert_one(doc! { "_id": 1 }).await?;
+    Ok(())
+}
+
+#[migration(id = "0003_never", after = "0002_fails")]
+async fn never(db: &Database) -> Result<(), DriverError> {
+    note_ran(db, "0003_never").await
+}
+
+/// Independent of the failing one, but sorts after it
+#[migration(id = "0004_independent")]
+async fn independent(db: &Database) -> Result<(), DriverError> {
+    note_ran(db, "0004_independent").await
+}
+
+#[tokio::test]
+async fn a_failing_migration_stops_the_run_and_is_not_recorded() {
+    let db = fresh_database("failing_migration").await;
+    let manager = SchemaManager::new(db.clone());
+
+    let error = manager.apply_all().await.unwrap_err();
+    let Error::MigrationFailed { id, source } = &error else {
+        panic!("expected a failed migration, got {error:?}");
+    };
+    assert_eq!(id, "0002_fails");
+    let driver = source
+        .downcast_ref::<DriverError>()
+        .expect("the source is the migration's own error");
+    assert!(
+        matches!(&*driver.kind, ErrorKind::Write(_)),
+        "a duplicate key write error: {driver:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "migration `0002_fails` failed; it was not recorded and no later migration ran"
+    );
+    assert_eq!(record_ids(&db, "schema_versions").await, ["0001_first"]);
+    assert_eq!(ran(&db).await, ["0001_first", "0002_fails"]);
+
+    // The next start tries the failed migration again, and only it.
+    let error = manager.apply_all().await.unwrap_err();
+    assert!(
+        matches!(&error, Error::MigrationFailed { id, .. } if id == "0002_fails"),
+        "{error:?}"
+    );
+    assert_eq!(ran(&db).await, ["0001_first", "0002_fails", "0002_fails"]);
+    assert_eq!(record_ids(&db, "schema_versions").await, ["0001_first"]);
+}
