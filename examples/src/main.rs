@@ -1,1 +1,72 @@
-fn main() {}
+//! Starts like every process of the application: connect, bring the schema
+//! up to date, then (in a real process) go on to serve.
+//!
+//! The server is `MONGODB_URI`, else a MongoDB on the default local port;
+//! the database is the URI's path when it names one, else `app`.
+
+use std::process::ExitCode;
+
+use schema_core::SchemaManager;
+
+// Linking the library registers the application's migrations.
+use example_app as _;
+
+const DEFAULT_URI: &str = "mongodb://127.0.0.1:27017";
+const DEFAULT_DATABASE: &str = "app";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let uri = std::env::var("MONGODB_URI").unwrap_or_else(|_| DEFAULT_URI.to_owned());
+    match start(&uri).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let mut message = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(uri: &str) -> Result<(), schema_core::Error> {
+    let db = schema_core::connect(uri, DEFAULT_DATABASE).await?;
+    println!(
+        "bringing the schema of `{}` on {} up to date",
+        db.name(),
+        schema_core::redact(uri)
+    );
+    let report = SchemaManager::new(db).apply_all().await?;
+    let description = |id: &str| {
+        schema_core::registered()
+            .into_iter()
+            .find(|migration| migration.id() == id)
+            .map_or("", |migration| migration.description())
+    };
+    let width = report
+        .applied
+        .iter()
+        .chain(&report.already_applied)
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
+    for id in &report.already_applied {
+        println!("  already applied  {id:width$}  {}", description(id));
+    }
+    for id in &report.applied {
+        println!("  applied          {id:width$}  {}", description(id));
+    }
+    if report.applied.is_empty() {
+        println!("nothing to apply: all {} migrations were already applied", report.already_applied.len());
+    } else {
+        println!(
+            "applied {} migrations, {} were already applied",
+            report.applied.len(),
+            report.already_applied.len()
+        );
+    }
+    Ok(())
+}
