@@ -30,7 +30,10 @@ fn newest_first(field: &str, at: &str) -> IndexModel {
 
 /// A TTL index: documents expire `after` the date in `field`.
 fn expires(field: &str, after: Duration) -> IndexModel {
-    index(doc! { field: 1 }, IndexOptions::builder().expire_after(after).build())
+    index(
+        doc! { field: 1 },
+        IndexOptions::builder().expire_after(after).build(),
+    )
 }
 
 /// Creates `indexes` on `collection` in one `createIndexes` command.
@@ -39,6 +42,8 @@ async fn create_indexes(
     collection: &str,
     indexes: impl IntoIterator<Item = IndexModel>,
 ) -> Result<(), schema_core::mongodb::error::Error> {
-    db.collection::<Document>(collection).create_indexes(indexes).await?;
+    db.collection::<Document>(collection)
+        .create_indexes(indexes)
+        .await?;
     Ok(())
 }

@@ -60,7 +60,10 @@ async fn start(uri: &str) -> Result<(), schema_core::Error> {
         println!("  applied          {id:width$}  {}", description(id));
     }
     if report.applied.is_empty() {
-        println!("nothing to apply: all {} migrations were already applied", report.already_applied.len());
+        println!(
+            "nothing to apply: all {} migrations were already applied",
+            report.already_applied.len()
+        );
     } else {
         println!(
             "applied {} migrations, {} were already applied",

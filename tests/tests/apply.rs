@@ -265,3 +265,14 @@ async fn connect_falls_back_to_the_given_database_name() {
         .unwrap();
     assert_eq!(db.name(), "fallback");
 }
+
+#[tokio::test]
+async fn a_migration_stays_callable_as_written() {
+    let db = fresh_database("callable").await;
+    tie(&db).await.expect("the function runs on its own");
+    assert_eq!(ran(&db).await, ["0_tie"]);
+    assert!(
+        documents(&db, "schema_versions").await.is_empty(),
+        "calling it records nothing"
+    );
+}

@@ -14,7 +14,12 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// Idempotency keys: unique per key, forgotten after one hour
 #[migration(id = "0006_idempotency_keys")]
 async fn idempotency_keys(db: &Database) -> Result<(), Error> {
-    create_indexes(db, "idempotency_keys", [unique("key"), expires("created_at", HOUR)]).await
+    create_indexes(
+        db,
+        "idempotency_keys",
+        [unique("key"), expires("created_at", HOUR)],
+    )
+    .await
 }
 
 /// DLQ messages: by event, by status, kept for seven days
