@@ -8,7 +8,7 @@ use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
 use crate::errors::Errors;
 
 /// The longest id accepted, in bytes.
-const MAX_ID_LEN: usize = 128;
+pub(crate) const MAX_ID_LEN: usize = 128;
 
 const KEYS: &str = "`id`, `after` and `description`";
 
@@ -187,6 +187,6 @@ fn check_dependencies(id: &LitStr, after: &[LitStr], errors: &mut Errors) {
 
 /// The characters an id may use: they are safe in a document `_id`, a log
 /// line, a shell argument and a generated identifier.
-pub(crate) fn is_id_char(c: char) -> bool {
+fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
 }

@@ -2,7 +2,8 @@
 //! `async fn name(db: &mongodb::Database) -> Result<(), E>`.
 
 use syn::{
-    Attribute, Expr, ExprLit, FnArg, GenericArgument, ItemFn, Lit, Meta, PathArguments, ReturnType, Type,
+    Attribute, Expr, ExprLit, FnArg, GenericArgument, ItemFn, Lit, Meta, PathArguments, ReturnType,
+    Signature, Type,
 };
 
 use crate::errors::Errors;
@@ -27,11 +28,11 @@ pub(crate) fn check_signature(function: &ItemFn, errors: &mut Errors) {
     if let Some(abi) = &signature.abi {
         errors.spanned(abi, "a migration cannot have an `extern` ABI; remove it");
     }
-    if !signature.generics.params.is_empty() || signature.generics.where_clause.is_some() {
-        errors.spanned(
-            &signature.generics,
-            "a migration cannot be generic; it is called with `&mongodb::Database` only",
-        );
+    let generic = "a migration cannot be generic; it is called with `&mongodb::Database` only";
+    if !signature.generics.params.is_empty() {
+        errors.spanned(&signature.generics, generic);
+    } else if let Some(where_clause) = &signature.generics.where_clause {
+        errors.spanned(where_clause, generic);
     }
     if let Some(variadic) = &signature.variadic {
         errors.spanned(
@@ -40,38 +41,43 @@ pub(crate) fn check_signature(function: &ItemFn, errors: &mut Errors) {
         );
     }
     check_parameters(function, errors);
-    check_return(&signature.output, errors);
+    check_return(signature, errors);
 }
 
 fn check_parameters(function: &ItemFn, errors: &mut Errors) {
-    let inputs = &function.sig.inputs;
     let wanted = "a migration takes exactly one parameter, `db: &mongodb::Database`";
-    if inputs.is_empty() {
-        errors.spanned(&function.sig.ident, format!("{wanted}; add it"));
-        return;
-    }
-    for (index, input) in inputs.iter().enumerate() {
+    let mut typed = 0;
+    for input in &function.sig.inputs {
         match input {
             FnArg::Receiver(receiver) => errors.spanned(
                 receiver,
                 "a migration is a free function and cannot take `self`; move it out of the `impl` block",
             ),
-            FnArg::Typed(_) if index > 0 => errors.spanned(input, format!("{wanted}; remove this one")),
-            FnArg::Typed(typed) => match &*typed.ty {
-                Type::Reference(reference) if reference.mutability.is_none() => {}
-                other => errors.spanned(other, format!("{wanted}: a shared reference")),
-            },
+            FnArg::Typed(_) if typed > 0 => errors.spanned(input, format!("{wanted}; remove this one")),
+            FnArg::Typed(parameter) => {
+                typed += 1;
+                match &*parameter.ty {
+                    Type::Reference(reference) if reference.mutability.is_none() => {}
+                    other => errors.spanned(other, format!("{wanted}: a shared reference")),
+                }
+            }
         }
+    }
+    if function.sig.inputs.is_empty() {
+        errors.push(syn::Error::new(
+            function.sig.paren_token.span.join(),
+            format!("{wanted}; add it"),
+        ));
     }
 }
 
-fn check_return(output: &ReturnType, errors: &mut Errors) {
+fn check_return(signature: &Signature, errors: &mut Errors) {
     let wanted = "a migration returns `Result<(), E>` where `E` converts into \
                   `Box<dyn std::error::Error + Send + Sync>`";
-    let ty = match output {
+    let ty = match &signature.output {
         ReturnType::Default => {
             errors.push(syn::Error::new(
-                proc_macro2::Span::call_site(),
+                signature.paren_token.span.close(),
                 format!("{wanted}; add `-> Result<(), mongodb::error::Error>` or your own error type"),
             ));
             return;

@@ -1,0 +1,17 @@
+use schema_core::migration;
+use schema_core::mongodb::{Database, error::Error};
+
+#[migration(id = "0001_nothing")]
+async fn nothing(_db: &Database) {}
+
+#[migration(id = "0002_count")]
+async fn count(_db: &Database) -> Result<u64, Error> {
+    Ok(0)
+}
+
+#[migration(id = "0003_option")]
+async fn option(_db: &Database) -> Option<()> {
+    None
+}
+
+fn main() {}

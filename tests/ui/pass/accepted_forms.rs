@@ -1,0 +1,69 @@
+//! Every accepted form of the attribute compiles, and registers what it says.
+
+use schema_core::migration;
+use schema_core::mongodb::{self, Database};
+
+/// Described by its doc comment
+///
+/// Only the first line counts.
+#[migration(id = "0001_doc")]
+async fn doc_comment(_db: &Database) -> Result<(), mongodb::error::Error> {
+    Ok(())
+}
+
+/// This comment is overruled
+#[migration(id = "0002_explicit", description = "Described explicitly", after = "0001_doc")]
+async fn explicit(_db: &Database) -> Result<(), anyhow::Error> {
+    Ok(())
+}
+
+#[migration(id = "0003_list", after = ["0001_doc", "0002_explicit"])]
+async fn dependency_list(_db: &Database) -> anyhow::Result<()> {
+    Ok(())
+}
+
+#[derive(Debug)]
+struct AppError;
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("application error")
+    }
+}
+
+impl std::error::Error for AppError {}
+
+#[migration(id = "0004.user-error_Type", after = [], description = "")]
+pub async fn user_error(_db: &Database) -> Result<(), AppError> {
+    Ok(())
+}
+
+#[migration(id = "0005_boxed", after = ["0003_list"],)]
+pub(crate) async fn boxed(database: &mongodb::Database) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    database.name();
+    Ok(())
+}
+
+#[migration(id = "0006_string_error")]
+async fn string_error(_: &Database) -> std::result::Result<(), String> {
+    Ok(())
+}
+
+fn main() {
+    let mut found: Vec<_> = schema_core::registered()
+        .into_iter()
+        .map(|m| (m.id(), m.description(), m.after()))
+        .collect();
+    found.sort();
+    let expected: [(&str, &str, &[&str]); 6] = [
+        ("0001_doc", "Described by its doc comment", &[]),
+        ("0002_explicit", "Described explicitly", &["0001_doc"]),
+        ("0003_list", "dependency_list", &["0001_doc", "0002_explicit"]),
+        ("0004.user-error_Type", "", &[]),
+        ("0005_boxed", "boxed", &["0003_list"]),
+        ("0006_string_error", "string_error", &[]),
+    ];
+    assert_eq!(found, expected);
+    // The functions stay callable as written.
+    let _ = (doc_comment, explicit, dependency_list, user_error, boxed, string_error);
+}
