@@ -23,7 +23,7 @@ async fn dependency_list(_db: &Database) -> anyhow::Result<()> {
 }
 
 #[derive(Debug)]
-struct AppError;
+pub struct AppError;
 
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
