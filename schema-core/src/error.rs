@@ -101,6 +101,45 @@ pub enum Error {
         reason: String,
     },
 
+    /// Another process held the schema lock for longer than the manager's
+    /// `lock_wait_timeout`, renewing its lease all along.
+    #[error(
+        "gave up waiting for the schema lock after {waited:?}: it is held by {holder}{}, \
+         and its lease ends at {expires_at} (server time) unless renewed",
+        running.as_ref().map(|id| format!(", which is applying `{id}`")).unwrap_or_default()
+    )]
+    LockTimeout {
+        /// The holder, as `host:pid:random`.
+        holder: String,
+        /// The migration the holder is applying, if any.
+        running: Option<String>,
+        /// When the holder's lease ends unless renewed, by the server's clock.
+        expires_at: mongodb::bson::DateTime,
+        /// How long this process waited.
+        waited: std::time::Duration,
+    },
+
+    /// This process's lease ended and another process took the lock over
+    /// while migration `id` ran. The migration was not recorded, and this
+    /// process applied nothing more.
+    #[error(
+        "lost the schema lock while applying `{id}`: the lease ended and another process took it \
+         over; `{id}` was not recorded and nothing more was applied here"
+    )]
+    LockLost {
+        /// The migration that ran, or was about to, without the lock.
+        id: String,
+    },
+
+    /// The server answered a command without something this crate needs.
+    #[error("the server's reply to `{command}` is unusable: {reason}")]
+    UnexpectedReply {
+        /// The command.
+        command: String,
+        /// What is missing or wrong.
+        reason: String,
+    },
+
     /// The server could not be reached, or refused a command.
     #[error("could not {action}")]
     Database {

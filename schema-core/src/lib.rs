@@ -44,6 +44,7 @@
 //! - [`registry`](crate::Migration): what the binary declares;
 //! - `plan`: validation and ordering, pure and without I/O;
 //! - `records`: what the versions collection holds;
+//! - `lock`: the lease lock that lets one process at a time apply;
 //! - [`SchemaManager`]: ties them together;
 //! - [`connect`]: an optional way to open the database from a URI.
 //!
@@ -58,6 +59,7 @@
 
 mod connect;
 mod error;
+mod lock;
 mod manager;
 mod owner;
 mod plan;
@@ -71,6 +73,7 @@ pub mod __private;
 
 pub use connect::{DEFAULT_SERVER_SELECTION_TIMEOUT, connect, redact};
 pub use error::{BoxError, Error};
+pub use lock::{DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Interrupted};
 pub use manager::{ApplyReport, DEFAULT_VERSIONS_COLLECTION, SchemaManager};
 pub use registry::{Location, Migration, registered};
 pub use schema_macros::migration;

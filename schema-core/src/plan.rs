@@ -118,18 +118,6 @@ fn find_cycle(
     }
 }
 
-/// The ids of `ordered` that `is_applied` does not know, in order.
-pub(crate) fn pending<'m>(
-    ordered: &[&'m Migration],
-    is_applied: impl Fn(&str) -> bool,
-) -> Vec<&'m Migration> {
-    ordered
-        .iter()
-        .copied()
-        .filter(|migration| !is_applied(migration.id()))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,18 +257,6 @@ mod tests {
             panic!("expected a cycle")
         };
         assert_eq!(ids, ["x", "y"]);
-    }
-
-    #[test]
-    fn pending_keeps_the_order_and_skips_applied_ids() {
-        let set = [
-            migration("1", &[]),
-            migration("2", &["1"]),
-            migration("3", &["2"]),
-        ];
-        let ordered = order(&set).unwrap();
-        let left: Vec<_> = pending(&ordered, |id| id == "2").iter().map(|m| m.id()).collect();
-        assert_eq!(left, ["1", "3"]);
     }
 
     #[test]

@@ -117,3 +117,43 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// The commands a client sent, as `(command name, target collection)`, the
+/// collection being empty for commands without one.
+pub type SentCommands = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// Like [`fresh_database`], on a client that notes every command it sends
+/// (not the connection handshake or server monitoring, which the driver
+/// does not report as commands).
+pub async fn monitored_database(test: &str) -> (Database, SentCommands) {
+    use schema_core::mongodb::event::EventHandler;
+    use schema_core::mongodb::event::command::CommandEvent;
+    use schema_core::mongodb::options::ClientOptions;
+
+    let name = fresh_database(test).await.name().to_owned();
+    let sent = SentCommands::default();
+    let noted = sent.clone();
+    let mut options = ClientOptions::parse(uri())
+        .await
+        .expect("MONGODB_URI is a valid URI");
+    options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| {
+        if let CommandEvent::Started(started) = event {
+            let target = started
+                .command
+                .get_str(&started.command_name)
+                .unwrap_or_default()
+                .to_owned();
+            noted
+                .lock()
+                .expect("not poisoned")
+                .push((started.command_name, target));
+        }
+    }));
+    let client = Client::with_options(options).expect("a client");
+    (client.database(&name), sent)
+}
+
+/// Takes the commands noted so far, leaving the list empty.
+pub fn take_commands(sent: &SentCommands) -> Vec<(String, String)> {
+    std::mem::take(&mut *sent.lock().expect("not poisoned"))
+}

@@ -4,7 +4,7 @@
 use schema_core::mongodb::bson::{Document, doc};
 use schema_core::mongodb::{Database, error::Error as DriverError, error::ErrorKind};
 use schema_core::{Error, SchemaManager, migration};
-use schema_tests::{fresh_database, note_ran, ran, record_ids};
+use schema_tests::{documents, fresh_database, note_ran, ran, record_ids};
 
 #[migration(id = "0001_first")]
 async fn first(db: &Database) -> Result<(), DriverError> {
@@ -55,6 +55,10 @@ async fn a_failing_migration_stops_the_run_and_is_not_recorded() {
     );
     assert_eq!(record_ids(&db, "schema_versions").await, ["0001_first"]);
     assert_eq!(ran(&db).await, ["0001_first", "0002_fails"]);
+    assert!(
+        documents(&db, "schema_lock").await.is_empty(),
+        "the lock was released"
+    );
 
     // The next start tries the failed migration again, and only it.
     let error = manager.apply_all().await.unwrap_err();

@@ -4,7 +4,7 @@
 use schema_core::mongodb::Database;
 use schema_core::mongodb::error::Error as DriverError;
 use schema_core::{Error, SchemaManager, migration};
-use schema_tests::{fresh_database, note_ran, ran, record_ids};
+use schema_tests::{documents, fresh_database, note_ran, ran, record_ids};
 
 #[migration(id = "0001_first")]
 async fn first(db: &Database) -> Result<(), DriverError> {
@@ -36,4 +36,8 @@ async fn a_panicking_migration_is_an_error_naming_it() {
     assert!(message.contains("index out of bounds"), "{message}");
     assert_eq!(record_ids(&db, "schema_versions").await, ["0001_first"]);
     assert_eq!(ran(&db).await, ["0001_first", "0002_panics"]);
+    assert!(
+        documents(&db, "schema_lock").await.is_empty(),
+        "the lock was released"
+    );
 }
