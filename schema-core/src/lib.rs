@@ -73,7 +73,9 @@ pub mod __private;
 
 pub use connect::{DEFAULT_SERVER_SELECTION_TIMEOUT, connect, redact};
 pub use error::{BoxError, Error};
-pub use lock::{DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Interrupted};
+pub use lock::{
+    DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Interrupted, MIN_LOCK_LEASE,
+};
 pub use manager::{ApplyReport, DEFAULT_VERSIONS_COLLECTION, SchemaManager};
 pub use registry::{Location, Migration, registered};
 pub use schema_macros::migration;

@@ -9,7 +9,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::Error;
 use crate::lock::{
-    DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Interrupted, Lock,
+    DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Interrupted, Lock, MIN_LOCK_LEASE,
 };
 use crate::owner::Owner;
 use crate::plan;
@@ -92,10 +92,11 @@ impl SchemaManager {
     }
 
     /// How long the lock stays held without renewal (30 seconds by
-    /// default). The holder renews it three times per lease while
-    /// migrations run; a holder that dies blocks the others this long.
+    /// default, at least [`MIN_LOCK_LEASE`]). The holder renews it three
+    /// times per lease while migrations run; a holder that dies blocks the
+    /// others this long.
     pub fn lock_lease(mut self, lease: Duration) -> SchemaManager {
-        self.lock_lease = lease;
+        self.lock_lease = lease.max(MIN_LOCK_LEASE);
         self
     }
 
