@@ -131,6 +131,38 @@ pub enum Error {
         id: String,
     },
 
+    /// An existing index has the name or keys of a declared one but differs
+    /// from it. Nothing was created.
+    #[error(
+        "index `{index}` declared on `{collection}` conflicts with the existing index `{existing}` \
+         ({difference}); nothing was created: drop the existing index or declare it as it is"
+    )]
+    IndexConflict {
+        /// The collection.
+        collection: String,
+        /// The declared index's name.
+        index: String,
+        /// The existing index's name.
+        existing: String,
+        /// What differs, as `field: declared X, existing Y`, separated by `; `.
+        difference: String,
+        /// The server's refusal.
+        #[source]
+        source: Box<mongodb::error::Error>,
+    },
+
+    /// Two indexes declared in one call share a name or keys.
+    #[error(
+        "index `{index}` is declared twice on `{collection}` (by name or by keys); \
+         declare each index once"
+    )]
+    RepeatedIndex {
+        /// The collection.
+        collection: String,
+        /// The second declaration's name.
+        index: String,
+    },
+
     /// The server answered a command without something this crate needs.
     #[error("the server's reply to `{command}` is unusable: {reason}")]
     UnexpectedReply {

@@ -45,6 +45,7 @@
 //! - `plan`: validation and ordering, pure and without I/O;
 //! - `records`: what the versions collection holds;
 //! - `lock`: the lease lock that lets one process at a time apply;
+//! - [`indexes`] and [`set_validator`]: helpers for what migrations do;
 //! - [`SchemaManager`]: ties them together;
 //! - [`connect`]: an optional way to open the database from a URI.
 //!
@@ -59,6 +60,7 @@
 
 mod connect;
 mod error;
+pub mod indexes;
 mod lock;
 mod manager;
 mod owner;
@@ -66,6 +68,7 @@ mod plan;
 mod records;
 mod registry;
 mod unwind;
+mod validator;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -73,12 +76,14 @@ pub mod __private;
 
 pub use connect::{DEFAULT_SERVER_SELECTION_TIMEOUT, connect, redact};
 pub use error::{BoxError, Error};
+pub use indexes::ensure_indexes;
 pub use lock::{
     DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Interrupted, MIN_LOCK_LEASE,
 };
 pub use manager::{ApplyReport, DEFAULT_VERSIONS_COLLECTION, SchemaManager};
 pub use registry::{Location, Migration, registered};
 pub use schema_macros::migration;
+pub use validator::set_validator;
 
 /// The MongoDB driver this crate is built on, so an application can name
 /// `schema_core::mongodb::Database` without a dependency of its own.

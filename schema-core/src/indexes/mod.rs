@@ -1,0 +1,196 @@
+//! Declaring a collection's indexes in one call.
+//!
+//! [`ensure_indexes`] sends every declared index of a collection in a single
+//! `createIndexes` command: the server builds the new ones in one scan of
+//! the collection and treats those that already exist with the same spec as
+//! no-ops. When an existing index contradicts a declared one, the error
+//! names both and what differs.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use schema_core::indexes::{IndexModelExt, ascending, ensure_indexes, keys, text, ttl};
+//! use schema_core::mongodb::{Database, bson::doc};
+//!
+//! # async fn events(db: &Database) -> Result<(), schema_core::Error> {
+//! ensure_indexes(db, "events", [
+//!     ascending("event_id").unique(),
+//!     keys(doc! { "event_type": 1, "timestamp": -1 }),
+//!     ttl("ttl_expires_at", Duration::ZERO),
+//!     text(&["event_type", "payload.message"]).weights(doc! { "event_type": 10 }),
+//! ])
+//! .await
+//! # }
+//! ```
+
+mod conflict;
+mod constructors;
+
+use mongodb::bson::{Document, doc};
+use mongodb::error::ErrorKind;
+use mongodb::{Database, IndexModel};
+
+pub use constructors::{IndexModelExt, ascending, default_name, descending, keys, text, ttl};
+
+use crate::error::Error;
+
+/// The server's codes for an index that contradicts an existing one:
+/// IndexAlreadyExists, IndexOptionsConflict and IndexKeySpecsConflict.
+const CONFLICT_CODES: [i32; 3] = [68, 85, 86];
+
+/// Creates the `indexes` of `collection` that do not exist yet, in one
+/// `createIndexes` command. Unnamed indexes get MongoDB's default name
+/// ([`default_name`]), so names are stable.
+///
+/// # Errors
+///
+/// - [`Error::RepeatedIndex`] when two declared indexes share a name or
+///   keys; nothing is sent;
+/// - [`Error::IndexConflict`] when an existing index has a declared
+///   index's name or keys but differs from it; the error names both and
+///   what differs, read from `listIndexes` at that moment, and nothing is
+///   created;
+/// - [`Error::Database`] when the server fails otherwise.
+pub async fn ensure_indexes(
+    db: &Database,
+    collection: &str,
+    indexes: impl IntoIterator<Item = IndexModel>,
+) -> Result<(), Error> {
+    let mut models: Vec<IndexModel> = indexes.into_iter().collect();
+    if models.is_empty() {
+        return Ok(());
+    }
+    for model in &mut models {
+        let options = model.options.get_or_insert_with(Default::default);
+        if options.name.is_none() {
+            options.name = Some(default_name(&model.keys));
+        }
+    }
+    let specs: Vec<Document> = models.iter().map(spec).collect::<Result<_, _>>()?;
+    if let Some(index) = conflict::repeated_declaration(&specs) {
+        return Err(Error::RepeatedIndex {
+            collection: collection.to_owned(),
+            index,
+        });
+    }
+    let target = db.collection::<Document>(collection);
+    let error = match target.create_indexes(models).await {
+        Ok(_) => return Ok(()),
+        Err(error) => error,
+    };
+    if !is_conflict(&error) {
+        return Err(Error::Database {
+            action: format!("create indexes on `{collection}`"),
+            source: Box::new(error),
+        });
+    }
+    let existing = list_indexes(db, collection).await?;
+    match conflict::find_conflicts(&specs, &existing).into_iter().next() {
+        Some(found) => Err(Error::IndexConflict {
+            collection: collection.to_owned(),
+            index: found.index,
+            existing: found.existing,
+            difference: found.differences.join("; "),
+            source: Box::new(error),
+        }),
+        // The conflicting index changed between the two commands.
+        None => Err(Error::Database {
+            action: format!("create indexes on `{collection}`"),
+            source: Box::new(error),
+        }),
+    }
+}
+
+/// Whether the server refused an index because an existing one
+/// contradicts it.
+fn is_conflict(error: &mongodb::error::Error) -> bool {
+    matches!(&*error.kind, ErrorKind::Command(command) if CONFLICT_CODES.contains(&command.code))
+}
+
+/// The spec of `model` as `createIndexes` sends it.
+fn spec(model: &IndexModel) -> Result<Document, Error> {
+    mongodb::bson::to_document(model).map_err(|error| Error::UnexpectedReply {
+        command: "createIndexes".to_owned(),
+        reason: format!("an index declaration could not be encoded: {error}"),
+    })
+}
+
+async fn list_indexes(db: &Database, collection: &str) -> Result<Vec<Document>, Error> {
+    let failed = |source| Error::Database {
+        action: format!("list the indexes of `{collection}`"),
+        source: Box::new(source),
+    };
+    let reply = db
+        .run_command(doc! { "listIndexes": collection })
+        .await
+        .map_err(failed)?;
+    let batch = reply
+        .get_document("cursor")
+        .and_then(|cursor| cursor.get_array("firstBatch"))
+        .map_err(|_| Error::UnexpectedReply {
+            command: "listIndexes".to_owned(),
+            reason: "it has no `cursor.firstBatch`".to_owned(),
+        })?;
+    Ok(batch
+        .iter()
+        .filter_map(|index| index.as_document().cloned())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::error::CommandError;
+
+    /// A `createIndexes` refusal as MongoDB 7 sends it.
+    fn refusal(code: i32, code_name: &str) -> mongodb::error::Error {
+        let command: CommandError = mongodb::bson::from_document(doc! {
+            "code": code,
+            "codeName": code_name,
+            "errmsg": "An existing index has the same name as the requested index. When index names are \
+                       not specified, they are auto generated and can cause conflicts. Please refer to our \
+                       documentation. Requested index: { v: 2, key: { event_id: 1 }, name: \"event_id_1\" }, \
+                       existing index: { v: 2, unique: true, key: { event_id: 1 }, name: \"event_id_1\" }",
+        })
+        .expect("the server's error shape");
+        ErrorKind::Command(command).into()
+    }
+
+    #[test]
+    fn option_and_key_conflicts_are_recognised() {
+        assert!(is_conflict(&refusal(85, "IndexOptionsConflict")));
+        assert!(is_conflict(&refusal(86, "IndexKeySpecsConflict")));
+        assert!(is_conflict(&refusal(68, "IndexAlreadyExists")));
+        assert!(!is_conflict(&refusal(13, "Unauthorized")));
+    }
+
+    #[test]
+    fn the_conflict_error_names_the_collection_the_indexes_and_the_difference() {
+        let specs = [spec(&ascending("event_id").named("event_id_1")).unwrap()];
+        let existing = [doc! { "v": 2, "key": { "event_id": 1 }, "name": "event_id_1", "unique": true }];
+        let found = conflict::find_conflicts(&specs, &existing).remove(0);
+        let error = Error::IndexConflict {
+            collection: "events".into(),
+            index: found.index,
+            existing: found.existing,
+            difference: found.differences.join("; "),
+            source: Box::new(refusal(85, "IndexOptionsConflict")),
+        };
+        assert_eq!(
+            error.to_string(),
+            "index `event_id_1` declared on `events` conflicts with the existing index `event_id_1` \
+             (unique: declared false, existing true); nothing was created: drop the existing index or \
+             declare it as it is"
+        );
+    }
+
+    #[test]
+    fn specs_are_what_create_indexes_sends() {
+        let model = ttl("created_at", std::time::Duration::from_secs(3600))
+            .unique()
+            .named("ttl");
+        assert_eq!(
+            spec(&model).unwrap(),
+            doc! { "key": { "created_at": 1 }, "expireAfterSeconds": 3600, "name": "ttl", "unique": true }
+        );
+    }
+}
