@@ -39,25 +39,34 @@ async fn start(uri: &str) -> Result<(), schema_core::Error> {
         db.name(),
         schema_core::redact(uri)
     );
-    let report = SchemaManager::new(db).apply_all().await?;
-    let description = |id: &str| {
-        schema_core::registered()
-            .into_iter()
-            .find(|migration| migration.id() == id)
-            .map_or("", |migration| migration.description())
-    };
-    let width = report
-        .applied
+    let client = db.client().clone();
+    let applied = SchemaManager::new(db).apply_all().await;
+    // Close the connections while the runtime still runs, instead of
+    // leaving it to the client's drop at exit.
+    client.shutdown().await;
+    let report = applied?;
+    let mut migrations = schema_core::registered();
+    migrations.sort_by_key(|migration| migration.id());
+    let width = migrations
         .iter()
-        .chain(&report.already_applied)
-        .map(String::len)
+        .map(|migration| migration.id().len())
         .max()
         .unwrap_or(0);
-    for id in &report.already_applied {
-        println!("  already applied  {id:width$}  {}", description(id));
-    }
-    for id in &report.applied {
-        println!("  applied          {id:width$}  {}", description(id));
+    for migration in &migrations {
+        let id = migration.id();
+        let state = if report.applied.iter().any(|applied| applied == id) {
+            "applied"
+        } else {
+            "already applied"
+        };
+        let took = report.durations.get(id).map_or_else(
+            || "-".to_owned(),
+            |duration| format!("{} ms", duration.as_millis()),
+        );
+        println!(
+            "  {state:<15}  {id:width$}  {took:>7}  {}",
+            migration.description()
+        );
     }
     if report.applied.is_empty() {
         println!(

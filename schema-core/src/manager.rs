@@ -1,7 +1,7 @@
 //! Ties the pieces together: plan the registered migrations, read what the
 //! versions collection holds, run what is missing and record it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use mongodb::Database;
@@ -60,6 +60,10 @@ pub struct ApplyReport {
     /// Ids of registered migrations that were already recorded, in plan
     /// order.
     pub already_applied: Vec<String>,
+    /// How long each migration took, by id: measured for those this call
+    /// applied, as recorded for the others (absent for records written
+    /// without a duration).
+    pub durations: HashMap<String, Duration>,
     /// Set when this call took the lock over from a process whose lease had
     /// ended, usually because it died while applying migrations.
     pub interrupted: Option<Interrupted>,
@@ -149,12 +153,9 @@ impl SchemaManager {
         let declared = registry::registered();
         let ordered = plan::order(&declared)?;
         let records = Records::new(&self.db, &self.versions_collection);
-        let (pending, already_applied) = split(&ordered, &records.read_all().await?);
+        let (pending, report) = split(&ordered, &records.read_all().await?);
         if pending.is_empty() {
-            return Ok(ApplyReport {
-                already_applied,
-                ..ApplyReport::default()
-            });
+            return Ok(report);
         }
 
         let owner = Owner::new();
@@ -184,12 +185,7 @@ impl SchemaManager {
         lock: &Lock,
         owner: &Owner,
     ) -> Result<ApplyReport, Error> {
-        let (pending, already_applied) = split(ordered, &records.read_all().await?);
-        let mut report = ApplyReport {
-            applied: Vec::with_capacity(pending.len()),
-            already_applied,
-            interrupted: None,
-        };
+        let (pending, mut report) = split(ordered, &records.read_all().await?);
         let applied_by = owner.process();
         for migration in pending {
             let lost = || Error::LockLost {
@@ -212,6 +208,7 @@ impl SchemaManager {
                 "migration applied"
             );
             report.applied.push(migration.id().to_owned());
+            report.durations.insert(migration.id().to_owned(), duration);
         }
         Ok(report)
     }
@@ -261,13 +258,24 @@ impl SchemaManager {
     }
 }
 
-/// Splits `ordered` into the migrations `stored` lacks, in order, and the
-/// ids of those it records.
-fn split<'m>(ordered: &[&'m Migration], stored: &[VersionRecord]) -> (Vec<&'m Migration>, Vec<String>) {
-    let recorded: HashSet<&str> = stored.iter().map(|record| record.id.as_str()).collect();
-    let (done, pending): (Vec<&Migration>, Vec<&Migration>) = ordered
-        .iter()
-        .partition(|migration| recorded.contains(migration.id()));
-    let done = done.iter().map(|migration| migration.id().to_owned()).collect();
-    (pending, done)
+/// Splits `ordered` into the migrations `stored` lacks, in order, and a
+/// report of those it records.
+fn split<'m>(ordered: &[&'m Migration], stored: &[VersionRecord]) -> (Vec<&'m Migration>, ApplyReport) {
+    let recorded: HashMap<&str, &VersionRecord> =
+        stored.iter().map(|record| (record.id.as_str(), record)).collect();
+    let mut report = ApplyReport::default();
+    let mut pending = Vec::new();
+    for migration in ordered {
+        let Some(record) = recorded.get(migration.id()) else {
+            pending.push(*migration);
+            continue;
+        };
+        report.already_applied.push(migration.id().to_owned());
+        if let Some(ms) = record.duration_ms.and_then(|ms| u64::try_from(ms).ok()) {
+            report
+                .durations
+                .insert(migration.id().to_owned(), Duration::from_millis(ms));
+        }
+    }
+    (pending, report)
 }

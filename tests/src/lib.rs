@@ -118,9 +118,8 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The commands a client sent, as `(command name, target collection)`, the
-/// collection being empty for commands without one.
-pub type SentCommands = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+/// The commands a client sent, whole, in order.
+pub type SentCommands = std::sync::Arc<std::sync::Mutex<Vec<Document>>>;
 
 /// Like [`fresh_database`], on a client that notes every command it sends
 /// (not the connection handshake or server monitoring, which the driver
@@ -138,15 +137,7 @@ pub async fn monitored_database(test: &str) -> (Database, SentCommands) {
         .expect("MONGODB_URI is a valid URI");
     options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| {
         if let CommandEvent::Started(started) = event {
-            let target = started
-                .command
-                .get_str(&started.command_name)
-                .unwrap_or_default()
-                .to_owned();
-            noted
-                .lock()
-                .expect("not poisoned")
-                .push((started.command_name, target));
+            noted.lock().expect("not poisoned").push(started.command);
         }
     }));
     let client = Client::with_options(options).expect("a client");
@@ -154,6 +145,18 @@ pub async fn monitored_database(test: &str) -> (Database, SentCommands) {
 }
 
 /// Takes the commands noted so far, leaving the list empty.
-pub fn take_commands(sent: &SentCommands) -> Vec<(String, String)> {
+pub fn take_command_documents(sent: &SentCommands) -> Vec<Document> {
     std::mem::take(&mut *sent.lock().expect("not poisoned"))
+}
+
+/// Takes the commands noted so far as `(command name, target collection)`,
+/// the target being empty for commands without one.
+pub fn take_commands(sent: &SentCommands) -> Vec<(String, String)> {
+    take_command_documents(sent)
+        .into_iter()
+        .filter_map(|command| {
+            let (name, target) = command.iter().next()?;
+            Some((name.clone(), target.as_str().unwrap_or_default().to_owned()))
+        })
+        .collect()
 }

@@ -1,18 +1,20 @@
 //! Results of executions, looked up by execution and listed per user.
 
-use schema_core::migration;
+use schema_core::indexes::{IndexModelExt, ascending, ensure_indexes, keys};
 use schema_core::mongodb::Database;
-use schema_core::mongodb::error::Error;
+use schema_core::mongodb::bson::doc;
+use schema_core::{Error, migration};
 
-use crate::{create_indexes, newest_first, unique};
-
-/// Execution results: one per execution, a user's newest first
+/// Execution results: one per execution, and each user's newest first
 #[migration(id = "0008_execution_results")]
 async fn execution_results(db: &Database) -> Result<(), Error> {
-    create_indexes(
+    ensure_indexes(
         db,
         "execution_results",
-        [unique("execution_id"), newest_first("user_id", "created_at")],
+        [
+            ascending("execution_id").unique(),
+            keys(doc! { "user_id": 1, "created_at": -1 }),
+        ],
     )
     .await
 }

@@ -1,23 +1,20 @@
 //! Sagas: long-running workflows across services.
 
-use schema_core::migration;
+use schema_core::indexes::{IndexModelExt, ascending, ensure_indexes, keys};
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::doc;
-use schema_core::mongodb::error::Error;
-use schema_core::mongodb::options::IndexOptions;
-
-use crate::{create_indexes, index, newest_first, unique};
+use schema_core::{Error, migration};
 
 /// Sagas: by id, by the execution they drive, and by state
 #[migration(id = "0007_sagas")]
 async fn sagas(db: &Database) -> Result<(), Error> {
-    create_indexes(
+    ensure_indexes(
         db,
         "sagas",
         [
-            unique("saga_id"),
-            index(doc! { "execution_id": 1 }, IndexOptions::default()),
-            newest_first("state", "created_at"),
+            ascending("saga_id").unique(),
+            ascending("execution_id"),
+            keys(doc! { "state": 1, "created_at": -1 }),
         ],
     )
     .await

@@ -1,18 +1,20 @@
 //! Snapshots of user settings, read newest first per user.
 
-use schema_core::migration;
+use schema_core::indexes::{IndexModelExt, ascending, ensure_indexes, keys};
 use schema_core::mongodb::Database;
-use schema_core::mongodb::error::Error;
+use schema_core::mongodb::bson::doc;
+use schema_core::{Error, migration};
 
-use crate::{create_indexes, newest_first, unique};
-
-/// User settings snapshots: the latest snapshot of each user
+/// User settings snapshots: by id, and each user's newest first
 #[migration(id = "0003_user_settings_snapshots")]
 async fn user_settings_snapshots(db: &Database) -> Result<(), Error> {
-    create_indexes(
+    ensure_indexes(
         db,
         "user_settings_snapshots",
-        [unique("snapshot_id"), newest_first("user_id", "created_at")],
+        [
+            ascending("snapshot_id").unique(),
+            keys(doc! { "user_id": 1, "created_at": -1 }),
+        ],
     )
     .await
 }

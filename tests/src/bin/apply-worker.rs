@@ -71,10 +71,13 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let client = db.client().clone();
     let manager = SchemaManager::new(db)
         .lock_lease(millis("WORKER_LEASE_MS", 5000))
         .lock_wait_timeout(millis("WORKER_WAIT_MS", 60_000));
-    match manager.apply_all().await {
+    let outcome = manager.apply_all().await;
+    client.shutdown().await;
+    match outcome {
         Ok(report) => {
             println!("applied={}", report.applied.join(","));
             if let Some(interrupted) = report.interrupted {

@@ -1,0 +1,256 @@
+//! The example application's nine migrations, applied to a fresh database:
+//! the indexes that exist afterwards, and the commands that built them.
+//!
+//! The test server keeps index keys, `unique` and TTL seconds, but renames
+//! indexes, forgets descending directions and does not list text indexes,
+//! so text indexes and directions are checked in the commands sent.
+
+use std::collections::BTreeMap;
+
+use schema_core::SchemaManager;
+use schema_core::mongodb::Database;
+use schema_core::mongodb::bson::{Bson, Document, doc};
+use schema_tests::{monitored_database, record_ids, take_commands};
+
+// Linking the example registers its migrations in this test binary.
+use example_app as _;
+
+/// An existing index as the test server keeps it: key fields in order,
+/// whether it is unique, and its TTL seconds.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Kept {
+    fields: Vec<String>,
+    unique: bool,
+    ttl_seconds: Option<i64>,
+}
+
+fn kept(fields: &[&str], unique: bool, ttl_seconds: Option<i64>) -> Kept {
+    Kept {
+        fields: fields.iter().map(|field| (*field).to_owned()).collect(),
+        unique,
+        ttl_seconds,
+    }
+}
+
+async fn indexes(db: &Database, collection: &str) -> Vec<Kept> {
+    let reply = db.run_command(doc! { "listIndexes": collection }).await.unwrap();
+    let batch = reply
+        .get_document("cursor")
+        .unwrap()
+        .get_array("firstBatch")
+        .unwrap();
+    let mut found: Vec<Kept> = batch
+        .iter()
+        .filter_map(Bson::as_document)
+        .filter(|index| index.get_str("name") != Ok("_id_"))
+        .map(|index| Kept {
+            fields: index.get_document("key").unwrap().keys().cloned().collect(),
+            unique: index.get_bool("unique").unwrap_or(false),
+            ttl_seconds: match index.get("expireAfterSeconds") {
+                Some(Bson::Int32(seconds)) => Some(i64::from(*seconds)),
+                Some(Bson::Int64(seconds)) => Some(*seconds),
+                Some(Bson::Double(seconds)) => Some(*seconds as i64),
+                _ => None,
+            },
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn sorted(mut expected: Vec<Kept>) -> Vec<Kept> {
+    expected.sort();
+    expected
+}
+
+#[tokio::test]
+async fn the_nine_migrations_build_the_backends_indexes() {
+    let (db, sent) = monitored_database("example_schema").await;
+    let report = SchemaManager::new(db.clone()).apply_all().await.expect("apply");
+    let commands = take_commands(&sent);
+    assert_eq!(report.applied.len(), 9, "{report:?}");
+    assert_eq!(record_ids(&db, "schema_versions").await.len(), 9);
+
+    assert_eq!(
+        indexes(&db, "events").await,
+        sorted(vec![
+            kept(&["event_id"], true, None),
+            kept(&["event_type", "timestamp"], false, None),
+            kept(&["aggregate_id", "timestamp"], false, None),
+            kept(&["metadata.user_id", "timestamp"], false, None),
+            kept(&["metadata.service_name", "timestamp"], false, None),
+            kept(&["status", "timestamp"], false, None),
+            kept(&["ttl_expires_at"], false, Some(0)),
+        ])
+    );
+    assert_eq!(
+        indexes(&db, "user_settings_snapshots").await,
+        sorted(vec![
+            kept(&["snapshot_id"], true, None),
+            kept(&["user_id", "created_at"], false, None)
+        ])
+    );
+    assert_eq!(
+        indexes(&db, "replay_sessions").await,
+        sorted(vec![
+            kept(&["session_id"], true, None),
+            kept(&["status", "created_at"], false, None),
+            kept(&["user_id", "created_at"], false, None),
+        ])
+    );
+    assert_eq!(
+        indexes(&db, "notifications").await,
+        sorted(vec![
+            kept(&["notification_id"], true, None),
+            kept(&["user_id", "created_at"], false, None),
+            kept(&["user_id", "status"], false, None),
+        ])
+    );
+    assert_eq!(
+        indexes(&db, "notification_rules").await,
+        sorted(vec![
+            kept(&["rule_id"], true, None),
+            kept(&["event_types", "enabled"], false, None)
+        ])
+    );
+    assert_eq!(
+        indexes(&db, "idempotency_keys").await,
+        sorted(vec![
+            kept(&["key"], true, None),
+            kept(&["created_at"], false, Some(3600))
+        ])
+    );
+    assert_eq!(
+        indexes(&db, "sagas").await,
+        sorted(vec![
+            kept(&["saga_id"], true, None),
+            kept(&["execution_id"], false, None),
+            kept(&["state", "created_at"], false, None),
+        ])
+    );
+    assert_eq!(
+        indexes(&db, "execution_results").await,
+        sorted(vec![
+            kept(&["execution_id"], true, None),
+            kept(&["user_id", "created_at"], false, None)
+        ])
+    );
+    assert_eq!(
+        indexes(&db, "dlq_messages").await,
+        sorted(vec![
+            kept(&["event_id"], true, None),
+            kept(&["status", "failed_at"], false, None),
+            kept(&["failed_at"], false, Some(7 * 24 * 3600)),
+        ])
+    );
+
+    // One createIndexes per collection, whatever the number of indexes.
+    let mut per_collection: BTreeMap<String, usize> = BTreeMap::new();
+    for (name, target) in &commands {
+        if name == "createIndexes" {
+            *per_collection.entry(target.clone()).or_default() += 1;
+        }
+    }
+    let collections = [
+        "dlq_messages",
+        "events",
+        "execution_results",
+        "idempotency_keys",
+        "notification_rules",
+        "notifications",
+        "replay_sessions",
+        "sagas",
+        "user_settings_snapshots",
+    ];
+    assert_eq!(
+        per_collection,
+        collections.iter().map(|name| ((*name).to_owned(), 1)).collect()
+    );
+    assert!(
+        !commands.iter().any(|(name, _)| name == "listIndexes"),
+        "no listIndexes on the happy path"
+    );
+}
+
+#[tokio::test]
+async fn a_second_start_applies_nothing_and_leaves_the_indexes_as_they_were() {
+    let (db, _sent) = monitored_database("example_twice").await;
+    SchemaManager::new(db.clone())
+        .apply_all()
+        .await
+        .expect("first start");
+    let collections = [
+        "events",
+        "idempotency_keys",
+        "dlq_messages",
+        "notifications",
+        "sagas",
+    ];
+    let mut before = Vec::new();
+    for collection in collections {
+        before.push(indexes(&db, collection).await);
+    }
+
+    let report = SchemaManager::new(db.clone())
+        .apply_all()
+        .await
+        .expect("second start");
+    assert!(report.applied.is_empty(), "{report:?}");
+    assert_eq!(report.already_applied.len(), 9);
+    for (collection, before) in collections.iter().zip(before) {
+        assert_eq!(indexes(&db, collection).await, before, "{collection}");
+    }
+}
+
+#[tokio::test]
+async fn the_events_text_index_and_validator_are_sent_as_declared() {
+    let (db, sent) = monitored_database("example_commands").await;
+    SchemaManager::new(db.clone()).apply_all().await.expect("apply");
+    let sent_documents = schema_tests::take_command_documents(&sent);
+
+    let create = sent_documents
+        .iter()
+        .find(|command| command.get_str("createIndexes") == Ok("events"))
+        .expect("createIndexes on events");
+    let specs = create.get_array("indexes").unwrap();
+    assert_eq!(specs.len(), 8, "all events indexes in one command");
+    let text = specs
+        .iter()
+        .filter_map(Bson::as_document)
+        .find(|spec| spec.get_str("name") == Ok("events_text"))
+        .expect("the text index is declared");
+    assert_eq!(
+        text.get_document("key").unwrap(),
+        &doc! { "event_type": "text", "metadata.service_name": "text", "payload.message": "text" }
+    );
+    assert_eq!(text.get_str("default_language"), Ok("english"));
+    let by_type = specs
+        .iter()
+        .filter_map(Bson::as_document)
+        .find(|spec| spec.get_str("name") == Ok("event_type_1_timestamp_-1"))
+        .expect("unnamed indexes get MongoDB's default name");
+    assert_eq!(
+        by_type.get_document("key").unwrap(),
+        &doc! { "event_type": 1, "timestamp": -1 }
+    );
+
+    let validator: &Document = sent_documents
+        .iter()
+        .find(|command| command.get_str("collMod") == Ok("events"))
+        .expect("collMod on the events collection, which the indexes created");
+    assert_eq!(validator.get_str("validationLevel"), Ok("moderate"));
+    assert_eq!(validator.get_str("validationAction"), Ok("warn"));
+    let schema = validator
+        .get_document("validator")
+        .unwrap()
+        .get_document("$jsonSchema")
+        .unwrap();
+    assert_eq!(
+        schema.get_array("required").unwrap(),
+        &vec![
+            Bson::from("event_id"),
+            Bson::from("event_type"),
+            Bson::from("timestamp")
+        ]
+    );
+}
