@@ -52,6 +52,55 @@ pub enum Error {
         ids: Vec<String>,
     },
 
+    /// Applied migrations whose bodies were edited since (strict mode).
+    /// Nothing was run.
+    #[error(
+        "migrations {} were edited after they were applied (their checksums differ from the \
+         recorded ones); revert the edits, or accept them with `mark_applied`",
+        quoted(ids)
+    )]
+    Drifted {
+        /// The drifted ids, in plan order.
+        ids: Vec<String>,
+    },
+
+    /// Records of migrations no registered migration has (strict mode).
+    /// Nothing was run.
+    #[error(
+        "`{collection}` records migrations this binary does not declare: {}; a newer version \
+         applied them, or the crate declaring them is not linked into this binary",
+        quoted(ids)
+    )]
+    UnknownRecords {
+        /// The versions collection.
+        collection: String,
+        /// The unknown ids.
+        ids: Vec<String>,
+    },
+
+    /// An operation named a migration id that no registered migration has.
+    #[error("no registered migration has the id `{id}`")]
+    UnknownMigration {
+        /// The id given.
+        id: String,
+    },
+
+    /// Another process holds the schema lock, and the operation does not
+    /// wait for it.
+    #[error(
+        "another process holds the schema lock: {holder}{}, until {expires_at} (server time) \
+         unless renewed; try again when it is done",
+        running.as_ref().map(|id| format!(", applying `{id}`")).unwrap_or_default()
+    )]
+    LockHeld {
+        /// The holder, as `host:pid:random`.
+        holder: String,
+        /// The migration the holder is applying, if any.
+        running: Option<String>,
+        /// When the holder's lease ends unless renewed.
+        expires_at: mongodb::bson::DateTime,
+    },
+
     /// A migration function returned an error. It was not recorded, and no
     /// later migration ran.
     #[error("migration `{id}` failed; it was not recorded and no later migration ran")]
@@ -191,6 +240,12 @@ pub enum Error {
         #[source]
         source: Box<mongodb::error::Error>,
     },
+}
+
+/// `` `a`, `b` `` for messages.
+fn quoted(ids: &[String]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
+    quoted.join(", ")
 }
 
 fn describe_cycle(ids: &[String]) -> String {

@@ -44,6 +44,7 @@
 //! - [`registry`](crate::Migration): what the binary declares;
 //! - `plan`: validation and ordering, pure and without I/O;
 //! - `records`: what the versions collection holds;
+//! - [`Status`]: where each migration stands (pending, applied, drifted);
 //! - `lock`: the lease lock that lets one process at a time apply;
 //! - [`indexes`] and [`set_validator`]: helpers for what migrations do;
 //! - [`SchemaManager`]: ties them together;
@@ -67,6 +68,7 @@ mod owner;
 mod plan;
 mod records;
 mod registry;
+mod status;
 mod unwind;
 mod validator;
 
@@ -83,6 +85,7 @@ pub use lock::{
 pub use manager::{ApplyReport, DEFAULT_VERSIONS_COLLECTION, SchemaManager};
 pub use registry::{Location, Migration, registered};
 pub use schema_macros::migration;
+pub use status::{MigrationStatus, State, Status, UnknownRecord};
 pub use validator::set_validator;
 
 /// The MongoDB driver this crate is built on, so an application can name

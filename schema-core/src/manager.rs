@@ -1,7 +1,7 @@
 //! Ties the pieces together: plan the registered migrations, read what the
 //! versions collection holds, run what is missing and record it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use mongodb::Database;
@@ -15,6 +15,7 @@ use crate::owner::Owner;
 use crate::plan;
 use crate::records::{Records, VersionRecord};
 use crate::registry::{self, Migration};
+use crate::status::{self, State, Status};
 use crate::unwind::CatchUnwind;
 
 /// The default name of the collection that records applied migrations.
@@ -49,6 +50,7 @@ pub struct SchemaManager {
     lock_collection: String,
     lock_lease: Duration,
     lock_wait_timeout: Duration,
+    strict: bool,
 }
 
 /// What one [`SchemaManager::apply_all`] call did.
@@ -60,6 +62,12 @@ pub struct ApplyReport {
     /// Ids of registered migrations that were already recorded, in plan
     /// order.
     pub already_applied: Vec<String>,
+    /// Applied migrations whose bodies were edited since, in plan order
+    /// (each also logged as a warning).
+    pub drifted: Vec<String>,
+    /// Recorded ids that no registered migration has (each also logged as
+    /// a warning).
+    pub unknown: Vec<String>,
     /// How long each migration took, by id: measured for those this call
     /// applied, as recorded for the others (absent for records written
     /// without a duration).
@@ -79,7 +87,16 @@ impl SchemaManager {
             lock_collection: DEFAULT_LOCK_COLLECTION.to_owned(),
             lock_lease: DEFAULT_LOCK_LEASE,
             lock_wait_timeout: DEFAULT_LOCK_WAIT_TIMEOUT,
+            strict: false,
         }
+    }
+
+    /// In strict mode, drifted migrations and unknown records are errors
+    /// raised before anything runs; otherwise they are warnings (and listed
+    /// in the [`ApplyReport`]).
+    pub fn strict(mut self, strict: bool) -> SchemaManager {
+        self.strict = strict;
+        self
     }
 
     /// Records applied migrations in the collection `name` instead of
@@ -150,27 +167,18 @@ impl SchemaManager {
     /// - [`Error::RecordFailed`] when a migration ran but its record could
     ///   not be written.
     pub async fn apply_all(&self) -> Result<ApplyReport, Error> {
-        let declared = registry::registered();
-        let ordered = plan::order(&declared)?;
-        let records = Records::new(&self.db, &self.versions_collection);
-        let (pending, report) = split(&ordered, &records.read_all().await?);
+        let ordered = self.ordered()?;
+        let records = self.records();
+        let (pending, report) = self.split(&ordered, &records.read_all().await?)?;
         if pending.is_empty() {
             return Ok(report);
         }
 
         let owner = Owner::new();
-        let lock = Lock::new(
-            &self.db,
-            &self.lock_collection,
-            &self.versions_collection,
-            owner.clone(),
-            self.lock_lease,
-        );
+        let lock = self.lock(&owner);
         let interrupted = lock.acquire(self.lock_wait_timeout).await?;
         let outcome = self.apply_locked(&ordered, &records, &lock, &owner).await;
-        if let Err(error) = lock.release().await {
-            warn!(%error, "could not release the schema lock; it is free again when its lease ends");
-        }
+        release(&lock).await;
         let mut report = outcome?;
         report.interrupted = interrupted;
         Ok(report)
@@ -185,7 +193,7 @@ impl SchemaManager {
         lock: &Lock,
         owner: &Owner,
     ) -> Result<ApplyReport, Error> {
-        let (pending, mut report) = split(ordered, &records.read_all().await?);
+        let (pending, mut report) = self.split(ordered, &records.read_all().await?)?;
         let applied_by = owner.process();
         for migration in pending {
             let lost = || Error::LockLost {
@@ -199,9 +207,7 @@ impl SchemaManager {
             if !lock.hold(Some(migration.id())).await? {
                 return Err(lost());
             }
-            records
-                .insert(migration.id(), migration.description(), duration, &applied_by)
-                .await?;
+            records.insert(migration, duration, &applied_by).await?;
             info!(
                 migration.id = migration.id(),
                 duration_ms = duration.as_millis() as u64,
@@ -258,24 +264,220 @@ impl SchemaManager {
     }
 }
 
-/// Splits `ordered` into the migrations `stored` lacks, in order, and a
-/// report of those it records.
-fn split<'m>(ordered: &[&'m Migration], stored: &[VersionRecord]) -> (Vec<&'m Migration>, ApplyReport) {
-    let recorded: HashMap<&str, &VersionRecord> =
-        stored.iter().map(|record| (record.id.as_str(), record)).collect();
-    let mut report = ApplyReport::default();
-    let mut pending = Vec::new();
-    for migration in ordered {
-        let Some(record) = recorded.get(migration.id()) else {
-            pending.push(*migration);
-            continue;
+impl SchemaManager {
+    /// Every known migration in apply order with its state, and the records
+    /// no registered migration has. Reads the versions collection once;
+    /// writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// Those of an invalid registered set ([`Error::DuplicateId`],
+    /// [`Error::UnknownDependency`], [`Error::Cycle`]), [`Error::Database`]
+    /// and [`Error::MalformedRecord`].
+    pub async fn status(&self) -> Result<Status, Error> {
+        let ordered = self.ordered()?;
+        Ok(status::status(&ordered, &self.records().read_all().await?))
+    }
+
+    /// What [`apply_all`](SchemaManager::apply_all) would run now, in order,
+    /// without running it. Writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`status`](SchemaManager::status).
+    pub async fn plan(&self) -> Result<Vec<&'static Migration>, Error> {
+        let ordered = self.ordered()?;
+        let status = status::status(&ordered, &self.records().read_all().await?);
+        let pending: HashSet<&str> = status.pending().into_iter().collect();
+        Ok(ordered.into_iter().filter(|m| pending.contains(m.id())).collect())
+    }
+
+    /// Removes the record of migration `id`, so the next
+    /// [`apply_all`](SchemaManager::apply_all) runs it again. Returns
+    /// whether there was a record. Takes the lock for the removal, without
+    /// waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownMigration`] when no registered migration has `id`,
+    /// [`Error::LockHeld`] while another process holds the lock, and
+    /// [`Error::Database`].
+    pub async fn forget(&self, id: &str) -> Result<bool, Error> {
+        let ordered = self.ordered()?;
+        let migration = find(&ordered, id)?;
+        let owner = Owner::new();
+        let lock = self.lock(&owner);
+        lock.acquire(Duration::ZERO).await.map_err(held)?;
+        let removed = self.records().delete(migration.id()).await;
+        release(&lock).await;
+        let removed = removed?;
+        info!(
+            migration.id = id,
+            removed, "forgot migration; it runs again on the next apply"
+        );
+        Ok(removed)
+    }
+
+    /// Records migration `id` and every migration it depends on as applied
+    /// without running them: a baseline, for a database whose indexes
+    /// already exist. A drifted migration among them gets its current
+    /// checksum recorded, accepting the edit. Returns the ids it changed,
+    /// in plan order. Waits for the lock like `apply_all`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownMigration`] when no registered migration has `id`,
+    /// [`Error::LockTimeout`], [`Error::Database`] and
+    /// [`Error::RecordFailed`].
+    pub async fn mark_applied(&self, id: &str) -> Result<Vec<String>, Error> {
+        let ordered = self.ordered()?;
+        find(&ordered, id)?;
+        let wanted = with_dependencies(&ordered, id);
+        let owner = Owner::new();
+        let lock = self.lock(&owner);
+        lock.acquire(self.lock_wait_timeout).await?;
+        let outcome = self.mark(&ordered, &wanted, &owner).await;
+        release(&lock).await;
+        outcome
+    }
+
+    async fn mark(
+        &self,
+        ordered: &[&'static Migration],
+        wanted: &HashSet<&str>,
+        owner: &Owner,
+    ) -> Result<Vec<String>, Error> {
+        let records = self.records();
+        let status = status::status(ordered, &records.read_all().await?);
+        let mut changed = Vec::new();
+        for (migration, state) in ordered.iter().zip(status.migrations.iter().map(|m| &m.state)) {
+            if !wanted.contains(migration.id()) {
+                continue;
+            }
+            match state {
+                State::Pending => records.insert_marked(migration, &owner.process()).await?,
+                State::Drifted { .. } => records.accept_checksum(migration).await?,
+                _ => continue,
+            }
+            info!(
+                migration.id = migration.id(),
+                "marked migration as applied without running it"
+            );
+            changed.push(migration.id().to_owned());
+        }
+        Ok(changed)
+    }
+
+    fn ordered(&self) -> Result<Vec<&'static Migration>, Error> {
+        plan::order(&registry::registered())
+    }
+
+    fn records(&self) -> Records {
+        Records::new(&self.db, &self.versions_collection)
+    }
+
+    fn lock(&self, owner: &Owner) -> Lock {
+        Lock::new(
+            &self.db,
+            &self.lock_collection,
+            &self.versions_collection,
+            owner.clone(),
+            self.lock_lease,
+        )
+    }
+
+    /// Splits `ordered` into the migrations `stored` lacks, in order, and a
+    /// report of the rest; reports drift and unknown records, or refuses
+    /// them in strict mode.
+    fn split<'m>(
+        &self,
+        ordered: &[&'m Migration],
+        stored: &[VersionRecord],
+    ) -> Result<(Vec<&'m Migration>, ApplyReport), Error> {
+        let status = status::status(ordered, stored);
+        let drifted: Vec<String> = status.drifted().into_iter().map(str::to_owned).collect();
+        let unknown: Vec<String> = status.unknown_ids().into_iter().map(str::to_owned).collect();
+        if self.strict && !drifted.is_empty() {
+            return Err(Error::Drifted { ids: drifted });
+        }
+        if self.strict && !unknown.is_empty() {
+            return Err(Error::UnknownRecords {
+                collection: self.versions_collection.clone(),
+                ids: unknown,
+            });
+        }
+        for id in &drifted {
+            warn!(migration.id = %id, "migration was edited after it was applied; the edit has not run");
+        }
+        for id in &unknown {
+            warn!(migration.id = %id, "recorded migration is not declared in this binary");
+        }
+        let mut report = ApplyReport {
+            drifted,
+            unknown,
+            ..ApplyReport::default()
         };
-        report.already_applied.push(migration.id().to_owned());
-        if let Some(ms) = record.duration_ms.and_then(|ms| u64::try_from(ms).ok()) {
-            report
-                .durations
-                .insert(migration.id().to_owned(), Duration::from_millis(ms));
+        let mut pending = Vec::new();
+        for (migration, entry) in ordered.iter().zip(&status.migrations) {
+            if entry.state == State::Pending {
+                pending.push(*migration);
+                continue;
+            }
+            report.already_applied.push(entry.id.clone());
+            if let Some(duration) = entry.duration {
+                report.durations.insert(entry.id.clone(), duration);
+            }
+        }
+        Ok((pending, report))
+    }
+}
+
+fn find(ordered: &[&'static Migration], id: &str) -> Result<&'static Migration, Error> {
+    ordered
+        .iter()
+        .copied()
+        .find(|migration| migration.id() == id)
+        .ok_or_else(|| Error::UnknownMigration { id: id.to_owned() })
+}
+
+/// `id` and everything it depends on, directly or not.
+fn with_dependencies<'m>(ordered: &[&'m Migration], id: &'m str) -> HashSet<&'m str> {
+    let by_id: HashMap<&str, &Migration> = ordered
+        .iter()
+        .map(|migration| (migration.id(), *migration))
+        .collect();
+    let mut wanted = HashSet::new();
+    let mut stack = vec![id];
+    while let Some(next) = stack.pop() {
+        if wanted.insert(next)
+            && let Some(migration) = by_id.get(next)
+        {
+            stack.extend(migration.after().iter().copied());
         }
     }
-    (pending, report)
+    wanted
+}
+
+/// A lock held elsewhere is an error of its own for operations that do not
+/// wait.
+fn held(error: Error) -> Error {
+    match error {
+        Error::LockTimeout {
+            holder,
+            running,
+            expires_at,
+            ..
+        } => Error::LockHeld {
+            holder,
+            running,
+            expires_at,
+        },
+        other => other,
+    }
+}
+
+async fn release(lock: &Lock) {
+    if let Err(error) = lock.release().await {
+        warn!(%error, "could not release the schema lock; it is free again when its lease ends");
+    }
 }

@@ -137,6 +137,7 @@ mod tests {
             id,
             "test",
             Box::leak(after.into_boxed_slice()),
+            "0000000000000000",
             never_run,
             Location::__new("plan.rs", 1, "tests"),
         )))

@@ -8,6 +8,7 @@ use mongodb::options::{CollectionOptions, ReadConcern, WriteConcern};
 use mongodb::{Collection, Database};
 
 use crate::error::Error;
+use crate::registry::Migration;
 
 /// Migrations are few, so one batch holds them all and reading them is a
 /// single round trip.
@@ -22,6 +23,9 @@ pub(crate) struct VersionRecord {
     pub(crate) applied_at: Option<DateTime>,
     pub(crate) duration_ms: Option<i64>,
     pub(crate) applied_by: Option<String>,
+    /// The migration's checksum when it was recorded; absent in records
+    /// written by other tools or earlier versions.
+    pub(crate) checksum: Option<String>,
 }
 
 /// The versions collection, read and written with majority concerns so a
@@ -85,14 +89,15 @@ impl Records {
     /// example because a record with this id already exists.
     pub(crate) async fn insert(
         &self,
-        id: &str,
-        description: &str,
+        migration: &Migration,
         duration: Duration,
         applied_by: &str,
     ) -> Result<(), Error> {
+        let id = migration.id();
         let record = doc! {
             "_id": id,
-            "description": description,
+            "description": migration.description(),
+            "checksum": migration.checksum(),
             "applied_at": DateTime::now(),
             "duration_ms": i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
             "applied_by": applied_by,
@@ -106,6 +111,71 @@ impl Records {
                 source: Box::new(source),
             })?;
         Ok(())
+    }
+}
+
+impl Records {
+    /// Removes the record of `id`; returns whether there was one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] when the server fails.
+    pub(crate) async fn delete(&self, id: &str) -> Result<bool, Error> {
+        let result = self
+            .collection
+            .delete_one(doc! { "_id": id })
+            .await
+            .map_err(|source| self.failed(&format!("remove `{id}` from"), source))?;
+        Ok(result.deleted_count == 1)
+    }
+
+    /// Records `migration` as applied without running it (a baseline).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RecordFailed`] when the server refuses the insert.
+    pub(crate) async fn insert_marked(&self, migration: &Migration, applied_by: &str) -> Result<(), Error> {
+        let record = doc! {
+            "_id": migration.id(),
+            "description": migration.description(),
+            "checksum": migration.checksum(),
+            "applied_at": DateTime::now(),
+            "applied_by": applied_by,
+            "marked_applied": true,
+        };
+        self.collection
+            .insert_one(record)
+            .await
+            .map_err(|source| Error::RecordFailed {
+                id: migration.id().to_owned(),
+                collection: self.name().to_owned(),
+                source: Box::new(source),
+            })?;
+        Ok(())
+    }
+
+    /// Stores `migration`'s current checksum in its record, accepting an
+    /// edit of its body.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] when the server fails.
+    pub(crate) async fn accept_checksum(&self, migration: &Migration) -> Result<(), Error> {
+        self.collection
+            .update_one(
+                doc! { "_id": migration.id() },
+                doc! { "$set": { "checksum": migration.checksum(), "checksum_accepted_at": DateTime::now() } },
+            )
+            .await
+            .map_err(|source| self.failed(&format!("update `{}` in", migration.id()), source))?;
+        Ok(())
+    }
+
+    fn failed(&self, action: &str, source: mongodb::error::Error) -> Error {
+        Error::Database {
+            action: format!("{action} `{}`", self.name()),
+            source: Box::new(source),
+        }
     }
 }
 
@@ -135,6 +205,7 @@ fn parse(document: &Document) -> Result<VersionRecord, (String, String)> {
     };
     let description = string("description")?;
     let applied_by = string("applied_by")?;
+    let checksum = string("checksum")?;
     let applied_at = match document.get("applied_at") {
         None | Some(Bson::Null) => None,
         Some(Bson::DateTime(at)) => Some(*at),
@@ -152,6 +223,7 @@ fn parse(document: &Document) -> Result<VersionRecord, (String, String)> {
         applied_at,
         duration_ms,
         applied_by,
+        checksum,
     })
 }
 
@@ -190,6 +262,7 @@ mod tests {
                 applied_at: Some(at),
                 duration_ms: Some(12),
                 applied_by: Some("api-1:42".into()),
+                checksum: None,
             }
         );
     }

@@ -16,6 +16,7 @@ pub struct Migration {
     id: &'static str,
     description: &'static str,
     after: &'static [&'static str],
+    checksum: &'static str,
     run: for<'db> fn(&'db mongodb::Database) -> MigrationFuture<'db>,
     location: Location,
 }
@@ -26,6 +27,7 @@ impl Migration {
         id: &'static str,
         description: &'static str,
         after: &'static [&'static str],
+        checksum: &'static str,
         run: for<'db> fn(&'db mongodb::Database) -> MigrationFuture<'db>,
         location: Location,
     ) -> Self {
@@ -33,6 +35,7 @@ impl Migration {
             id,
             description,
             after,
+            checksum,
             run,
             location,
         }
@@ -54,6 +57,12 @@ impl Migration {
         self.after
     }
 
+    /// A hash of the function's body, computed from its tokens when it was
+    /// compiled: formatting and comments do not change it, edits do.
+    pub fn checksum(&self) -> &'static str {
+        self.checksum
+    }
+
     /// Where the migration is declared.
     pub fn location(&self) -> Location {
         self.location
@@ -71,6 +80,7 @@ impl fmt::Debug for Migration {
             .field("id", &self.id)
             .field("description", &self.description)
             .field("after", &self.after)
+            .field("checksum", &self.checksum)
             .field("location", &self.location)
             .finish_non_exhaustive()
     }

@@ -1,7 +1,7 @@
 //! Writes the registration for one migration function.
 
 use proc_macro2::{Ident, Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Item, ItemFn, LitStr};
 
@@ -76,6 +76,7 @@ fn register(function: &ItemFn, id: &LitStr, after: &[LitStr], description: Optio
     let private = quote!(::schema_core::__private);
     let line = quote_spanned!(name.span()=> ::core::line!());
     let guards = duplicate_guards(id);
+    let checksum = crate::checksum::checksum(function.block.to_token_stream());
     // A parameter of another type than `&Database` is then reported at the
     // parameter, not at the attribute.
     let db = match function.sig.inputs.first() {
@@ -97,6 +98,7 @@ fn register(function: &ItemFn, id: &LitStr, after: &[LitStr], description: Optio
                     #id,
                     #description,
                     &[#(#after),*],
+                    #checksum,
                     __schema_core_run,
                     #private::Location::__new(::core::file!(), #line, ::core::module_path!()),
                 )

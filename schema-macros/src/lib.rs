@@ -10,6 +10,7 @@
 //! them all.
 
 mod args;
+mod checksum;
 mod errors;
 mod expand;
 mod item;

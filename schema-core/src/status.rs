@@ -1,0 +1,217 @@
+//! Where each migration stands: pending, applied or drifted, and the
+//! records nobody declares. Pure: built from the plan and the records.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use mongodb::bson::DateTime;
+
+use crate::records::VersionRecord;
+use crate::registry::Migration;
+
+/// Every migration this binary knows, in apply order, with its state, and
+/// the records of migrations it does not know.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Status {
+    /// The registered migrations, in the order `apply_all` runs them.
+    pub migrations: Vec<MigrationStatus>,
+    /// Records in the versions collection whose id no registered migration
+    /// has: applied by a newer version of the application, or declared in a
+    /// crate that is no longer linked.
+    pub unknown: Vec<UnknownRecord>,
+}
+
+/// One registered migration and its record, if any.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct MigrationStatus {
+    /// The migration id.
+    pub id: String,
+    /// What it does.
+    pub description: String,
+    /// Pending, applied or drifted.
+    pub state: State,
+    /// When it was recorded, if it was and the record says.
+    pub applied_at: Option<DateTime>,
+    /// How long it took, if the record says.
+    pub duration: Option<Duration>,
+    /// Which process recorded it, if the record says.
+    pub applied_by: Option<String>,
+}
+
+/// Where a migration stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum State {
+    /// Not recorded: `apply_all` runs it.
+    Pending,
+    /// Recorded, with the checksum it has now or without one.
+    Applied,
+    /// Recorded with another checksum: its body was edited after it was
+    /// applied, and the edit has not run.
+    Drifted {
+        /// The checksum in the record.
+        recorded: String,
+        /// The checksum of the body in this binary.
+        current: String,
+    },
+}
+
+/// A record whose id no registered migration has.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct UnknownRecord {
+    /// The recorded id.
+    pub id: String,
+    /// The recorded description, if any.
+    pub description: Option<String>,
+    /// When it was recorded, if the record says.
+    pub applied_at: Option<DateTime>,
+}
+
+impl Status {
+    /// The ids `apply_all` would run, in order.
+    pub fn pending(&self) -> Vec<&str> {
+        self.ids(|state| matches!(state, State::Pending))
+    }
+
+    /// The ids whose bodies changed after they were applied.
+    pub fn drifted(&self) -> Vec<&str> {
+        self.ids(|state| matches!(state, State::Drifted { .. }))
+    }
+
+    /// The ids of records no registered migration has.
+    pub fn unknown_ids(&self) -> Vec<&str> {
+        self.unknown.iter().map(|record| record.id.as_str()).collect()
+    }
+
+    /// Whether nothing is pending or drifted.
+    pub fn is_up_to_date(&self) -> bool {
+        self.pending().is_empty() && self.drifted().is_empty()
+    }
+
+    fn ids(&self, wanted: impl Fn(&State) -> bool) -> Vec<&str> {
+        self.migrations
+            .iter()
+            .filter(|migration| wanted(&migration.state))
+            .map(|migration| migration.id.as_str())
+            .collect()
+    }
+}
+
+/// The status of `ordered` given what `stored` records.
+pub(crate) fn status(ordered: &[&Migration], stored: &[VersionRecord]) -> Status {
+    let by_id: HashMap<&str, &VersionRecord> =
+        stored.iter().map(|record| (record.id.as_str(), record)).collect();
+    let migrations = ordered
+        .iter()
+        .map(|migration| {
+            let record = by_id.get(migration.id()).copied();
+            let state = match record {
+                None => State::Pending,
+                Some(VersionRecord {
+                    checksum: Some(recorded),
+                    ..
+                }) if recorded != migration.checksum() => State::Drifted {
+                    recorded: recorded.clone(),
+                    current: migration.checksum().to_owned(),
+                },
+                Some(_) => State::Applied,
+            };
+            MigrationStatus {
+                id: migration.id().to_owned(),
+                description: migration.description().to_owned(),
+                state,
+                applied_at: record.and_then(|record| record.applied_at),
+                duration: record
+                    .and_then(|record| record.duration_ms)
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .map(Duration::from_millis),
+                applied_by: record.and_then(|record| record.applied_by.clone()),
+            }
+        })
+        .collect();
+    let known: HashSet<&str> = ordered.iter().map(|migration| migration.id()).collect();
+    let unknown = stored
+        .iter()
+        .filter(|record| !known.contains(record.id.as_str()))
+        .map(|record| UnknownRecord {
+            id: record.id.clone(),
+            description: record.description.clone(),
+            applied_at: record.applied_at,
+        })
+        .collect();
+    Status { migrations, unknown }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Location;
+
+    fn never_run(_: &mongodb::Database) -> crate::__private::MigrationFuture<'_> {
+        Box::pin(async { Ok(()) })
+    }
+
+    const A: Migration = Migration::__new("a", "first", &[], "aaaa", never_run, Location::__new("f", 1, "m"));
+    const B: Migration = Migration::__new(
+        "b",
+        "second",
+        &["a"],
+        "bbbb",
+        never_run,
+        Location::__new("f", 2, "m"),
+    );
+    const C: Migration = Migration::__new(
+        "c",
+        "third",
+        &["b"],
+        "cccc",
+        never_run,
+        Location::__new("f", 3, "m"),
+    );
+
+    fn record(id: &str, checksum: Option<&str>) -> VersionRecord {
+        VersionRecord {
+            id: id.to_owned(),
+            description: None,
+            applied_at: Some(DateTime::from_millis(5)),
+            duration_ms: Some(7),
+            applied_by: None,
+            checksum: checksum.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn each_state_is_told_apart() {
+        let status = status(
+            &[&A, &B, &C],
+            &[
+                record("a", Some("aaaa")),
+                record("b", Some("edited")),
+                record("gone", None),
+            ],
+        );
+        assert_eq!(status.pending(), ["c"]);
+        assert_eq!(status.drifted(), ["b"]);
+        assert_eq!(status.unknown_ids(), ["gone"]);
+        assert_eq!(status.migrations[0].state, State::Applied);
+        assert_eq!(status.migrations[0].duration, Some(Duration::from_millis(7)));
+        assert_eq!(
+            status.migrations[1].state,
+            State::Drifted {
+                recorded: "edited".into(),
+                current: "bbbb".into()
+            }
+        );
+        assert!(!status.is_up_to_date());
+    }
+
+    #[test]
+    fn a_record_without_checksum_is_not_drifted() {
+        let status = status(&[&A], &[record("a", None)]);
+        assert_eq!(status.migrations[0].state, State::Applied);
+        assert!(status.is_up_to_date());
+    }
+}
