@@ -1,8 +1,13 @@
 //! Starts like every process of the application: connect, bring the schema
 //! up to date, then (in a real process) go on to serve.
 //!
+//! With arguments, it is the schema command line instead:
+//! `example-app status`, `plan`, `apply`, `forget <id>`, `mark-applied <id>`,
+//! each with `--json`.
+//!
 //! The server is `MONGODB_URI`, else a MongoDB on the default local port;
-//! the database is the URI's path when it names one, else `app`.
+//! the database is the URI's path when it names one, else `app`. Logs go to
+//! stderr; `RUST_LOG=schema_core=info` shows each migration's span.
 
 use std::process::ExitCode;
 
@@ -16,9 +21,21 @@ const DEFAULT_DATABASE: &str = "app";
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let uri = std::env::var("MONGODB_URI").unwrap_or_else(|_| DEFAULT_URI.to_owned());
-    match start(&uri).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let outcome = if std::env::args_os().len() > 1 {
+        command_line(&uri).await
+    } else {
+        start(&uri).await.map(|()| ExitCode::SUCCESS)
+    };
+    match outcome {
+        Ok(code) => code,
         Err(error) => {
             let mut message = error.to_string();
             let mut source = std::error::Error::source(&error);
@@ -30,6 +47,15 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The schema command line, on the same database as a start.
+async fn command_line(uri: &str) -> Result<ExitCode, schema_core::Error> {
+    let db = schema_core::connect(uri, DEFAULT_DATABASE).await?;
+    let client = db.client().clone();
+    let code = schema_core::cli::run(SchemaManager::new(db)).await;
+    client.shutdown().await;
+    Ok(code)
 }
 
 async fn start(uri: &str) -> Result<(), schema_core::Error> {

@@ -59,6 +59,8 @@
 //! to look at. A panic is caught only when the binary unwinds on panic (the
 //! default); with `panic = "abort"` the process ends.
 
+#[cfg(feature = "cli")]
+pub mod cli;
 mod connect;
 mod error;
 pub mod indexes;

@@ -1,0 +1,342 @@
+//! A command line for an application's migrations, embedded with one call
+//! (feature `cli`).
+//!
+//! ```no_run
+//! # async fn main_of_the_application(db: schema_core::mongodb::Database) -> std::process::ExitCode {
+//! // In `main`, when the process is started as `app schema ...`:
+//! schema_core::cli::run(schema_core::SchemaManager::new(db)).await
+//! # }
+//! ```
+//!
+//! Commands: `status [--check]`, `plan`, `apply`, `forget <id>` and
+//! `mark-applied <id>`, each with `--json` for machine-readable output.
+//! Exit status: 0 when fine; 1 on an error; 2 on a usage error;
+//! 3 from `status --check` while a migration is pending or drifted.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mongodb::bson::DateTime;
+use serde_json::{Value, json};
+
+use crate::{ApplyReport, Error, Migration, SchemaManager, State, Status};
+
+/// The exit status of `status --check` while something is pending or
+/// drifted.
+pub const CHECK_FAILED: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(about = "Inspect and apply this application's MongoDB schema migrations")]
+struct Arguments {
+    /// Print JSON instead of a table
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Every known migration with its state, and records nobody declares
+    Status {
+        /// Exit with status 3 while anything is pending or drifted
+        #[arg(long)]
+        check: bool,
+    },
+    /// What `apply` would run now, in order, without running it
+    Plan,
+    /// Apply every pending migration
+    Apply,
+    /// Remove a migration's record so the next apply runs it again
+    Forget {
+        /// The migration id
+        id: String,
+    },
+    /// Record a migration and its dependencies as applied without running them
+    MarkApplied {
+        /// The migration id
+        id: String,
+    },
+}
+
+/// Runs the command given on this process's command line (after the
+/// program name) and returns the exit status to end with.
+pub async fn run(manager: SchemaManager) -> ExitCode {
+    run_with(manager, std::env::args_os()).await
+}
+
+/// Runs the command in `args`, whose first item is the program name.
+pub async fn run_with<I, T>(manager: SchemaManager, args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let arguments = match Arguments::try_parse_from(args) {
+        Ok(arguments) => arguments,
+        Err(error) => {
+            // Help and version go to stdout with status 0; usage errors to
+            // stderr with status 2.
+            let _ = error.print();
+            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
+        }
+    };
+    match execute(&manager, &arguments).await {
+        Ok((output, code)) => {
+            print!("{output}");
+            ExitCode::from(code)
+        }
+        Err(error) => {
+            if arguments.json {
+                println!("{}", json!({ "error": chain(&error) }));
+            } else {
+                eprintln!("error: {}", chain(&error));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(manager: &SchemaManager, arguments: &Arguments) -> Result<(String, u8), Error> {
+    let json = arguments.json;
+    Ok(match &arguments.command {
+        Command::Status { check } => {
+            let status = manager.status().await?;
+            let code = if *check && !status.is_up_to_date() {
+                CHECK_FAILED
+            } else {
+                0
+            };
+            let output = if json {
+                status_json(&status)
+            } else {
+                status_table(&status)
+            };
+            (output, code)
+        }
+        Command::Plan => {
+            let plan = manager.plan().await?;
+            (if json { plan_json(&plan) } else { plan_table(&plan) }, 0)
+        }
+        Command::Apply => {
+            let report = manager.apply_all().await?;
+            (
+                if json {
+                    apply_json(&report)
+                } else {
+                    apply_text(&report)
+                },
+                0,
+            )
+        }
+        Command::Forget { id } => {
+            let removed = manager.forget(id).await?;
+            let output = if json {
+                format!("{}\n", json!({ "forgotten": id, "had_record": removed }))
+            } else if removed {
+                format!("forgot `{id}`: it runs again on the next apply\n")
+            } else {
+                format!("`{id}` had no record: it is pending already\n")
+            };
+            (output, 0)
+        }
+        Command::MarkApplied { id } => {
+            let changed = manager.mark_applied(id).await?;
+            let output = if json {
+                format!("{}\n", json!({ "marked_applied": changed }))
+            } else if changed.is_empty() {
+                format!("`{id}` and its dependencies were already recorded\n")
+            } else {
+                let mut text = String::new();
+                for id in &changed {
+                    let _ = writeln!(text, "marked `{id}` as applied");
+                }
+                text
+            };
+            (output, 0)
+        }
+    })
+}
+
+fn state_name(state: &State) -> &'static str {
+    match state {
+        State::Pending => "pending",
+        State::Applied => "applied",
+        State::Drifted { .. } => "drifted",
+    }
+}
+
+fn date(at: Option<DateTime>) -> String {
+    at.and_then(|at| at.try_to_rfc3339_string().ok())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+fn status_table(status: &Status) -> String {
+    let mut rows = vec![[
+        "ID".to_owned(),
+        "STATE".to_owned(),
+        "APPLIED AT".to_owned(),
+        "DURATION".to_owned(),
+        "DESCRIPTION".to_owned(),
+    ]];
+    for migration in &status.migrations {
+        rows.push([
+            migration.id.clone(),
+            state_name(&migration.state).to_owned(),
+            date(migration.applied_at),
+            migration.duration.map_or_else(
+                || "-".to_owned(),
+                |duration| format!("{} ms", duration.as_millis()),
+            ),
+            migration.description.clone(),
+        ]);
+    }
+    for record in &status.unknown {
+        rows.push([
+            record.id.clone(),
+            "unknown".to_owned(),
+            date(record.applied_at),
+            "-".to_owned(),
+            record
+                .description
+                .clone()
+                .unwrap_or_else(|| "(not declared in this binary)".to_owned()),
+        ]);
+    }
+    let mut text = table(&rows);
+    let (pending, drifted, unknown) = (
+        status.pending().len(),
+        status.drifted().len(),
+        status.unknown.len(),
+    );
+    let _ = writeln!(text, "\n{pending} pending, {drifted} drifted, {unknown} unknown");
+    text
+}
+
+fn status_json(status: &Status) -> String {
+    let migrations: Vec<Value> = status
+        .migrations
+        .iter()
+        .map(|migration| {
+            let mut entry = json!({
+                "id": migration.id,
+                "description": migration.description,
+                "state": state_name(&migration.state),
+                "applied_at": migration.applied_at.and_then(|at| at.try_to_rfc3339_string().ok()),
+                "duration_ms": migration.duration.map(|duration| duration.as_millis() as u64),
+                "applied_by": migration.applied_by,
+            });
+            if let State::Drifted { recorded, current } = &migration.state {
+                entry["recorded_checksum"] = json!(recorded);
+                entry["current_checksum"] = json!(current);
+            }
+            entry
+        })
+        .collect();
+    let unknown: Vec<Value> = status
+        .unknown
+        .iter()
+        .map(|record| {
+            json!({
+                "id": record.id,
+                "description": record.description,
+                "applied_at": record.applied_at.and_then(|at| at.try_to_rfc3339_string().ok()),
+            })
+        })
+        .collect();
+    format!(
+        "{}\n",
+        json!({ "migrations": migrations, "unknown": unknown, "up_to_date": status.is_up_to_date() })
+    )
+}
+
+fn plan_table(plan: &[&Migration]) -> String {
+    if plan.is_empty() {
+        return "nothing to apply\n".to_owned();
+    }
+    let mut rows = vec![["#".to_owned(), "ID".to_owned(), "DESCRIPTION".to_owned()]];
+    for (position, migration) in plan.iter().enumerate() {
+        rows.push([
+            (position + 1).to_string(),
+            migration.id().to_owned(),
+            migration.description().to_owned(),
+        ]);
+    }
+    table(&rows)
+}
+
+fn plan_json(plan: &[&Migration]) -> String {
+    let entries: Vec<Value> = plan
+        .iter()
+        .map(|migration| json!({ "id": migration.id(), "description": migration.description() }))
+        .collect();
+    format!("{}\n", json!({ "pending": entries }))
+}
+
+fn apply_text(report: &ApplyReport) -> String {
+    let mut text = String::new();
+    for id in &report.applied {
+        let took = report
+            .durations
+            .get(id)
+            .map_or(0, |duration| duration.as_millis());
+        let _ = writeln!(text, "applied {id} ({took} ms)");
+    }
+    let _ = writeln!(
+        text,
+        "{} applied, {} already applied",
+        report.applied.len(),
+        report.already_applied.len()
+    );
+    text
+}
+
+fn apply_json(report: &ApplyReport) -> String {
+    format!(
+        "{}\n",
+        json!({
+            "applied": report.applied,
+            "already_applied": report.already_applied,
+            "drifted": report.drifted,
+            "unknown": report.unknown,
+            "interrupted": report.interrupted.as_ref().map(|interrupted| json!({
+                "previous_owner": interrupted.previous_owner,
+                "migration": interrupted.migration,
+            })),
+        })
+    )
+}
+
+/// Rows as columns padded to their widest cell.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate() {
+            if column + 1 == N {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<width$}  ", width = widths[column]);
+            }
+        }
+        let _ = writeln!(text, "{}", line.trim_end());
+    }
+    text
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
