@@ -67,7 +67,7 @@ pub mod indexes;
 mod lock;
 mod manager;
 mod owner;
-mod plan;
+pub(crate) mod plan;
 mod records;
 mod registry;
 mod status;

@@ -7,6 +7,7 @@ use std::pin::Pin;
 pub use inventory;
 pub use mongodb::Database;
 
+pub use crate::plan::order;
 pub use crate::registry::{Location, Migration};
 
 use crate::error::BoxError;

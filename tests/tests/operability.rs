@@ -204,6 +204,9 @@ async fn status_and_plan_only_read() {
     assert_eq!(plan, ["p_0001", "p_0002", "p_0003", "p_0004_same_body"]);
     manager.status().await.unwrap();
     let commands = take_commands(&sent);
-    assert_eq!(commands, vec![("find".to_owned(), "schema_versions".to_owned()); 2]);
+    assert_eq!(
+        commands,
+        vec![("find".to_owned(), "schema_versions".to_owned()); 2]
+    );
     assert!(db.list_collection_names().await.unwrap().is_empty());
 }

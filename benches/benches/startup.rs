@@ -1,0 +1,78 @@
+//! The startup path with the example's nine migrations, against the server
+//! in `MONGODB_URI`: commands sent and wall time of a full apply on an
+//! empty database and of a start with nothing to do (median of repeated
+//! runs, each on a fresh database for the full apply).
+//!
+//! `scripts/with-mongodb cargo bench -p schema-benches --bench startup`
+//! (`BENCH_RUNS` sets the number of runs, 25 by default.)
+
+use std::time::{Duration, Instant};
+
+use schema_core::SchemaManager;
+use schema_tests::{fresh_database, monitored_database, take_commands};
+
+// Linking the example registers its nine migrations.
+use example_app as _;
+
+fn summary(name: &str, mut times: Vec<Duration>) {
+    times.sort_unstable();
+    let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
+    println!(
+        "{name:<28} runs {:>4}  median {:>8.2} ms  min {:>8.2} ms  max {:>8.2} ms",
+        times.len(),
+        ms(times[times.len() / 2]),
+        ms(times[0]),
+        ms(times[times.len() - 1]),
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::var_os("MONGODB_URI").is_none() {
+        eprintln!("startup benchmark: MONGODB_URI is not set; run it through scripts/with-mongodb");
+        std::process::exit(1);
+    }
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .unwrap_or(25);
+
+    // Commands, counted once.
+    let (db, sent) = monitored_database("bench_commands").await;
+    SchemaManager::new(db.clone())
+        .apply_all()
+        .await
+        .expect("full apply");
+    let full = take_commands(&sent);
+    SchemaManager::new(db.clone())
+        .apply_all()
+        .await
+        .expect("no-op start");
+    let noop = take_commands(&sent);
+    println!("commands, full apply of 9 on an empty database: {}", full.len());
+    println!("commands, start with nothing to do:             {}", noop.len());
+
+    // Wall time of a full apply, each on a fresh database.
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let db = fresh_database("bench_full").await;
+        let manager = SchemaManager::new(db);
+        let started = Instant::now();
+        manager.apply_all().await.expect("full apply");
+        times.push(started.elapsed());
+    }
+    summary("full apply (9 migrations)", times);
+
+    // Wall time of a start with nothing to do, on a warm connection.
+    let db = fresh_database("bench_noop").await;
+    let manager = SchemaManager::new(db);
+    manager.apply_all().await.expect("apply once");
+    let mut times = Vec::with_capacity(runs * 4);
+    for _ in 0..runs * 4 {
+        let started = Instant::now();
+        let report = manager.apply_all().await.expect("no-op start");
+        times.push(started.elapsed());
+        assert!(report.applied.is_empty());
+    }
+    summary("no-op start", times);
+}

@@ -1,0 +1,79 @@
+//! Exact command counts of the startup path with the example's nine
+//! migrations, as the driver's command monitoring sees them (the connection
+//! handshake and server monitoring are not commands). `BENCHMARKS.md`
+//! quotes these numbers.
+
+use schema_core::SchemaManager;
+use schema_tests::{monitored_database, take_commands};
+
+use example_app as _;
+
+fn command(name: &str, target: &str) -> (String, String) {
+    (name.to_owned(), target.to_owned())
+}
+
+#[tokio::test]
+async fn a_full_apply_sends_the_migrations_commands_plus_three_per_migration_and_five_for_the_lock() {
+    let (db, sent) = monitored_database("full_apply_commands").await;
+    SchemaManager::new(db.clone()).apply_all().await.expect("apply");
+    let commands = take_commands(&sent);
+
+    let mut expected = vec![
+        command("find", "schema_versions"), // what is pending
+        command("hello", ""),               // the server's clock
+        command("insert", "schema_lock"),   // take the lock
+        command("find", "schema_versions"), // pending again, under the lock
+    ];
+    let own: [(&str, &[(&str, &str)]); 9] = [
+        ("0001_events", &[("createIndexes", "events")]),
+        (
+            "0002_events_validator",
+            &[("listCollections", ""), ("collMod", "events")],
+        ),
+        (
+            "0003_user_settings_snapshots",
+            &[("createIndexes", "user_settings_snapshots")],
+        ),
+        ("0004_replay_sessions", &[("createIndexes", "replay_sessions")]),
+        (
+            "0005_notifications",
+            &[
+                ("createIndexes", "notifications"),
+                ("createIndexes", "notification_rules"),
+            ],
+        ),
+        ("0006_idempotency_keys", &[("createIndexes", "idempotency_keys")]),
+        ("0007_sagas", &[("createIndexes", "sagas")]),
+        (
+            "0008_execution_results",
+            &[("createIndexes", "execution_results")],
+        ),
+        ("0009_dlq_messages", &[("createIndexes", "dlq_messages")]),
+    ];
+    for (_, commands) in own {
+        expected.push(command("update", "schema_lock")); // note the running migration
+        expected.extend(commands.iter().map(|(name, target)| command(name, target)));
+        expected.push(command("update", "schema_lock")); // still ours?
+        expected.push(command("insert", "schema_versions")); // the record
+    }
+    expected.push(command("delete", "schema_lock")); // release
+
+    assert_eq!(commands, expected);
+    assert_eq!(commands.len(), 4 + 11 + 3 * 9 + 1);
+}
+
+#[tokio::test]
+async fn a_start_with_nothing_to_do_sends_one_command() {
+    let (db, sent) = monitored_database("noop_commands").await;
+    SchemaManager::new(db.clone())
+        .apply_all()
+        .await
+        .expect("first start");
+    take_commands(&sent);
+    let report = SchemaManager::new(db.clone())
+        .apply_all()
+        .await
+        .expect("second start");
+    assert_eq!(report.already_applied.len(), 9);
+    assert_eq!(take_commands(&sent), [command("find", "schema_versions")]);
+}
