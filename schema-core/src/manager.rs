@@ -169,7 +169,8 @@ impl SchemaManager {
     pub async fn apply_all(&self) -> Result<ApplyReport, Error> {
         let ordered = self.ordered()?;
         let records = self.records();
-        let (pending, report) = self.split(&ordered, &records.read_all().await?)?;
+        let (pending, report) = Self::split(&ordered, &records.read_all().await?);
+        self.vet(&report)?;
         if pending.is_empty() {
             return Ok(report);
         }
@@ -193,7 +194,7 @@ impl SchemaManager {
         lock: &Lock,
         owner: &Owner,
     ) -> Result<ApplyReport, Error> {
-        let (pending, mut report) = self.split(ordered, &records.read_all().await?)?;
+        let (pending, mut report) = Self::split(ordered, &records.read_all().await?);
         let applied_by = owner.process();
         for migration in pending {
             let lost = || Error::LockLost {
@@ -287,9 +288,7 @@ impl SchemaManager {
     /// As [`status`](SchemaManager::status).
     pub async fn plan(&self) -> Result<Vec<&'static Migration>, Error> {
         let ordered = self.ordered()?;
-        let status = status::status(&ordered, &self.records().read_all().await?);
-        let pending: HashSet<&str> = status.pending().into_iter().collect();
-        Ok(ordered.into_iter().filter(|m| pending.contains(m.id())).collect())
+        Ok(Self::split(&ordered, &self.records().read_all().await?).0)
     }
 
     /// Removes the record of migration `id`, so the next
@@ -387,34 +386,12 @@ impl SchemaManager {
     }
 
     /// Splits `ordered` into the migrations `stored` lacks, in order, and a
-    /// report of the rest; reports drift and unknown records, or refuses
-    /// them in strict mode.
-    fn split<'m>(
-        &self,
-        ordered: &[&'m Migration],
-        stored: &[VersionRecord],
-    ) -> Result<(Vec<&'m Migration>, ApplyReport), Error> {
+    /// report of the rest, including drifted and unknown ids.
+    fn split<'m>(ordered: &[&'m Migration], stored: &[VersionRecord]) -> (Vec<&'m Migration>, ApplyReport) {
         let status = status::status(ordered, stored);
-        let drifted: Vec<String> = status.drifted().into_iter().map(str::to_owned).collect();
-        let unknown: Vec<String> = status.unknown_ids().into_iter().map(str::to_owned).collect();
-        if self.strict && !drifted.is_empty() {
-            return Err(Error::Drifted { ids: drifted });
-        }
-        if self.strict && !unknown.is_empty() {
-            return Err(Error::UnknownRecords {
-                collection: self.versions_collection.clone(),
-                ids: unknown,
-            });
-        }
-        for id in &drifted {
-            warn!(migration.id = %id, "migration was edited after it was applied; the edit has not run");
-        }
-        for id in &unknown {
-            warn!(migration.id = %id, "recorded migration is not declared in this binary");
-        }
         let mut report = ApplyReport {
-            drifted,
-            unknown,
+            drifted: status.drifted().into_iter().map(str::to_owned).collect(),
+            unknown: status.unknown_ids().into_iter().map(str::to_owned).collect(),
             ..ApplyReport::default()
         };
         let mut pending = Vec::new();
@@ -428,7 +405,30 @@ impl SchemaManager {
                 report.durations.insert(entry.id.clone(), duration);
             }
         }
-        Ok((pending, report))
+        (pending, report)
+    }
+
+    /// Refuses drifted migrations and unknown records in strict mode, and
+    /// warns about them otherwise; once per `apply_all`.
+    fn vet(&self, report: &ApplyReport) -> Result<(), Error> {
+        if self.strict && !report.drifted.is_empty() {
+            return Err(Error::Drifted {
+                ids: report.drifted.clone(),
+            });
+        }
+        if self.strict && !report.unknown.is_empty() {
+            return Err(Error::UnknownRecords {
+                collection: self.versions_collection.clone(),
+                ids: report.unknown.clone(),
+            });
+        }
+        for id in &report.drifted {
+            warn!(migration.id = %id, "migration was edited after it was applied; the edit has not run");
+        }
+        for id in &report.unknown {
+            warn!(migration.id = %id, "recorded migration is not declared in this binary");
+        }
+        Ok(())
     }
 }
 

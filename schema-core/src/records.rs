@@ -56,10 +56,7 @@ impl Records {
     /// [`Error::Database`] when the server cannot be read, and
     /// [`Error::MalformedRecord`] for the first document of another shape.
     pub(crate) async fn read_all(&self) -> Result<Vec<VersionRecord>, Error> {
-        let failed = |source: mongodb::error::Error| Error::Database {
-            action: format!("read `{}`", self.name()),
-            source: Box::new(source),
-        };
+        let failed = |source| self.failed("read", source);
         let mut cursor = self
             .collection
             .find(doc! {})
