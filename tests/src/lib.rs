@@ -5,6 +5,8 @@
 //! sets `MONGODB_URI`. This crate declares no migrations itself: every test
 //! binary declares its own set, since a binary applies all it links.
 
+pub mod proxy;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
