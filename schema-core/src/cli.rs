@@ -131,7 +131,8 @@ async fn execute(manager: &SchemaManager, arguments: &Arguments) -> Result<(Stri
             )
         }
         Command::Forget { id } => {
-            let removed = manager.forget(id).await?;
+            let report = manager.forget(id).await?;
+            let removed = report.removed;
             let output = if json {
                 format!("{}\n", json!({ "forgotten": id, "had_record": removed }))
             } else if removed {
@@ -142,7 +143,7 @@ async fn execute(manager: &SchemaManager, arguments: &Arguments) -> Result<(Stri
             (output, 0)
         }
         Command::MarkApplied { id } => {
-            let changed = manager.mark_applied(id).await?;
+            let changed = manager.mark_applied(id).await?.marked;
             let output = if json {
                 format!("{}\n", json!({ "marked_applied": changed }))
             } else if changed.is_empty() {

@@ -122,20 +122,21 @@ pub enum Error {
         message: String,
     },
 
-    /// A migration ran, but recording it failed. It runs again on the next
-    /// start, which the migrations' idempotence makes safe.
+    /// A migration ran and its completion was fenced in the lock's ledger,
+    /// but its record could not be written. The next process to take the
+    /// lock writes it from the ledger, without running the migration again.
     #[error(
-        "migration `{id}` ran but could not be recorded in `{collection}`; \
-         it will run again on the next start"
+        "migration `{id}` ran and its completion was noted in the schema lock, but its record \
+         could not be written to `{collection}`; the next start records it without running it again"
     )]
     RecordFailed {
         /// The migration that ran.
         id: String,
         /// The versions collection.
         collection: String,
-        /// The server's answer.
+        /// Why the record could not be written.
         #[source]
-        source: Box<mongodb::error::Error>,
+        source: BoxError,
     },
 
     /// A document in the versions collection does not have the shape this
@@ -168,16 +169,39 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
-    /// This process's lease ended and another process took the lock over
-    /// while migration `id` ran. The migration was not recorded, and this
-    /// process applied nothing more.
+    /// This process's lease ended by its own clock, or another process
+    /// took the lock over, before migration `id` was fenced as complete.
+    /// `id` was not recorded by this process and nothing more was applied
+    /// here; whoever holds the lock next runs it again.
     #[error(
-        "lost the schema lock while applying `{id}`: the lease ended and another process took it \
-         over; `{id}` was not recorded and nothing more was applied here"
+        "lost the schema lock while applying `{id}`: this process's lease ended or another \
+         process took the lock over, so `{id}` was not recorded here and nothing more was applied; \
+         the next holder of the lock runs it again"
     )]
     LockLost {
         /// The migration that ran, or was about to, without the lock.
         id: String,
+        /// The migration's own error, when it also failed.
+        #[source]
+        source: Option<BoxError>,
+    },
+
+    /// The server did not answer a bookkeeping command in time. Nothing
+    /// more was done.
+    #[error("the server did not answer in time ({waited:?}) when trying to {action}")]
+    ServerTimeout {
+        /// What was being done, such as "take the schema lock".
+        action: String,
+        /// How long this process waited.
+        waited: std::time::Duration,
+    },
+
+    /// The manager is configured in a way that cannot work. Nothing was
+    /// sent to the server.
+    #[error("the schema manager is misconfigured: {reason}")]
+    Configuration {
+        /// What is wrong and what to do instead.
+        reason: String,
     },
 
     /// An existing index has the name or keys of a declared one but differs

@@ -63,6 +63,7 @@
 pub mod cli;
 mod connect;
 mod error;
+mod faults;
 pub mod indexes;
 mod lock;
 mod manager;
@@ -84,7 +85,7 @@ pub use indexes::ensure_indexes;
 pub use lock::{
     DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Interrupted, MIN_LOCK_LEASE,
 };
-pub use manager::{ApplyReport, DEFAULT_VERSIONS_COLLECTION, SchemaManager};
+pub use manager::{ApplyReport, DEFAULT_VERSIONS_COLLECTION, ForgetReport, MarkReport, SchemaManager};
 pub use registry::{Location, Migration, registered};
 pub use schema_macros::migration;
 pub use status::{MigrationStatus, State, Status, UnknownRecord};

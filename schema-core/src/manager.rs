@@ -5,13 +5,14 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use mongodb::Database;
+use mongodb::options::ClientOptions;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::error::Error;
+use crate::error::{BoxError, Error};
 use crate::lock::{
-    DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Interrupted, Lock, MIN_LOCK_LEASE,
+    Completion, DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Held, Interrupted,
+    Lock, MIN_LOCK_LEASE,
 };
-use crate::owner::Owner;
 use crate::plan;
 use crate::records::{Records, VersionRecord};
 use crate::registry::{self, Migration};
@@ -50,6 +51,7 @@ pub struct SchemaManager {
     lock_collection: String,
     lock_lease: Duration,
     lock_wait_timeout: Duration,
+    lease_client: Option<ClientOptions>,
     strict: bool,
 }
 
@@ -77,6 +79,28 @@ pub struct ApplyReport {
     pub interrupted: Option<Interrupted>,
 }
 
+/// What one [`SchemaManager::forget`] call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ForgetReport {
+    /// Whether there was a record to remove.
+    pub removed: bool,
+    /// Set when taking the lock meant taking it over from a process whose
+    /// lease had ended.
+    pub interrupted: Option<Interrupted>,
+}
+
+/// What one [`SchemaManager::mark_applied`] call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MarkReport {
+    /// The ids it recorded or whose edit it accepted, in plan order.
+    pub marked: Vec<String>,
+    /// Set when taking the lock meant taking it over from a process whose
+    /// lease had ended.
+    pub interrupted: Option<Interrupted>,
+}
+
 impl SchemaManager {
     /// A manager for `db`, recording applied migrations in
     /// `schema_versions` and locking with `schema_lock`.
@@ -87,6 +111,7 @@ impl SchemaManager {
             lock_collection: DEFAULT_LOCK_COLLECTION.to_owned(),
             lock_lease: DEFAULT_LOCK_LEASE,
             lock_wait_timeout: DEFAULT_LOCK_WAIT_TIMEOUT,
+            lease_client: None,
             strict: false,
         }
     }
@@ -113,11 +138,12 @@ impl SchemaManager {
     }
 
     /// How long the lock stays held without renewal (30 seconds by
-    /// default, at least [`MIN_LOCK_LEASE`]). The holder renews it three
-    /// times per lease while migrations run; a holder that dies blocks the
-    /// others this long.
+    /// default, at least [`MIN_LOCK_LEASE`]: a shorter one is a
+    /// [`Error::Configuration`] before anything is sent). The holder renews
+    /// it three times per lease while it holds the lock; a holder that dies
+    /// blocks the others this long.
     pub fn lock_lease(mut self, lease: Duration) -> SchemaManager {
-        self.lock_lease = lease.max(MIN_LOCK_LEASE);
+        self.lock_lease = lease;
         self
     }
 
@@ -125,6 +151,32 @@ impl SchemaManager {
     /// that another process holds and renews (10 minutes by default).
     pub fn lock_wait_timeout(mut self, timeout: Duration) -> SchemaManager {
         self.lock_wait_timeout = timeout;
+        self
+    }
+
+    /// Renews the lock's lease from a thread of its own, over a client of
+    /// its own built from `options` (those the application's client was
+    /// built from), instead of from a task on the application's runtime.
+    ///
+    /// Recommended: renewal then goes on whatever a migration does to the
+    /// application's runtime, including blocking its threads with
+    /// synchronous work, and on a single-threaded runtime too. The extra
+    /// client exists only while this process holds the lock.
+    ///
+    /// ```no_run
+    /// # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+    /// use schema_core::mongodb::{Client, options::ClientOptions};
+    ///
+    /// let options = ClientOptions::parse("mongodb://localhost:27017/app").await?;
+    /// let client = Client::with_options(options.clone())?;
+    /// let manager = schema_core::SchemaManager::new(client.database("app")).lease_client(options);
+    /// manager.apply_all().await?;
+    /// client.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn lease_client(mut self, options: ClientOptions) -> SchemaManager {
+        self.lease_client = Some(options);
         self
     }
 
@@ -137,13 +189,20 @@ impl SchemaManager {
     /// not record yet, in dependency order, recording each one after it
     /// succeeds.
     ///
-    /// The registered set is checked before anything is sent to the server.
-    /// When nothing is pending, this costs one read of the versions
-    /// collection and takes no lock. Otherwise it takes the lock (waiting
-    /// for another process that holds it), reads the versions collection
-    /// again, applies what is still missing and releases the lock, also when
-    /// a migration fails or panics. It returns once every migration this
-    /// binary knows is recorded, by this process or another.
+    /// The configuration and the registered set are checked before anything
+    /// is sent to the server. When nothing is pending, this costs one read
+    /// of the versions collection and takes no lock. Otherwise it takes the
+    /// lock (waiting for another process that holds it), reads the versions
+    /// collection again, applies what is still missing and releases the
+    /// lock, also when a migration fails or panics. It returns once every
+    /// migration this binary knows is recorded, by this process or another.
+    ///
+    /// While it holds the lock, the lease is renewed outside the
+    /// migration's task (see [`lease_client`](SchemaManager::lease_client)),
+    /// and each migration counts as complete only once a write that only
+    /// the lease's holder can make notes it in the lock; only then is it
+    /// recorded. A process that takes the lock over after a crash records
+    /// what was completed and runs again only what was not.
     ///
     /// The tokio runtime must have its time driver enabled, as
     /// `#[tokio::main]` does. If the returned future is dropped half way,
@@ -151,114 +210,165 @@ impl SchemaManager {
     ///
     /// # Errors
     ///
+    /// - [`Error::Configuration`] when the lock and versions collections are
+    ///   the same or the lease is shorter than [`MIN_LOCK_LEASE`];
     /// - [`Error::DuplicateId`], [`Error::UnknownDependency`] or
     ///   [`Error::Cycle`] when the registered set is invalid; the database
     ///   is not touched;
-    /// - [`Error::Database`] when the server cannot be reached or read, and
-    ///   [`Error::MalformedRecord`] when a stored record has another shape;
-    ///   nothing is run;
+    /// - [`Error::Database`] or [`Error::ServerTimeout`] when the server
+    ///   cannot be reached or read in time, and [`Error::MalformedRecord`]
+    ///   when a stored record has another shape; nothing is run;
     /// - [`Error::LockTimeout`] when another process held the lock longer
     ///   than the wait timeout;
     /// - [`Error::MigrationFailed`] or [`Error::MigrationPanicked`] when a
     ///   migration fails: it is not recorded, later ones do not run, and
     ///   earlier ones of the same call stay recorded;
-    /// - [`Error::LockLost`] when this process's lease ended and another
-    ///   process took the lock over while a migration ran;
-    /// - [`Error::RecordFailed`] when a migration ran but its record could
-    ///   not be written.
+    /// - [`Error::LockLost`] when this process's lease ended (by its own
+    ///   clock) or another process took the lock over before a migration
+    ///   was noted as complete;
+    /// - [`Error::RecordFailed`] when a migration was completed but its
+    ///   record could not be written; the next start writes it.
     pub async fn apply_all(&self) -> Result<ApplyReport, Error> {
+        self.check_configuration()?;
         let ordered = self.ordered()?;
         let records = self.records();
         let (pending, report) = Self::split(&ordered, &records.read_all().await?);
         self.vet(&report)?;
-        if pending.is_empty() {
+        let Some(first) = pending.first() else {
             return Ok(report);
-        }
+        };
 
-        let owner = Owner::new();
-        let lock = self.lock(&owner);
-        let interrupted = lock.acquire(self.lock_wait_timeout).await?;
-        let outcome = self.apply_locked(&ordered, &records, &lock, &owner).await;
-        release(&lock).await;
+        let lock = self.lock();
+        let mut held = lock.acquire(self.lock_wait_timeout, Some(first.id())).await?;
+        let outcome = self.apply_held(&ordered, &records, &mut held, first.id()).await;
+        let interrupted = held.take_interrupted();
+        held.release().await;
         let mut report = outcome?;
         report.interrupted = interrupted;
         Ok(report)
     }
 
     /// Under the lock: reads the records again, since another process may
-    /// have applied migrations meanwhile, and applies what is still missing.
-    async fn apply_locked(
+    /// have applied migrations meanwhile, records what a previous holder
+    /// completed, and applies what is still missing.
+    async fn apply_held(
         &self,
         ordered: &[&'static Migration],
         records: &Records,
-        lock: &Lock,
-        owner: &Owner,
+        held: &mut Held<'_>,
+        noted: &str,
     ) -> Result<ApplyReport, Error> {
-        let (pending, mut report) = Self::split(ordered, &records.read_all().await?);
-        let applied_by = owner.process();
-        for migration in pending {
-            let lost = || Error::LockLost {
-                id: migration.id().to_owned(),
-            };
-            if !lock.hold(Some(migration.id())).await? {
-                return Err(lost());
+        let stored = self.finish_ledger(records, held).await?;
+        let (pending, mut report) = Self::split(ordered, &stored);
+        let first = pending.first().map(|migration| migration.id());
+        if first != Some(noted) {
+            // Another process applied `noted` meanwhile.
+            held.note_running(noted, first).await?;
+        }
+        let applied_by = held.owner().process();
+        for (index, migration) in pending.iter().enumerate() {
+            let id = migration.id();
+            if !held.is_live() {
+                return Err(Error::LockLost {
+                    id: id.to_owned(),
+                    source: None,
+                });
             }
-            let duration = self.run_holding(migration, lock).await?;
-            // Never record under a lease this process no longer holds.
-            if !lock.hold(Some(migration.id())).await? {
-                return Err(lost());
-            }
-            records.insert(migration, duration, &applied_by).await?;
+            let duration = self.run_holding(migration, held).await?;
+            let completion = Completion::ran(migration, millis(duration), &applied_by);
+            let next = pending.get(index + 1).map(|migration| migration.id());
+            let fenced_at = held.fence(&completion, next, None).await?;
+            records.insert(&completion, fenced_at, || held.is_live()).await?;
+            held.recorded(id);
             info!(
-                migration.id = migration.id(),
-                duration_ms = duration.as_millis() as u64,
+                migration.id = id,
+                duration_ms = millis(duration),
                 "migration applied"
             );
-            report.applied.push(migration.id().to_owned());
-            report.durations.insert(migration.id().to_owned(), duration);
+            report.applied.push(id.to_owned());
+            report.durations.insert(id.to_owned(), duration);
         }
         Ok(report)
     }
 
-    /// Runs `migration` while renewing the lease in the same task. Returns
-    /// how long the migration took.
-    async fn run_holding(&self, migration: &Migration, lock: &Lock) -> Result<Duration, Error> {
+    /// Records every completion in the lock's ledger that the versions
+    /// collection lacks (a previous holder fenced them, then died or lost
+    /// its connection), and returns the records as they now are.
+    async fn finish_ledger(
+        &self,
+        records: &Records,
+        held: &mut Held<'_>,
+    ) -> Result<Vec<VersionRecord>, Error> {
+        let mut stored = records.read_all().await?;
+        let mut recorded_now = Vec::new();
+        for done in held.ledger().to_vec() {
+            if stored.iter().any(|record| record.id == done.id) {
+                held.recorded(&done.id);
+                continue;
+            }
+            // The ledger keeps no time per entry; the previous holder's last
+            // renewal, by the server's clock, is no earlier than the fence.
+            let applied_at = held.ledger_time();
+            records.insert(&done, applied_at, || held.is_live()).await?;
+            held.recorded(&done.id);
+            info!(migration.id = %done.id, "recorded a migration the previous holder completed");
+            stored.push(VersionRecord::from_completion(&done, applied_at));
+            recorded_now.push(done.id);
+        }
+        let fenced: HashSet<String> = held.ledger().iter().map(|done| done.id.clone()).collect();
+        if let Some(interrupted) = held.interrupted_mut() {
+            interrupted.recorded = recorded_now;
+            // A migration noted as running but fenced since did not stop
+            // half way.
+            if interrupted
+                .migration
+                .as_ref()
+                .is_some_and(|id| fenced.contains(id))
+            {
+                interrupted.migration = None;
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Runs `migration` while the lease lasts. Returns how long it took.
+    async fn run_holding(&self, migration: &Migration, held: &Held<'_>) -> Result<Duration, Error> {
         let span = info_span!("migration", migration.id = migration.id());
         async {
             info!(description = migration.description(), "applying migration");
             let started = Instant::now();
-            let run = CatchUnwind(migration.run(&self.db));
-            tokio::pin!(run);
-            let renew = async {
-                loop {
-                    tokio::time::sleep(lock.renew_every()).await;
-                    match lock.hold(Some(migration.id())).await {
-                        Ok(true) => {}
-                        Ok(false) => return,
-                        Err(error) => warn!(%error, "could not renew the schema lock; trying again"),
-                    }
-                }
-            };
-            let (outcome, lost) = tokio::select! {
-                outcome = &mut run => (outcome, false),
-                () = renew => {
-                    warn!("lost the schema lock; letting the migration finish, then stopping");
-                    (run.await, true)
-                }
-            };
+            let outcome = held.hold_while(CatchUnwind(migration.run(&self.db))).await;
             let id = migration.id().to_owned();
-            match outcome {
-                Ok(Ok(())) if lost => Err(Error::LockLost { id }),
-                Ok(Ok(())) => Ok(started.elapsed()),
-                Ok(Err(source)) => {
+            let failure: BoxError = match outcome {
+                None => {
+                    warn!("the schema lock's lease ended while the migration ran; stopped it");
+                    return Err(Error::LockLost { id, source: None });
+                }
+                Some(Ok(Ok(()))) => return Ok(started.elapsed()),
+                Some(Ok(Err(source))) => {
                     tracing::error!(error = %source, "migration failed");
-                    Err(Error::MigrationFailed { id, source })
+                    if held.is_live() {
+                        return Err(Error::MigrationFailed { id, source });
+                    }
+                    source
                 }
-                Err(message) => {
+                Some(Err(message)) => {
                     tracing::error!(panic = %message, "migration panicked");
-                    Err(Error::MigrationPanicked { id, message })
+                    if held.is_live() {
+                        return Err(Error::MigrationPanicked { id, message });
+                    }
+                    Box::new(Error::MigrationPanicked {
+                        id: id.clone(),
+                        message,
+                    })
                 }
-            }
+            };
+            // It failed, and the lease ended meanwhile: the lost lock is the
+            // news, the failure its cause.
+            Err(Error::LockLost {
+                id,
+                source: Some(failure),
+            })
         }
         .instrument(span)
         .await
@@ -292,77 +402,102 @@ impl SchemaManager {
     }
 
     /// Removes the record of migration `id`, so the next
-    /// [`apply_all`](SchemaManager::apply_all) runs it again. Returns
-    /// whether there was a record. Takes the lock for the removal, without
-    /// waiting.
+    /// [`apply_all`](SchemaManager::apply_all) runs it again. Takes the lock
+    /// for the removal, without waiting; first records what a previous
+    /// holder completed, and confirms the lease just before removing.
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownMigration`] when no registered migration has `id`,
-    /// [`Error::LockHeld`] while another process holds the lock, and
-    /// [`Error::Database`].
-    pub async fn forget(&self, id: &str) -> Result<bool, Error> {
+    /// [`Error::Configuration`], [`Error::UnknownMigration`] when no
+    /// registered migration has `id`, [`Error::LockHeld`] while another
+    /// process holds the lock, [`Error::LockLost`], [`Error::Database`] and
+    /// [`Error::ServerTimeout`].
+    pub async fn forget(&self, id: &str) -> Result<ForgetReport, Error> {
+        self.check_configuration()?;
         let ordered = self.ordered()?;
         let migration = find(&ordered, id)?;
-        let owner = Owner::new();
-        let lock = self.lock(&owner);
-        lock.acquire(Duration::ZERO).await.map_err(held)?;
-        let removed = self.records().delete(migration.id()).await;
-        release(&lock).await;
-        let removed = removed?;
+        let records = self.records();
+        let lock = self.lock();
+        let mut held = lock.acquire(Duration::ZERO, None).await?;
+        let outcome = self.forget_held(&records, &mut held, migration.id()).await;
+        let interrupted = held.take_interrupted();
+        held.release().await;
+        let removed = outcome?;
         info!(
             migration.id = id,
             removed, "forgot migration; it runs again on the next apply"
         );
-        Ok(removed)
+        Ok(ForgetReport { removed, interrupted })
+    }
+
+    async fn forget_held(&self, records: &Records, held: &mut Held<'_>, id: &str) -> Result<bool, Error> {
+        self.finish_ledger(records, held).await?;
+        held.note_running(id, None).await?;
+        records.delete(id).await
     }
 
     /// Records migration `id` and every migration it depends on as applied
     /// without running them: a baseline, for a database whose indexes
     /// already exist. A drifted migration among them gets its current
-    /// checksum recorded, accepting the edit. Returns the ids it changed,
-    /// in plan order. Waits for the lock like `apply_all`.
+    /// checksum recorded, accepting the edit. Waits for the lock like
+    /// `apply_all`, and fences each record like a completed migration.
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownMigration`] when no registered migration has `id`,
-    /// [`Error::LockTimeout`], [`Error::Database`] and
-    /// [`Error::RecordFailed`].
-    pub async fn mark_applied(&self, id: &str) -> Result<Vec<String>, Error> {
+    /// [`Error::Configuration`], [`Error::UnknownMigration`] when no
+    /// registered migration has `id`, [`Error::LockTimeout`],
+    /// [`Error::LockLost`], [`Error::Database`], [`Error::ServerTimeout`]
+    /// and [`Error::RecordFailed`].
+    pub async fn mark_applied(&self, id: &str) -> Result<MarkReport, Error> {
+        self.check_configuration()?;
         let ordered = self.ordered()?;
         find(&ordered, id)?;
         let wanted = with_dependencies(&ordered, id);
-        let owner = Owner::new();
-        let lock = self.lock(&owner);
-        lock.acquire(self.lock_wait_timeout).await?;
-        let outcome = self.mark(&ordered, &wanted, &owner).await;
-        release(&lock).await;
-        outcome
+        let records = self.records();
+        let lock = self.lock();
+        let mut held = lock.acquire(self.lock_wait_timeout, None).await?;
+        let outcome = self.mark_held(&ordered, &wanted, &records, &mut held).await;
+        let interrupted = held.take_interrupted();
+        held.release().await;
+        Ok(MarkReport {
+            marked: outcome?,
+            interrupted,
+        })
     }
 
-    async fn mark(
+    async fn mark_held(
         &self,
         ordered: &[&'static Migration],
         wanted: &HashSet<&str>,
-        owner: &Owner,
+        records: &Records,
+        held: &mut Held<'_>,
     ) -> Result<Vec<String>, Error> {
-        let records = self.records();
-        let status = status::status(ordered, &records.read_all().await?);
+        let status = status::status(ordered, &self.finish_ledger(records, held).await?);
+        let applied_by = held.owner().process();
         let mut changed = Vec::new();
         for (migration, state) in ordered.iter().zip(status.migrations.iter().map(|m| &m.state)) {
-            if !wanted.contains(migration.id()) {
+            let id = migration.id();
+            if !wanted.contains(id) {
                 continue;
             }
             match state {
-                State::Pending => records.insert_marked(migration, &owner.process()).await?,
-                State::Drifted { .. } => records.accept_checksum(migration).await?,
+                State::Pending => {
+                    let completion = Completion::marked(migration, &applied_by);
+                    let fenced_at = held.fence(&completion, None, None).await?;
+                    records.insert(&completion, fenced_at, || held.is_live()).await?;
+                    held.recorded(id);
+                }
+                State::Drifted { .. } => {
+                    held.note_running(id, None).await?;
+                    records.accept_checksum(migration).await?;
+                }
                 _ => continue,
             }
             info!(
-                migration.id = migration.id(),
+                migration.id = id,
                 "marked migration as applied without running it"
             );
-            changed.push(migration.id().to_owned());
+            changed.push(id.to_owned());
         }
         Ok(changed)
     }
@@ -371,17 +506,40 @@ impl SchemaManager {
         plan::order(&registry::registered())
     }
 
-    fn records(&self) -> Records {
-        Records::new(&self.db, &self.versions_collection)
+    /// Refuses what cannot work, before anything is sent to the server.
+    fn check_configuration(&self) -> Result<(), Error> {
+        if self.lock_collection == self.versions_collection {
+            return Err(Error::Configuration {
+                reason: format!(
+                    "the lock and the records are both kept in `{}`; the lock document would be read \
+                     as a record: give `lock_collection` and `versions_collection` different names",
+                    self.lock_collection
+                ),
+            });
+        }
+        if self.lock_lease < MIN_LOCK_LEASE {
+            return Err(Error::Configuration {
+                reason: format!(
+                    "a lock lease of {:?} is shorter than the minimum of {MIN_LOCK_LEASE:?}; the holder \
+                     could not renew it before others take it over",
+                    self.lock_lease
+                ),
+            });
+        }
+        Ok(())
     }
 
-    fn lock(&self, owner: &Owner) -> Lock {
+    fn records(&self) -> Records {
+        Records::new(&self.db, &self.versions_collection, self.lock_lease / 3)
+    }
+
+    fn lock(&self) -> Lock {
         Lock::new(
             &self.db,
             &self.lock_collection,
             &self.versions_collection,
-            owner.clone(),
             self.lock_lease,
+            self.lease_client.clone(),
         )
     }
 
@@ -458,26 +616,6 @@ fn with_dependencies<'m>(ordered: &[&'m Migration], id: &'m str) -> HashSet<&'m 
     wanted
 }
 
-/// A lock held elsewhere is an error of its own for operations that do not
-/// wait.
-fn held(error: Error) -> Error {
-    match error {
-        Error::LockTimeout {
-            holder,
-            running,
-            expires_at,
-            ..
-        } => Error::LockHeld {
-            holder,
-            running,
-            expires_at,
-        },
-        other => other,
-    }
-}
-
-async fn release(lock: &Lock) {
-    if let Err(error) = lock.release().await {
-        warn!(%error, "could not release the schema lock; it is free again when its lease ends");
-    }
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

@@ -4,15 +4,21 @@
 use std::time::Duration;
 
 use mongodb::bson::{Bson, DateTime, Document, doc};
-use mongodb::options::{CollectionOptions, ReadConcern, WriteConcern};
 use mongodb::{Collection, Database};
+use tracing::warn;
 
 use crate::error::Error;
+use crate::faults::{Failure, bookkeeping, jittered, within};
+use crate::lock::Completion;
 use crate::registry::Migration;
 
 /// Migrations are few, so one batch holds them all and reading them is a
 /// single round trip.
 const BATCH_SIZE: u32 = 100_000;
+
+/// The longest a read of the whole collection may take: generous, since it
+/// includes finding a server, but finite.
+const READ_BOUND: Duration = Duration::from_secs(60);
 
 /// One applied migration, as stored in the versions collection.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,20 +34,34 @@ pub(crate) struct VersionRecord {
     pub(crate) checksum: Option<String>,
 }
 
-/// The versions collection, read and written with majority concerns so a
-/// record, once seen, survives a replica-set failover.
+impl VersionRecord {
+    /// The record [`Records::insert`] writes for `completion`.
+    pub(crate) fn from_completion(completion: &Completion, applied_at: DateTime) -> VersionRecord {
+        VersionRecord {
+            id: completion.id.clone(),
+            description: Some(completion.description.clone()),
+            applied_at: Some(applied_at),
+            duration_ms: completion.duration_ms,
+            applied_by: Some(completion.applied_by.clone()),
+            checksum: Some(completion.checksum.clone()),
+        }
+    }
+}
+
+/// The versions collection, read on the primary with majority read concern
+/// and written with majority writes, so a record, once seen, survives a
+/// replica-set failover, and no stale secondary hides one.
 pub(crate) struct Records {
     collection: Collection<Document>,
+    /// How long one write may take.
+    bound: Duration,
 }
 
 impl Records {
-    pub(crate) fn new(db: &Database, name: &str) -> Records {
-        let options = CollectionOptions::builder()
-            .read_concern(ReadConcern::majority())
-            .write_concern(WriteConcern::majority())
-            .build();
+    pub(crate) fn new(db: &Database, name: &str, bound: Duration) -> Records {
         Records {
-            collection: db.collection_with_options(name, options),
+            collection: bookkeeping(db, name, bound),
+            bound,
         }
     }
 
@@ -53,61 +73,97 @@ impl Records {
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] when the server cannot be read, and
+    /// [`Error::Database`] when the server cannot be read,
+    /// [`Error::ServerTimeout`] when it does not answer in time, and
     /// [`Error::MalformedRecord`] for the first document of another shape.
     pub(crate) async fn read_all(&self) -> Result<Vec<VersionRecord>, Error> {
-        let failed = |source| self.failed("read", source);
+        let action = format!("read `{}`", self.name());
+        within(READ_BOUND, self.read_documents())
+            .await
+            .map_err(|failure| failure.into_error(action))?
+            .iter()
+            .map(|document| {
+                parse(document).map_err(|(document, reason)| Error::MalformedRecord {
+                    collection: self.name().to_owned(),
+                    document,
+                    reason,
+                })
+            })
+            .collect()
+    }
+
+    async fn read_documents(&self) -> mongodb::error::Result<Vec<Document>> {
         let mut cursor = self
             .collection
             .find(doc! {})
             .sort(doc! { "_id": 1 })
             .batch_size(BATCH_SIZE)
-            .await
-            .map_err(failed)?;
-        let mut records = Vec::new();
-        while cursor.advance().await.map_err(failed)? {
-            let document = cursor.deserialize_current().map_err(failed)?;
-            records.push(
-                parse(&document).map_err(|(document, reason)| Error::MalformedRecord {
-                    collection: self.name().to_owned(),
-                    document,
-                    reason,
-                })?,
-            );
+            .max_time(READ_BOUND)
+            .await?;
+        let mut documents = Vec::new();
+        while cursor.advance().await? {
+            documents.push(cursor.deserialize_current()?);
         }
-        Ok(records)
+        Ok(documents)
     }
 
-    /// Records `id` as applied.
+    /// Records a fenced completion, applied at `applied_at` (the fence's
+    /// server time). A record that already exists is fine: a process that
+    /// took over, or this one before a lost reply, wrote it from the same
+    /// ledger. Transient failures are retried while `keep_trying` says so.
     ///
     /// # Errors
     ///
-    /// [`Error::RecordFailed`] when the server refuses the insert, for
-    /// example because a record with this id already exists.
+    /// [`Error::RecordFailed`] when the server refuses the insert, or when
+    /// it failed and `keep_trying` said to stop.
     pub(crate) async fn insert(
         &self,
-        migration: &Migration,
-        duration: Duration,
-        applied_by: &str,
+        completion: &Completion,
+        applied_at: DateTime,
+        keep_trying: impl Fn() -> bool,
     ) -> Result<(), Error> {
-        let id = migration.id();
-        let record = doc! {
-            "_id": id,
-            "description": migration.description(),
-            "checksum": migration.checksum(),
-            "applied_at": DateTime::now(),
-            "duration_ms": i64::try_from(duration.as_millis()).unwrap_or(i64::MAX),
-            "applied_by": applied_by,
-        };
-        self.collection
-            .insert_one(record)
-            .await
-            .map_err(|source| Error::RecordFailed {
-                id: id.to_owned(),
-                collection: self.name().to_owned(),
-                source: Box::new(source),
-            })?;
+        let record = completion.to_record(applied_at);
+        loop {
+            let failure = match within(self.bound, self.collection.insert_one(record.clone())).await {
+                Ok(_) => return Ok(()),
+                Err(failure) if failure.is_duplicate_key() => return self.already_recorded(completion).await,
+                Err(failure) => failure,
+            };
+            if !failure.is_transient() || !keep_trying() {
+                return Err(self.record_failed(&completion.id, failure));
+            }
+            warn!(error = ?failure, migration.id = %completion.id, "could not record the migration; trying again");
+            tokio::time::sleep(jittered(Duration::from_millis(100))).await;
+        }
+    }
+
+    /// A record of `completion` exists: the same one, or (rarely) one with
+    /// another checksum, which the next status reports as drift.
+    async fn already_recorded(&self, completion: &Completion) -> Result<(), Error> {
+        let found = within(
+            self.bound,
+            self.collection.find_one(doc! { "_id": &completion.id }),
+        )
+        .await
+        .map_err(|failure| self.record_failed(&completion.id, failure))?;
+        let checksum = found.as_ref().and_then(|record| record.get_str("checksum").ok());
+        if checksum != Some(completion.checksum.as_str()) {
+            warn!(
+                migration.id = %completion.id,
+                recorded = checksum.unwrap_or("none"),
+                completed = %completion.checksum,
+                "the migration was already recorded with another checksum; keeping that record"
+            );
+        }
         Ok(())
+    }
+
+    fn record_failed(&self, id: &str, failure: Failure) -> Error {
+        Error::RecordFailed {
+            id: id.to_owned(),
+            collection: self.name().to_owned(),
+            source: failure.into_source(format!("insert into `{}`", self.name())),
+        }
     }
 }
 
@@ -116,63 +172,33 @@ impl Records {
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] when the server fails.
+    /// [`Error::Database`] when the server fails, [`Error::ServerTimeout`]
+    /// when it does not answer in time.
     pub(crate) async fn delete(&self, id: &str) -> Result<bool, Error> {
-        let result = self
-            .collection
-            .delete_one(doc! { "_id": id })
+        let result = within(self.bound, self.collection.delete_one(doc! { "_id": id }))
             .await
-            .map_err(|source| self.failed(&format!("remove `{id}` from"), source))?;
+            .map_err(|failure| failure.into_error(format!("remove `{id}` from `{}`", self.name())))?;
         Ok(result.deleted_count == 1)
     }
 
-    /// Records `migration` as applied without running it (a baseline).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::RecordFailed`] when the server refuses the insert.
-    pub(crate) async fn insert_marked(&self, migration: &Migration, applied_by: &str) -> Result<(), Error> {
-        let record = doc! {
-            "_id": migration.id(),
-            "description": migration.description(),
-            "checksum": migration.checksum(),
-            "applied_at": DateTime::now(),
-            "applied_by": applied_by,
-            "marked_applied": true,
-        };
-        self.collection
-            .insert_one(record)
-            .await
-            .map_err(|source| Error::RecordFailed {
-                id: migration.id().to_owned(),
-                collection: self.name().to_owned(),
-                source: Box::new(source),
-            })?;
-        Ok(())
-    }
-
     /// Stores `migration`'s current checksum in its record, accepting an
-    /// edit of its body.
+    /// edit of its body, with the server's time of the acceptance.
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] when the server fails.
+    /// As [`delete`](Records::delete).
     pub(crate) async fn accept_checksum(&self, migration: &Migration) -> Result<(), Error> {
-        self.collection
-            .update_one(
-                doc! { "_id": migration.id() },
-                doc! { "$set": { "checksum": migration.checksum(), "checksum_accepted_at": DateTime::now() } },
-            )
-            .await
-            .map_err(|source| self.failed(&format!("update `{}` in", migration.id()), source))?;
+        let update = doc! {
+            "$set": { "checksum": migration.checksum() },
+            "$currentDate": { "checksum_accepted_at": true },
+        };
+        within(
+            self.bound,
+            self.collection.update_one(doc! { "_id": migration.id() }, update),
+        )
+        .await
+        .map_err(|failure| failure.into_error(format!("update `{}` in `{}`", migration.id(), self.name())))?;
         Ok(())
-    }
-
-    fn failed(&self, action: &str, source: mongodb::error::Error) -> Error {
-        Error::Database {
-            action: format!("{action} `{}`", self.name()),
-            source: Box::new(source),
-        }
     }
 }
 

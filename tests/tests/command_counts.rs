@@ -13,7 +13,7 @@ fn command(name: &str, target: &str) -> (String, String) {
 }
 
 #[tokio::test]
-async fn a_full_apply_sends_the_migrations_commands_plus_three_per_migration_and_five_for_the_lock() {
+async fn a_full_apply_sends_the_migrations_commands_plus_two_per_migration_and_five_for_the_lock() {
     let (db, sent) = monitored_database("full_apply_commands").await;
     SchemaManager::new(db.clone()).apply_all().await.expect("apply");
     let commands = take_commands(&sent);
@@ -51,15 +51,16 @@ async fn a_full_apply_sends_the_migrations_commands_plus_three_per_migration_and
         ("0009_dlq_messages", &[("createIndexes", "dlq_messages")]),
     ];
     for (_, commands) in own {
-        expected.push(command("update", "schema_lock")); // note the running migration
         expected.extend(commands.iter().map(|(name, target)| command(name, target)));
-        expected.push(command("update", "schema_lock")); // still ours?
-        expected.push(command("insert", "schema_versions")); // the record
+        // Fence the completion (and note the next migration as running)...
+        expected.push(command("findAndModify", "schema_lock"));
+        expected.push(command("insert", "schema_versions")); // ...then record it
     }
     expected.push(command("delete", "schema_lock")); // release
 
     assert_eq!(commands, expected);
-    assert_eq!(commands.len(), 4 + 11 + 3 * 9 + 1);
+    assert_eq!(commands.len(), 4 + 11 + 2 * 9 + 1);
+    assert_eq!(commands.len(), 34);
 }
 
 #[tokio::test]

@@ -68,14 +68,13 @@ async fn a_start_with_one_migration_pending_sends_exactly_these_commands() {
     assert_eq!(
         take_commands(&sent),
         commands(&[
-            ("find", "schema_versions"), // what is pending
-            ("hello", ""),               // the server's clock, for the lease
-            ("insert", "schema_lock"),   // take the lock
-            ("find", "schema_versions"), // pending again, under the lock
-            ("update", "schema_lock"),   // note the running migration
-            ("insert", "ran"),           // the migration itself...
-            ("find", "steal"),           // ...which looks for the test's signal
-            ("update", "schema_lock"),   // still ours before recording?
+            ("find", "schema_versions"),      // what is pending
+            ("hello", ""),                    // the server's clock, for the lease
+            ("insert", "schema_lock"),        // take the lock
+            ("find", "schema_versions"),      // pending again, under the lock
+            ("insert", "ran"),                // the migration itself...
+            ("find", "steal"),                // ...which looks for the test's signal
+            ("findAndModify", "schema_lock"), // fence its completion under the lease
             ("insert", "schema_versions"),
             ("delete", "schema_lock"), // release
         ])
@@ -140,7 +139,7 @@ async fn a_lost_lease_stops_the_run_before_recording() {
 
     let error = SchemaManager::new(db.clone()).apply_all().await.unwrap_err();
     assert!(
-        matches!(&error, Error::LockLost { id } if id == "l_0002_steals"),
+        matches!(&error, Error::LockLost { id, source: None } if id == "l_0002_steals"),
         "{error:?}"
     );
     assert_eq!(

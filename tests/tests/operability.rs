@@ -137,8 +137,11 @@ async fn forget_then_apply_reruns_exactly_that_migration() {
     let db = fresh_database("forget").await;
     let manager = SchemaManager::new(db.clone());
     manager.apply_all().await.unwrap();
-    assert!(manager.forget("p_0002").await.unwrap());
-    assert!(!manager.forget("p_0002").await.unwrap(), "nothing left to forget");
+    assert!(manager.forget("p_0002").await.unwrap().removed);
+    assert!(
+        !manager.forget("p_0002").await.unwrap().removed,
+        "nothing left to forget"
+    );
 
     let report = manager.apply_all().await.unwrap();
     assert_eq!(report.applied, ["p_0002"]);
@@ -184,14 +187,15 @@ async fn mark_applied_records_a_migration_and_its_dependencies_without_running_t
     let db = fresh_database("mark_applied").await;
     let manager = SchemaManager::new(db.clone());
     let marked = manager.mark_applied("p_0002").await.unwrap();
-    assert_eq!(marked, ["p_0001", "p_0002"]);
+    assert_eq!(marked.marked, ["p_0001", "p_0002"]);
+    assert_eq!(marked.interrupted, None);
     assert_eq!(record_ids(&db, "schema_versions").await, ["p_0001", "p_0002"]);
     assert!(ran(&db).await.is_empty());
 
     let report = manager.apply_all().await.unwrap();
     assert_eq!(report.applied, ["p_0003", "p_0004_same_body"]);
     assert_eq!(
-        manager.mark_applied("p_0002").await.unwrap(),
+        manager.mark_applied("p_0002").await.unwrap().marked,
         Vec::<String>::new()
     );
 }

@@ -4,28 +4,47 @@
 //! only until its lease runs out.
 //!
 //! - **Taking it** is an insert of a document with a fixed `_id`: the
-//!   unique `_id` index decides between processes racing for it.
-//! - **Time** is always the server's: expiry is `renewed_at + lease_ms`,
-//!   where `renewed_at` is written from the server's clock (`hello`'s
-//!   `localTime` on insert, `$currentDate` on renewal) and compared with
-//!   the server's `localTime`. Hosts whose clocks disagree still agree on
-//!   when a lease ends.
+//!   unique `_id` index decides between processes racing for it. The owner
+//!   id is new for every acquisition, so a process whose insert landed but
+//!   whose reply was lost recognises the lock as its own.
+//! - **Time** is the server's: expiry is `renewed_at + lease_ms`, where
+//!   `renewed_at` is written from the server's clock (`hello`'s `localTime`
+//!   on insert, `$currentDate` afterwards) and compared with the server's
+//!   `localTime`. The holder also keeps its own, earlier, view of its lease
+//!   on its monotonic clock ([`clock`]) and stops once that runs out.
 //! - **Taking over** an expired lease is a compare-and-swap on the holder
 //!   and its `renewed_at`, so of several processes noticing the expiry only
 //!   one wins.
-//! - **Holding** it means renewing `renewed_at` while migrations run, and
-//!   noting in `running` which migration is under way, so whoever takes
-//!   over after a crash can say which one was interrupted.
+//! - **Holding** it means renewing from outside the migration's task
+//!   ([`renewal`]) and noting in `running` which migration is under way.
+//! - **Fencing**: a migration is complete only once one atomic write to the
+//!   lock document, filtered on the owner, adds it to the ledger `done`
+//!   ([`Held::fence`]). Its record in the versions collection follows from
+//!   the ledger, so a process that takes over records what the previous
+//!   holder completed instead of running it again, and a holder that lost
+//!   its lease can never record anything.
 
+mod clock;
+mod document;
+mod renewal;
+
+use std::collections::BTreeSet;
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{Bson, DateTime, Document, doc};
-use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{CollectionOptions, ReadConcern, WriteConcern};
+use mongodb::options::{ClientOptions, FindOneAndUpdateOptions, ReturnDocument};
 use mongodb::{Collection, Database};
 use tracing::{debug, warn};
 
-use crate::error::Error;
+pub(crate) use document::Completion;
+use document::Holder;
+
+use self::clock::LeaseClock;
+use self::renewal::{Renewal, Target};
+use crate::error::{BoxError, Error};
+use crate::faults::{Failure, bookkeeping, jittered, within};
 use crate::owner::Owner;
 
 /// The default name of the lock collection.
@@ -38,7 +57,9 @@ pub const MIN_LOCK_LEASE: Duration = Duration::from_millis(300);
 /// How long `apply_all` waits for another process's lock, by default.
 pub const DEFAULT_LOCK_WAIT_TIMEOUT: Duration = Duration::from_secs(600);
 
-const DUPLICATE_KEY: i32 = 11000;
+/// The shortest bound on one attempt while waiting for the lock, so that a
+/// nearly spent wait still gives the server a fair chance to answer.
+const MIN_ATTEMPT: Duration = Duration::from_millis(250);
 
 /// A lease that ended without being released: its holder died or was cut
 /// off while applying migrations, and this process took the lock over.
@@ -47,26 +68,14 @@ const DUPLICATE_KEY: i32 = 11000;
 pub struct Interrupted {
     /// The previous holder, as `host:pid:random`.
     pub previous_owner: String,
-    /// The migration it was running, if it had started one. It was not
+    /// The migration it had started and not completed, if any. It was not
     /// recorded, so it runs again.
     pub migration: Option<String>,
     /// When its lease ended, by the server's clock.
     pub lease_ended_at: DateTime,
-}
-
-/// The lock document as read back.
-#[derive(Debug, Clone)]
-struct Holder {
-    owner: String,
-    renewed_at: DateTime,
-    lease_ms: i64,
-    running: Option<String>,
-}
-
-impl Holder {
-    fn expires_at(&self) -> DateTime {
-        DateTime::from_millis(self.renewed_at.timestamp_millis().saturating_add(self.lease_ms))
-    }
+    /// Migrations the previous holder completed but had not recorded yet:
+    /// this process recorded them without running them again.
+    pub recorded: Vec<String>,
 }
 
 /// One process's handle on the lock guarding one versions collection.
@@ -76,201 +85,538 @@ pub(crate) struct Lock {
     /// The lock document's `_id`: the versions collection's name, so
     /// managers of different versions collections do not block each other.
     key: String,
-    owner: Owner,
     lease: Duration,
+    /// When set, renewals use a client of their own built from these.
+    renewal_client: Option<ClientOptions>,
+}
+
+/// What one attempt at the lock found.
+enum Attempt {
+    /// The lock is this process's, renewed by a write sent at `sent`.
+    Taken {
+        sent: Instant,
+        document: Holder,
+        previous: Option<Holder>,
+    },
+    /// Another process holds a live lease.
+    Busy(Holder),
+    /// The lock changed hands meanwhile; look again.
+    Again,
+}
+
+/// Why an attempt at the lock stopped short.
+enum Stop {
+    /// Worth another attempt.
+    Transient { action: &'static str, failure: Failure },
+    /// Final.
+    Fatal(Error),
 }
 
 impl Lock {
-    pub(crate) fn new(db: &Database, collection: &str, key: &str, owner: Owner, lease: Duration) -> Lock {
-        let options = CollectionOptions::builder()
-            .read_concern(ReadConcern::majority())
-            .write_concern(WriteConcern::majority())
-            .build();
+    pub(crate) fn new(
+        db: &Database,
+        collection: &str,
+        key: &str,
+        lease: Duration,
+        renewal_client: Option<ClientOptions>,
+    ) -> Lock {
         Lock {
             db: db.clone(),
-            collection: db.collection_with_options(collection, options),
+            collection: bookkeeping(db, collection, lease / 3),
             key: key.to_owned(),
-            owner,
             lease,
+            renewal_client,
         }
     }
 
-    /// How often a holder renews its lease: three times per lease, so two
-    /// renewals in a row may fail before it runs out.
-    pub(crate) fn renew_every(&self) -> Duration {
+    /// How long one command on the lock may take: a third of the lease, so
+    /// an attempt that hangs is abandoned while the lease still has time
+    /// for another.
+    fn attempt_bound(&self) -> Duration {
         self.lease / 3
     }
 
     /// Takes the lock, waiting up to `wait` for another holder to release
-    /// it or for its lease to end.
-    ///
-    /// Returns the interrupted run when the lock was taken over from a
-    /// holder whose lease had ended.
+    /// it or for its lease to end, and notes `running` as the migration
+    /// about to run. With a zero `wait`, a live holder is an immediate
+    /// [`Error::LockHeld`].
     ///
     /// # Errors
     ///
     /// [`Error::LockTimeout`] naming the holder when `wait` runs out,
-    /// [`Error::Database`] when the server fails, and
+    /// [`Error::ServerTimeout`] or [`Error::Database`] when the server did
+    /// not answer usefully for that long or refused outright, and
     /// [`Error::MalformedRecord`] when the lock document has another shape.
-    pub(crate) async fn acquire(&self, wait: Duration) -> Result<Option<Interrupted>, Error> {
+    pub(crate) async fn acquire(&self, wait: Duration, running: Option<&str>) -> Result<Held<'_>, Error> {
+        let owner = Owner::new();
         let started = Instant::now();
+        let deadline = started + wait.max(self.attempt_bound());
+        // The send time of the first insert whose outcome is unknown: if it
+        // landed, the lease started no earlier.
+        let mut unknown_insert: Option<Instant> = None;
+        let mut last_seen: Option<Holder> = None;
+        let mut last_failure: Option<(&'static str, Failure)> = None;
         loop {
-            let now = self.server_now().await?;
-            let fresh = doc! {
-                "_id": &self.key,
-                "owner": &self.owner.id,
-                "host": &self.owner.host,
-                "pid": i64::from(self.owner.pid),
-                "acquired_at": now,
-                "renewed_at": now,
-                "lease_ms": lease_ms(self.lease),
-                "running": Bson::Null,
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let bound = if wait.is_zero() {
+                self.attempt_bound()
+            } else {
+                self.attempt_bound().min(remaining.max(MIN_ATTEMPT))
             };
-            match self.collection.insert_one(fresh).await {
-                Ok(_) => {
-                    debug!(owner = %self.owner.id, "took the schema lock");
-                    return Ok(None);
+            match self.attempt(&owner, bound, running, &mut unknown_insert).await {
+                Ok(Attempt::Taken {
+                    sent,
+                    document,
+                    previous,
+                }) => return Ok(self.hold(owner, sent, document, previous)),
+                Ok(Attempt::Busy(holder)) if wait.is_zero() => {
+                    self.forget_unknown_insert(&owner, unknown_insert).await;
+                    return Err(Error::LockHeld {
+                        expires_at: holder.expires_at(),
+                        holder: holder.owner,
+                        running: holder.running,
+                    });
                 }
-                Err(error) if is_duplicate_key(&error) => {}
-                Err(error) => return Err(database("take the schema lock", error)),
-            }
-            // Someone holds it. `now` is from before the insert, so using it
-            // errs on the side of a lease that has not ended yet.
-            let Some(holder) = self.read().await? else {
-                continue; // Released in between: try again at once.
-            };
-            if now > holder.expires_at() {
-                if self.take_over(&holder).await? {
-                    let interrupted = Interrupted {
-                        lease_ended_at: holder.expires_at(),
-                        previous_owner: holder.owner,
-                        migration: holder.running,
-                    };
-                    warn!(
-                        previous_owner = %interrupted.previous_owner,
-                        interrupted_migration = interrupted.migration.as_deref().unwrap_or("none"),
-                        lease_ended_at = %interrupted.lease_ended_at,
-                        "took over the schema lock from a process whose lease ended; \
-                         the migration it was running was not recorded and runs again"
-                    );
-                    return Ok(Some(interrupted));
+                Ok(Attempt::Busy(holder)) => {
+                    last_seen = Some(holder);
+                    last_failure = None;
                 }
-                continue; // Another process took it over first.
+                Ok(Attempt::Again) => {}
+                Err(Stop::Transient { action, failure }) => {
+                    debug!(error = ?failure, action, "the schema lock could not be taken yet; trying again");
+                    last_failure = Some((action, failure));
+                }
+                Err(Stop::Fatal(error)) => {
+                    self.forget_unknown_insert(&owner, unknown_insert).await;
+                    return Err(error);
+                }
             }
-            let waited = started.elapsed();
-            if waited >= wait {
-                return Err(Error::LockTimeout {
-                    expires_at: holder.expires_at(),
-                    holder: holder.owner,
-                    running: holder.running,
-                    waited,
+            let now = Instant::now();
+            if now >= deadline {
+                self.forget_unknown_insert(&owner, unknown_insert).await;
+                let waited = now - started;
+                return Err(match (last_failure, last_seen) {
+                    (Some((action, failure)), _) => failure.into_error(action),
+                    (None, Some(holder)) => Error::LockTimeout {
+                        expires_at: holder.expires_at(),
+                        holder: holder.owner,
+                        running: holder.running,
+                        waited,
+                    },
+                    (None, None) => Error::ServerTimeout {
+                        action: "take the schema lock".to_owned(),
+                        waited,
+                    },
                 });
             }
-            tokio::time::sleep(self.poll_interval().min(wait - waited)).await;
+            tokio::time::sleep(jittered(self.poll_interval()).min(deadline - now)).await;
         }
     }
 
-    /// Renews the lease and notes which migration is running. Returns
-    /// `false` when this process no longer holds the lock.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`] when the server fails; the lock may or may not
-    /// still be held.
-    pub(crate) async fn hold(&self, running: Option<&str>) -> Result<bool, Error> {
-        let result = self
-            .collection
-            .update_one(
-                doc! { "_id": &self.key, "owner": &self.owner.id },
-                doc! {
-                    "$set": { "running": running },
-                    "$currentDate": { "renewed_at": true },
-                },
-            )
-            .await
-            .map_err(|error| database("renew the schema lock", error))?;
-        Ok(result.matched_count == 1)
-    }
-
-    /// Releases the lock if this process still holds it.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Database`] when the server fails; the lease then ends on
-    /// its own.
-    pub(crate) async fn release(&self) -> Result<(), Error> {
-        self.collection
-            .delete_one(doc! { "_id": &self.key, "owner": &self.owner.id })
-            .await
-            .map_err(|error| database("release the schema lock", error))?;
-        debug!(owner = %self.owner.id, "released the schema lock");
-        Ok(())
+    /// One look at the lock: take it if free, recognise it as this
+    /// process's, or take it over if its lease ended.
+    async fn attempt(
+        &self,
+        owner: &Owner,
+        bound: Duration,
+        running: Option<&str>,
+        unknown_insert: &mut Option<Instant>,
+    ) -> Result<Attempt, Stop> {
+        let sent = Instant::now();
+        let now = self.server_now(bound).await?;
+        let fresh = doc! {
+            "_id": &self.key,
+            "owner": &owner.id,
+            "host": &owner.host,
+            "pid": i64::from(owner.pid),
+            "acquired_at": now,
+            "renewed_at": now,
+            "lease_ms": lease_ms(self.lease),
+            "running": running,
+        };
+        match within(bound, self.collection.insert_one(fresh.clone())).await {
+            Ok(_) => {
+                debug!(owner = %owner.id, "took the schema lock");
+                let document = parse_or_stop(&self.collection, &self.key, &fresh)?;
+                return Ok(Attempt::Taken {
+                    sent,
+                    document,
+                    previous: None,
+                });
+            }
+            Err(failure) if failure.is_duplicate_key() => {}
+            Err(failure) if failure.is_transient() => {
+                unknown_insert.get_or_insert(sent);
+                return Err(Stop::Transient {
+                    action: "take the schema lock",
+                    failure,
+                });
+            }
+            Err(failure) => return Err(Stop::Fatal(failure.into_error("take the schema lock"))),
+        }
+        // Someone holds it. `now` is from before the insert, so comparing
+        // with it errs on the side of a lease that has not ended yet.
+        let Some(holder) = self.read(bound).await? else {
+            return Ok(Attempt::Again); // Released in between.
+        };
+        if holder.owner == owner.id {
+            // An earlier insert of ours landed though its reply was lost.
+            debug!(owner = %owner.id, "the schema lock is already this process's");
+            return Ok(Attempt::Taken {
+                sent: unknown_insert.unwrap_or(sent),
+                document: holder,
+                previous: None,
+            });
+        }
+        if !holder.released && now <= holder.expires_at() {
+            return Ok(Attempt::Busy(holder));
+        }
+        let sent = Instant::now();
+        let taken = within(bound, self.take_over(owner, &holder, running)).await;
+        match taken {
+            Ok(Some(document)) => {
+                let document = parse_or_stop(&self.collection, &self.key, &document)?;
+                Ok(Attempt::Taken {
+                    sent,
+                    document,
+                    previous: Some(holder),
+                })
+            }
+            Ok(None) => Ok(Attempt::Again), // Another process took it over first.
+            Err(failure) if failure.is_transient() => Err(Stop::Transient {
+                action: "take over the schema lock",
+                failure,
+            }),
+            Err(failure) => Err(Stop::Fatal(failure.into_error("take over the schema lock"))),
+        }
     }
 
     /// Replaces `holder` with this process, unless someone changed the lock
-    /// since it was read.
-    async fn take_over(&self, holder: &Holder) -> Result<bool, Error> {
-        let result = self
-            .collection
-            .update_one(
+    /// since it was read. The ledger stays: this process finishes it.
+    async fn take_over(
+        &self,
+        owner: &Owner,
+        holder: &Holder,
+        running: Option<&str>,
+    ) -> mongodb::error::Result<Option<Document>> {
+        self.collection
+            .find_one_and_update(
                 doc! { "_id": &self.key, "owner": &holder.owner, "renewed_at": holder.renewed_at },
                 doc! {
                     "$set": {
-                        "owner": &self.owner.id,
-                        "host": &self.owner.host,
-                        "pid": i64::from(self.owner.pid),
+                        "owner": &owner.id,
+                        "host": &owner.host,
+                        "pid": i64::from(owner.pid),
                         "lease_ms": lease_ms(self.lease),
-                        "running": Bson::Null,
+                        "running": running,
                     },
+                    "$unset": { "released": "" },
                     "$currentDate": { "acquired_at": true, "renewed_at": true },
                 },
             )
+            .return_document(ReturnDocument::After)
             .await
-            .map_err(|error| database("take over the schema lock", error))?;
-        Ok(result.matched_count == 1)
     }
 
-    async fn read(&self) -> Result<Option<Holder>, Error> {
-        let document = self
+    /// The lock is this process's: start renewing it.
+    fn hold(&self, owner: Owner, sent: Instant, document: Holder, previous: Option<Holder>) -> Held<'_> {
+        let clock = Arc::new(LeaseClock::new(self.lease, sent));
+        let ledger_time = previous
+            .as_ref()
+            .map_or(document.renewed_at, |previous| previous.renewed_at);
+        let interrupted = previous.filter(|previous| !previous.released).map(|previous| {
+            let interrupted = Interrupted {
+                lease_ended_at: previous.expires_at(),
+                previous_owner: previous.owner,
+                migration: previous.running,
+                recorded: Vec::new(),
+            };
+            warn!(
+                previous_owner = %interrupted.previous_owner,
+                interrupted_migration = interrupted.migration.as_deref().unwrap_or("none"),
+                lease_ended_at = %interrupted.lease_ended_at,
+                "took over the schema lock from a process whose lease ended"
+            );
+            interrupted
+        });
+        let target = Target {
+            database: self.db.name().to_owned(),
+            collection: self.collection.name().to_owned(),
+            key: self.key.clone(),
+            owner: owner.id.clone(),
+            clock: clock.clone(),
+        };
+        let renewal = Renewal::start(target, self.renewal_client.clone(), &self.collection);
+        Held {
+            lock: self,
+            // The ledger in the document is a previous holder's: unrecorded
+            // until the manager records it.
+            unrecorded: document.done.iter().map(|done| done.id.clone()).collect(),
+            ledger_time,
+            ledger: document.done,
+            owner,
+            clock,
+            renewal: Some(renewal),
+            interrupted,
+        }
+    }
+
+    /// Removes a lock that an insert of unknown outcome may have left, so
+    /// nobody waits a whole lease for a process that gave up.
+    async fn forget_unknown_insert(&self, owner: &Owner, unknown_insert: Option<Instant>) {
+        if unknown_insert.is_none() {
+            return;
+        }
+        let removal = self
             .collection
-            .find_one(doc! { "_id": &self.key })
-            .await
-            .map_err(|error| database("read the schema lock", error))?;
-        document
-            .map(|document| {
-                parse(&document).map_err(|reason| Error::MalformedRecord {
-                    collection: self.collection.name().to_owned(),
-                    document: format!("{:?}", self.key),
-                    reason,
-                })
-            })
-            .transpose()
+            .delete_one(doc! { "_id": &self.key, "owner": &owner.id });
+        if let Err(failure) = within(self.attempt_bound(), removal).await {
+            warn!(error = ?failure, "could not remove a lock this process may have taken; it ends with its lease");
+        }
+    }
+
+    async fn read(&self, bound: Duration) -> Result<Option<Holder>, Stop> {
+        match within(bound, self.collection.find_one(doc! { "_id": &self.key })).await {
+            Ok(Some(document)) => parse_or_stop(&self.collection, &self.key, &document).map(Some),
+            Ok(None) => Ok(None),
+            Err(failure) if failure.is_transient() => Err(Stop::Transient {
+                action: "read the schema lock",
+                failure,
+            }),
+            Err(failure) => Err(Stop::Fatal(failure.into_error("read the schema lock"))),
+        }
     }
 
     /// The server's clock, from `hello`.
-    async fn server_now(&self) -> Result<DateTime, Error> {
-        let reply = self
-            .db
-            .run_command(doc! { "hello": 1 })
-            .await
-            .map_err(|error| database("read the server's clock", error))?;
+    async fn server_now(&self, bound: Duration) -> Result<DateTime, Stop> {
+        let reply = match within(bound, self.db.run_command(doc! { "hello": 1 })).await {
+            Ok(reply) => reply,
+            Err(failure) if failure.is_transient() => {
+                return Err(Stop::Transient {
+                    action: "read the server's clock",
+                    failure,
+                });
+            }
+            Err(failure) => return Err(Stop::Fatal(failure.into_error("read the server's clock"))),
+        };
         match reply.get("localTime") {
             Some(Bson::DateTime(now)) => Ok(*now),
-            _ => Err(Error::UnexpectedReply {
+            _ => Err(Stop::Fatal(Error::UnexpectedReply {
                 command: "hello".to_owned(),
                 reason: "it has no `localTime`, which the schema lock needs as the one clock all \
                          processes share"
                     .to_owned(),
+            })),
+        }
+    }
+
+    /// How long to sleep, before jitter, between looks at a held lock: a
+    /// tenth of the lease within 50 ms to 1 s.
+    fn poll_interval(&self) -> Duration {
+        (self.lease / 10).clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
+}
+
+/// The lock, held by this process until [`Held::release`].
+pub(crate) struct Held<'l> {
+    lock: &'l Lock,
+    owner: Owner,
+    clock: Arc<LeaseClock>,
+    renewal: Option<Renewal>,
+    interrupted: Option<Interrupted>,
+    /// Every completion in the lock document's ledger.
+    ledger: Vec<Completion>,
+    /// The server's time of the ledger's last entry, or later: the previous
+    /// holder's last renewal.
+    ledger_time: DateTime,
+    /// Ledger entries not known to be recorded: while any remain, releasing
+    /// keeps the ledger for the next holder.
+    unrecorded: BTreeSet<String>,
+}
+
+impl Held<'_> {
+    /// Who holds the lock: `host:pid` for records' `applied_by`.
+    pub(crate) fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// The takeover that gave this process the lock, if it was one.
+    pub(crate) fn interrupted_mut(&mut self) -> Option<&mut Interrupted> {
+        self.interrupted.as_mut()
+    }
+
+    pub(crate) fn take_interrupted(&mut self) -> Option<Interrupted> {
+        self.interrupted.take()
+    }
+
+    /// Completions in the ledger, a previous holder's included.
+    pub(crate) fn ledger(&self) -> &[Completion] {
+        &self.ledger
+    }
+
+    /// When the ledger's completions were fenced, at the latest, by the
+    /// server's clock.
+    pub(crate) fn ledger_time(&self) -> DateTime {
+        self.ledger_time
+    }
+
+    /// Whether the lease is still this process's by its own clock.
+    pub(crate) fn is_live(&self) -> bool {
+        self.clock.is_live()
+    }
+
+    /// Notes that the completion `id` is recorded in the versions
+    /// collection.
+    pub(crate) fn recorded(&mut self, id: &str) {
+        self.unrecorded.remove(id);
+    }
+
+    /// Runs `work` while the lease lasts. Returns `None`, having dropped
+    /// `work` at its next await, once the lease is lost or runs out by this
+    /// process's own clock: whatever `work` would do after that may
+    /// overlap with another process's run.
+    pub(crate) async fn hold_while<F: Future>(&self, work: F) -> Option<F::Output> {
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            output = &mut work => Some(output),
+            () = self.clock.ended() => None,
+        }
+    }
+
+    /// Fences the completion of a migration: adds it to the ledger in one
+    /// write that only the current holder's can match, notes `next` as
+    /// running (clearing it when there is none) and renews the lease.
+    /// Returns the server's time of the fence, the record's `applied_at`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockLost`] when the lease ended by this process's clock or
+    /// the lock is another's: the completion is not fenced and must not be
+    /// recorded. [`Error::Database`] when the server refused the write.
+    pub(crate) async fn fence(
+        &mut self,
+        completion: &Completion,
+        next: Option<&str>,
+        failure: Option<BoxError>,
+    ) -> Result<DateTime, Error> {
+        let update = doc! {
+            "$addToSet": { "done": completion.to_entry() },
+            "$set": { "running": next },
+            "$currentDate": { "renewed_at": true },
+        };
+        let options = FindOneAndUpdateOptions::builder()
+            .projection(doc! { "renewed_at": 1 })
+            .return_document(ReturnDocument::After)
+            .build();
+        let answer = self
+            .write(&completion.id, failure, |lock, filter| {
+                lock.collection
+                    .find_one_and_update(filter, update.clone())
+                    .with_options(options.clone())
+            })
+            .await?;
+        self.ledger.push(completion.clone());
+        self.unrecorded.insert(completion.id.clone());
+        match answer.get("renewed_at") {
+            Some(Bson::DateTime(at)) => Ok(*at),
+            _ => Err(Error::UnexpectedReply {
+                command: "findAndModify".to_owned(),
+                reason: "the schema lock came back without `renewed_at`".to_owned(),
             }),
         }
     }
 
-    /// How long to sleep between looks at a held lock: a tenth of the lease
-    /// within 50 ms to 1 s, spread by process id so waiters do not knock in
-    /// step.
-    fn poll_interval(&self) -> Duration {
-        let base = (self.lease / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        base + Duration::from_millis(u64::from(self.owner.pid % 50))
+    /// Confirms the lock is still this process's and notes `running`,
+    /// renewing the lease. `id` names the operation in a
+    /// [`Error::LockLost`].
+    ///
+    /// # Errors
+    ///
+    /// As [`fence`](Held::fence).
+    pub(crate) async fn note_running(&mut self, id: &str, running: Option<&str>) -> Result<(), Error> {
+        let update = doc! {
+            "$set": { "running": running },
+            "$currentDate": { "renewed_at": true },
+        };
+        self.write(id, None, |lock, filter| {
+            lock.collection
+                .find_one_and_update(filter, update.clone())
+                .projection(doc! { "_id": 1 })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// One write filtered on this holder, retried through transient
+    /// failures while the lease lasts by this process's clock.
+    async fn write<'a, F, C>(
+        &'a self,
+        id: &str,
+        mut failure: Option<BoxError>,
+        command: C,
+    ) -> Result<Document, Error>
+    where
+        C: Fn(&'a Lock, Document) -> F,
+        F: IntoFuture<Output = mongodb::error::Result<Option<Document>>>,
+    {
+        let filter = doc! { "_id": &self.lock.key, "owner": &self.owner.id };
+        loop {
+            if !self.clock.is_live() {
+                return Err(Error::LockLost {
+                    id: id.to_owned(),
+                    source: failure.take(),
+                });
+            }
+            let sent = Instant::now();
+            match within(self.lock.attempt_bound(), command(self.lock, filter.clone())).await {
+                Ok(Some(answer)) => {
+                    self.clock.renewed(sent);
+                    return Ok(answer);
+                }
+                Ok(None) => {
+                    self.clock.lose();
+                    return Err(Error::LockLost {
+                        id: id.to_owned(),
+                        source: failure.take(),
+                    });
+                }
+                Err(attempt) if attempt.is_transient() => {
+                    warn!(error = ?attempt, migration.id = id, "could not write to the schema lock; trying again");
+                    tokio::time::sleep(jittered(self.lock.poll_interval())).await;
+                }
+                Err(attempt) => return Err(attempt.into_error(format!("note `{id}` in the schema lock"))),
+            }
+        }
+    }
+
+    /// Lets the lock go: deletes it when every completion in its ledger is
+    /// recorded, and otherwise marks it released with an ended lease, so
+    /// the next process takes it at once and records the rest. Never fails:
+    /// if the server cannot be told, the lease ends on its own.
+    pub(crate) async fn release(mut self) {
+        if let Some(renewal) = self.renewal.take() {
+            renewal.stop().await;
+        }
+        let filter = doc! { "_id": &self.lock.key, "owner": &self.owner.id };
+        let collection = &self.lock.collection;
+        let outcome = if self.unrecorded.is_empty() {
+            within(self.lock.attempt_bound(), collection.delete_one(filter))
+                .await
+                .map(drop)
+        } else {
+            let update = doc! { "$set": { "released": true, "lease_ms": 0_i64, "running": Bson::Null } };
+            within(self.lock.attempt_bound(), collection.update_one(filter, update))
+                .await
+                .map(drop)
+        };
+        match outcome {
+            Ok(()) => debug!(owner = %self.owner.id, "released the schema lock"),
+            Err(failure) => warn!(
+                error = ?failure,
+                "could not release the schema lock; it is free again when its lease ends"
+            ),
+        }
     }
 }
 
@@ -278,78 +624,12 @@ fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn parse(document: &Document) -> Result<Holder, String> {
-    let owner = match document.get("owner") {
-        Some(Bson::String(owner)) => owner.clone(),
-        _ => return Err("`owner` should be a string".to_owned()),
-    };
-    let renewed_at = match document.get("renewed_at") {
-        Some(Bson::DateTime(at)) => *at,
-        _ => return Err("`renewed_at` should be a date".to_owned()),
-    };
-    let lease_ms = match document.get("lease_ms") {
-        Some(Bson::Int64(ms)) => *ms,
-        Some(Bson::Int32(ms)) => i64::from(*ms),
-        _ => return Err("`lease_ms` should be an integer".to_owned()),
-    };
-    let running = match document.get("running") {
-        None | Some(Bson::Null) => None,
-        Some(Bson::String(id)) => Some(id.clone()),
-        Some(_) => return Err("`running` should be a migration id or null".to_owned()),
-    };
-    Ok(Holder {
-        owner,
-        renewed_at,
-        lease_ms,
-        running,
+fn parse_or_stop(collection: &Collection<Document>, key: &str, document: &Document) -> Result<Holder, Stop> {
+    document::parse(document).map_err(|reason| {
+        Stop::Fatal(Error::MalformedRecord {
+            collection: collection.name().to_owned(),
+            document: format!("{key:?}"),
+            reason,
+        })
     })
-}
-
-fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
-    match &*error.kind {
-        ErrorKind::Write(WriteFailure::WriteError(write)) => write.code == DUPLICATE_KEY,
-        ErrorKind::Command(command) => command.code == DUPLICATE_KEY,
-        _ => false,
-    }
-}
-
-fn database(action: &str, source: mongodb::error::Error) -> Error {
-    Error::Database {
-        action: action.to_owned(),
-        source: Box::new(source),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lock_document_parses_and_knows_its_expiry() {
-        let holder = parse(&doc! {
-            "_id": "schema_versions",
-            "owner": "api-1:7:abc",
-            "renewed_at": DateTime::from_millis(1_000),
-            "lease_ms": 30_000_i32,
-            "running": "0003_sagas",
-        })
-        .unwrap();
-        assert_eq!(holder.expires_at(), DateTime::from_millis(31_000));
-        assert_eq!(holder.running.as_deref(), Some("0003_sagas"));
-    }
-
-    #[test]
-    fn a_malformed_lock_document_says_what_is_wrong() {
-        let reason = parse(&doc! { "owner": "x", "renewed_at": "now", "lease_ms": 1 }).unwrap_err();
-        assert_eq!(reason, "`renewed_at` should be a date");
-    }
-
-    #[test]
-    fn an_expiry_far_in_the_future_saturates() {
-        let holder = parse(&doc! {
-            "owner": "x", "renewed_at": DateTime::from_millis(i64::MAX - 1), "lease_ms": i64::MAX,
-        })
-        .unwrap();
-        assert_eq!(holder.expires_at(), DateTime::from_millis(i64::MAX));
-    }
 }

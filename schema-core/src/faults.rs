@@ -1,0 +1,204 @@
+//! How the bookkeeping commands (the lock and the records) meet faults:
+//! each attempt is bounded in time, and a failure is either transient (a
+//! failover, a lost connection, a timeout: worth another attempt) or final.
+
+use std::future::IntoFuture;
+use std::hash::BuildHasher;
+use std::time::{Duration, Instant};
+
+use mongodb::bson::Document;
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{
+    Acknowledgment, CollectionOptions, ReadConcern, ReadPreference, SelectionCriteria, WriteConcern,
+};
+use mongodb::{Collection, Database};
+
+use crate::error::{BoxError, Error};
+
+/// The server's code for a duplicate key.
+pub(crate) const DUPLICATE_KEY: i32 = 11000;
+
+/// Server codes that mean "not now, try again": a primary stepping down or
+/// shutting down, an election in progress, a write concern or time limit
+/// that ran out while the outcome is unknown.
+const TRANSIENT_CODES: &[i32] = &[
+    6,     // HostUnreachable
+    7,     // HostNotFound
+    50,    // MaxTimeMSExpired
+    64,    // WriteConcernFailed (wtimeout: the write may or may not have happened)
+    89,    // NetworkTimeout
+    91,    // ShutdownInProgress
+    189,   // PrimarySteppedDown
+    262,   // ExceededTimeLimit
+    9001,  // SocketException
+    10107, // NotWritablePrimary
+    11600, // InterruptedAtShutdown
+    11602, // InterruptedDueToReplStateChange
+    13435, // NotPrimaryNoSecondaryOk
+    13436, // NotPrimaryOrSecondary
+];
+
+/// A bookkeeping collection (the lock, the records) as this crate reads
+/// and writes it, whatever the `Database` was opened with: on the primary,
+/// with majority read concern, and with majority writes that give up after
+/// `write_timeout` instead of waiting forever for a majority that is gone.
+pub(crate) fn bookkeeping(db: &Database, name: &str, write_timeout: Duration) -> Collection<Document> {
+    let write_concern = WriteConcern::builder()
+        .w(Acknowledgment::Majority)
+        .w_timeout(write_timeout)
+        .build();
+    let options = CollectionOptions::builder()
+        .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+        .read_concern(ReadConcern::majority())
+        .write_concern(write_concern)
+        .build();
+    db.collection_with_options(name, options)
+}
+
+/// Why one bounded attempt at a command failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// No answer within the bound; the command may or may not have run.
+    TimedOut(Duration),
+    /// The driver or the server reported an error.
+    Server(mongodb::error::Error),
+}
+
+impl Failure {
+    /// Whether another attempt may succeed where this one failed.
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            Failure::TimedOut(_) => true,
+            Failure::Server(error) => is_transient(error),
+        }
+    }
+
+    /// Whether the server refused a write because the key exists.
+    pub(crate) fn is_duplicate_key(&self) -> bool {
+        match self {
+            Failure::TimedOut(_) => false,
+            Failure::Server(error) => code(error) == Some(DUPLICATE_KEY),
+        }
+    }
+
+    /// The crate's error for this failure while doing `action`.
+    pub(crate) fn into_error(self, action: impl Into<String>) -> Error {
+        match self {
+            Failure::TimedOut(waited) => Error::ServerTimeout {
+                action: action.into(),
+                waited,
+            },
+            Failure::Server(source) => Error::Database {
+                action: action.into(),
+                source: Box::new(source),
+            },
+        }
+    }
+
+    /// The failure as a boxed error, for variants that carry any source.
+    pub(crate) fn into_source(self, action: impl Into<String>) -> BoxError {
+        Box::new(self.into_error(action))
+    }
+}
+
+/// Runs `command`, giving up after `bound`.
+///
+/// A command given up on is dropped: the driver closes its connection
+/// rather than reuse it, and whatever the server did with it stands.
+pub(crate) async fn within<T>(
+    bound: Duration,
+    command: impl IntoFuture<Output = mongodb::error::Result<T>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(bound, command.into_future()).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(Failure::Server(error)),
+        Err(_) => Err(Failure::TimedOut(bound)),
+    }
+}
+
+/// Whether a driver error is worth another attempt: the network, server
+/// selection, a failover, or a write whose outcome is unknown.
+pub(crate) fn is_transient(error: &mongodb::error::Error) -> bool {
+    if error.contains_label("RetryableWriteError") || error.contains_label("TransientTransactionError") {
+        return true;
+    }
+    match &*error.kind {
+        ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } | ErrorKind::ServerSelection { .. } => {
+            true
+        }
+        _ => code(error).is_some_and(|code| TRANSIENT_CODES.contains(&code)),
+    }
+}
+
+/// The server's error code in `error`, for command, write and write
+/// concern errors.
+pub(crate) fn code(error: &mongodb::error::Error) -> Option<i32> {
+    match &*error.kind {
+        ErrorKind::Command(command) => Some(command.code),
+        ErrorKind::Write(WriteFailure::WriteError(write)) => Some(write.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(concern)) => Some(concern.code),
+        _ => None,
+    }
+}
+
+/// A pause before another attempt: `base` scaled by a random factor in
+/// `[0.5, 1.5)`, so processes that failed together do not retry together.
+///
+/// The randomness comes from the standard library's per-process random
+/// hash keys, not from the process id, which containers share.
+pub(crate) fn jittered(base: Duration) -> Duration {
+    let bits = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
+    // The top 53 bits as a fraction in [0, 1).
+    let fraction = (bits >> 11) as f64 / (1_u64 << 53) as f64;
+    base.mul_f64(0.5 + fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+
+    fn command_error(code: i32) -> mongodb::error::Error {
+        // The driver builds its errors from server replies; a reply is the
+        // one public way to make a command error with a given code.
+        let reply = doc! { "ok": 0, "code": code, "codeName": "Test", "errmsg": "injected" };
+        let command: mongodb::error::CommandError =
+            mongodb::bson::from_document(reply).expect("a command error document");
+        mongodb::error::Error::from(ErrorKind::Command(command))
+    }
+
+    #[test]
+    fn failover_codes_are_transient_and_others_are_not() {
+        for code in [10107, 189, 91, 11602, 64] {
+            assert!(is_transient(&command_error(code)), "{code}");
+        }
+        for code in [11000, 13, 2, 121] {
+            assert!(!is_transient(&command_error(code)), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_timeout_is_transient_and_not_a_duplicate() {
+        let failure = Failure::TimedOut(Duration::from_millis(5));
+        assert!(failure.is_transient());
+        assert!(!failure.is_duplicate_key());
+        assert!(Failure::Server(command_error(11000)).is_duplicate_key());
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_one_and_a_half_times_the_base() {
+        let base = Duration::from_millis(100);
+        let pauses: Vec<Duration> = (0..200).map(|_| jittered(base)).collect();
+        assert!(
+            pauses
+                .iter()
+                .all(|pause| *pause >= base / 2 && *pause < base * 3 / 2)
+        );
+        let distinct: std::collections::HashSet<_> = pauses.iter().collect();
+        assert!(
+            distinct.len() > 100,
+            "the pauses vary: {} distinct",
+            distinct.len()
+        );
+    }
+}
