@@ -9,6 +9,9 @@
 //!   released: true,                   // only when let go with unrecorded completions
 //!   done: [ { id, checksum, description, duration_ms, applied_by, marked } ] }
 //! ```
+//!
+//! The ledger `done` holds the completions fenced but not yet known to be
+//! recorded; each fence writes it whole with `$set`.
 
 use mongodb::bson::{Bson, DateTime, Document, doc};
 
@@ -69,8 +72,7 @@ impl Completion {
         }
     }
 
-    /// The ledger entry. The same completion always gives the same
-    /// document, so `$addToSet` makes a repeated fence a no-op.
+    /// The ledger entry.
     pub(crate) fn to_entry(&self) -> Document {
         let mut entry = doc! {
             "id": &self.id,

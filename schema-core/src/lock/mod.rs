@@ -150,7 +150,14 @@ impl Lock {
     pub(crate) async fn acquire(&self, wait: Duration, running: Option<&str>) -> Result<Held<'_>, Error> {
         let owner = Owner::new();
         let started = Instant::now();
-        let deadline = started + wait.max(self.attempt_bound());
+        // Without a wait, a live holder ends the attempt at once; a server
+        // that does not answer is still given one attempt's time.
+        let deadline = started
+            + if wait.is_zero() {
+                self.attempt_bound()
+            } else {
+                wait
+            };
         // The send time of the first insert whose outcome is unknown: if it
         // landed, the lease started no earlier.
         let mut unknown_insert: Option<Instant> = None;
@@ -484,10 +491,15 @@ impl Held<'_> {
         }
     }
 
-    /// Fences the completion of a migration: adds it to the ledger in one
-    /// write that only the current holder's can match, notes `next` as
-    /// running (clearing it when there is none) and renews the lease.
-    /// Returns the server's time of the fence, the record's `applied_at`.
+    /// Fences the completion of a migration: writes the ledger, with it
+    /// added, in one write that only the current holder's can match, notes
+    /// `next` as running (clearing it when there is none) and renews the
+    /// lease. Returns the server's time of the fence, the record's
+    /// `applied_at`.
+    ///
+    /// The ledger written holds only completions not yet recorded (usually
+    /// just this one), so it stays small however many migrations run, and
+    /// a retried fence writes the same ledger again.
     ///
     /// # Errors
     ///
@@ -500,9 +512,15 @@ impl Held<'_> {
         next: Option<&str>,
         failure: Option<BoxError>,
     ) -> Result<DateTime, Error> {
+        let ledger: Vec<Document> = self
+            .ledger
+            .iter()
+            .filter(|done| self.unrecorded.contains(&done.id) && done.id != completion.id)
+            .chain(std::iter::once(completion))
+            .map(Completion::to_entry)
+            .collect();
         let update = doc! {
-            "$addToSet": { "done": completion.to_entry() },
-            "$set": { "running": next },
+            "$set": { "done": ledger, "running": next },
             "$currentDate": { "renewed_at": true },
         };
         let options = FindOneAndUpdateOptions::builder()

@@ -1,19 +1,29 @@
 //! One process of an application starting up, for the multi-process tests:
 //! it applies its migrations to the database `WORKER_DB` on `MONGODB_URI`
-//! and prints what it did.
+//! (the server, or a fault-injecting proxy in front of it) and prints what
+//! it did.
 //!
 //! - `WORKER_LEASE_MS`: the lock lease (default 5000);
 //! - `WORKER_WAIT_MS`: how long to wait for the lock (default 60000);
-//! - `WORKER_SLOW_MS`: how long `c_0003_slow` sleeps after counting itself
-//!   (default 0), to be killed in the middle of it.
+//! - `WORKER_SLOW_MS`: how long `c_0003_slow` waits after counting itself
+//!   (default 0), to be killed or paused in the middle of it;
+//! - `WORKER_BLOCK=1`: `c_0003_slow` blocks its thread for that long
+//!   (`std::thread::sleep`) instead of awaiting a timer;
+//! - `WORKER_FLAVOR=current_thread`: a single-threaded runtime (default:
+//!   multi-threaded with two workers);
+//! - `WORKER_LEASE_CLIENT=0`: renew from a task on the application's
+//!   runtime instead of from a thread and client of its own.
 //!
 //! Each migration increments its own counter in `counters` (created by the
-//! test), so a counter above 1 means a migration ran twice.
+//! test), so a counter above 1 means a migration ran twice, and logs each
+//! run in `runs` with ticks of a server-side sequence at its start and end,
+//! so the test can tell whether two runs overlapped.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use schema_core::mongodb::bson::{Document, doc};
+use schema_core::mongodb::options::{ClientOptions, ReturnDocument};
 use schema_core::mongodb::{Client, Database, error::Error};
 use schema_core::{SchemaManager, migration};
 
@@ -22,13 +32,53 @@ fn millis(variable: &str, default: u64) -> Duration {
     Duration::from_millis(value.unwrap_or(default))
 }
 
-async fn count(db: &Database, id: &str) -> Result<(), Error> {
+fn flag(variable: &str, default: bool) -> bool {
+    std::env::var(variable).map_or(default, |value| value == "1")
+}
+
+/// The next value of a sequence every process shares.
+async fn tick(db: &Database) -> Result<i64, Error> {
+    let document = db
+        .collection::<Document>("ticks")
+        .find_one_and_update(doc! { "_id": "ticks" }, doc! { "$inc": { "t": 1_i64 } })
+        .upsert(true)
+        .return_document(ReturnDocument::After)
+        .await?;
+    Ok(document
+        .and_then(|document| {
+            document
+                .get("t")
+                .and_then(|t| t.as_i64().or(t.as_i32().map(i64::from)))
+        })
+        .unwrap_or(0))
+}
+
+/// Counts a run of `id` and logs its start; returns the log entry's id.
+async fn start(db: &Database, id: &str) -> Result<schema_core::mongodb::bson::Bson, Error> {
     db.collection::<Document>("counters")
         .update_one(doc! { "_id": id }, doc! { "$inc": { "n": 1 } })
         .await?;
+    let start = tick(db).await?;
+    let inserted = db
+        .collection::<Document>("runs")
+        .insert_one(doc! { "id": id, "pid": i64::from(std::process::id()), "start": start })
+        .await?;
+    Ok(inserted.inserted_id)
+}
+
+async fn end(db: &Database, run: schema_core::mongodb::bson::Bson) -> Result<(), Error> {
+    let end = tick(db).await?;
+    db.collection::<Document>("runs")
+        .update_one(doc! { "_id": run }, doc! { "$set": { "end": end } })
+        .await?;
+    Ok(())
+}
+
+async fn count(db: &Database, id: &str) -> Result<(), Error> {
+    let run = start(db, id).await?;
     // Widens the window in which other processes race for the lock.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    Ok(())
+    end(db, run).await
 }
 
 #[migration(id = "c_0001")]
@@ -43,9 +93,15 @@ async fn second(db: &Database) -> Result<(), Error> {
 
 #[migration(id = "c_0003_slow", after = "c_0002")]
 async fn slow(db: &Database) -> Result<(), Error> {
-    count(db, "c_0003_slow").await?;
-    tokio::time::sleep(millis("WORKER_SLOW_MS", 0)).await;
-    Ok(())
+    let run = start(db, "c_0003_slow").await?;
+    let slow = millis("WORKER_SLOW_MS", 0);
+    if flag("WORKER_BLOCK", false) {
+        // Synchronous work that never yields to the runtime.
+        std::thread::sleep(slow);
+    } else {
+        tokio::time::sleep(slow).await;
+    }
+    end(db, run).await
 }
 
 #[migration(id = "c_0004", after = "c_0003_slow")]
@@ -53,28 +109,49 @@ async fn fourth(db: &Database) -> Result<(), Error> {
     count(db, "c_0004").await
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let db = match std::env::var("WORKER_DB") {
-        Ok(name) => Client::with_uri_str(schema_tests::uri())
-            .await
-            .map(|client| client.database(&name)),
-        Err(_) => {
-            eprintln!("error: WORKER_DB is not set");
-            return ExitCode::FAILURE;
+fn main() -> ExitCode {
+    let mut runtime = match std::env::var("WORKER_FLAVOR").as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
+        _ => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(2);
+            builder
         }
     };
-    let db = match db {
-        Ok(db) => db,
+    match runtime.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
+    let Ok(name) = std::env::var("WORKER_DB") else {
+        eprintln!("error: WORKER_DB is not set");
+        return ExitCode::FAILURE;
+    };
+    let options = match ClientOptions::parse(schema_tests::uri()).await {
+        Ok(options) => options,
         Err(error) => {
             eprintln!("error: {}", schema_tests::chain(&error));
             return ExitCode::FAILURE;
         }
     };
-    let client = db.client().clone();
-    let manager = SchemaManager::new(db)
+    let client = match Client::with_options(options.clone()) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("error: {}", schema_tests::chain(&error));
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut manager = SchemaManager::new(client.database(&name))
         .lock_lease(millis("WORKER_LEASE_MS", 5000))
         .lock_wait_timeout(millis("WORKER_WAIT_MS", 60_000));
+    if flag("WORKER_LEASE_CLIENT", true) {
+        manager = manager.lease_client(options);
+    }
     let outcome = manager.apply_all().await;
     client.shutdown().await;
     match outcome {
@@ -82,9 +159,10 @@ async fn main() -> ExitCode {
             println!("applied={}", report.applied.join(","));
             if let Some(interrupted) = report.interrupted {
                 println!(
-                    "interrupted={} previous_owner={}",
+                    "interrupted={} previous_owner={} recorded={}",
                     interrupted.migration.unwrap_or_default(),
-                    interrupted.previous_owner
+                    interrupted.previous_owner,
+                    interrupted.recorded.join(",")
                 );
             }
             ExitCode::SUCCESS

@@ -1,0 +1,231 @@
+//! Driving `apply-worker` processes from the multi-process tests: start
+//! them against the server or a proxy, wait for them within a deadline,
+//! pause or kill them, and read back what their migrations logged.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use schema_core::mongodb::Database;
+use schema_core::mongodb::bson::{Bson, Document, doc};
+
+/// The worker's migrations, in apply order.
+pub const MIGRATIONS: [&str; 4] = ["c_0001", "c_0002", "c_0003_slow", "c_0004"];
+
+/// How to start one worker process. `binary` is the test's
+/// `env!("CARGO_BIN_EXE_apply-worker")`.
+pub struct Worker {
+    command: Command,
+}
+
+impl Worker {
+    /// A worker applying to `db` on the test server, with a lease of
+    /// `lease_ms`.
+    pub fn new(binary: &str, db: &Database, lease_ms: u64) -> Worker {
+        let mut command = Command::new(binary);
+        command
+            .env("MONGODB_URI", crate::uri())
+            .env("WORKER_DB", db.name())
+            .env("WORKER_LEASE_MS", lease_ms.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Worker { command }
+    }
+
+    /// Connects through `uri` (a proxy's) instead of to the server.
+    pub fn through(mut self, uri: &str) -> Worker {
+        self.command.env("MONGODB_URI", uri);
+        self
+    }
+
+    /// Sets one of the worker's variables (see `apply-worker.rs`).
+    pub fn env(mut self, variable: &str, value: impl ToString) -> Worker {
+        self.command.env(variable, value.to_string());
+        self
+    }
+
+    /// Starts the process.
+    ///
+    /// # Panics
+    ///
+    /// When the binary cannot be started.
+    pub fn spawn(mut self) -> Child {
+        self.command.spawn().expect("start apply-worker")
+    }
+}
+
+/// Waits for `child`, killing it if it runs past the deadline.
+///
+/// # Panics
+///
+/// When the process cannot be waited for.
+pub fn finish(mut child: Child, deadline: Instant) -> Output {
+    while child.try_wait().expect("poll the worker").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect the worker's output")
+}
+
+/// Sends `signal` (`"STOP"`, `"CONT"`, `"KILL"`) to `child`.
+///
+/// # Panics
+///
+/// When `kill` cannot be run or fails.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {}", child.id());
+}
+
+/// Standard output and error of a finished worker, for messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{:?}\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The line of the worker's output that starts with `key=`, without it.
+pub fn line<'o>(output: &'o str, key: &str) -> Option<&'o str> {
+    let prefix = format!("{key}=");
+    output.lines().find_map(|line| line.strip_prefix(prefix.as_str()))
+}
+
+/// Creates the worker's counters, all at zero.
+///
+/// # Panics
+///
+/// When the server refuses.
+pub async fn create_counters(db: &Database) {
+    let counters: Vec<Document> = MIGRATIONS.iter().map(|id| doc! { "_id": *id, "n": 0 }).collect();
+    db.collection::<Document>("counters")
+        .insert_many(counters)
+        .await
+        .expect("create the counters");
+}
+
+/// How many times migration `id` started.
+///
+/// # Panics
+///
+/// When the counter is missing or not a number.
+pub async fn counter(db: &Database, id: &str) -> i64 {
+    let document = db
+        .collection::<Document>("counters")
+        .find_one(doc! { "_id": id })
+        .await
+        .expect("read the counters")
+        .expect("the counter exists");
+    integer(document.get("n")).unwrap_or_else(|| panic!("counter {id} is {document:?}"))
+}
+
+/// One run of a migration, as the worker logged it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// The process that ran it.
+    pub pid: i64,
+    /// The shared sequence's value when it started.
+    pub start: i64,
+    /// ... and when it ended, if it did.
+    pub end: Option<i64>,
+}
+
+/// The logged runs of migration `id`, in the order they started.
+///
+/// # Panics
+///
+/// When the log cannot be read.
+pub async fn runs(db: &Database, id: &str) -> Vec<Run> {
+    let mut runs: Vec<Run> = crate::documents(db, "runs")
+        .await
+        .into_iter()
+        .filter(|run| run.get_str("id") == Ok(id))
+        .map(|run| Run {
+            pid: integer(run.get("pid")).unwrap_or(0),
+            start: integer(run.get("start")).unwrap_or(0),
+            end: integer(run.get("end")),
+        })
+        .collect();
+    runs.sort_by_key(|run| run.start);
+    runs
+}
+
+/// Whether two of `runs` were under way at once. A run without an end
+/// overlaps every run that started after it, unless `dead` says its
+/// process was killed before they started.
+pub fn overlapping(runs: &[Run], dead: &[i64]) -> bool {
+    runs.iter().enumerate().any(|(index, run)| {
+        runs[index + 1..].iter().any(|later| match run.end {
+            Some(end) => later.start < end,
+            None => !dead.contains(&run.pid),
+        })
+    })
+}
+
+/// The lock document guarding `schema_versions`, if there is one.
+///
+/// # Panics
+///
+/// When the lock collection cannot be read.
+pub async fn lock_document(db: &Database) -> Option<Document> {
+    db.collection::<Document>("schema_lock")
+        .find_one(doc! { "_id": "schema_versions" })
+        .await
+        .expect("read the lock")
+}
+
+/// Waits until `child`'s lock shows `running` and that migration has
+/// started, failing if the process exits first or the deadline passes.
+///
+/// # Panics
+///
+/// As described.
+pub async fn wait_until_running(db: &Database, child: &mut Child, running: &str, deadline: Instant) {
+    loop {
+        let lock = lock_document(db).await;
+        let noted = lock.as_ref().and_then(|lock| lock.get_str("running").ok());
+        if noted == Some(running) && counter(db, running).await >= 1 {
+            return;
+        }
+        assert!(
+            child.try_wait().expect("poll the worker").is_none(),
+            "the worker exited before running {running}"
+        );
+        assert!(Instant::now() < deadline, "the worker reached {running} in time");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn integer(value: Option<&Bson>) -> Option<i64> {
+    match value {
+        Some(Bson::Int32(n)) => Some(i64::from(*n)),
+        Some(Bson::Int64(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(pid: i64, start: i64, end: Option<i64>) -> Run {
+        Run { pid, start, end }
+    }
+
+    #[test]
+    fn runs_overlap_when_one_starts_before_another_ends() {
+        assert!(!overlapping(&[run(1, 1, Some(2)), run(2, 3, Some(4))], &[]));
+        assert!(overlapping(&[run(1, 1, Some(4)), run(2, 3, Some(5))], &[]));
+        // A run cut off by a kill does not overlap what started after.
+        assert!(!overlapping(&[run(1, 1, None), run(2, 3, Some(4))], &[1]));
+        assert!(overlapping(&[run(1, 1, None), run(2, 3, Some(4))], &[]));
+    }
+}

@@ -1,0 +1,502 @@
+//! The lease under faults, with real processes of `apply-worker`: a
+//! migration that blocks its thread, a holder paused past its lease
+//! (SIGSTOP), a holder killed (SIGKILL) at each step of a run, a renewal
+//! blackout and a failover window injected by the proxy. Each test first
+//! proves that its fault happened (the proxy held or failed that command,
+//! the process was inside that migration), then asserts what the database
+//! holds: every migration recorded exactly once, no two overlapping runs
+//! where the lease was never lost, and the process that took over
+//! succeeding.
+
+use std::time::{Duration, Instant};
+
+use schema_core::mongodb::Database;
+use schema_core::mongodb::bson::{Bson, DateTime, Document};
+use schema_tests::proxy::{Fault, FaultProxy, Match, Rule, RuleHandle};
+use schema_tests::workers::{
+    MIGRATIONS, Worker, counter, create_counters, finish, line, lock_document, overlapping, runs, signal,
+    text, wait_until_running,
+};
+use schema_tests::{documents, fresh_database, record_ids};
+
+const DEADLINE: Duration = Duration::from_secs(120);
+const WORKER: &str = env!("CARGO_BIN_EXE_apply-worker");
+
+async fn setup(test: &str) -> Database {
+    let db = fresh_database(test).await;
+    create_counters(&db).await;
+    db
+}
+
+fn deadline() -> Instant {
+    Instant::now() + DEADLINE
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Asserts the end state every scenario shares: each migration recorded
+/// once, the lock gone.
+async fn assert_recorded_once_and_released(db: &Database) {
+    assert_eq!(
+        record_ids(db, "schema_versions").await,
+        MIGRATIONS,
+        "each migration recorded exactly once"
+    );
+    assert!(
+        documents(db, "schema_lock").await.is_empty(),
+        "the lock was released"
+    );
+}
+
+/// Who recorded migration `id` (`host:pid`).
+async fn recorded_by(db: &Database, id: &str) -> String {
+    documents(db, "schema_versions")
+        .await
+        .into_iter()
+        .find(|record| record.get_str("_id") == Ok(id))
+        .and_then(|record| record.get_str("applied_by").ok().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn renewed_at(lock: &Document) -> DateTime {
+    *lock.get_datetime("renewed_at").expect("the lock has renewed_at")
+}
+
+/// A holder whose migration blocks its thread for three leases keeps its
+/// lease: a second process waits instead of taking over, and the migration
+/// runs once.
+async fn blocking_migration_keeps_the_lease(test: &str, flavor: &str) {
+    let db = setup(test).await;
+    let lease_ms = 1_000;
+    let mut holder = Worker::new(WORKER, &db, lease_ms)
+        .env("WORKER_SLOW_MS", 3 * lease_ms)
+        .env("WORKER_BLOCK", 1)
+        .env("WORKER_FLAVOR", flavor)
+        .spawn();
+    wait_until_running(&db, &mut holder, "c_0003_slow", deadline()).await;
+    let before = lock_document(&db).await.expect("the holder's lock");
+    let waiter = Worker::new(WORKER, &db, lease_ms).spawn();
+
+    // Two leases into the block, the lease has been renewed meanwhile.
+    tokio::time::sleep(Duration::from_millis(2 * lease_ms)).await;
+    let during = lock_document(&db).await.expect("the holder's lock");
+    let blocked = runs(&db, "c_0003_slow").await;
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(
+        blocked[0].end, None,
+        "the migration is still blocked in its thread"
+    );
+    assert_eq!(during.get_str("owner"), before.get_str("owner"), "no takeover");
+    assert!(
+        renewed_at(&during) > renewed_at(&before),
+        "renewed while the migration blocked its thread: {before} then {during}"
+    );
+
+    let holder = finish(holder, deadline());
+    let waiter = finish(waiter, deadline());
+    assert!(holder.status.success(), "{}", text(&holder));
+    assert!(waiter.status.success(), "{}", text(&waiter));
+    assert_eq!(
+        line(&stdout(&holder), "applied"),
+        Some("c_0001,c_0002,c_0003_slow,c_0004")
+    );
+    assert_eq!(line(&stdout(&waiter), "applied"), Some(""));
+    assert_eq!(line(&stdout(&waiter), "interrupted"), None);
+    for id in MIGRATIONS {
+        assert_eq!(counter(&db, id).await, 1, "{id} ran once");
+        assert!(!overlapping(&runs(&db, id).await, &[]), "{id}");
+    }
+    assert_recorded_once_and_released(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_blocking_a_worker_thread_does_not_stop_renewal() {
+    blocking_migration_keeps_the_lease("blocking_multi", "multi_thread").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_blocking_a_single_threaded_runtime_does_not_stop_renewal() {
+    blocking_migration_keeps_the_lease("blocking_current", "current_thread").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_paused_past_its_lease_is_taken_over_and_records_nothing_when_it_resumes() {
+    let db = setup("paused_holder").await;
+    let mut holder = Worker::new(WORKER, &db, 1_000)
+        .env("WORKER_SLOW_MS", 3_000)
+        .spawn();
+    wait_until_running(&db, &mut holder, "c_0003_slow", deadline()).await;
+    signal(&holder, "STOP");
+
+    let waiter = finish(Worker::new(WORKER, &db, 1_000).spawn(), deadline());
+    let waiter_pid = waiter_pid(&db, "c_0004").await;
+    signal(&holder, "CONT");
+    let holder = finish(holder, deadline());
+
+    assert!(waiter.status.success(), "{}", text(&waiter));
+    assert_eq!(line(&stdout(&waiter), "applied"), Some("c_0003_slow,c_0004"));
+    assert!(
+        stdout(&waiter).contains("interrupted=c_0003_slow "),
+        "{}",
+        text(&waiter)
+    );
+    assert!(!holder.status.success(), "{}", text(&holder));
+    assert!(
+        text(&holder).contains("lost the schema lock while applying `c_0003_slow`"),
+        "{}",
+        text(&holder)
+    );
+    // At least once under a lost lease: the paused run and the new one.
+    assert_eq!(counter(&db, "c_0003_slow").await, 2);
+    for id in ["c_0001", "c_0002", "c_0004"] {
+        assert_eq!(counter(&db, id).await, 1, "{id}");
+    }
+    for id in ["c_0003_slow", "c_0004"] {
+        assert!(
+            recorded_by(&db, id).await.ends_with(&format!(":{waiter_pid}")),
+            "{id} recorded by the process that took over"
+        );
+    }
+    assert_recorded_once_and_released(&db).await;
+}
+
+/// The pid of the process that ran `id` last.
+async fn waiter_pid(db: &Database, id: &str) -> i64 {
+    runs(db, id).await.last().map_or(0, |run| run.pid)
+}
+
+/// Where in a run the holder is killed: the command the proxy holds there.
+struct Step {
+    name: &'static str,
+    command: &'static str,
+    target: &'static str,
+    /// Which of the matching commands to hold (0 for the first).
+    nth: usize,
+    /// Only commands about this migration (`done.id` of a fence, `_id` of a
+    /// record), when set.
+    about: Option<&'static str>,
+}
+
+fn about(body: &Document, id: &str) -> bool {
+    // A fence writes the ledger with the completion last.
+    let fenced = body
+        .get_document("update")
+        .and_then(|update| update.get_document("$set"))
+        .and_then(|set| set.get_array("done"))
+        .ok()
+        .and_then(|done| done.last())
+        .and_then(Bson::as_document)
+        .and_then(|entry| entry.get_str("id").ok());
+    let recorded = body
+        .get_array("documents")
+        .ok()
+        .and_then(|documents| documents.first())
+        .and_then(Bson::as_document)
+        .and_then(|record| record.get_str("_id").ok());
+    fenced == Some(id) || recorded == Some(id)
+}
+
+/// What a killed holder had sent and the proxy still holds.
+struct InFlight {
+    // Dropping the proxy would drop the held command instead of letting it
+    // arrive.
+    _proxy: FaultProxy,
+    held: RuleHandle,
+}
+
+impl InFlight {
+    /// Lets the dead holder's command reach the server, late, and waits a
+    /// moment for it to land.
+    async fn arrive(self) {
+        self.held.release();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Holds the holder's command at `step`, kills it there, and starts
+/// another process. Returns that process's output, the dead holder's pid,
+/// and its command still in flight.
+async fn killed_at(db: &Database, step: &Step) -> (std::process::Output, u32, InFlight) {
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    let nth = step.nth;
+    let about_id = step.about;
+    let matcher = Match::command(step.command).on(step.target).when(move |body| {
+        about_id.is_none_or(|id| about(body, id))
+            && seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == nth
+    });
+    let held = proxy.add(Rule::new(matcher, Fault::Hold));
+    let mut holder = Worker::new(WORKER, db, 1_000).through(&proxy.uri()).spawn();
+    let reached = held.wait_for_hits(1, DEADLINE).await;
+    assert!(reached, "the holder reached step `{}`", step.name);
+    assert_eq!(
+        held.held(),
+        1,
+        "the proxy holds the command of step `{}`",
+        step.name
+    );
+    holder.kill().expect("SIGKILL the holder");
+    holder.wait().expect("reap the holder");
+
+    let waiter = finish(Worker::new(WORKER, db, 1_000).spawn(), deadline());
+    assert!(waiter.status.success(), "step `{}`: {}", step.name, text(&waiter));
+    let in_flight = InFlight { _proxy: proxy, held };
+    (waiter, holder.id(), in_flight)
+}
+
+/// After the dead holder's last command finally arrives, still each
+/// migration recorded once, none run again.
+async fn assert_unchanged_after(in_flight: InFlight, db: &Database, counts: &[(&str, i64)]) {
+    in_flight.arrive().await;
+    assert_eq!(record_ids(db, "schema_versions").await, MIGRATIONS);
+    for (id, count) in counts {
+        assert_eq!(counter(db, id).await, *count, "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_after_taking_the_lock_the_next_process_applies_everything() {
+    let db = setup("killed_after_lock").await;
+    let step = Step {
+        name: "re-read under the lock",
+        command: "find",
+        target: "schema_versions",
+        nth: 1,
+        about: None,
+    };
+    let (waiter, _, in_flight) = killed_at(&db, &step).await;
+    let out = stdout(&waiter);
+    assert_eq!(line(&out, "applied"), Some("c_0001,c_0002,c_0003_slow,c_0004"));
+    assert!(out.contains("interrupted=c_0001 "), "{out}");
+    for id in MIGRATIONS {
+        assert_eq!(counter(&db, id).await, 1, "{id}");
+    }
+    assert_recorded_once_and_released(&db).await;
+    assert_unchanged_after(in_flight, &db, &[("c_0001", 1)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_before_fencing_a_completion_the_migration_runs_again() {
+    let db = setup("killed_before_fence").await;
+    let step = Step {
+        name: "fence of c_0002",
+        command: "findAndModify",
+        target: "schema_lock",
+        nth: 0,
+        about: Some("c_0002"),
+    };
+    let (waiter, _, in_flight) = killed_at(&db, &step).await;
+    let out = stdout(&waiter);
+    assert_eq!(line(&out, "applied"), Some("c_0002,c_0003_slow,c_0004"));
+    assert!(out.contains("interrupted=c_0002 "), "{out}");
+    assert_eq!(counter(&db, "c_0002").await, 2, "not fenced, so it ran again");
+    for id in ["c_0001", "c_0003_slow", "c_0004"] {
+        assert_eq!(counter(&db, id).await, 1, "{id}");
+    }
+    assert_recorded_once_and_released(&db).await;
+    // The dead holder's fence, arriving now, matches no lock of its own.
+    assert_unchanged_after(in_flight, &db, &[("c_0002", 2)]).await;
+    assert!(documents(&db, "schema_lock").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_after_fencing_before_recording_the_next_process_records_without_running() {
+    let db = setup("killed_after_fence").await;
+    let step = Step {
+        name: "record of c_0002",
+        command: "insert",
+        target: "schema_versions",
+        nth: 0,
+        about: Some("c_0002"),
+    };
+    let (waiter, holder_pid, in_flight) = killed_at(&db, &step).await;
+    let out = stdout(&waiter);
+    assert_eq!(line(&out, "applied"), Some("c_0003_slow,c_0004"));
+    // The fence noted c_0003_slow as next; the holder died before it.
+    assert!(out.contains("interrupted=c_0003_slow "), "{out}");
+    assert!(out.contains("recorded=c_0002"), "{out}");
+    for id in MIGRATIONS {
+        assert_eq!(counter(&db, id).await, 1, "{id} ran once");
+    }
+    assert!(
+        recorded_by(&db, "c_0002")
+            .await
+            .ends_with(&format!(":{holder_pid}")),
+        "the record names the process that ran it"
+    );
+    assert_recorded_once_and_released(&db).await;
+    // The dead holder's own insert of the record, arriving now, is a
+    // duplicate.
+    assert_unchanged_after(in_flight, &db, &[("c_0002", 1)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_before_recording_the_last_migration_no_migration_is_reported_interrupted() {
+    let db = setup("killed_before_last_record").await;
+    let step = Step {
+        name: "record of c_0004",
+        command: "insert",
+        target: "schema_versions",
+        nth: 0,
+        about: Some("c_0004"),
+    };
+    let (waiter, _, in_flight) = killed_at(&db, &step).await;
+    let out = stdout(&waiter);
+    assert_eq!(line(&out, "applied"), Some(""), "nothing ran again: {out}");
+    let interrupted = line(&out, "interrupted").expect("the takeover is reported");
+    assert!(
+        interrupted.starts_with(" previous_owner="),
+        "no migration was cut off: {interrupted}"
+    );
+    assert!(interrupted.ends_with("recorded=c_0004"), "{interrupted}");
+    for id in MIGRATIONS {
+        assert_eq!(counter(&db, id).await, 1, "{id} ran once");
+    }
+    assert_recorded_once_and_released(&db).await;
+    assert_unchanged_after(in_flight, &db, &[("c_0004", 1)]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_before_releasing_the_lock_the_next_start_has_nothing_to_do() {
+    let db = setup("killed_before_release").await;
+    let step = Step {
+        name: "release",
+        command: "delete",
+        target: "schema_lock",
+        nth: 0,
+        about: None,
+    };
+    let (waiter, _, in_flight) = killed_at(&db, &step).await;
+    let out = stdout(&waiter);
+    assert_eq!(line(&out, "applied"), Some(""));
+    assert_eq!(line(&out, "interrupted"), None, "nothing to take over: {out}");
+    for id in MIGRATIONS {
+        assert_eq!(counter(&db, id).await, 1, "{id} ran once");
+    }
+    assert_eq!(record_ids(&db, "schema_versions").await, MIGRATIONS);
+    let lock = lock_document(&db)
+        .await
+        .expect("the dead holder's lock, until its lease ends");
+    assert_eq!(
+        lock.get("running"),
+        Some(&Bson::Null),
+        "running was cleared: {lock}"
+    );
+    // The dead holder's release, arriving now, still removes its lock.
+    assert_unchanged_after(in_flight, &db, &[("c_0004", 1)]).await;
+    assert!(documents(&db, "schema_lock").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fence_that_arrives_after_the_lease_ended_is_refused() {
+    let db = setup("late_fence").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let fences = proxy.add(Rule::new(
+        Match::command("findAndModify")
+            .on("schema_lock")
+            .when(|body| about(body, "c_0002")),
+        Fault::Hold,
+    ));
+    let mut holder = Worker::new(WORKER, &db, 1_000).through(&proxy.uri()).spawn();
+    assert!(
+        fences.wait_for_hits(1, DEADLINE).await,
+        "the fence of c_0002 is held"
+    );
+    // Paused with the fence in flight, past its lease.
+    signal(&holder, "STOP");
+    let waiter = finish(Worker::new(WORKER, &db, 1_000).spawn(), deadline());
+    // The late fence reaches the server only now, after the takeover.
+    fences.release();
+    signal(&holder, "CONT");
+    let holder = {
+        let _ = holder.try_wait();
+        finish(holder, deadline())
+    };
+
+    assert!(waiter.status.success(), "{}", text(&waiter));
+    assert_eq!(
+        line(&stdout(&waiter), "applied"),
+        Some("c_0002,c_0003_slow,c_0004")
+    );
+    assert!(!holder.status.success(), "{}", text(&holder));
+    assert!(
+        text(&holder).contains("lost the schema lock while applying `c_0002`"),
+        "{}",
+        text(&holder)
+    );
+    assert_eq!(
+        counter(&db, "c_0002").await,
+        2,
+        "unfenced, so run again by the new holder"
+    );
+    assert_recorded_once_and_released(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_renewal_blackout_of_most_of_a_lease_causes_no_takeover() {
+    let db = setup("renewal_blackout").await;
+    let lease_ms = 1_500;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let mut holder = Worker::new(WORKER, &db, lease_ms)
+        .through(&proxy.uri())
+        .env("WORKER_SLOW_MS", 3 * lease_ms)
+        .spawn();
+    wait_until_running(&db, &mut holder, "c_0003_slow", deadline()).await;
+    let waiter = Worker::new(WORKER, &db, lease_ms).spawn();
+
+    let blackout = proxy.add(Rule::new(Match::command("update").on("schema_lock"), Fault::Hold));
+    tokio::time::sleep(Duration::from_millis(lease_ms * 6 / 10)).await;
+    blackout.release();
+    assert!(blackout.hits() >= 1, "a renewal fell into the blackout");
+
+    let holder = finish(holder, deadline());
+    let waiter = finish(waiter, deadline());
+    assert!(holder.status.success(), "{}", text(&holder));
+    assert!(waiter.status.success(), "{}", text(&waiter));
+    assert_eq!(line(&stdout(&waiter), "applied"), Some(""));
+    assert_eq!(line(&stdout(&waiter), "interrupted"), None, "no takeover");
+    for id in MIGRATIONS {
+        assert_eq!(counter(&db, id).await, 1, "{id} ran once");
+        assert!(!overlapping(&runs(&db, id).await, &[]), "{id}");
+    }
+    assert_recorded_once_and_released(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failover_window_during_a_run_ends_in_success_after_it() {
+    let db = setup("failover_window").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let mut holder = Worker::new(WORKER, &db, 3_000)
+        .through(&proxy.uri())
+        .env("WORKER_SLOW_MS", 300)
+        .spawn();
+    wait_until_running(&db, &mut holder, "c_0003_slow", deadline()).await;
+    // Every write to the lock and the records fails as if the primary had
+    // stepped down, for a second.
+    let failover = proxy.add(
+        Rule::new(
+            Match::any().when(|body| {
+                let mut keys = body.iter();
+                keys.next().is_some_and(|(command, target)| {
+                    command != "find" && matches!(target.as_str(), Some("schema_lock" | "schema_versions"))
+                })
+            }),
+            Fault::not_writable_primary(),
+        )
+        .during(Duration::from_secs(1)),
+    );
+    let holder = finish(holder, deadline());
+
+    assert!(failover.hits() >= 1, "a bookkeeping write met the failover");
+    assert!(holder.status.success(), "{}", text(&holder));
+    assert_eq!(
+        line(&stdout(&holder), "applied"),
+        Some("c_0001,c_0002,c_0003_slow,c_0004")
+    );
+    for id in MIGRATIONS {
+        assert_eq!(counter(&db, id).await, 1, "{id} ran once");
+    }
+    assert_recorded_once_and_released(&db).await;
+}

@@ -1,0 +1,216 @@
+//! The lock's bounds, seen from one process through the fault-injecting
+//! proxy: the wait timeout is honoured with a bounded number of commands
+//! (also when the server answers nonsense or nothing), an acquisition whose
+//! reply was lost is recognised, a misconfiguration is refused before any
+//! command, and a lost lease is reported as such even when the migration
+//! also failed.
+
+use std::time::{Duration, Instant};
+
+use schema_core::mongodb::bson::{DateTime, Document, doc};
+use schema_core::mongodb::{Client, Database, error::Error as DriverError};
+use schema_core::{Error, SchemaManager, migration};
+use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
+use schema_tests::{
+    chain, documents, fresh_database, monitored_database, note_ran, ran, record_ids, take_commands,
+};
+
+#[migration(id = "b_0001")]
+async fn first(db: &Database) -> Result<(), DriverError> {
+    note_ran(db, "b_0001").await
+}
+
+/// Blocks its thread past the lease when the test asks for it, then fails
+#[migration(id = "b_0002_blocks", after = "b_0001")]
+async fn blocks(db: &Database) -> Result<(), schema_core::BoxError> {
+    note_ran(db, "b_0002_blocks").await?;
+    if let Some(block) = db.collection::<Document>("block").find_one(doc! {}).await? {
+        // The server may narrow a small int64 to an int32.
+        let ms = block
+            .get("ms")
+            .and_then(|ms| ms.as_i64().or(ms.as_i32().map(i64::from)));
+        std::thread::sleep(Duration::from_millis(
+            ms.and_then(|ms| u64::try_from(ms).ok()).unwrap_or(0),
+        ));
+        return Err("the blocking migration gave up".into());
+    }
+    Ok(())
+}
+
+/// A database on a client that goes through `proxy`.
+async fn through(proxy: &FaultProxy, db: &Database) -> Database {
+    let uri = format!("{}&serverSelectionTimeoutMS=2000", proxy.uri());
+    Client::with_uri_str(uri)
+        .await
+        .expect("the proxy's URI")
+        .database(db.name())
+}
+
+fn lock_commands() -> Match {
+    Match::any().on("schema_lock")
+}
+
+async fn plant_live_lock(db: &Database) {
+    let in_an_hour = DateTime::from_millis(DateTime::now().timestamp_millis() + 3_600_000);
+    db.collection::<Document>("schema_lock")
+        .insert_one(doc! {
+            "_id": "schema_versions", "owner": "other:1:x", "renewed_at": in_an_hour, "lease_ms": 30_000,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_for_a_live_holder_gives_up_in_time_with_few_commands() {
+    let db = fresh_database("wait_bounded").await;
+    plant_live_lock(&db).await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let wait = Duration::from_millis(1_500);
+
+    let started = Instant::now();
+    let error = SchemaManager::new(through(&proxy, &db).await)
+        .lock_wait_timeout(wait)
+        .apply_all()
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(error, Error::LockTimeout { .. }), "{error:?}");
+    assert!(
+        waited < 2 * wait,
+        "gave up after {waited:?}, more than twice {wait:?}"
+    );
+    // A look is an insert and a read; the pauses between looks are a
+    // second, give or take half.
+    let looks = proxy.count(&lock_commands());
+    assert!((2..=12).contains(&looks), "{looks} lock commands in {waited:?}");
+    assert!(ran(&db).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_key_without_a_lock_to_read_does_not_spin() {
+    let db = fresh_database("no_spin").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    // The insert says the lock exists, but no read finds it: a stale read.
+    let duplicate = proxy.add(Rule::new(
+        Match::command("insert").on("schema_lock"),
+        Fault::duplicate_key("schema_lock"),
+    ));
+    let wait = Duration::from_millis(1_500);
+
+    let started = Instant::now();
+    let error = SchemaManager::new(through(&proxy, &db).await)
+        .lock_wait_timeout(wait)
+        .apply_all()
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(duplicate.hits() >= 1);
+    assert!(matches!(error, Error::ServerTimeout { .. }), "{error:?}");
+    assert!(waited < 2 * wait, "gave up after {waited:?}");
+    let looks = proxy.count(&lock_commands());
+    assert!((2..=12).contains(&looks), "{looks} lock commands in {waited:?}");
+    assert!(ran(&db).await.is_empty());
+    assert!(documents(&db, "schema_lock").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_never_acknowledges_the_lock_is_given_up_on_in_time() {
+    let db = fresh_database("unacknowledged").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    // As when no majority can acknowledge: the write never answers.
+    let silent = proxy.add(Rule::new(Match::command("insert").on("schema_lock"), Fault::Hold));
+    let wait = Duration::from_millis(1_500);
+
+    let started = Instant::now();
+    let error = SchemaManager::new(through(&proxy, &db).await)
+        .lock_lease(Duration::from_millis(1_500))
+        .lock_wait_timeout(wait)
+        .apply_all()
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(silent.hits() >= 1, "the lock insert was held");
+    assert!(matches!(error, Error::ServerTimeout { .. }), "{error:?}");
+    assert!(waited < 2 * wait, "gave up after {waited:?}");
+    assert!(
+        chain(&error).contains("take the schema lock"),
+        "{}",
+        chain(&error)
+    );
+    silent.remove();
+    assert!(ran(&db).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_insert_whose_reply_was_lost_is_recognised_as_taken() {
+    let db = fresh_database("ghost_lock").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let lost =
+        proxy.add(Rule::new(Match::command("insert").on("schema_lock"), Fault::BlackholeReply).times(1));
+
+    let report = SchemaManager::new(through(&proxy, &db).await)
+        .lock_lease(Duration::from_millis(1_500))
+        .apply_all()
+        .await
+        .expect("apply");
+    assert_eq!(lost.hits(), 1, "the first insert's reply was lost");
+    assert_eq!(
+        report.interrupted, None,
+        "the lock was recognised as this process's own, not taken over from a ghost"
+    );
+    assert_eq!(report.applied, ["b_0001", "b_0002_blocks"]);
+    assert_eq!(
+        record_ids(&db, "schema_versions").await,
+        ["b_0001", "b_0002_blocks"]
+    );
+    assert!(documents(&db, "schema_lock").await.is_empty());
+}
+
+#[tokio::test]
+async fn misconfigurations_are_refused_before_any_command() {
+    let (db, sent) = monitored_database("misconfigured").await;
+    let same = SchemaManager::new(db.clone())
+        .lock_collection("schema_versions")
+        .apply_all()
+        .await
+        .unwrap_err();
+    assert!(matches!(same, Error::Configuration { .. }), "{same:?}");
+    assert!(same.to_string().contains("`schema_versions`"), "{same}");
+    let short = SchemaManager::new(db.clone())
+        .lock_lease(Duration::from_millis(10))
+        .forget("b_0001")
+        .await
+        .unwrap_err();
+    assert!(matches!(short, Error::Configuration { .. }), "{short:?}");
+    assert!(take_commands(&sent).is_empty(), "nothing was sent");
+}
+
+/// The test's runtime has one thread, and the manager renews from a task
+/// on it: the blocking migration stops the renewals, the lease ends by the
+/// holder's own clock, and the failure is reported as the lost lock it
+/// caused, with the migration's error as its source.
+#[tokio::test]
+async fn a_lost_lease_and_a_failed_migration_are_reported_together() {
+    let db = fresh_database("lost_and_failed").await;
+    db.collection::<Document>("block")
+        .insert_one(doc! { "ms": 1_200_i64 })
+        .await
+        .unwrap();
+
+    let error = SchemaManager::new(db.clone())
+        .lock_lease(Duration::from_millis(600))
+        .apply_all()
+        .await
+        .unwrap_err();
+    let Error::LockLost { id, source } = &error else {
+        panic!("expected a lost lock, got {error:?}");
+    };
+    assert_eq!(id, "b_0002_blocks");
+    let source = source.as_ref().expect("the migration's own error");
+    assert!(
+        source.to_string().contains("the blocking migration gave up"),
+        "{source}"
+    );
+    assert_eq!(ran(&db).await, ["b_0001", "b_0002_blocks"]);
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_0001"]);
+}
