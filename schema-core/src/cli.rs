@@ -304,6 +304,7 @@ fn apply_json(report: &ApplyReport) -> String {
             "interrupted": report.interrupted.as_ref().map(|interrupted| json!({
                 "previous_owner": interrupted.previous_owner,
                 "migration": interrupted.migration,
+                "recorded": interrupted.recorded,
             })),
         })
     )

@@ -32,8 +32,14 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let db = schema_core::connect("mongodb://localhost:27017/app", "app").await?;
-//!     let report = SchemaManager::new(db).apply_all().await?;
+//!     let options = schema_core::mongodb::options::ClientOptions::parse("mongodb://localhost:27017").await?;
+//!     let client = schema_core::mongodb::Client::with_options(options.clone())?;
+//!     // Renew the lock's lease over a client of its own, whatever the
+//!     // migrations do to this runtime.
+//!     let manager = SchemaManager::new(client.database("app")).lease_client(options);
+//!     let report = manager.apply_all().await;
+//!     client.shutdown().await;
+//!     let report = report?;
 //!     println!("applied {:?}, already applied {:?}", report.applied, report.already_applied);
 //!     Ok(())
 //! }
@@ -45,7 +51,11 @@
 //! - `plan`: validation and ordering, pure and without I/O;
 //! - `records`: what the versions collection holds;
 //! - [`Status`]: where each migration stands (pending, applied, drifted);
-//! - `lock`: the lease lock that lets one process at a time apply;
+//! - `lock`: the lease lock that lets one process at a time apply, with
+//!   its ledger of fenced completions, the holder's own lease clock and
+//!   renewal from outside the migration's task;
+//! - `faults`: bounds on the lock's and the records' commands, and which
+//!   server errors are worth another attempt;
 //! - [`indexes`] and [`set_validator`]: helpers for what migrations do;
 //! - [`SchemaManager`]: ties them together;
 //! - [`connect`]: an optional way to open the database from a URI.
@@ -53,7 +63,11 @@
 //! # Failures
 //!
 //! Problems with the declared set (duplicate ids, unknown dependencies,
-//! cycles) are reported before anything is sent to the server. A failing or
+//! cycles) and with the configuration are reported before anything is sent
+//! to the server. Each migration is recorded exactly once, also when
+//! processes die, pause or lose the server; one that was cut off runs
+//! again under the next holder of the lock, so migrations should be
+//! idempotent. A failing or
 //! panicking migration stops the run and is not recorded; the migrations
 //! before it stay recorded. Every error is an [`Error`] variant naming what
 //! to look at. A panic is caught only when the binary unwinds on panic (the

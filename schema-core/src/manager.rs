@@ -261,8 +261,9 @@ impl SchemaManager {
         let stored = self.finish_ledger(records, held).await?;
         let (pending, mut report) = Self::split(ordered, &stored);
         let first = pending.first().map(|migration| migration.id());
-        if first != Some(noted) {
-            // Another process applied `noted` meanwhile.
+        if first.is_some_and(|first| first != noted) {
+            // Another process applied `noted` meanwhile; with nothing left
+            // at all, the release is all that follows.
             held.note_running(noted, first).await?;
         }
         let applied_by = held.owner().process();

@@ -60,29 +60,42 @@ async fn plant_live_lock(db: &Database) {
         .unwrap();
 }
 
+/// How long these tests let a start wait for the lock.
+const WAIT: Duration = Duration::from_millis(1_500);
+
+/// Applies through `proxy` with a wait of [`WAIT`], expecting it to give
+/// up within twice that; returns the error.
+async fn gives_up_in_time(proxy: &FaultProxy, db: &Database, lease: Option<Duration>) -> Error {
+    let mut manager = SchemaManager::new(through(proxy, db).await).lock_wait_timeout(WAIT);
+    if let Some(lease) = lease {
+        manager = manager.lock_lease(lease);
+    }
+    let started = Instant::now();
+    let error = manager.apply_all().await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        waited < 2 * WAIT,
+        "gave up after {waited:?}, more than twice {WAIT:?}"
+    );
+    error
+}
+
+/// A look at the lock is an insert and a read, and the pauses between
+/// looks are a second, give or take half: a handful in all, not thousands.
+fn assert_few_lock_commands(proxy: &FaultProxy) {
+    let looks = proxy.count(&lock_commands());
+    assert!((2..=12).contains(&looks), "{looks} lock commands");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn waiting_for_a_live_holder_gives_up_in_time_with_few_commands() {
     let db = fresh_database("wait_bounded").await;
     plant_live_lock(&db).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    let wait = Duration::from_millis(1_500);
 
-    let started = Instant::now();
-    let error = SchemaManager::new(through(&proxy, &db).await)
-        .lock_wait_timeout(wait)
-        .apply_all()
-        .await
-        .unwrap_err();
-    let waited = started.elapsed();
+    let error = gives_up_in_time(&proxy, &db, None).await;
     assert!(matches!(error, Error::LockTimeout { .. }), "{error:?}");
-    assert!(
-        waited < 2 * wait,
-        "gave up after {waited:?}, more than twice {wait:?}"
-    );
-    // A look is an insert and a read; the pauses between looks are a
-    // second, give or take half.
-    let looks = proxy.count(&lock_commands());
-    assert!((2..=12).contains(&looks), "{looks} lock commands in {waited:?}");
+    assert_few_lock_commands(&proxy);
     assert!(ran(&db).await.is_empty());
 }
 
@@ -95,20 +108,11 @@ async fn a_duplicate_key_without_a_lock_to_read_does_not_spin() {
         Match::command("insert").on("schema_lock"),
         Fault::duplicate_key("schema_lock"),
     ));
-    let wait = Duration::from_millis(1_500);
 
-    let started = Instant::now();
-    let error = SchemaManager::new(through(&proxy, &db).await)
-        .lock_wait_timeout(wait)
-        .apply_all()
-        .await
-        .unwrap_err();
-    let waited = started.elapsed();
+    let error = gives_up_in_time(&proxy, &db, None).await;
     assert!(duplicate.hits() >= 1);
     assert!(matches!(error, Error::ServerTimeout { .. }), "{error:?}");
-    assert!(waited < 2 * wait, "gave up after {waited:?}");
-    let looks = proxy.count(&lock_commands());
-    assert!((2..=12).contains(&looks), "{looks} lock commands in {waited:?}");
+    assert_few_lock_commands(&proxy);
     assert!(ran(&db).await.is_empty());
     assert!(documents(&db, "schema_lock").await.is_empty());
 }
@@ -119,19 +123,10 @@ async fn a_server_that_never_acknowledges_the_lock_is_given_up_on_in_time() {
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     // As when no majority can acknowledge: the write never answers.
     let silent = proxy.add(Rule::new(Match::command("insert").on("schema_lock"), Fault::Hold));
-    let wait = Duration::from_millis(1_500);
 
-    let started = Instant::now();
-    let error = SchemaManager::new(through(&proxy, &db).await)
-        .lock_lease(Duration::from_millis(1_500))
-        .lock_wait_timeout(wait)
-        .apply_all()
-        .await
-        .unwrap_err();
-    let waited = started.elapsed();
+    let error = gives_up_in_time(&proxy, &db, Some(Duration::from_millis(1_500))).await;
     assert!(silent.hits() >= 1, "the lock insert was held");
     assert!(matches!(error, Error::ServerTimeout { .. }), "{error:?}");
-    assert!(waited < 2 * wait, "gave up after {waited:?}");
     assert!(
         chain(&error).contains("take the schema lock"),
         "{}",
@@ -213,4 +208,33 @@ async fn a_lost_lease_and_a_failed_migration_are_reported_together() {
     );
     assert_eq!(ran(&db).await, ["b_0001", "b_0002_blocks"]);
     assert_eq!(record_ids(&db, "schema_versions").await, ["b_0001"]);
+}
+
+#[tokio::test]
+async fn a_malformed_lock_document_is_an_error_not_a_wait() {
+    let db = fresh_database("malformed_lock").await;
+    db.collection::<Document>("schema_lock")
+        .insert_one(doc! { "_id": "schema_versions", "owner": 5, "renewed_at": "yesterday" })
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let error = SchemaManager::new(db.clone())
+        .lock_wait_timeout(Duration::from_secs(600))
+        .apply_all()
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "did not wait for the lock"
+    );
+    let Error::MalformedRecord {
+        collection, reason, ..
+    } = &error
+    else {
+        panic!("expected a malformed lock, got {error:?}");
+    };
+    assert_eq!(collection, "schema_lock");
+    assert!(reason.contains("`owner`"), "{reason}");
+    assert!(ran(&db).await.is_empty());
 }

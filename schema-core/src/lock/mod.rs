@@ -68,8 +68,8 @@ const MIN_ATTEMPT: Duration = Duration::from_millis(250);
 pub struct Interrupted {
     /// The previous holder, as `host:pid:random`.
     pub previous_owner: String,
-    /// The migration it had started and not completed, if any. It was not
-    /// recorded, so it runs again.
+    /// The migration it had started, or was about to start, and had not
+    /// completed, if any. It was not recorded, so it runs (again).
     pub migration: Option<String>,
     /// When its lease ended, by the server's clock.
     pub lease_ended_at: DateTime,
