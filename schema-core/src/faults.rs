@@ -185,6 +185,26 @@ mod tests {
         assert!(Failure::Server(command_error(11000)).is_duplicate_key());
     }
 
+    #[tokio::test]
+    async fn bookkeeping_reads_the_primary_and_bounds_majority_writes_whatever_the_database_says() {
+        // No command is sent: a client connects lazily.
+        let client = mongodb::Client::with_uri_str(
+            "mongodb://127.0.0.1:1/?readPreference=secondary&readConcernLevel=local&w=1",
+        )
+        .await
+        .expect("a valid URI");
+        let db = client.database("app");
+        let collection = bookkeeping(&db, "schema_lock", Duration::from_secs(7));
+        assert_eq!(
+            collection.selection_criteria(),
+            Some(&SelectionCriteria::ReadPreference(ReadPreference::Primary))
+        );
+        assert_eq!(collection.read_concern(), Some(&ReadConcern::majority()));
+        let write = collection.write_concern().expect("a write concern");
+        assert_eq!(write.w, Some(Acknowledgment::Majority));
+        assert_eq!(write.w_timeout, Some(Duration::from_secs(7)));
+    }
+
     #[test]
     fn jitter_stays_within_half_and_one_and_a_half_times_the_base() {
         let base = Duration::from_millis(100);
