@@ -278,7 +278,7 @@ impl SchemaManager {
             let duration = self.run_holding(migration, held).await?;
             let completion = Completion::ran(migration, millis(duration), &applied_by);
             let next = pending.get(index + 1).map(|migration| migration.id());
-            let fenced_at = held.fence(&completion, next, None).await?;
+            let fenced_at = held.fence(&completion, next).await?;
             records.insert(&completion, fenced_at, || held.is_live()).await?;
             held.recorded(id);
             info!(
@@ -484,7 +484,7 @@ impl SchemaManager {
             match state {
                 State::Pending => {
                     let completion = Completion::marked(migration, &applied_by);
-                    let fenced_at = held.fence(&completion, None, None).await?;
+                    let fenced_at = held.fence(&completion, None).await?;
                     records.insert(&completion, fenced_at, || held.is_live()).await?;
                     held.recorded(id);
                 }

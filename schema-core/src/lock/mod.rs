@@ -43,7 +43,7 @@ use document::Holder;
 
 use self::clock::LeaseClock;
 use self::renewal::{Renewal, Target};
-use crate::error::{BoxError, Error};
+use crate::error::Error;
 use crate::faults::{Failure, bookkeeping, jittered, within};
 use crate::owner::Owner;
 
@@ -510,7 +510,6 @@ impl Held<'_> {
         &mut self,
         completion: &Completion,
         next: Option<&str>,
-        failure: Option<BoxError>,
     ) -> Result<DateTime, Error> {
         let ledger: Vec<Document> = self
             .ledger
@@ -527,12 +526,21 @@ impl Held<'_> {
             .projection(doc! { "renewed_at": 1 })
             .return_document(ReturnDocument::After)
             .build();
+        let refused = format!(
+            "note the completion of `{}` in the schema lock, so it was not recorded and runs again \
+             on the next start",
+            completion.id
+        );
         let answer = self
-            .write(&completion.id, failure, |lock, filter| {
-                lock.collection
-                    .find_one_and_update(filter, update.clone())
-                    .with_options(options.clone())
-            })
+            .write(
+                &completion.id,
+                || refused.clone(),
+                |lock, filter| {
+                    lock.collection
+                        .find_one_and_update(filter, update.clone())
+                        .with_options(options.clone())
+                },
+            )
             .await?;
         self.ledger.push(completion.clone());
         self.unrecorded.insert(completion.id.clone());
@@ -557,21 +565,28 @@ impl Held<'_> {
             "$set": { "running": running },
             "$currentDate": { "renewed_at": true },
         };
-        self.write(id, None, |lock, filter| {
-            lock.collection
-                .find_one_and_update(filter, update.clone())
-                .projection(doc! { "_id": 1 })
-        })
+        self.write(
+            id,
+            || format!("confirm the schema lock is still this process's before `{id}`"),
+            |lock, filter| {
+                lock.collection
+                    .find_one_and_update(filter, update.clone())
+                    .projection(doc! { "_id": 1 })
+            },
+        )
         .await?;
         Ok(())
     }
 
     /// One write filtered on this holder, retried through transient
     /// failures while the lease lasts by this process's clock.
+    ///
+    /// A write the server refuses outright is an [`Error::Database`] whose
+    /// action is `action()`.
     async fn write<'a, F, C>(
         &'a self,
         id: &str,
-        mut failure: Option<BoxError>,
+        action: impl Fn() -> String,
         command: C,
     ) -> Result<Document, Error>
     where
@@ -583,7 +598,7 @@ impl Held<'_> {
             if !self.clock.is_live() {
                 return Err(Error::LockLost {
                     id: id.to_owned(),
-                    source: failure.take(),
+                    source: None,
                 });
             }
             let sent = Instant::now();
@@ -596,14 +611,14 @@ impl Held<'_> {
                     self.clock.lose();
                     return Err(Error::LockLost {
                         id: id.to_owned(),
-                        source: failure.take(),
+                        source: None,
                     });
                 }
                 Err(attempt) if attempt.is_transient() => {
                     warn!(error = ?attempt, migration.id = id, "could not write to the schema lock; trying again");
                     tokio::time::sleep(jittered(self.lock.poll_interval())).await;
                 }
-                Err(attempt) => return Err(attempt.into_error(format!("note `{id}` in the schema lock"))),
+                Err(attempt) => return Err(attempt.into_error(action())),
             }
         }
     }
