@@ -1,5 +1,6 @@
 //! An optional way to open the database from a connection string, with
-//! bounded waiting and errors that never show the password.
+//! bounded waiting and errors that never show the connection string's
+//! secrets (see [`redact`](crate::redact) for how they are hidden).
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 
 use crate::error::Error;
+use crate::redact::{ScrubbedError, redact};
 
 /// How long a command waits for a reachable server when the connection
 /// string does not say (`serverSelectionTimeoutMS`). The driver's own
@@ -20,16 +22,22 @@ pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// No command is sent: the first one, usually
 /// [`SchemaManager::apply_all`](crate::SchemaManager::apply_all), reports an
 /// unreachable server after the server selection timeout, which is
-/// [`DEFAULT_SERVER_SELECTION_TIMEOUT`] unless the URI sets one.
+/// [`DEFAULT_SERVER_SELECTION_TIMEOUT`] unless the URI sets one. A
+/// `mongodb+srv://` URI is resolved here, though (its SRV and TXT records),
+/// and needs the `dns-resolver` feature, on by default.
 ///
 /// # Errors
 ///
-/// [`Error::InvalidUri`] when the driver cannot use `uri`; the error shows
-/// the URI with its password replaced by `***`.
+/// [`Error::InvalidUri`] when the driver cannot use `uri`, including when
+/// the DNS lookups of a `mongodb+srv://` URI fail. The error shows the URI
+/// [`redact`](crate::redact)ed, and its source is the driver's message (with the messages
+/// of the driver's own sources appended) with every secret of `uri`
+/// replaced by `***`; the driver's error itself is not kept, so neither
+/// `Display` nor `Debug` of the error can show a secret.
 pub async fn connect(uri: &str, default_database: &str) -> Result<Database, Error> {
     let invalid = |source: mongodb::error::Error| Error::InvalidUri {
         uri: redact(uri),
-        source: Box::new(source),
+        source: Box::new(ScrubbedError::new(&source, uri)),
     };
     let mut options = ClientOptions::parse(uri).await.map_err(invalid)?;
     options
@@ -41,55 +49,22 @@ pub async fn connect(uri: &str, default_database: &str) -> Result<Database, Erro
         .unwrap_or_else(|| client.database(default_database)))
 }
 
-/// `uri` with the password of its user info, if any, replaced by `***`.
-pub fn redact(uri: &str) -> String {
-    let authority_start = uri.find("://").map_or(0, |at| at + 3);
-    let rest = &uri[authority_start..];
-    let authority_len = rest.find(['/', '?']).unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
-    let Some(at) = authority.rfind('@') else {
-        return uri.to_owned();
-    };
-    let user_info = &authority[..at];
-    let Some(colon) = user_info.find(':') else {
-        return uri.to_owned();
-    };
-    let password_start = authority_start + colon + 1;
-    let password_end = authority_start + at;
-    format!("{}***{}", &uri[..password_start], &uri[password_end..])
-}
-
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::*;
 
-    #[test]
-    fn the_password_is_replaced() {
-        assert_eq!(
-            redact("mongodb://app:s3cr%40t@db1:27017,db2/prod?authSource=admin"),
-            "mongodb://app:***@db1:27017,db2/prod?authSource=admin"
-        );
-        assert_eq!(
-            redact("mongodb+srv://u:p@cluster.example.net"),
-            "mongodb+srv://u:***@cluster.example.net"
-        );
-    }
-
-    #[test]
-    fn a_password_containing_at_signs_is_replaced_whole() {
-        assert_eq!(redact("mongodb://u:a@b@host/db"), "mongodb://u:***@host/db");
-    }
-
-    #[test]
-    fn uris_without_a_password_are_unchanged() {
-        for uri in [
-            "mongodb://localhost:27017/db",
-            "mongodb://user@host/db",
-            "mongodb://host/db?x=a@b:c",
-            "not a uri",
-            "",
-        ] {
-            assert_eq!(redact(uri), uri);
+    #[tokio::test]
+    async fn the_driver_error_is_replaced_by_a_scrubbed_one() {
+        let uri = "mongodb://app-USER:pa?ss-SECRET1@127.0.0.1:1/?badOption=1";
+        let error = connect(uri, "app").await.expect_err("the driver refuses the URI");
+        let Error::InvalidUri { uri: shown, source } = &error else {
+            panic!("not InvalidUri: {error:?}");
+        };
+        assert_eq!(shown, "mongodb://***@127.0.0.1:1/?badOption=1");
+        assert!(std::error::Error::source(source.as_ref()).is_none());
+        let everything = format!("{error} {source} {error:?}");
+        for secret in ["app-USER", "SECRET1", "ss-SECRET1"] {
+            assert!(!everything.contains(secret), "{secret} in {everything}");
         }
     }
 }
