@@ -8,10 +8,14 @@
 //! # }
 //! ```
 //!
-//! Commands: `status [--check]`, `plan`, `apply`, `forget <id>` and
-//! `mark-applied <id>`, each with `--json` for machine-readable output.
-//! Exit status: 0 when fine; 1 on an error; 2 on a usage error;
-//! 3 from `status --check` while a migration is pending or drifted.
+//! Commands: `status [--check]`, `plan`, `apply`, `forget [--unknown] <id>`,
+//! `mark-applied <id>`, `lock` and `unlock [--force]`, each with `--json`
+//! for machine-readable output. With `--json`, an error is printed to
+//! stdout as `{"error": {"kind": ..., "message": ...}}`, `kind` being
+//! [`Error::kind`]. Exit status: 0 when fine; 1 on an error; 2 on a usage
+//! error; 3 from `status --check` while a migration is pending, or while
+//! drift or unknown records are present that the manager's policies make
+//! errors.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -21,14 +25,24 @@ use clap::{Parser, Subcommand};
 use mongodb::bson::DateTime;
 use serde_json::{Value, json};
 
-use crate::{ApplyReport, Error, Migration, SchemaManager, State, Status};
+use crate::{ApplyReport, Error, LockStatus, Migration, SchemaManager, State, Status};
 
-/// The exit status of `status --check` while something is pending or
-/// drifted.
+/// The exit status of `status --check` while something is pending, or
+/// present that the manager's policies make an error.
 pub const CHECK_FAILED: u8 = 3;
 
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  done; for `status --check`, nothing is pending and nothing the policies refuse is present
+  1  an error (with --json, printed to stdout as {\"error\": {\"kind\": ..., \"message\": ...}})
+  2  a usage error
+  3  `status --check` found a pending migration, or drift or unknown records the policies refuse";
+
 #[derive(Debug, Parser)]
-#[command(about = "Inspect and apply this application's MongoDB schema migrations")]
+#[command(
+    about = "Inspect and apply this application's MongoDB schema migrations",
+    after_help = EXIT_STATUS
+)]
 struct Arguments {
     /// Print JSON instead of a table
     #[arg(long, global = true)]
@@ -41,7 +55,7 @@ struct Arguments {
 enum Command {
     /// Every known migration with its state, and records nobody declares
     Status {
-        /// Exit with status 3 while anything is pending or drifted
+        /// Exit with status 3 while anything is pending, or drift or unknown records are present that the policies refuse
         #[arg(long)]
         check: bool,
     },
@@ -51,13 +65,24 @@ enum Command {
     Apply,
     /// Remove a migration's record so the next apply runs it again
     Forget {
-        /// The migration id
+        /// The migration id, or with --unknown the `_id` of a record this binary does not declare
         id: String,
+        /// Remove a record this binary does not declare (a newer version's, or not a record at all)
+        #[arg(long)]
+        unknown: bool,
     },
     /// Record a migration and its dependencies as applied without running them
     MarkApplied {
         /// The migration id
         id: String,
+    },
+    /// Who holds the schema lock, since when, running what, until when
+    Lock,
+    /// Remove a schema lock whose lease has ended (with --force, any lock)
+    Unlock {
+        /// Remove the lock even while its lease is live or when it is malformed; the holder's running migration may then run twice
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -89,7 +114,10 @@ where
         }
         Err(error) => {
             if arguments.json {
-                println!("{}", json!({ "error": chain(&error) }));
+                println!(
+                    "{}",
+                    json!({ "error": { "kind": error.kind(), "message": chain(&error) } })
+                );
             } else {
                 eprintln!("error: {}", chain(&error));
             }
@@ -103,13 +131,10 @@ async fn execute(manager: &SchemaManager, arguments: &Arguments) -> Result<(Stri
     Ok(match &arguments.command {
         Command::Status { check } => {
             let status = manager.status().await?;
-            let code = if *check && !status.is_up_to_date() {
-                CHECK_FAILED
-            } else {
-                0
-            };
+            let up_to_date = status.is_up_to_date_under(manager.drift_policy(), manager.unknown_policy());
+            let code = if *check && !up_to_date { CHECK_FAILED } else { 0 };
             let output = if json {
-                status_json(&status)
+                status_json(&status, up_to_date)
             } else {
                 status_table(&status)
             };
@@ -130,8 +155,12 @@ async fn execute(manager: &SchemaManager, arguments: &Arguments) -> Result<(Stri
                 0,
             )
         }
-        Command::Forget { id } => {
-            let report = manager.forget(id).await?;
+        Command::Forget { id, unknown } => {
+            let report = if *unknown {
+                manager.forget_unknown(id).await?
+            } else {
+                manager.forget(id).await?
+            };
             let removed = report.removed;
             let output = if json {
                 format!("{}\n", json!({ "forgotten": id, "had_record": removed }))
@@ -157,7 +186,62 @@ async fn execute(manager: &SchemaManager, arguments: &Arguments) -> Result<(Stri
             };
             (output, 0)
         }
+        Command::Lock => {
+            let status = manager.lock_status().await?;
+            let output = if json {
+                format!("{}\n", json!({ "lock": status }))
+            } else {
+                lock_text(status.as_ref())
+            };
+            (output, 0)
+        }
+        Command::Unlock { force } => {
+            let removed = if *force {
+                manager.unlock_force().await?
+            } else {
+                manager.unlock().await?
+            };
+            let output = if json {
+                format!("{}\n", json!({ "removed": removed }))
+            } else if removed {
+                "removed the schema lock\n".to_owned()
+            } else {
+                "nobody holds the schema lock\n".to_owned()
+            };
+            (output, 0)
+        }
     })
+}
+
+fn lock_text(status: Option<&LockStatus>) -> String {
+    let Some(status) = status else {
+        return "nobody holds the schema lock\n".to_owned();
+    };
+    let mut text = String::new();
+    let _ = writeln!(text, "holder:       {}", status.owner);
+    let _ = writeln!(
+        text,
+        "process:      {} (pid {})",
+        status.host.as_deref().unwrap_or("?"),
+        status.pid.map_or_else(|| "?".to_owned(), |pid| pid.to_string())
+    );
+    let _ = writeln!(text, "since:        {}", date(status.since));
+    let _ = writeln!(text, "running:      {}", status.running.as_deref().unwrap_or("-"));
+    let _ = writeln!(text, "renewed at:   {}", date(Some(status.renewed_at)));
+    let state = if status.expired {
+        "ended; the next start takes it over, or `unlock` removes it"
+    } else {
+        "live"
+    };
+    let _ = writeln!(
+        text,
+        "lease ends:   {} ({state})",
+        date(Some(status.lease_ends_at))
+    );
+    if !status.unrecorded.is_empty() {
+        let _ = writeln!(text, "unrecorded:   {}", status.unrecorded.join(", "));
+    }
+    text
 }
 
 fn state_name(state: &State) -> &'static str {
@@ -199,10 +283,11 @@ fn status_table(status: &Status) -> String {
             "unknown".to_owned(),
             date(record.applied_at),
             "-".to_owned(),
-            record
-                .description
-                .clone()
-                .unwrap_or_else(|| "(not declared in this binary)".to_owned()),
+            match (&record.problem, &record.description) {
+                (Some(problem), _) => format!("(not a record: {problem})"),
+                (None, Some(description)) => description.clone(),
+                (None, None) => "(not declared in this binary)".to_owned(),
+            },
         ]);
     }
     let mut text = table(&rows);
@@ -215,7 +300,7 @@ fn status_table(status: &Status) -> String {
     text
 }
 
-fn status_json(status: &Status) -> String {
+fn status_json(status: &Status, up_to_date: bool) -> String {
     let migrations: Vec<Value> = status
         .migrations
         .iter()
@@ -243,12 +328,13 @@ fn status_json(status: &Status) -> String {
                 "id": record.id,
                 "description": record.description,
                 "applied_at": record.applied_at.and_then(|at| at.try_to_rfc3339_string().ok()),
+                "problem": record.problem,
             })
         })
         .collect();
     format!(
         "{}\n",
-        json!({ "migrations": migrations, "unknown": unknown, "up_to_date": status.is_up_to_date() })
+        json!({ "migrations": migrations, "unknown": unknown, "up_to_date": up_to_date })
     )
 }
 

@@ -52,8 +52,8 @@ pub enum Error {
         ids: Vec<String>,
     },
 
-    /// Applied migrations whose bodies were edited since (strict mode).
-    /// Nothing was run.
+    /// Applied migrations whose bodies were edited since, refused by
+    /// `on_drift(Policy::Fail)`. Nothing was run.
     #[error(
         "migrations {} were edited after they were applied (their checksums differ from the \
          recorded ones); revert the edits, or accept them with `mark_applied`",
@@ -64,11 +64,13 @@ pub enum Error {
         ids: Vec<String>,
     },
 
-    /// Records of migrations no registered migration has (strict mode).
-    /// Nothing was run.
+    /// Records of migrations no registered migration has, refused by
+    /// `on_unknown(Policy::Fail)`. Nothing was run.
     #[error(
-        "`{collection}` records migrations this binary does not declare: {}; a newer version \
-         applied them, or the crate declaring them is not linked into this binary",
+        "`{collection}` records migrations this binary does not declare: {}; nothing was run. \
+         During a rolling deploy a newer version applied them: start with \
+         `on_unknown(Policy::Warn)` (the default). Otherwise link the crate that declares them \
+         into this binary, or remove each record with `forget --unknown <id>`",
         quoted(ids)
     )]
     UnknownRecords {
@@ -139,15 +141,33 @@ pub enum Error {
         source: BoxError,
     },
 
-    /// A document in the versions collection does not have the shape this
-    /// crate writes. Nothing was run.
-    #[error("the document {document} in `{collection}` is malformed: {reason}")]
+    /// The record of a registered migration does not have the shape this
+    /// crate writes. Nothing was run. (A malformed document whose `_id` is
+    /// no registered id is reported as an unknown record instead.)
+    #[error(
+        "the record of `{id}` in `{collection}` is malformed: {reason}; nothing was run: remove it \
+         with `forget {id}`, then apply again to run `{id}`, or record it without running it with \
+         `mark-applied {id}`"
+    )]
     MalformedRecord {
         /// The versions collection.
         collection: String,
-        /// The document's `_id`, or the whole document when it has none.
-        document: String,
-        /// What is wrong with it.
+        /// The migration id, the record's `_id`.
+        id: String,
+        /// What is wrong with it, naming the field.
+        reason: String,
+    },
+
+    /// The lock document does not have the shape this crate writes, so
+    /// nobody can tell whether it is held. Nothing was run.
+    #[error(
+        "the schema lock in `{collection}` is malformed: {reason}; nothing was run: if no process \
+         is applying migrations, remove it with `unlock --force` (`SchemaManager::unlock_force`)"
+    )]
+    MalformedLock {
+        /// The lock collection.
+        collection: String,
+        /// What is wrong with it, naming the field.
         reason: String,
     },
 
@@ -258,12 +278,47 @@ pub enum Error {
     /// The connection string could not be used.
     #[error("cannot use the connection string {uri}")]
     InvalidUri {
-        /// The connection string, with any password replaced by `***`.
+        /// The connection string, with its user information and secret
+        /// options replaced by `***`.
         uri: String,
-        /// The driver's error.
+        /// What the driver said, with every secret of the connection
+        /// string scrubbed from it.
         #[source]
-        source: Box<mongodb::error::Error>,
+        source: BoxError,
     },
+}
+
+impl Error {
+    /// A short, stable name for the kind of error, for scripts and logs:
+    /// `lock_held`, `lock_timeout`, `migration_failed`, `drift`,
+    /// `unknown_records`, `database`, ... (the variant's name in snake
+    /// case, with `Drifted` as `drift`). New kinds may be added; existing
+    /// ones do not change.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::DuplicateId { .. } => "duplicate_id",
+            Error::UnknownDependency { .. } => "unknown_dependency",
+            Error::Cycle { .. } => "cycle",
+            Error::Drifted { .. } => "drift",
+            Error::UnknownRecords { .. } => "unknown_records",
+            Error::UnknownMigration { .. } => "unknown_migration",
+            Error::LockHeld { .. } => "lock_held",
+            Error::MigrationFailed { .. } => "migration_failed",
+            Error::MigrationPanicked { .. } => "migration_panicked",
+            Error::RecordFailed { .. } => "record_failed",
+            Error::MalformedRecord { .. } => "malformed_record",
+            Error::MalformedLock { .. } => "malformed_lock",
+            Error::LockTimeout { .. } => "lock_timeout",
+            Error::LockLost { .. } => "lock_lost",
+            Error::ServerTimeout { .. } => "server_timeout",
+            Error::Configuration { .. } => "configuration",
+            Error::IndexConflict { .. } => "index_conflict",
+            Error::RepeatedIndex { .. } => "repeated_index",
+            Error::UnexpectedReply { .. } => "unexpected_reply",
+            Error::Database { .. } => "database",
+            Error::InvalidUri { .. } => "invalid_uri",
+        }
+    }
 }
 
 /// `` `a`, `b` `` for messages.

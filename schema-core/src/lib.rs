@@ -83,7 +83,9 @@ mod lock;
 mod manager;
 mod owner;
 pub(crate) mod plan;
+mod policy;
 mod records;
+mod redact;
 mod registry;
 mod status;
 mod unwind;
@@ -93,13 +95,16 @@ mod validator;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use connect::{DEFAULT_SERVER_SELECTION_TIMEOUT, connect, redact};
+pub use connect::{DEFAULT_SERVER_SELECTION_TIMEOUT, connect};
 pub use error::{BoxError, Error};
 pub use indexes::ensure_indexes;
 pub use lock::{
-    DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Interrupted, MIN_LOCK_LEASE,
+    DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Interrupted, LockStatus,
+    MIN_LOCK_LEASE,
 };
 pub use manager::{ApplyReport, DEFAULT_VERSIONS_COLLECTION, ForgetReport, MarkReport, SchemaManager};
+pub use policy::Policy;
+pub use redact::redact;
 pub use registry::{Location, Migration, registered};
 pub use schema_macros::migration;
 pub use status::{MigrationStatus, State, Status, UnknownRecord};

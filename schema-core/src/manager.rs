@@ -11,10 +11,11 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::error::{BoxError, Error};
 use crate::lock::{
     Completion, DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Held, Interrupted,
-    Lock, MIN_LOCK_LEASE,
+    Lock, LockStatus, MIN_LOCK_LEASE,
 };
 use crate::plan;
-use crate::records::{Records, VersionRecord};
+use crate::policy::Policy;
+use crate::records::{Records, Stored, VersionRecord};
 use crate::registry::{self, Migration};
 use crate::status::{self, State, Status};
 use crate::unwind::CatchUnwind;
@@ -52,7 +53,8 @@ pub struct SchemaManager {
     lock_lease: Duration,
     lock_wait_timeout: Duration,
     lease_client: Option<ClientOptions>,
-    strict: bool,
+    on_drift: Policy,
+    on_unknown: Policy,
 }
 
 /// What one [`SchemaManager::apply_all`] call did.
@@ -112,16 +114,47 @@ impl SchemaManager {
             lock_lease: DEFAULT_LOCK_LEASE,
             lock_wait_timeout: DEFAULT_LOCK_WAIT_TIMEOUT,
             lease_client: None,
-            strict: false,
+            on_drift: Policy::Warn,
+            on_unknown: Policy::Warn,
         }
     }
 
-    /// In strict mode, drifted migrations and unknown records are errors
-    /// raised before anything runs; otherwise they are warnings (and listed
-    /// in the [`ApplyReport`]).
-    pub fn strict(mut self, strict: bool) -> SchemaManager {
-        self.strict = strict;
+    /// What to do about migrations edited after they were applied (drift):
+    /// warn by default. With [`Policy::Fail`], a start refuses to run
+    /// anything while one is drifted, and `status --check` fails.
+    pub fn on_drift(mut self, policy: Policy) -> SchemaManager {
+        self.on_drift = policy;
         self
+    }
+
+    /// What to do about records of migrations this binary does not declare:
+    /// warn by default. They are normal during a rolling deploy, when a
+    /// newer version has applied its new migrations while older processes
+    /// still start; with [`Policy::Fail`] those older processes refuse to
+    /// start. They also appear when a crate of migrations is no longer
+    /// linked, and for documents that are not records at all.
+    pub fn on_unknown(mut self, policy: Policy) -> SchemaManager {
+        self.on_unknown = policy;
+        self
+    }
+
+    /// A shorthand: `strict(true)` is `on_drift(Policy::Fail)` and
+    /// `on_unknown(Policy::Fail)`; `strict(false)` sets both back to
+    /// [`Policy::Warn`]. Strict unknown records break rolling deploys (see
+    /// [`on_unknown`](SchemaManager::on_unknown)).
+    pub fn strict(self, strict: bool) -> SchemaManager {
+        let policy = if strict { Policy::Fail } else { Policy::Warn };
+        self.on_drift(policy).on_unknown(policy)
+    }
+
+    /// The policy for drift.
+    pub fn drift_policy(&self) -> Policy {
+        self.on_drift
+    }
+
+    /// The policy for unknown records.
+    pub fn unknown_policy(&self) -> Policy {
+        self.on_unknown
     }
 
     /// Records applied migrations in the collection `name` instead of
@@ -232,7 +265,9 @@ impl SchemaManager {
         self.check_configuration()?;
         let ordered = self.ordered()?;
         let records = self.records();
-        let (pending, report) = Self::split(&ordered, &records.read_all().await?);
+        let stored = records.read_all().await?;
+        vet_stored(&ordered, &stored, &records)?;
+        let (pending, report) = Self::split(&ordered, &stored);
         self.vet(&report)?;
         let Some(first) = pending.first() else {
             return Ok(report);
@@ -259,6 +294,7 @@ impl SchemaManager {
         noted: &str,
     ) -> Result<ApplyReport, Error> {
         let stored = self.finish_ledger(records, held).await?;
+        vet_stored(ordered, &stored, records)?;
         let (pending, mut report) = Self::split(ordered, &stored);
         let first = pending.first().map(|migration| migration.id());
         if first.is_some_and(|first| first != noted) {
@@ -295,15 +331,11 @@ impl SchemaManager {
     /// Records every completion in the lock's ledger that the versions
     /// collection lacks (a previous holder fenced them, then died or lost
     /// its connection), and returns the records as they now are.
-    async fn finish_ledger(
-        &self,
-        records: &Records,
-        held: &mut Held<'_>,
-    ) -> Result<Vec<VersionRecord>, Error> {
+    async fn finish_ledger(&self, records: &Records, held: &mut Held<'_>) -> Result<Stored, Error> {
         let mut stored = records.read_all().await?;
         let mut recorded_now = Vec::new();
         for done in held.ledger().to_vec() {
-            if stored.iter().any(|record| record.id == done.id) {
+            if stored.records.iter().any(|record| record.id == done.id) {
                 held.recorded(&done.id);
                 continue;
             }
@@ -313,7 +345,9 @@ impl SchemaManager {
             records.insert(&done, applied_at, || held.is_live()).await?;
             held.recorded(&done.id);
             info!(migration.id = %done.id, "recorded a migration the previous holder completed");
-            stored.push(VersionRecord::from_completion(&done, applied_at));
+            stored
+                .records
+                .push(VersionRecord::from_completion(&done, applied_at));
             recorded_now.push(done.id);
         }
         let fenced: HashSet<String> = held.ledger().iter().map(|done| done.id.clone()).collect();
@@ -388,7 +422,10 @@ impl SchemaManager {
     /// and [`Error::MalformedRecord`].
     pub async fn status(&self) -> Result<Status, Error> {
         let ordered = self.ordered()?;
-        Ok(status::status(&ordered, &self.records().read_all().await?))
+        let records = self.records();
+        let stored = records.read_all().await?;
+        vet_stored(&ordered, &stored, &records)?;
+        Ok(status::status(&ordered, &stored))
     }
 
     /// What [`apply_all`](SchemaManager::apply_all) would run now, in order,
@@ -399,7 +436,10 @@ impl SchemaManager {
     /// As [`status`](SchemaManager::status).
     pub async fn plan(&self) -> Result<Vec<&'static Migration>, Error> {
         let ordered = self.ordered()?;
-        Ok(Self::split(&ordered, &self.records().read_all().await?).0)
+        let records = self.records();
+        let stored = records.read_all().await?;
+        vet_stored(&ordered, &stored, &records)?;
+        Ok(Self::split(&ordered, &stored).0)
     }
 
     /// Removes the record of migration `id`, so the next
@@ -435,6 +475,103 @@ impl SchemaManager {
         self.finish_ledger(records, held).await?;
         held.note_running(id, None).await?;
         records.delete(id).await
+    }
+
+    /// Removes the record `id` of a migration this binary does not declare:
+    /// one a newer version applied and an older one is rolled back over, or
+    /// a document that is not a record. Takes the lock like
+    /// [`forget`](SchemaManager::forget). `id` is the record's `_id` as
+    /// [`status`](SchemaManager::status) shows it; an `_id` that is not a
+    /// string is matched as an integer or an ObjectId when `id` reads as one.
+    ///
+    /// # Errors
+    ///
+    /// As [`forget`](SchemaManager::forget), except that any id is
+    /// accepted.
+    pub async fn forget_unknown(&self, id: &str) -> Result<ForgetReport, Error> {
+        self.check_configuration()?;
+        let records = self.records();
+        let lock = self.lock();
+        let mut held = lock.acquire(Duration::ZERO, None).await?;
+        let outcome = async {
+            self.finish_ledger(&records, &mut held).await?;
+            held.note_running(id, None).await?;
+            records.delete_any(id).await
+        }
+        .await;
+        let interrupted = held.take_interrupted();
+        held.release().await;
+        let removed = outcome?;
+        info!(
+            record.id = id,
+            removed, "forgot a record this binary does not declare"
+        );
+        Ok(ForgetReport { removed, interrupted })
+    }
+
+    /// Who holds the schema lock, if anyone: owner, host, process, since
+    /// when, the migration it is running, when its lease ends by the
+    /// server's clock and whether it already has. Writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MalformedLock`] naming the field when the lock document has
+    /// another shape (remove it with
+    /// [`unlock_force`](SchemaManager::unlock_force)), [`Error::Database`]
+    /// and [`Error::ServerTimeout`].
+    pub async fn lock_status(&self) -> Result<Option<LockStatus>, Error> {
+        self.check_configuration()?;
+        self.lock().status().await
+    }
+
+    /// Removes a lock whose lease has ended, after recording what its
+    /// holder completed. Returns whether there was a lock to remove. A
+    /// lock whose lease has ended is taken over by the next start anyway;
+    /// this clears it without starting one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockHeld`] while the lease is live (see
+    /// [`unlock_force`](SchemaManager::unlock_force)),
+    /// [`Error::MalformedLock`], [`Error::Database`] and
+    /// [`Error::ServerTimeout`].
+    pub async fn unlock(&self) -> Result<bool, Error> {
+        self.check_configuration()?;
+        let lock = self.lock();
+        if lock.status().await?.is_none() {
+            return Ok(false);
+        }
+        let records = self.records();
+        let mut held = lock.acquire(Duration::ZERO, None).await?;
+        let outcome = self.finish_ledger(&records, &mut held).await;
+        held.release().await;
+        outcome?;
+        info!("removed a schema lock whose lease had ended");
+        Ok(true)
+    }
+
+    /// Removes the lock whatever its state: live, expired or malformed.
+    /// Returns whether there was one.
+    ///
+    /// Dangerous while its holder is alive: another process can then take
+    /// the lock and run the migration the holder is running, a second time
+    /// and at once. The holder itself records nothing more (its next write
+    /// to the lock no longer matches) and stops with [`Error::LockLost`].
+    /// Completions its holder had not recorded are dropped with the lock,
+    /// and those migrations run again. Use it for a malformed lock, or when
+    /// the holder is known to be gone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`], [`Error::Database`] and
+    /// [`Error::ServerTimeout`].
+    pub async fn unlock_force(&self) -> Result<bool, Error> {
+        self.check_configuration()?;
+        let removed = self.lock().remove().await?;
+        if removed {
+            warn!("removed the schema lock by force");
+        }
+        Ok(removed)
     }
 
     /// Records migration `id` and every migration it depends on as applied
@@ -546,7 +683,7 @@ impl SchemaManager {
 
     /// Splits `ordered` into the migrations `stored` lacks, in order, and a
     /// report of the rest, including drifted and unknown ids.
-    fn split<'m>(ordered: &[&'m Migration], stored: &[VersionRecord]) -> (Vec<&'m Migration>, ApplyReport) {
+    fn split<'m>(ordered: &[&'m Migration], stored: &Stored) -> (Vec<&'m Migration>, ApplyReport) {
         let status = status::status(ordered, stored);
         let mut report = ApplyReport {
             drifted: status.drifted().into_iter().map(str::to_owned).collect(),
@@ -567,27 +704,49 @@ impl SchemaManager {
         (pending, report)
     }
 
-    /// Refuses drifted migrations and unknown records in strict mode, and
-    /// warns about them otherwise; once per `apply_all`.
+    /// Refuses drifted migrations and unknown records when the policies
+    /// say so, and warns about them when they say so; once per `apply_all`.
     fn vet(&self, report: &ApplyReport) -> Result<(), Error> {
-        if self.strict && !report.drifted.is_empty() {
+        if self.on_drift == Policy::Fail && !report.drifted.is_empty() {
             return Err(Error::Drifted {
                 ids: report.drifted.clone(),
             });
         }
-        if self.strict && !report.unknown.is_empty() {
+        if self.on_unknown == Policy::Fail && !report.unknown.is_empty() {
             return Err(Error::UnknownRecords {
                 collection: self.versions_collection.clone(),
                 ids: report.unknown.clone(),
             });
         }
-        for id in &report.drifted {
-            warn!(migration.id = %id, "migration was edited after it was applied; the edit has not run");
+        if self.on_drift == Policy::Warn {
+            for id in &report.drifted {
+                warn!(migration.id = %id, "migration was edited after it was applied; the edit has not run");
+            }
         }
-        for id in &report.unknown {
-            warn!(migration.id = %id, "recorded migration is not declared in this binary");
+        if self.on_unknown == Policy::Warn {
+            for id in &report.unknown {
+                warn!(
+                    migration.id = %id,
+                    "the versions collection holds a record this binary does not declare \
+                     (a newer version's, during a rolling deploy, or one that is not a record)"
+                );
+            }
         }
         Ok(())
+    }
+}
+
+/// Refuses a malformed record of a registered migration: whether it ran
+/// cannot be told, and the way out is for an operator to choose.
+fn vet_stored(ordered: &[&'static Migration], stored: &Stored, records: &Records) -> Result<(), Error> {
+    let registered = |id: &str| ordered.iter().any(|migration| migration.id() == id);
+    match stored
+        .malformed
+        .iter()
+        .find(|malformed| malformed.id.as_deref().is_some_and(registered))
+    {
+        Some(malformed) => Err(records.malformed(malformed)),
+        None => Ok(()),
     }
 }
 

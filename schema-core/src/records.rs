@@ -48,6 +48,26 @@ impl VersionRecord {
     }
 }
 
+/// What the versions collection holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Stored {
+    /// The records this crate can read.
+    pub(crate) records: Vec<VersionRecord>,
+    /// The documents it cannot: written by hand or by another tool.
+    pub(crate) malformed: Vec<Malformed>,
+}
+
+/// A document of the versions collection that is not a readable record.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Malformed {
+    /// Its `_id` when that is a string, as migration ids are.
+    pub(crate) id: Option<String>,
+    /// Its `_id` as shown in messages (the whole document without one).
+    pub(crate) shown: String,
+    /// What is wrong with it, naming the field.
+    pub(crate) reason: String,
+}
+
 /// The versions collection, read on the primary with majority read concern
 /// and written with majority writes, so a record, once seen, survives a
 /// replica-set failover, and no stale secondary hides one.
@@ -69,27 +89,36 @@ impl Records {
         self.collection.name()
     }
 
-    /// Every record, in `_id` order.
+    /// Every document, in `_id` order: the records, and apart from them
+    /// the documents that are not records this crate can read.
     ///
     /// # Errors
     ///
-    /// [`Error::Database`] when the server cannot be read,
-    /// [`Error::ServerTimeout`] when it does not answer in time, and
-    /// [`Error::MalformedRecord`] for the first document of another shape.
-    pub(crate) async fn read_all(&self) -> Result<Vec<VersionRecord>, Error> {
+    /// [`Error::Database`] when the server cannot be read, and
+    /// [`Error::ServerTimeout`] when it does not answer in time.
+    pub(crate) async fn read_all(&self) -> Result<Stored, Error> {
         let action = format!("read `{}`", self.name());
-        within(READ_BOUND, self.read_documents())
+        let documents = within(READ_BOUND, self.read_documents())
             .await
-            .map_err(|failure| failure.into_error(action))?
-            .iter()
-            .map(|document| {
-                parse(document).map_err(|(document, reason)| Error::MalformedRecord {
-                    collection: self.name().to_owned(),
-                    document,
-                    reason,
-                })
-            })
-            .collect()
+            .map_err(|failure| failure.into_error(action))?;
+        let mut stored = Stored::default();
+        for document in &documents {
+            match parse(document) {
+                Ok(record) => stored.records.push(record),
+                Err(malformed) => stored.malformed.push(malformed),
+            }
+        }
+        Ok(stored)
+    }
+
+    /// The error for a malformed document that is a registered migration's
+    /// record.
+    pub(crate) fn malformed(&self, malformed: &Malformed) -> Error {
+        Error::MalformedRecord {
+            collection: self.name().to_owned(),
+            id: malformed.shown.clone(),
+            reason: malformed.reason.clone(),
+        }
     }
 
     async fn read_documents(&self) -> mongodb::error::Result<Vec<Document>> {
@@ -181,6 +210,29 @@ impl Records {
         Ok(result.deleted_count == 1)
     }
 
+    /// Removes the document whose `_id` is `id`: a string, or failing that
+    /// the integer or ObjectId `id` reads as. Returns whether there was one.
+    ///
+    /// # Errors
+    ///
+    /// As [`delete`](Records::delete).
+    pub(crate) async fn delete_any(&self, id: &str) -> Result<bool, Error> {
+        if self.delete(id).await? {
+            return Ok(true);
+        }
+        let other = if let Ok(number) = id.parse::<i64>() {
+            Bson::Int64(number)
+        } else if let Ok(oid) = mongodb::bson::oid::ObjectId::parse_str(id) {
+            Bson::ObjectId(oid)
+        } else {
+            return Ok(false);
+        };
+        let result = within(self.bound, self.collection.delete_one(doc! { "_id": other }))
+            .await
+            .map_err(|failure| failure.into_error(format!("remove `{id}` from `{}`", self.name())))?;
+        Ok(result.deleted_count == 1)
+    }
+
     /// Stores `migration`'s current checksum in its record, accepting an
     /// edit of its body, with the server's time of the acceptance.
     ///
@@ -202,24 +254,30 @@ impl Records {
     }
 }
 
-/// Reads one stored document; on failure, returns how to name the document
-/// and what is wrong with it.
-fn parse(document: &Document) -> Result<VersionRecord, (String, String)> {
+/// Reads one stored document; on failure, says which document and what is
+/// wrong with it.
+fn parse(document: &Document) -> Result<VersionRecord, Malformed> {
     let id = match document.get("_id") {
         Some(Bson::String(id)) => id.clone(),
         Some(other) => {
-            return Err((
-                other.to_string(),
-                format!("its `_id` is {}, but migration ids are strings", kind(other)),
-            ));
+            return Err(Malformed {
+                id: None,
+                shown: other.to_string(),
+                reason: format!("its `_id` is {}, but migration ids are strings", kind(other)),
+            });
         }
-        None => return Err((document.to_string(), "it has no `_id`".to_owned())),
+        None => {
+            return Err(Malformed {
+                id: None,
+                shown: document.to_string(),
+                reason: "it has no `_id`".to_owned(),
+            });
+        }
     };
-    let wrong = |field: &str, expected: &str, value: &Bson| {
-        (
-            format!("{:?}", id),
-            format!("`{field}` should be {expected} but is {}", kind(value)),
-        )
+    let wrong = |field: &str, expected: &str, value: &Bson| Malformed {
+        id: Some(id.clone()),
+        shown: id.clone(),
+        reason: format!("`{field}` should be {expected} but is {}", kind(value)),
     };
     let string = |field: &str| match document.get(field) {
         None | Some(Bson::Null) => Ok(None),
@@ -299,28 +357,36 @@ mod tests {
 
     #[test]
     fn an_id_of_another_type_is_named_in_the_error() {
-        let (document, reason) = parse(&doc! { "_id": 42 }).unwrap_err();
-        assert_eq!(document, "42");
-        assert_eq!(reason, "its `_id` is an int32, but migration ids are strings");
+        let malformed = parse(&doc! { "_id": 42 }).unwrap_err();
+        assert_eq!(malformed.id, None);
+        assert_eq!(malformed.shown, "42");
+        assert_eq!(
+            malformed.reason,
+            "its `_id` is an int32, but migration ids are strings"
+        );
 
         let oid = ObjectId::new();
-        let (document, _) = parse(&doc! { "_id": oid }).unwrap_err();
-        assert!(document.contains(&oid.to_hex()), "{document}");
+        let malformed = parse(&doc! { "_id": oid }).unwrap_err();
+        assert!(malformed.shown.contains(&oid.to_hex()), "{malformed:?}");
     }
 
     #[test]
     fn a_field_of_the_wrong_type_names_the_document_and_the_field() {
-        let (document, reason) = parse(&doc! { "_id": "0003_x", "applied_at": "yesterday" }).unwrap_err();
-        assert_eq!(document, "\"0003_x\"");
-        assert_eq!(reason, "`applied_at` should be a date but is a string");
-        let (_, reason) = parse(&doc! { "_id": "0003_x", "duration_ms": 1.5 }).unwrap_err();
-        assert_eq!(reason, "`duration_ms` should be an integer but is a double");
+        let malformed = parse(&doc! { "_id": "0003_x", "applied_at": "yesterday" }).unwrap_err();
+        assert_eq!(malformed.id.as_deref(), Some("0003_x"));
+        assert_eq!(malformed.shown, "0003_x");
+        assert_eq!(malformed.reason, "`applied_at` should be a date but is a string");
+        let malformed = parse(&doc! { "_id": "0003_x", "duration_ms": 1.5 }).unwrap_err();
+        assert_eq!(
+            malformed.reason,
+            "`duration_ms` should be an integer but is a double"
+        );
     }
 
     #[test]
     fn a_document_without_id_is_shown_whole() {
-        let (document, reason) = parse(&doc! { "description": "lost" }).unwrap_err();
-        assert!(document.contains("lost"), "{document}");
-        assert_eq!(reason, "it has no `_id`");
+        let malformed = parse(&doc! { "description": "lost" }).unwrap_err();
+        assert!(malformed.shown.contains("lost"), "{malformed:?}");
+        assert_eq!(malformed.reason, "it has no `_id`");
     }
 }

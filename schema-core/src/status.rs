@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use mongodb::bson::DateTime;
 
-use crate::records::VersionRecord;
+use crate::policy::Policy;
+use crate::records::{Stored, VersionRecord};
 use crate::registry::Migration;
 
 /// Every migration this binary knows, in apply order, with its state, and
@@ -16,9 +17,11 @@ use crate::registry::Migration;
 pub struct Status {
     /// The registered migrations, in the order `apply_all` runs them.
     pub migrations: Vec<MigrationStatus>,
-    /// Records in the versions collection whose id no registered migration
-    /// has: applied by a newer version of the application, or declared in a
-    /// crate that is no longer linked.
+    /// Documents in the versions collection whose id no registered
+    /// migration has: records applied by a newer version of the
+    /// application or declared in a crate that is no longer linked, and
+    /// documents that are not records at all (written by hand or by another
+    /// tool).
     pub unknown: Vec<UnknownRecord>,
 }
 
@@ -68,6 +71,9 @@ pub struct UnknownRecord {
     pub description: Option<String>,
     /// When it was recorded, if the record says.
     pub applied_at: Option<DateTime>,
+    /// What is wrong with the document, when it is not a record this crate
+    /// can read (its `id` is then its `_id` as shown in messages).
+    pub problem: Option<String>,
 }
 
 impl Status {
@@ -86,9 +92,20 @@ impl Status {
         self.unknown.iter().map(|record| record.id.as_str()).collect()
     }
 
-    /// Whether nothing is pending or drifted.
+    /// Whether nothing is pending. Drift and unknown records are left to
+    /// [`is_up_to_date_under`](Status::is_up_to_date_under).
     pub fn is_up_to_date(&self) -> bool {
-        self.pending().is_empty() && self.drifted().is_empty()
+        self.pending().is_empty()
+    }
+
+    /// Whether nothing is pending, and nothing is there that the policies
+    /// make an error: drift under `on_drift` [`Policy::Fail`], unknown
+    /// records under `on_unknown` [`Policy::Fail`]. This is what `status
+    /// --check` checks, with the manager's policies.
+    pub fn is_up_to_date_under(&self, on_drift: Policy, on_unknown: Policy) -> bool {
+        self.is_up_to_date()
+            && (on_drift != Policy::Fail || self.drifted().is_empty())
+            && (on_unknown != Policy::Fail || self.unknown.is_empty())
     }
 
     fn ids(&self, wanted: impl Fn(&State) -> bool) -> Vec<&str> {
@@ -100,10 +117,14 @@ impl Status {
     }
 }
 
-/// The status of `ordered` given what `stored` records.
-pub(crate) fn status(ordered: &[&Migration], stored: &[VersionRecord]) -> Status {
-    let by_id: HashMap<&str, &VersionRecord> =
-        stored.iter().map(|record| (record.id.as_str(), record)).collect();
+/// The status of `ordered` given what `stored` holds. Malformed documents
+/// of registered migrations are left out: the manager refuses them first.
+pub(crate) fn status(ordered: &[&Migration], stored: &Stored) -> Status {
+    let by_id: HashMap<&str, &VersionRecord> = stored
+        .records
+        .iter()
+        .map(|record| (record.id.as_str(), record))
+        .collect();
     let migrations = ordered
         .iter()
         .map(|migration| {
@@ -133,14 +154,27 @@ pub(crate) fn status(ordered: &[&Migration], stored: &[VersionRecord]) -> Status
         })
         .collect();
     let known: HashSet<&str> = ordered.iter().map(|migration| migration.id()).collect();
+    let unreadable = stored
+        .malformed
+        .iter()
+        .filter(|malformed| malformed.id.as_deref().is_none_or(|id| !known.contains(id)))
+        .map(|malformed| UnknownRecord {
+            id: malformed.shown.clone(),
+            description: None,
+            applied_at: None,
+            problem: Some(malformed.reason.clone()),
+        });
     let unknown = stored
+        .records
         .iter()
         .filter(|record| !known.contains(record.id.as_str()))
         .map(|record| UnknownRecord {
             id: record.id.clone(),
             description: record.description.clone(),
             applied_at: record.applied_at,
+            problem: None,
         })
+        .chain(unreadable)
         .collect();
     Status { migrations, unknown }
 }
@@ -148,6 +182,7 @@ pub(crate) fn status(ordered: &[&Migration], stored: &[VersionRecord]) -> Status
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::Malformed;
     use crate::registry::Location;
 
     fn never_run(_: &mongodb::Database) -> crate::__private::MigrationFuture<'_> {
@@ -187,11 +222,11 @@ mod tests {
     fn each_state_is_told_apart() {
         let status = status(
             &[&A, &B, &C],
-            &[
+            &stored(vec![
                 record("a", Some("aaaa")),
                 record("b", Some("edited")),
                 record("gone", None),
-            ],
+            ]),
         );
         assert_eq!(status.pending(), ["c"]);
         assert_eq!(status.drifted(), ["b"]);
@@ -210,8 +245,55 @@ mod tests {
 
     #[test]
     fn a_record_without_checksum_is_not_drifted() {
-        let status = status(&[&A], &[record("a", None)]);
+        let status = status(&[&A], &stored(vec![record("a", None)]));
         assert_eq!(status.migrations[0].state, State::Applied);
         assert!(status.is_up_to_date());
+    }
+
+    #[test]
+    fn only_failing_policies_and_pending_migrations_make_a_status_out_of_date() {
+        let status = status(
+            &[&A, &B],
+            &stored(vec![
+                record("a", Some("edited")),
+                record("b", Some("bbbb")),
+                record("new", None),
+            ]),
+        );
+        assert!(status.is_up_to_date());
+        assert!(status.is_up_to_date_under(Policy::Warn, Policy::Ignore));
+        assert!(!status.is_up_to_date_under(Policy::Fail, Policy::Warn));
+        assert!(!status.is_up_to_date_under(Policy::Warn, Policy::Fail));
+    }
+
+    #[test]
+    fn an_unreadable_document_is_unknown_unless_its_id_is_registered() {
+        let mut held = stored(vec![record("a", Some("aaaa"))]);
+        held.malformed = vec![
+            Malformed {
+                id: None,
+                shown: "42".into(),
+                reason: "its `_id` is an int32".into(),
+            },
+            Malformed {
+                id: Some("b".into()),
+                shown: "b".into(),
+                reason: "`applied_at` should be a date".into(),
+            },
+        ];
+        let status = status(&[&A, &B], &held);
+        assert_eq!(status.unknown_ids(), ["42"]);
+        assert_eq!(
+            status.unknown[0].problem.as_deref(),
+            Some("its `_id` is an int32")
+        );
+        assert_eq!(status.pending(), ["b"]);
+    }
+
+    fn stored(records: Vec<VersionRecord>) -> Stored {
+        Stored {
+            records,
+            malformed: Vec::new(),
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! binary declares its own set, since a binary applies all it links.
 
 pub mod proxy;
+pub mod server;
 pub mod workers;
 
 use std::sync::atomic::{AtomicU64, Ordering};

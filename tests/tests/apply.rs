@@ -180,7 +180,7 @@ async fn the_versions_collection_is_configurable() {
 }
 
 #[tokio::test]
-async fn a_record_of_another_shape_is_named_and_nothing_runs() {
+async fn a_malformed_record_of_a_declared_migration_is_named_with_the_way_out_and_nothing_runs() {
     let db = fresh_database("malformed_record").await;
     let versions = db.collection::<Document>("schema_versions");
     versions
@@ -191,15 +191,18 @@ async fn a_record_of_another_shape_is_named_and_nothing_runs() {
     let error = SchemaManager::new(db.clone()).apply_all().await.unwrap_err();
     let Error::MalformedRecord {
         collection,
-        document,
+        id,
         reason,
     } = &error
     else {
         panic!("expected a malformed record error, got {error:?}");
     };
     assert_eq!(collection, "schema_versions");
-    assert_eq!(document, "\"a_base\"");
+    assert_eq!(id, "a_base");
     assert_eq!(reason, "`applied_at` should be a date but is a string");
+    let message = error.to_string();
+    assert!(message.contains("`forget a_base`"), "{message}");
+    assert!(message.contains("`mark-applied a_base`"), "{message}");
     assert!(ran(&db).await.is_empty());
     assert_eq!(
         documents(&db, "schema_versions").await.len(),
@@ -207,14 +210,51 @@ async fn a_record_of_another_shape_is_named_and_nothing_runs() {
         "the bad record is kept"
     );
 
-    versions.delete_many(doc! {}).await.unwrap();
+    // The way out the message names works.
+    let manager = SchemaManager::new(db.clone());
+    assert!(manager.forget("a_base").await.unwrap().removed);
+    manager.apply_all().await.expect("apply after forgetting");
+    assert_eq!(ran(&db).await, ORDER);
+}
+
+#[tokio::test]
+async fn a_foreign_document_is_an_unknown_record_not_a_failure() {
+    let db = fresh_database("foreign_document").await;
+    let versions = db.collection::<Document>("schema_versions");
     versions.insert_one(doc! { "_id": 42 }).await.unwrap();
-    let error = SchemaManager::new(db.clone()).apply_all().await.unwrap_err();
+    versions
+        .insert_one(doc! { "_id": "someone_elses", "applied_at": "yesterday" })
+        .await
+        .unwrap();
+
+    let manager = SchemaManager::new(db.clone());
+    let report = manager
+        .apply_all()
+        .await
+        .expect("foreign documents do not block a start");
+    assert_eq!(report.applied.len(), ORDER.len());
+    // In `_id` order, as the server sorts them: numbers before strings.
+    assert_eq!(report.unknown, ["42", "someone_elses"]);
+    let status = manager.status().await.unwrap();
+    let problems: Vec<(&str, Option<&str>)> = status
+        .unknown
+        .iter()
+        .map(|record| (record.id.as_str(), record.problem.as_deref()))
+        .collect();
     assert_eq!(
-        error.to_string(),
-        "the document 42 in `schema_versions` is malformed: its `_id` is an int32, but migration ids are strings"
+        problems,
+        [
+            ("42", Some("its `_id` is an int32, but migration ids are strings")),
+            (
+                "someone_elses",
+                Some("`applied_at` should be a date but is a string")
+            ),
+        ]
     );
-    assert!(ran(&db).await.is_empty());
+    // An operator can remove them, the integer one included.
+    assert!(manager.forget_unknown("42").await.unwrap().removed);
+    assert!(manager.forget_unknown("someone_elses").await.unwrap().removed);
+    assert!(manager.status().await.unwrap().unknown.is_empty());
 }
 
 #[tokio::test]
@@ -247,11 +287,9 @@ async fn an_invalid_uri_is_reported_without_the_password() {
         .unwrap_err();
     assert!(matches!(error, Error::InvalidUri { .. }), "{error:?}");
     let text = format!("{} / {error:?}", chain(&error));
-    assert!(
-        text.contains("mongodb://admin:***@db.internal:notaport/app"),
-        "{text}"
-    );
+    assert!(text.contains("mongodb://***@db.internal:notaport/app"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
+    assert!(!text.contains("admin"), "the user name is hidden too: {text}");
 }
 
 #[tokio::test]

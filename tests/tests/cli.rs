@@ -10,10 +10,15 @@ use schema_tests::{fresh_database, ran, record_ids};
 const ALL: [&str; 3] = ["o_0001_orders", "o_0002_orders_ttl", "o_0003_invoices"];
 
 fn cli(db: &Database, args: &[&str]) -> Output {
+    cli_with(db, args, &[])
+}
+
+fn cli_with(db: &Database, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_schema-cli"))
         .args(args)
         .env("MONGODB_URI", schema_tests::uri())
         .env("WORKER_DB", db.name())
+        .envs(env.iter().copied())
         .output()
         .expect("run schema-cli")
 }
@@ -140,8 +145,16 @@ async fn errors_exit_non_zero_with_a_message() {
             .contains("no registered migration has the id `o_9999_nothing`"),
         "{unknown:?}"
     );
-    let unknown = json(&cli(&db, &["mark-applied", "o_9999_nothing", "--json"]));
-    assert!(unknown["error"].as_str().unwrap().contains("o_9999_nothing"));
+    let unknown = cli(&db, &["mark-applied", "o_9999_nothing", "--json"]);
+    assert_eq!(code(&unknown), 1);
+    let unknown = json(&unknown);
+    assert_eq!(unknown["error"]["kind"], "unknown_migration");
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("o_9999_nothing")
+    );
 
     assert_eq!(code(&cli(&db, &["nonsense"])), 2, "usage errors are status 2");
     assert!(record_ids(&db, "schema_versions").await.is_empty());
@@ -164,8 +177,11 @@ async fn drifted_and_unknown_records_show_in_status_and_fail_the_check() {
         .await
         .unwrap();
 
-    let status = cli(&db, &["status", "--check"]);
-    assert_eq!(code(&status), 3, "drift fails the check");
+    // With the default policies (warn), only pending migrations fail the
+    // check; with strict ones, drift and unknown records do too.
+    assert_eq!(code(&cli(&db, &["status", "--check"])), 0);
+    let status = cli_with(&db, &["status", "--check"], &[("SCHEMA_STRICT", "1")]);
+    assert_eq!(code(&status), 3, "drift fails a strict check");
     let text = stdout(&status);
     let row = text
         .lines()

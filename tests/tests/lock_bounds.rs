@@ -228,13 +228,11 @@ async fn a_malformed_lock_document_is_an_error_not_a_wait() {
         started.elapsed() < Duration::from_secs(60),
         "did not wait for the lock"
     );
-    let Error::MalformedRecord {
-        collection, reason, ..
-    } = &error
-    else {
+    let Error::MalformedLock { collection, reason } = &error else {
         panic!("expected a malformed lock, got {error:?}");
     };
     assert_eq!(collection, "schema_lock");
     assert!(reason.contains("`owner`"), "{reason}");
+    assert!(error.to_string().contains("`unlock --force`"), "{error}");
     assert!(ran(&db).await.is_empty());
 }

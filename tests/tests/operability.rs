@@ -3,7 +3,7 @@
 
 use schema_core::mongodb::bson::{DateTime, Document, doc};
 use schema_core::mongodb::{Database, error::Error as DriverError};
-use schema_core::{Error, SchemaManager, State, migration};
+use schema_core::{Error, Policy, SchemaManager, State, migration};
 use schema_tests::{fresh_database, monitored_database, note_ran, ran, record_ids, take_commands};
 
 #[migration(id = "p_0001")]
@@ -89,7 +89,12 @@ async fn records_carry_the_checksum_and_status_tells_each_state() {
     assert_eq!(status.drifted(), ["p_0002"]);
     assert_eq!(status.unknown_ids(), ["p_0009_unknown"]);
     assert_eq!(status.migrations[2].state, State::Applied);
-    assert!(!status.is_up_to_date());
+    // Nothing is pending; only policies that fail on drift or unknown
+    // records make this status out of date.
+    assert!(status.is_up_to_date());
+    assert!(status.is_up_to_date_under(Policy::Warn, Policy::Warn));
+    assert!(!status.is_up_to_date_under(Policy::Fail, Policy::Ignore));
+    assert!(!status.is_up_to_date_under(Policy::Ignore, Policy::Fail));
 
     // By default they are reported, and nothing stops.
     let report = manager.apply_all().await.unwrap();
@@ -213,4 +218,36 @@ async fn status_and_plan_only_read() {
         vec![("find".to_owned(), "schema_versions".to_owned()); 2]
     );
     assert!(db.list_collection_names().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn each_policy_governs_only_its_own_kind() {
+    let db = fresh_database("policies").await;
+    SchemaManager::new(db.clone()).apply_all().await.unwrap();
+    set_checksum(&db, "p_0001", "ffffffffffffffff").await;
+
+    // Drift alone: refused only by a failing drift policy.
+    let drift_fails = SchemaManager::new(db.clone()).on_drift(Policy::Fail);
+    assert!(matches!(
+        drift_fails.apply_all().await,
+        Err(Error::Drifted { .. })
+    ));
+    let unknown_fails = SchemaManager::new(db.clone()).on_unknown(Policy::Fail);
+    let report = unknown_fails
+        .apply_all()
+        .await
+        .expect("drift does not concern it");
+    assert_eq!(report.drifted, ["p_0001"]);
+
+    // An unknown record alone: refused only by a failing unknown policy.
+    let ignoring = SchemaManager::new(db.clone()).on_drift(Policy::Ignore);
+    ignoring.mark_applied("p_0001").await.unwrap();
+    db.collection::<Document>("schema_versions")
+        .insert_one(doc! { "_id": "p_0010_newer" })
+        .await
+        .unwrap();
+    assert!(drift_fails.apply_all().await.is_ok());
+    let error = unknown_fails.apply_all().await.unwrap_err();
+    assert_eq!(error.kind(), "unknown_records");
+    assert!(error.to_string().contains("`p_0010_newer`"), "{error}");
 }

@@ -21,6 +21,10 @@ use crate::registry::Migration;
 #[derive(Debug, Clone)]
 pub(crate) struct Holder {
     pub(crate) owner: String,
+    /// Where the holder runs; absent in documents of other shapes.
+    pub(crate) host: Option<String>,
+    pub(crate) pid: Option<i64>,
+    pub(crate) acquired_at: Option<DateTime>,
     pub(crate) renewed_at: DateTime,
     pub(crate) lease_ms: i64,
     pub(crate) running: Option<String>,
@@ -138,8 +142,19 @@ pub(crate) fn parse(document: &Document) -> Result<Holder, String> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err("`done` should be an array".to_owned()),
     };
+    let host = match document.get("host") {
+        Some(Bson::String(host)) => Some(host.clone()),
+        _ => None,
+    };
+    let acquired_at = match document.get("acquired_at") {
+        Some(Bson::DateTime(at)) => Some(*at),
+        _ => None,
+    };
     Ok(Holder {
         owner,
+        host,
+        pid: integer(document.get("pid")),
+        acquired_at,
         renewed_at,
         lease_ms,
         running,

@@ -78,6 +78,51 @@ pub struct Interrupted {
     pub recorded: Vec<String>,
 }
 
+/// Who holds the schema lock, as
+/// [`SchemaManager::lock_status`](crate::SchemaManager::lock_status) reads
+/// it. Times are the server's; in JSON they are RFC 3339 strings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct LockStatus {
+    /// The holder, as `host:pid:random`, new for every acquisition.
+    pub owner: String,
+    /// The holder's host name.
+    pub host: Option<String>,
+    /// The holder's process id.
+    pub pid: Option<i64>,
+    /// When it took the lock.
+    #[serde(serialize_with = "rfc3339_or_null")]
+    pub since: Option<DateTime>,
+    /// The migration it is applying, or about to apply.
+    pub running: Option<String>,
+    /// When it last renewed its lease.
+    #[serde(serialize_with = "rfc3339")]
+    pub renewed_at: DateTime,
+    /// When its lease ends unless renewed.
+    #[serde(serialize_with = "rfc3339")]
+    pub lease_ends_at: DateTime,
+    /// Whether the lease has ended by the server's clock (or was let go):
+    /// the next start takes the lock over.
+    pub expired: bool,
+    /// Migrations its holder completed and had not recorded yet; whoever
+    /// takes the lock next records them.
+    pub unrecorded: Vec<String>,
+}
+
+fn rfc3339<S: serde::Serializer>(at: &DateTime, serializer: S) -> Result<S::Ok, S::Error> {
+    match at.try_to_rfc3339_string() {
+        Ok(text) => serializer.serialize_str(&text),
+        Err(_) => serializer.serialize_i64(at.timestamp_millis()),
+    }
+}
+
+fn rfc3339_or_null<S: serde::Serializer>(at: &Option<DateTime>, serializer: S) -> Result<S::Ok, S::Error> {
+    match at {
+        Some(at) => rfc3339(at, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
 /// One process's handle on the lock guarding one versions collection.
 pub(crate) struct Lock {
     db: Database,
@@ -110,6 +155,16 @@ enum Stop {
     Transient { action: &'static str, failure: Failure },
     /// Final.
     Fatal(Error),
+}
+
+impl Stop {
+    /// As an error, for callers that do not try again.
+    fn into_error(self) -> Error {
+        match self {
+            Stop::Transient { action, failure } => failure.into_error(action),
+            Stop::Fatal(error) => error,
+        }
+    }
 }
 
 impl Lock {
@@ -146,7 +201,7 @@ impl Lock {
     /// [`Error::LockTimeout`] naming the holder when `wait` runs out,
     /// [`Error::ServerTimeout`] or [`Error::Database`] when the server did
     /// not answer usefully for that long or refused outright, and
-    /// [`Error::MalformedRecord`] when the lock document has another shape.
+    /// [`Error::MalformedLock`] when the lock document has another shape.
     pub(crate) async fn acquire(&self, wait: Duration, running: Option<&str>) -> Result<Held<'_>, Error> {
         let owner = Owner::new();
         let started = Instant::now();
@@ -244,7 +299,7 @@ impl Lock {
         match within(bound, self.collection.insert_one(fresh.clone())).await {
             Ok(_) => {
                 debug!(owner = %owner.id, "took the schema lock");
-                let document = parse_or_stop(&self.collection, &self.key, &fresh)?;
+                let document = parse_or_stop(&self.collection, &fresh)?;
                 return Ok(Attempt::Taken {
                     sent,
                     document,
@@ -282,7 +337,7 @@ impl Lock {
         let taken = within(bound, self.take_over(owner, &holder, running)).await;
         match taken {
             Ok(Some(document)) => {
-                let document = parse_or_stop(&self.collection, &self.key, &document)?;
+                let document = parse_or_stop(&self.collection, &document)?;
                 Ok(Attempt::Taken {
                     sent,
                     document,
@@ -323,6 +378,50 @@ impl Lock {
             )
             .return_document(ReturnDocument::After)
             .await
+    }
+
+    /// Who holds the lock now, judged by the server's clock; `None` when
+    /// nobody does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MalformedLock`] naming the field when the lock document
+    /// has another shape; [`Error::Database`] and [`Error::ServerTimeout`].
+    pub(crate) async fn status(&self) -> Result<Option<LockStatus>, Error> {
+        let bound = self.attempt_bound();
+        let now = self.server_now(bound).await.map_err(Stop::into_error)?;
+        let document = within(bound, self.collection.find_one(doc! { "_id": &self.key }))
+            .await
+            .map_err(|failure| failure.into_error("read the schema lock"))?;
+        let Some(document) = document else {
+            return Ok(None);
+        };
+        let holder = parse_lock(&self.collection, &document)?;
+        Ok(Some(LockStatus {
+            expired: holder.released || now > holder.expires_at(),
+            lease_ends_at: holder.expires_at(),
+            unrecorded: holder.done.iter().map(|done| done.id.clone()).collect(),
+            owner: holder.owner,
+            host: holder.host,
+            pid: holder.pid,
+            since: holder.acquired_at,
+            running: holder.running,
+            renewed_at: holder.renewed_at,
+        }))
+    }
+
+    /// Deletes the lock document, whoever holds it and whatever its shape.
+    /// Returns whether there was one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] and [`Error::ServerTimeout`].
+    pub(crate) async fn remove(&self) -> Result<bool, Error> {
+        let removal = self.collection.delete_one(doc! { "_id": &self.key });
+        let result = within(self.attempt_bound(), removal)
+            .await
+            .map_err(|failure| failure.into_error("remove the schema lock"))?;
+        Ok(result.deleted_count == 1)
     }
 
     /// The lock is this process's: start renewing it.
@@ -384,7 +483,7 @@ impl Lock {
 
     async fn read(&self, bound: Duration) -> Result<Option<Holder>, Stop> {
         match within(bound, self.collection.find_one(doc! { "_id": &self.key })).await {
-            Ok(Some(document)) => parse_or_stop(&self.collection, &self.key, &document).map(Some),
+            Ok(Some(document)) => parse_or_stop(&self.collection, &document).map(Some),
             Ok(None) => Ok(None),
             Err(failure) if failure.is_transient() => Err(Stop::Transient {
                 action: "read the schema lock",
@@ -657,12 +756,13 @@ fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn parse_or_stop(collection: &Collection<Document>, key: &str, document: &Document) -> Result<Holder, Stop> {
-    document::parse(document).map_err(|reason| {
-        Stop::Fatal(Error::MalformedRecord {
-            collection: collection.name().to_owned(),
-            document: format!("{key:?}"),
-            reason,
-        })
+fn parse_or_stop(collection: &Collection<Document>, document: &Document) -> Result<Holder, Stop> {
+    parse_lock(collection, document).map_err(Stop::Fatal)
+}
+
+fn parse_lock(collection: &Collection<Document>, document: &Document) -> Result<Holder, Error> {
+    document::parse(document).map_err(|reason| Error::MalformedLock {
+        collection: collection.name().to_owned(),
+        reason,
     })
 }

@@ -1,5 +1,6 @@
 //! An application's schema command line, for the CLI tests: three chained
-//! migrations and `schema_core::cli::run` on the database `WORKER_DB`.
+//! migrations and `schema_core::cli::run` on the database `WORKER_DB`;
+//! `SCHEMA_STRICT=1` makes drift and unknown records errors.
 
 use std::process::ExitCode;
 
@@ -38,7 +39,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = schema_core::cli::run(SchemaManager::new(client.database(&name))).await;
+    let strict = std::env::var("SCHEMA_STRICT").is_ok_and(|value| value == "1");
+    let manager = SchemaManager::new(client.database(&name)).strict(strict);
+    let code = schema_core::cli::run(manager).await;
     client.shutdown().await;
     code
 }

@@ -1,0 +1,216 @@
+//! What only a real MongoDB server does: refusing an index that contradicts
+//! an existing one, storing a collection's validator, and building text
+//! indexes.
+//!
+//! The emulator `scripts/with-mongodb` falls back to accepts all three
+//! commands without doing what they ask, so on it each test prints why it
+//! skipped and passes (`schema_tests::server` tells the two apart from the
+//! server's own answers). The GitHub Actions workflow `mongodb.yml` runs
+//! them against MongoDB 6.0, 7.0 and 8.0.
+
+use std::time::Duration;
+
+use schema_core::indexes::{IndexModelExt, ascending, ensure_indexes, text, ttl};
+use schema_core::mongodb::Database;
+use schema_core::mongodb::bson::{Bson, Document, doc};
+use schema_core::mongodb::options::{ValidationAction, ValidationLevel};
+use schema_core::{Error, set_validator};
+use schema_tests::fresh_database;
+use schema_tests::server::skip_unless_real;
+
+/// The indexes of `collection`, as `listIndexes` lists them.
+async fn indexes(db: &Database, collection: &str) -> Vec<Document> {
+    let reply = db
+        .run_command(doc! { "listIndexes": collection })
+        .await
+        .expect("listIndexes");
+    reply
+        .get_document("cursor")
+        .and_then(|cursor| cursor.get_array("firstBatch"))
+        .expect("a listIndexes cursor")
+        .iter()
+        .map(|index| index.as_document().expect("an index document").clone())
+        .collect()
+}
+
+/// The index of `collection` named `name`.
+async fn index(db: &Database, collection: &str, name: &str) -> Option<Document> {
+    indexes(db, collection)
+        .await
+        .into_iter()
+        .find(|index| index.get_str("name") == Ok(name))
+}
+
+/// A number the server stored, whichever of its numeric types it chose.
+fn number(value: &Bson) -> Option<f64> {
+    match value {
+        Bson::Int32(number) => Some(f64::from(*number)),
+        Bson::Int64(number) => Some(*number as f64),
+        Bson::Double(number) => Some(*number),
+        _ => None,
+    }
+}
+
+/// The `options` of `collection`, as `listCollections` shows them.
+async fn collection_options(db: &Database, collection: &str) -> Document {
+    let reply = db
+        .run_command(doc! { "listCollections": 1, "filter": { "name": collection } })
+        .await
+        .expect("listCollections");
+    let batch = reply
+        .get_document("cursor")
+        .and_then(|cursor| cursor.get_array("firstBatch"))
+        .expect("a listCollections cursor");
+    let [Bson::Document(only)] = batch.as_slice() else {
+        panic!("`{collection}` should be listed once: {batch:?}");
+    };
+    only.get_document("options").expect("collection options").clone()
+}
+
+#[tokio::test]
+async fn an_index_contradicting_an_existing_one_is_refused_and_nothing_is_created() {
+    let db = fresh_database("real_index_conflict").await;
+    if skip_unless_real(
+        &db,
+        "a TTL index declared with another expireAfterSeconds than the existing one must be refused \
+         (IndexOptionsConflict); the emulator replaces the existing index instead",
+    )
+    .await
+    {
+        return;
+    }
+    ensure_indexes(&db, "events", [ttl("expires_at", Duration::ZERO)])
+        .await
+        .expect("the first TTL index is created");
+
+    let error = ensure_indexes(
+        &db,
+        "events",
+        [
+            ascending("event_id").unique(),
+            ttl("expires_at", Duration::from_secs(3600)),
+        ],
+    )
+    .await
+    .expect_err("the server refuses a second expireAfterSeconds under the same name");
+
+    let Error::IndexConflict {
+        collection,
+        index: declared,
+        existing,
+        difference,
+        ..
+    } = &error
+    else {
+        panic!("expected IndexConflict, got {error:?}");
+    };
+    assert_eq!(collection, "events");
+    assert_eq!(declared, "expires_at_1");
+    assert_eq!(existing, "expires_at_1");
+    assert_eq!(difference, "expireAfterSeconds: declared 3600, existing 0");
+    let message = error.to_string();
+    assert!(message.contains("`expires_at_1`"), "{message}");
+    assert!(message.contains("declared 3600, existing 0"), "{message}");
+
+    // The command is refused whole: the unique index sent with it was not
+    // built, and the existing TTL index kept its options.
+    assert_eq!(index(&db, "events", "event_id_1").await, None);
+    let kept = index(&db, "events", "expires_at_1")
+        .await
+        .expect("the existing index is still there");
+    assert_eq!(
+        kept.get("expireAfterSeconds").and_then(number),
+        Some(0.0),
+        "{kept}"
+    );
+}
+
+#[tokio::test]
+async fn a_validator_is_stored_with_its_level_and_action() {
+    let db = fresh_database("real_validator").await;
+    if skip_unless_real(
+        &db,
+        "listCollections must show the stored $jsonSchema validator; the emulator accepts \
+         validators without storing them",
+    )
+    .await
+    {
+        return;
+    }
+    let schema = doc! { "bsonType": "object", "required": ["event_id"] };
+    set_validator(
+        &db,
+        "events",
+        schema.clone(),
+        ValidationLevel::Moderate,
+        ValidationAction::Warn,
+    )
+    .await
+    .expect("the collection is created with its validator");
+    let options = collection_options(&db, "events").await;
+    assert_eq!(
+        options.get_document("validator"),
+        Ok(&doc! { "$jsonSchema": schema }),
+        "{options}"
+    );
+    assert_eq!(options.get_str("validationLevel"), Ok("moderate"), "{options}");
+    assert_eq!(options.get_str("validationAction"), Ok("warn"), "{options}");
+
+    // On an existing collection the validator is replaced with collMod.
+    let stricter = doc! { "bsonType": "object", "required": ["event_id", "timestamp"] };
+    set_validator(
+        &db,
+        "events",
+        stricter.clone(),
+        ValidationLevel::Strict,
+        ValidationAction::Error,
+    )
+    .await
+    .expect("the validator is replaced");
+    let options = collection_options(&db, "events").await;
+    assert_eq!(
+        options.get_document("validator"),
+        Ok(&doc! { "$jsonSchema": stricter }),
+        "{options}"
+    );
+    assert_eq!(options.get_str("validationLevel"), Ok("strict"), "{options}");
+    assert_eq!(options.get_str("validationAction"), Ok("error"), "{options}");
+}
+
+#[tokio::test]
+async fn a_text_index_is_listed_with_its_weights() {
+    let db = fresh_database("real_text_index").await;
+    if skip_unless_real(
+        &db,
+        "listIndexes must list the text index; the emulator accepts text indexes without building \
+         or listing them",
+    )
+    .await
+    {
+        return;
+    }
+    let declared = || [text(&["title", "body"]).weights(doc! { "title": 10 })];
+    ensure_indexes(&db, "articles", declared())
+        .await
+        .expect("the text index is created");
+    // The same declaration again is a no-op, not a conflict.
+    ensure_indexes(&db, "articles", declared())
+        .await
+        .expect("declaring it again changes nothing");
+
+    let all = indexes(&db, "articles").await;
+    let listed = all
+        .iter()
+        .find(|index| index.get_str("name") == Ok("title_text_body_text"))
+        .unwrap_or_else(|| panic!("no text index among {all:?}"));
+    // The server stores a text index's fields in `weights`, under keys of
+    // its own.
+    assert_eq!(
+        listed.get_document("key"),
+        Ok(&doc! { "_fts": "text", "_ftsx": 1 }),
+        "{listed}"
+    );
+    let weights = listed.get_document("weights").expect("weights");
+    assert_eq!(weights.get("title").and_then(number), Some(10.0), "{listed}");
+    assert_eq!(weights.get("body").and_then(number), Some(1.0), "{listed}");
+}
