@@ -273,14 +273,36 @@ impl SchemaManager {
             return Ok(report);
         };
 
-        let lock = self.lock();
-        let mut held = lock.acquire(self.lock_wait_timeout, Some(first.id())).await?;
-        let outcome = self.apply_held(&ordered, &records, &mut held, first.id()).await;
-        let interrupted = held.take_interrupted();
-        held.release().await;
-        let mut report = outcome?;
+        let noted = first.id();
+        let (mut report, interrupted) = self
+            .under_lock(self.lock_wait_timeout, Some(noted), async |held, stored| {
+                self.apply_held(&ordered, &records, held, stored, noted).await
+            })
+            .await?;
         report.interrupted = interrupted;
         Ok(report)
+    }
+
+    /// Takes the lock (waiting up to `wait`, noting `running` as the
+    /// migration about to run), records what a previous holder completed,
+    /// runs `work` with the records as they then are, and releases the lock
+    /// whatever `work` returned. Returns `work`'s output and, when the lock
+    /// was taken over from a holder whose lease had ended, that takeover.
+    async fn under_lock<T>(
+        &self,
+        wait: Duration,
+        running: Option<&str>,
+        work: impl AsyncFnOnce(&mut Held<'_>, Stored) -> Result<T, Error>,
+    ) -> Result<(T, Option<Interrupted>), Error> {
+        let lock = self.lock();
+        let mut held = lock.acquire(wait, running).await?;
+        let outcome = match self.finish_ledger(&self.records(), &mut held).await {
+            Ok(stored) => work(&mut held, stored).await,
+            Err(error) => Err(error),
+        };
+        let interrupted = held.take_interrupted();
+        held.release().await;
+        Ok((outcome?, interrupted))
     }
 
     /// Under the lock: reads the records again, since another process may
@@ -291,9 +313,9 @@ impl SchemaManager {
         ordered: &[&'static Migration],
         records: &Records,
         held: &mut Held<'_>,
+        stored: Stored,
         noted: &str,
     ) -> Result<ApplyReport, Error> {
-        let stored = self.finish_ledger(records, held).await?;
         vet_stored(ordered, &stored, records)?;
         let (pending, mut report) = Self::split(ordered, &stored);
         let first = pending.first().map(|migration| migration.id());
@@ -458,23 +480,17 @@ impl SchemaManager {
         let ordered = self.ordered()?;
         let migration = find(&ordered, id)?;
         let records = self.records();
-        let lock = self.lock();
-        let mut held = lock.acquire(Duration::ZERO, None).await?;
-        let outcome = self.forget_held(&records, &mut held, migration.id()).await;
-        let interrupted = held.take_interrupted();
-        held.release().await;
-        let removed = outcome?;
+        let (removed, interrupted) = self
+            .under_lock(Duration::ZERO, None, async |held, _| {
+                held.note_running(migration.id(), None).await?;
+                records.delete(migration.id()).await
+            })
+            .await?;
         info!(
             migration.id = id,
             removed, "forgot migration; it runs again on the next apply"
         );
         Ok(ForgetReport { removed, interrupted })
-    }
-
-    async fn forget_held(&self, records: &Records, held: &mut Held<'_>, id: &str) -> Result<bool, Error> {
-        self.finish_ledger(records, held).await?;
-        held.note_running(id, None).await?;
-        records.delete(id).await
     }
 
     /// Removes the record `id` of a migration this binary does not declare:
@@ -491,17 +507,12 @@ impl SchemaManager {
     pub async fn forget_unknown(&self, id: &str) -> Result<ForgetReport, Error> {
         self.check_configuration()?;
         let records = self.records();
-        let lock = self.lock();
-        let mut held = lock.acquire(Duration::ZERO, None).await?;
-        let outcome = async {
-            self.finish_ledger(&records, &mut held).await?;
-            held.note_running(id, None).await?;
-            records.delete_any(id).await
-        }
-        .await;
-        let interrupted = held.take_interrupted();
-        held.release().await;
-        let removed = outcome?;
+        let (removed, interrupted) = self
+            .under_lock(Duration::ZERO, None, async |held, _| {
+                held.note_running(id, None).await?;
+                records.delete_any(id).await
+            })
+            .await?;
         info!(
             record.id = id,
             removed, "forgot a record this binary does not declare"
@@ -541,11 +552,9 @@ impl SchemaManager {
         if lock.status().await?.is_none() {
             return Ok(false);
         }
-        let records = self.records();
-        let mut held = lock.acquire(Duration::ZERO, None).await?;
-        let outcome = self.finish_ledger(&records, &mut held).await;
-        held.release().await;
-        outcome?;
+        // Taking the lock records what its holder completed; releasing it
+        // is the removal.
+        self.under_lock(Duration::ZERO, None, async |_, _| Ok(())).await?;
         info!("removed a schema lock whose lease had ended");
         Ok(true)
     }
@@ -592,15 +601,12 @@ impl SchemaManager {
         find(&ordered, id)?;
         let wanted = with_dependencies(&ordered, id);
         let records = self.records();
-        let lock = self.lock();
-        let mut held = lock.acquire(self.lock_wait_timeout, None).await?;
-        let outcome = self.mark_held(&ordered, &wanted, &records, &mut held).await;
-        let interrupted = held.take_interrupted();
-        held.release().await;
-        Ok(MarkReport {
-            marked: outcome?,
-            interrupted,
-        })
+        let (marked, interrupted) = self
+            .under_lock(self.lock_wait_timeout, None, async |held, stored| {
+                self.mark_held(&ordered, &wanted, &records, held, stored).await
+            })
+            .await?;
+        Ok(MarkReport { marked, interrupted })
     }
 
     async fn mark_held(
@@ -609,8 +615,10 @@ impl SchemaManager {
         wanted: &HashSet<&str>,
         records: &Records,
         held: &mut Held<'_>,
+        stored: Stored,
     ) -> Result<Vec<String>, Error> {
-        let status = status::status(ordered, &self.finish_ledger(records, held).await?);
+        vet_stored(ordered, &stored, records)?;
+        let status = status::status(ordered, &stored);
         let applied_by = held.owner().process();
         let mut changed = Vec::new();
         for (migration, state) in ordered.iter().zip(status.migrations.iter().map(|m| &m.state)) {

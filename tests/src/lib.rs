@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use schema_core::mongodb::bson::{Document, doc};
+use schema_core::mongodb::options::ClientOptions;
 use schema_core::mongodb::{Client, Database};
 
 /// The collection where test migrations note that they ran.
@@ -108,6 +109,17 @@ pub async fn record_ids(db: &Database, collection: &str) -> Vec<String> {
         .iter()
         .map(|record| record.get_str("_id").expect("records have string ids").to_owned())
         .collect()
+}
+
+/// For the test binaries: a client on `MONGODB_URI`, the options it was
+/// built from (for `SchemaManager::lease_client`), and the database named
+/// by `WORKER_DB`. The error is a message to print.
+pub async fn worker_database() -> Result<(ClientOptions, Client, Database), String> {
+    let name = std::env::var("WORKER_DB").map_err(|_| "WORKER_DB is not set".to_owned())?;
+    let options = ClientOptions::parse(uri()).await.map_err(|error| chain(&error))?;
+    let client = Client::with_options(options.clone()).map_err(|error| chain(&error))?;
+    let db = client.database(&name);
+    Ok((options, client, db))
 }
 
 /// `error` followed by each of its sources, separated by `: `.

@@ -23,8 +23,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use schema_core::mongodb::bson::{Document, doc};
-use schema_core::mongodb::options::{ClientOptions, ReturnDocument};
-use schema_core::mongodb::{Client, Database, error::Error};
+use schema_core::mongodb::options::ReturnDocument;
+use schema_core::mongodb::{Database, error::Error};
 use schema_core::{SchemaManager, migration};
 
 fn millis(variable: &str, default: u64) -> Duration {
@@ -128,25 +128,14 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    let Ok(name) = std::env::var("WORKER_DB") else {
-        eprintln!("error: WORKER_DB is not set");
-        return ExitCode::FAILURE;
-    };
-    let options = match ClientOptions::parse(schema_tests::uri()).await {
-        Ok(options) => options,
-        Err(error) => {
-            eprintln!("error: {}", schema_tests::chain(&error));
+    let (options, client, db) = match schema_tests::worker_database().await {
+        Ok(connected) => connected,
+        Err(message) => {
+            eprintln!("error: {message}");
             return ExitCode::FAILURE;
         }
     };
-    let client = match Client::with_options(options.clone()) {
-        Ok(client) => client,
-        Err(error) => {
-            eprintln!("error: {}", schema_tests::chain(&error));
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut manager = SchemaManager::new(client.database(&name))
+    let mut manager = SchemaManager::new(db)
         .lock_lease(millis("WORKER_LEASE_MS", 5000))
         .lock_wait_timeout(millis("WORKER_WAIT_MS", 60_000));
     if flag("WORKER_LEASE_CLIENT", true) {

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use schema_core::mongodb::{Client, Database, error::Error};
+use schema_core::mongodb::{Database, error::Error};
 use schema_core::{SchemaManager, migration};
 use schema_tests::note_ran;
 
@@ -28,19 +28,15 @@ async fn invoices(db: &Database) -> Result<(), Error> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Ok(name) = std::env::var("WORKER_DB") else {
-        eprintln!("error: WORKER_DB is not set");
-        return ExitCode::FAILURE;
-    };
-    let client = match Client::with_uri_str(schema_tests::uri()).await {
-        Ok(client) => client,
-        Err(error) => {
-            eprintln!("error: {}", schema_tests::chain(&error));
+    let (_, client, db) = match schema_tests::worker_database().await {
+        Ok(connected) => connected,
+        Err(message) => {
+            eprintln!("error: {message}");
             return ExitCode::FAILURE;
         }
     };
     let strict = std::env::var("SCHEMA_STRICT").is_ok_and(|value| value == "1");
-    let manager = SchemaManager::new(client.database(&name)).strict(strict);
+    let manager = SchemaManager::new(db).strict(strict);
     let code = schema_core::cli::run(manager).await;
     client.shutdown().await;
     code

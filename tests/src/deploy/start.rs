@@ -5,7 +5,6 @@
 
 use std::process::ExitCode;
 
-use schema_core::mongodb::Client;
 use schema_core::{Policy, SchemaManager};
 
 pub async fn run() -> ExitCode {
@@ -13,14 +12,10 @@ pub async fn run() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter("warn")
         .init();
-    let Ok(name) = std::env::var("WORKER_DB") else {
-        eprintln!("error: WORKER_DB is not set");
-        return ExitCode::FAILURE;
-    };
-    let client = match Client::with_uri_str(schema_tests::uri()).await {
-        Ok(client) => client,
-        Err(error) => {
-            eprintln!("error: {}", schema_tests::chain(&error));
+    let (_, client, db) = match schema_tests::worker_database().await {
+        Ok(connected) => connected,
+        Err(message) => {
+            eprintln!("error: {message}");
             return ExitCode::FAILURE;
         }
     };
@@ -28,7 +23,7 @@ pub async fn run() -> ExitCode {
         Ok("fail") => Policy::Fail,
         _ => Policy::Warn,
     };
-    let manager = SchemaManager::new(client.database(&name)).on_unknown(on_unknown);
+    let manager = SchemaManager::new(db).on_unknown(on_unknown);
     let code = if std::env::args_os().len() > 1 {
         schema_core::cli::run(manager).await
     } else {
