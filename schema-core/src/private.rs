@@ -2,24 +2,44 @@
 //! attribute is the only supported way to use these items.
 
 use std::future::Future;
-use std::pin::Pin;
 
 pub use inventory;
 pub use mongodb::Database;
 
-pub use crate::plan::order;
-pub use crate::registry::{Location, Migration};
+pub use crate::registry::{Location, Migration, MigrationFuture};
 
 use crate::error::BoxError;
 
-/// The future of a running migration, with its error boxed.
-pub type MigrationFuture<'db> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'db>>;
+/// The error type of a migration: any type that converts into [`BoxError`].
+///
+/// It exists for its message: a bound on `Into<BoxError>` that does not
+/// hold is reported as several errors about `From`, `Send`, `Sync` and
+/// sizes inside this module. `do_not_recommend` keeps the compiler from
+/// looking through the blanket impl, so the error names this trait, once.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the error type of a migration",
+    label = "the error type must implement `std::error::Error + Send + Sync + 'static`",
+    note = "for `Box<dyn std::error::Error>`, add `+ Send + Sync`: `Result<(), Box<dyn std::error::Error + Send + Sync>>`",
+    note = "otherwise return an error type that implements `std::error::Error + Send + Sync + 'static`, \
+            such as the driver's `mongodb::error::Error` or `anyhow::Error`"
+)]
+pub trait MigrationError {
+    /// Boxes the error.
+    fn into_box_error(self) -> BoxError;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: Into<BoxError>> MigrationError for E {
+    fn into_box_error(self) -> BoxError {
+        self.into()
+    }
+}
 
 /// Boxes the future of a user's migration function and its error type.
 pub fn boxed<'db, F, E>(future: F) -> MigrationFuture<'db>
 where
     F: Future<Output = Result<(), E>> + Send + 'db,
-    E: Into<BoxError>,
+    E: MigrationError,
 {
-    Box::pin(async move { future.await.map_err(Into::into) })
+    Box::pin(async move { future.await.map_err(MigrationError::into_box_error) })
 }

@@ -2,8 +2,16 @@
 //! registered through `inventory`.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 
-use crate::__private::MigrationFuture;
+use crate::error::BoxError;
+
+/// The future of a running migration, with its error boxed.
+pub type MigrationFuture<'db> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'db>>;
+
+/// The group of migrations declared without `group`.
+pub const DEFAULT_GROUP: &str = "default";
 
 /// One migration as declared by `#[migration]`: its id, what it does, what
 /// it runs after, and where it is written.
@@ -14,6 +22,7 @@ use crate::__private::MigrationFuture;
 /// [`SchemaManager`]: crate::SchemaManager
 pub struct Migration {
     id: &'static str,
+    group: &'static str,
     description: &'static str,
     after: &'static [&'static str],
     checksum: &'static str,
@@ -33,6 +42,7 @@ impl Migration {
     ) -> Self {
         Migration {
             id,
+            group: DEFAULT_GROUP,
             description,
             after,
             checksum,
@@ -41,9 +51,22 @@ impl Migration {
         }
     }
 
+    /// Puts the migration in `group` (`#[migration(group = "...")]`).
+    #[doc(hidden)]
+    pub const fn __in_group(mut self, group: &'static str) -> Self {
+        self.group = group;
+        self
+    }
+
     /// The id under which the migration is recorded in `schema_versions`.
     pub fn id(&self) -> &'static str {
         self.id
+    }
+
+    /// The group it belongs to: the `group` given to the attribute, else
+    /// [`DEFAULT_GROUP`].
+    pub fn group(&self) -> &'static str {
+        self.group
     }
 
     /// The description given to the attribute, else the first line of the
@@ -78,6 +101,7 @@ impl fmt::Debug for Migration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Migration")
             .field("id", &self.id)
+            .field("group", &self.group)
             .field("description", &self.description)
             .field("after", &self.after)
             .field("checksum", &self.checksum)

@@ -3,20 +3,23 @@
 use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
+use syn::{Expr, ExprLit, Lit, LitStr, Meta, Path, Token};
 
 use crate::errors::Errors;
 
 /// The longest id accepted, in bytes.
 pub(crate) const MAX_ID_LEN: usize = 128;
 
-const KEYS: &str = "`id`, `after` and `description`";
+const KEYS: &str = "`id`, `after`, `description`, `group` and `crate`";
 
 /// The arguments of one `#[migration(...)]`, each checked on its own.
 pub(crate) struct Args {
     pub(crate) id: Option<LitStr>,
     pub(crate) after: Vec<LitStr>,
     pub(crate) description: Option<LitStr>,
+    pub(crate) group: Option<LitStr>,
+    /// `crate = "path"`: where the generated code finds schema-core.
+    pub(crate) krate: Option<Path>,
 }
 
 impl Args {
@@ -27,6 +30,8 @@ impl Args {
             id: None,
             after: Vec::new(),
             description: None,
+            group: None,
+            krate: None,
         };
         let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
             Ok(metas) => metas,
@@ -35,7 +40,8 @@ impl Args {
                     error.span(),
                     format!(
                         "{error}; write the arguments as `id = \"0001_name\"`, \
-                         optionally followed by `after = \"0000_other\"` and `description = \"...\"`"
+                         optionally followed by any of `after = \"0000_other\"`, `description = \"...\"`, \
+                         `group = \"billing\"` and `crate = \"schema\"`"
                     ),
                 ));
                 return args;
@@ -49,7 +55,7 @@ impl Args {
             };
             let value = match meta {
                 Meta::NameValue(pair) => &pair.value,
-                _ if !matches!(key.as_str(), "id" | "after" | "description") => {
+                _ if !matches!(key.as_str(), "id" | "after" | "description" | "group" | "crate") => {
                     errors.spanned(meta, format!("unknown argument `{key}`; expected one of {KEYS}"));
                     continue;
                 }
@@ -72,6 +78,21 @@ impl Args {
                         errors.spanned(meta, "`description` is given twice; keep one");
                     } else {
                         args.description = string(value, "description", errors);
+                    }
+                }
+                "group" => {
+                    if args.group.is_some() {
+                        errors.spanned(meta, "`group` is given twice; a migration belongs to one group");
+                    } else if let Some(group) = string(value, "group", errors) {
+                        check_group(&group, errors);
+                        args.group = Some(group);
+                    }
+                }
+                "crate" => {
+                    if args.krate.is_some() {
+                        errors.spanned(meta, "`crate` is given twice; keep one");
+                    } else if let Some(path) = string(value, "crate", errors) {
+                        args.krate = crate_path(&path, errors);
                     }
                 }
                 "after" => {
@@ -167,6 +188,39 @@ fn check_id(id: &LitStr, errors: &mut Errors) {
     }
 }
 
+fn check_group(group: &LitStr, errors: &mut Errors) {
+    let text = group.value();
+    if text.is_empty() {
+        errors.spanned(
+            group,
+            "the group is empty; write a name such as \"billing\", or leave `group` out for the default group",
+        );
+    } else if let Some(bad) = text.chars().find(|c| !is_group_char(*c)) {
+        errors.spanned(
+            group,
+            format!("the group contains {bad:?}; groups use only ASCII letters, digits, `_` and `-`"),
+        );
+    }
+}
+
+/// `crate = "schema"` or `crate = "::my::reexport::schema_core"`: a path,
+/// spanned at the literal so that a wrong one is reported there.
+fn crate_path(path: &LitStr, errors: &mut Errors) -> Option<Path> {
+    let wanted = "`crate` takes the path of schema-core as the calling crate names it, \
+                  such as `crate = \"schema\"` or `crate = \"::my_reexports::schema_core\"`";
+    match path.parse::<Path>() {
+        Ok(parsed) if parsed.segments.iter().all(|segment| segment.arguments.is_none()) => Some(parsed),
+        Ok(_) => {
+            errors.spanned(path, format!("{wanted}, without generic arguments"));
+            None
+        }
+        Err(_) => {
+            errors.spanned(path, format!("{:?} is not a path; {wanted}", path.value()));
+            None
+        }
+    }
+}
+
 fn check_dependencies(id: &LitStr, after: &[LitStr], errors: &mut Errors) {
     let own = id.value();
     for (index, dependency) in after.iter().enumerate() {
@@ -183,6 +237,11 @@ fn check_dependencies(id: &LitStr, after: &[LitStr], errors: &mut Errors) {
             );
         }
     }
+}
+
+/// The characters a group may use: those of an id but `.`.
+fn is_group_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-')
 }
 
 /// The characters an id may use: they are safe in a document `_id`, a log

@@ -1,14 +1,13 @@
 //! Writes the registration for one migration function.
 
-use proc_macro2::{Ident, Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Item, ItemFn, LitStr};
+use syn::{FnArg, Item, ItemFn, LitStr, ReturnType};
 
-use crate::args::Args;
-use crate::args::MAX_ID_LEN;
+use crate::args::{Args, MAX_ID_LEN};
 use crate::errors::Errors;
-use crate::item;
+use crate::{crate_path, item};
 
 /// Expands `#[migration(args)] item`.
 ///
@@ -32,8 +31,8 @@ pub(crate) fn migration(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     item::check_signature(&function, &mut errors);
-    match (errors.finish(), args.id) {
-        (Ok(()), Some(id)) => register(&function, &id, &args.after, args.description),
+    match (errors.finish(), &args.id) {
+        (Ok(()), Some(id)) => register(&function, id, &args),
         (Err(error), _) => {
             let compile_error = error.to_compile_error();
             quote!(#function #compile_error)
@@ -68,29 +67,32 @@ fn item_head(item: &Item) -> TokenStream {
     }
 }
 
-fn register(function: &ItemFn, id: &LitStr, after: &[LitStr], description: Option<LitStr>) -> TokenStream {
+fn register(function: &ItemFn, id: &LitStr, args: &Args) -> TokenStream {
     let name = &function.sig.ident;
-    let description = description
-        .map(|lit| lit.value())
+    let description = args
+        .description
+        .as_ref()
+        .map(LitStr::value)
         .unwrap_or_else(|| item::doc_summary(&function.attrs).unwrap_or_else(|| name.to_string()));
-    let private = quote!(::schema_core::__private);
+    let after = &args.after;
+    let schema_core = crate_path::schema_core(args.krate.as_ref());
+    // One import, so that a wrong `crate` path is one error, not one per use.
+    let private = quote!(__schema_core_private);
     let line = quote_spanned!(name.span()=> ::core::line!());
     let guards = duplicate_guards(id);
     let checksum = crate::checksum::checksum(function.block.to_token_stream());
-    // A parameter of another type than `&Database` is then reported at the
-    // parameter, not at the attribute.
-    let db = match function.sig.inputs.first() {
-        Some(syn::FnArg::Typed(parameter)) => quote_spanned!(parameter.ty.span()=> db),
-        _ => quote!(db),
-    };
+    let call = boxed_call(function, &private);
+    let group = args.group.as_ref().map(|group| quote!(.__in_group(#group)));
     quote! {
         #function
 
         const _: () = {
+            use #schema_core::__private as #private;
+
             #guards
 
             fn __schema_core_run<'db>(db: &'db #private::Database) -> #private::MigrationFuture<'db> {
-                #private::boxed(#name(#db))
+                #call
             }
 
             #private::inventory::submit! {
@@ -102,9 +104,69 @@ fn register(function: &ItemFn, id: &LitStr, after: &[LitStr], description: Optio
                     __schema_core_run,
                     #private::Location::__new(::core::file!(), #line, ::core::module_path!()),
                 )
+                #group
             }
         };
     }
+}
+
+/// `__private::boxed(identity(name(db)))`, spanned at the function's
+/// return type: `boxed` states what the future must resolve to, so a future
+/// that resolves to something else, or to an error that does not convert,
+/// is reported there. `boxed` and `identity` start at the type's first
+/// token and their parentheses end at its last, so that the call and its
+/// argument both underline all of the type.
+///
+/// `name(db)` keeps the function's name, and `db` the span of the
+/// parameter's type, so a parameter of another type than `&Database` is
+/// reported at the parameter.
+fn boxed_call(function: &ItemFn, private: &TokenStream) -> TokenStream {
+    let name = &function.sig.ident;
+    let (first, last) = match &function.sig.output {
+        ReturnType::Type(_, ty) => first_and_last_span(ty.to_token_stream()),
+        // `item::check_signature` rejects a missing return type first.
+        ReturnType::Default => (name.span(), name.span()),
+    };
+    let db = match function.sig.inputs.first() {
+        Some(FnArg::Typed(parameter)) => quote_spanned!(parameter.ty.span()=> db),
+        _ => quote!(db),
+    };
+    let call = quote_spanned!(name.span()=> #name(#db));
+    let identity = respan(quote!(::core::convert::identity), first);
+    let identity_arguments = parenthesized(call, last);
+    let boxed = respan(quote!(#private::boxed), first);
+    let boxed_arguments = parenthesized(quote!(#identity #identity_arguments), last);
+    quote!(#boxed #boxed_arguments)
+}
+
+fn parenthesized(tokens: TokenStream, span: Span) -> Group {
+    let mut group = Group::new(Delimiter::Parenthesis, tokens);
+    group.set_span(span);
+    group
+}
+
+fn first_and_last_span(tokens: TokenStream) -> (Span, Span) {
+    let mut spans = tokens.into_iter().map(|token| token.span());
+    let first = spans.next().unwrap_or_else(Span::call_site);
+    (first, spans.last().unwrap_or(first))
+}
+
+/// `tokens` with every span set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
 }
 
 /// Two items named after the id, so a second migration with the same id is

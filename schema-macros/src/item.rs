@@ -71,6 +71,10 @@ fn check_parameters(function: &ItemFn, errors: &mut Errors) {
     }
 }
 
+/// Rejects what is plainly not `Result<(), E>`. Anything else, such as an
+/// alias (`anyhow::Result<()>`, `std::io::Result<()>`, a `type` of the
+/// crate's own), is left to the bounds of `__private::boxed`, which the
+/// generated call reports at the return type.
 fn check_return(signature: &Signature, errors: &mut Errors) {
     let wanted = "a migration returns `Result<(), E>` where `E` converts into \
                   `Box<dyn std::error::Error + Send + Sync>`";
@@ -84,21 +88,41 @@ fn check_return(signature: &Signature, errors: &mut Errors) {
         }
         ReturnType::Type(_, ty) => ty,
     };
-    let unit_ok = match &**ty {
-        Type::Path(path) if path.qself.is_none() => path.path.segments.last().is_some_and(|last| {
-            last.ident == "Result"
-                && match &last.arguments {
-                    PathArguments::AngleBracketed(arguments) => matches!(
-                        arguments.args.first(),
-                        Some(GenericArgument::Type(Type::Tuple(unit))) if unit.elems.is_empty()
-                    ),
-                    _ => false,
-                }
+    if !may_be_a_result(ty) {
+        errors.spanned(ty, wanted);
+    }
+}
+
+/// Whether `ty` may name `Result<(), E>`: a path (or a macro), but not
+/// `Option<...>` nor `Result<T, E>` with a `T` other than `()`. A `Result`
+/// with one argument may be an alias taking the error type
+/// (`type Result<E> = std::result::Result<(), E>`), so it is left alone.
+fn may_be_a_result(ty: &Type) -> bool {
+    match ty {
+        Type::Paren(inner) => may_be_a_result(&inner.elem),
+        Type::Group(inner) => may_be_a_result(&inner.elem),
+        Type::Macro(_) => true,
+        Type::Path(path) if path.qself.is_some() => true,
+        Type::Path(path) => path.path.segments.last().is_none_or(|last| {
+            let types: Vec<&Type> = match &last.arguments {
+                PathArguments::AngleBracketed(arguments) => arguments
+                    .args
+                    .iter()
+                    .filter_map(|argument| match argument {
+                        GenericArgument::Type(ty) => Some(ty),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let is_unit = |ty: &Type| matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty());
+            match last.ident.to_string().as_str() {
+                "Option" => false,
+                "Result" => !matches!(types.as_slice(), [ok, _] if !is_unit(ok)),
+                _ => true,
+            }
         }),
         _ => false,
-    };
-    if !unit_ok {
-        errors.spanned(ty, wanted);
     }
 }
 
@@ -119,4 +143,44 @@ pub(crate) fn doc_summary(attrs: &[Attribute]) -> Option<String> {
         .flat_map(|text| text.lines().map(str::to_owned).collect::<Vec<_>>())
         .map(|line| line.trim().to_owned())
         .find(|line| !line.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_be_a_result;
+
+    fn accepted(ty: &str) -> bool {
+        may_be_a_result(&syn::parse_str(ty).unwrap())
+    }
+
+    #[test]
+    fn names_that_may_be_a_result_are_left_to_the_trait_bounds() {
+        for ty in [
+            "Result<(), Error>",
+            "std::result::Result<(), E>",
+            "anyhow::Result<()>",
+            "std::io::Result<()>",
+            "Outcome",
+            "Unit<MyError>",
+            "(Result<(), E>)",
+            "result!()",
+        ] {
+            assert!(accepted(ty), "{ty}");
+        }
+    }
+
+    #[test]
+    fn what_is_plainly_not_a_unit_result_is_rejected() {
+        for ty in [
+            "()",
+            "Result<u64, Error>",
+            "Option<()>",
+            "&str",
+            "impl Future",
+            "[u8; 2]",
+            "!",
+        ] {
+            assert!(!accepted(ty), "{ty}");
+        }
+    }
 }

@@ -1,16 +1,17 @@
 //! The `#[migration]` attribute of `schema-core`.
 //!
 //! Depend on `schema-core` and write `use schema_core::migration;`: the code
-//! this crate generates refers to `schema-core` by absolute paths, and the
-//! attribute is documented there.
+//! this crate generates refers to `schema-core` by absolute paths (under the
+//! name the calling crate gives it), and the attribute is documented there.
 //!
 //! The crate is split by phase: [`args`] parses the attribute's arguments,
 //! [`item`] checks the annotated function, [`expand`] writes the
-//! registration, and [`errors`] gathers every mistake so one build shows
-//! them all.
+//! registration, [`crate_path`] finds the path it reaches schema-core by,
+//! and [`errors`] gathers every mistake so one build shows them all.
 
 mod args;
 mod checksum;
+mod crate_path;
 mod errors;
 mod expand;
 mod item;
@@ -51,6 +52,12 @@ use proc_macro::TokenStream;
 /// - `description = "..."` (optional): stored with the record. Without it,
 ///   the first line of the function's doc comment is used, and without
 ///   one, the function's name.
+/// - `group = "billing"` (optional): the group the migration belongs to,
+///   made of ASCII letters, digits, `_` and `-`. Without it, the migration
+///   is in `schema_core::DEFAULT_GROUP`.
+/// - `crate = "schema"` (optional): the path of schema-core as the calling
+///   crate names it, such as `"schema"` or `"::my_reexports::schema_core"`.
+///   Only needed when it cannot be found by itself (see below).
 ///
 /// # The function
 ///
@@ -59,8 +66,10 @@ use proc_macro::TokenStream;
 /// with exactly one parameter, a shared reference to the database. `E` is
 /// any type that converts into `Box<dyn std::error::Error + Send + Sync>`:
 /// `mongodb::error::Error`, `anyhow::Error`, your own error type. The
-/// returned future must be `Send`. The function is left as written, so it
-/// can still be called directly.
+/// return type may be spelled through an alias: `anyhow::Result<()>`,
+/// `std::io::Result<()>`, a `type` of your own. The returned future must
+/// be `Send`. The function is left as written, so it can still be called
+/// directly.
 ///
 /// # Checked when compiling
 ///
@@ -71,8 +80,17 @@ use proc_macro::TokenStream;
 /// linker reports a duplicate symbol of the same name. A crate with
 /// `#![forbid(unsafe_code)]` can use the attribute.
 ///
-/// The generated code names only `::schema_core` paths, so depending on
-/// `schema-core` is enough.
+/// An error type that does not convert is one error at the return type,
+/// saying what to write instead.
+///
+/// # Finding schema-core
+///
+/// The generated code reaches schema-core by an absolute path, so
+/// depending on `schema-core` is enough. Under another name
+/// (`schema = { package = "schema-core", ... }` in `Cargo.toml`), the
+/// attribute reads the calling crate's manifest and uses that name. Where
+/// schema-core is reachable only through a re-export, say where with
+/// `crate = "path::to::schema_core"`.
 #[proc_macro_attribute]
 pub fn migration(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::migration(args.into(), item.into()).into()

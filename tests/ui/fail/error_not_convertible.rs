@@ -9,4 +9,11 @@ async fn events(_db: &Database) -> Result<(), NotAnError> {
     Ok(())
 }
 
+type Outcome = std::result::Result<(), NotAnError>;
+
+#[migration(id = "0002_through_an_alias")]
+async fn through_an_alias(_db: &Database) -> Outcome {
+    Ok(())
+}
+
 fn main() {}

@@ -49,21 +49,29 @@ async fn string_error(_: &Database) -> std::result::Result<(), String> {
     Ok(())
 }
 
+#[migration(id = "0007_invoices", group = "billing-v2_EU", after = "0006_string_error")]
+async fn invoices(_db: &Database) -> Result<(), mongodb::error::Error> {
+    Ok(())
+}
+
 fn main() {
     let mut found: Vec<_> = schema_core::registered()
         .into_iter()
-        .map(|m| (m.id(), m.description(), m.after()))
+        .map(|m| (m.id(), m.group(), m.description(), m.after()))
         .collect();
     found.sort();
-    let expected: [(&str, &str, &[&str]); 6] = [
-        ("0001_doc", "Described by its doc comment", &[]),
-        ("0002_explicit", "Described explicitly", &["0001_doc"]),
-        ("0003_list", "dependency_list", &["0001_doc", "0002_explicit"]),
-        ("0004.user-error_Type", "", &[]),
-        ("0005_boxed", "boxed", &["0003_list"]),
-        ("0006_string_error", "string_error", &[]),
+    // Without `group`, a migration is in the default group.
+    let default = schema_core::DEFAULT_GROUP;
+    let expected: [(&str, &str, &str, &[&str]); 7] = [
+        ("0001_doc", default, "Described by its doc comment", &[]),
+        ("0002_explicit", default, "Described explicitly", &["0001_doc"]),
+        ("0003_list", default, "dependency_list", &["0001_doc", "0002_explicit"]),
+        ("0004.user-error_Type", default, "", &[]),
+        ("0005_boxed", default, "boxed", &["0003_list"]),
+        ("0006_string_error", default, "string_error", &[]),
+        ("0007_invoices", "billing-v2_EU", "invoices", &["0006_string_error"]),
     ];
     assert_eq!(found, expected);
     // The functions stay callable as written.
-    let _ = (doc_comment, explicit, dependency_list, user_error, boxed, string_error);
+    let _ = (doc_comment, explicit, dependency_list, user_error, boxed, string_error, invoices);
 }

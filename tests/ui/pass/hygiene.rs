@@ -18,6 +18,9 @@ struct u8;
 struct inventory;
 struct core;
 mod schema_core_private {}
+struct __schema_core_private;
+fn identity() {}
+fn boxed() {}
 
 fn __schema_core_run() {}
 static DUPLICATE_MIGRATION_ID_GUARD: () = ();
