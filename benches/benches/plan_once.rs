@@ -16,6 +16,7 @@ fn main() {
         .and_then(|size| size.parse().ok())
         .unwrap_or(10_000);
     let set = schema_benches::synthetic(size, 0x5eed);
-    let ordered = schema_core::__private::order(black_box(&set)).expect("a valid synthetic set");
+    let ordered =
+        schema_core::Migrations::new(black_box(&set).iter().copied()).expect("a valid synthetic set");
     assert_eq!(ordered.len(), size);
 }

@@ -7,6 +7,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use schema_benches::synthetic;
+use schema_core::Migrations;
 
 fn planning(c: &mut Criterion) {
     let mut group = c.benchmark_group("plan");
@@ -14,10 +15,10 @@ fn planning(c: &mut Criterion) {
     for n in [1_000, 10_000, 100_000] {
         let set = synthetic(n, 0x5eed);
         // Sanity: the set is valid and fully ordered.
-        let ordered = schema_core::__private::order(&set).expect("a valid synthetic set");
+        let ordered = Migrations::new(set.iter().copied()).expect("a valid synthetic set");
         assert_eq!(ordered.len(), n);
         group.bench_with_input(BenchmarkId::from_parameter(n), &set, |b, set| {
-            b.iter(|| schema_core::__private::order(black_box(set)))
+            b.iter(|| Migrations::new(black_box(set).iter().copied()))
         });
     }
     group.finish();

@@ -11,8 +11,6 @@
 
 use std::process::ExitCode;
 
-use schema_core::SchemaManager;
-
 // Linking the library registers the application's migrations.
 use example_app as _;
 
@@ -51,25 +49,23 @@ async fn main() -> ExitCode {
 
 /// The schema command line, on the same database as a start.
 async fn command_line(uri: &str) -> Result<ExitCode, schema_core::Error> {
-    let db = schema_core::connect(uri, DEFAULT_DATABASE).await?;
-    let client = db.client().clone();
-    let code = schema_core::cli::run(SchemaManager::new(db)).await;
-    client.shutdown().await;
+    let connection = schema_core::connect(uri, DEFAULT_DATABASE).await?;
+    let code = schema_core::cli::run(connection.manager()).await;
+    connection.shutdown().await;
     Ok(code)
 }
 
 async fn start(uri: &str) -> Result<(), schema_core::Error> {
-    let db = schema_core::connect(uri, DEFAULT_DATABASE).await?;
+    let connection = schema_core::connect(uri, DEFAULT_DATABASE).await?;
     println!(
         "bringing the schema of `{}` on {} up to date",
-        db.name(),
+        connection.database().name(),
         schema_core::redact(uri)
     );
-    let client = db.client().clone();
-    let applied = SchemaManager::new(db).apply_all().await;
+    let applied = connection.manager().apply_all().await;
     // Close the connections while the runtime still runs, instead of
     // leaving it to the client's drop at exit.
-    client.shutdown().await;
+    connection.shutdown().await;
     let report = applied?;
     let mut migrations = schema_core::registered();
     migrations.sort_by_key(|migration| migration.id());

@@ -1,10 +1,39 @@
-//! A command line for an application's migrations, embedded with one call
-//! (feature `cli`).
+//! A command line for an application's migrations (feature `cli`): the
+//! whole command line with one call, [`run`], or a [`Command`] nested in the
+//! application's own clap tree and run with [`execute`].
 //!
 //! ```no_run
 //! # async fn main_of_the_application(db: schema_core::mongodb::Database) -> std::process::ExitCode {
-//! // In `main`, when the process is started as `app schema ...`:
+//! // The process is the schema command line: `app status`, `app apply`, ...
 //! schema_core::cli::run(schema_core::SchemaManager::new(db)).await
+//! # }
+//! ```
+//!
+//! ```no_run
+//! use clap::{Parser, Subcommand};
+//!
+//! #[derive(Parser)]
+//! struct App {
+//!     #[command(subcommand)]
+//!     command: AppCommand,
+//! }
+//!
+//! #[derive(Subcommand)]
+//! enum AppCommand {
+//!     /// Serve requests
+//!     Serve,
+//!     /// The schema's migrations: `app schema status`, `app schema apply`, ...
+//!     #[command(subcommand)]
+//!     Schema(schema_core::cli::Command),
+//! }
+//!
+//! # async fn start(db: schema_core::mongodb::Database) -> std::process::ExitCode {
+//! match App::parse().command {
+//!     AppCommand::Serve => std::process::ExitCode::SUCCESS,
+//!     AppCommand::Schema(command) => {
+//!         schema_core::cli::execute(&schema_core::SchemaManager::new(db), &command).await
+//!     }
+//! }
 //! # }
 //! ```
 //!
@@ -24,6 +53,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mongodb::bson::DateTime;
 use serde_json::{Value, json};
+use unicode_width::UnicodeWidthStr;
 
 use crate::{ApplyReport, Error, LockStatus, Migration, SchemaManager, State, Status};
 
@@ -44,25 +74,35 @@ Exit status:
     after_help = EXIT_STATUS
 )]
 struct Arguments {
-    /// Print JSON instead of a table
-    #[arg(long, global = true)]
-    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
-enum Command {
+/// One command of the schema command line, for an application's own clap
+/// tree (`#[command(subcommand)] Schema(schema_core::cli::Command)`); run
+/// it with [`execute`]. Every command takes `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+#[non_exhaustive]
+pub enum Command {
     /// Every known migration with its state, and records nobody declares
+    #[command(after_help = EXIT_STATUS)]
     Status {
         /// Exit with status 3 while anything is pending, or drift or unknown records are present that the policies refuse
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// What `apply` would run now, in order, without running it
-    Plan,
+    Plan {
+        #[command(flatten)]
+        output: Output,
+    },
     /// Apply every pending migration
-    Apply,
+    Apply {
+        #[command(flatten)]
+        output: Output,
+    },
     /// Remove a migration's record so the next apply runs it again
     Forget {
         /// The migration id, or with --unknown the `_id` of a record this binary does not declare
@@ -70,20 +110,53 @@ enum Command {
         /// Remove a record this binary does not declare (a newer version's, or not a record at all)
         #[arg(long)]
         unknown: bool,
+        #[command(flatten)]
+        output: Output,
     },
     /// Record a migration and its dependencies as applied without running them
     MarkApplied {
         /// The migration id
         id: String,
+        #[command(flatten)]
+        output: Output,
     },
     /// Who holds the schema lock, since when, running what, until when
-    Lock,
+    Lock {
+        #[command(flatten)]
+        output: Output,
+    },
     /// Remove a schema lock whose lease has ended (with --force, any lock)
     Unlock {
         /// Remove the lock even while its lease is live or when it is malformed; the holder's running migration may then run twice
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        output: Output,
     },
+}
+
+/// How a command prints what it did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+#[non_exhaustive]
+pub struct Output {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Command {
+    /// Whether the command prints JSON.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Status { output, .. }
+            | Command::Plan { output }
+            | Command::Apply { output }
+            | Command::Forget { output, .. }
+            | Command::MarkApplied { output, .. }
+            | Command::Lock { output }
+            | Command::Unlock { output, .. } => output.json,
+        }
+    }
 }
 
 /// Runs the command given on this process's command line (after the
@@ -107,13 +180,20 @@ where
             return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
         }
     };
-    match execute(&manager, &arguments).await {
+    execute(&manager, &arguments.command).await
+}
+
+/// Runs `command` on `manager`: prints what it did to stdout, or the error
+/// (to stderr; to stdout as `{"error": {"kind", "message"}}` with
+/// `--json`), and returns the exit status to end with (see [`run`]).
+pub async fn execute(manager: &SchemaManager, command: &Command) -> ExitCode {
+    match output(manager, command).await {
         Ok((output, code)) => {
             print!("{output}");
             ExitCode::from(code)
         }
         Err(error) => {
-            if arguments.json {
+            if command.json() {
                 println!(
                     "{}",
                     json!({ "error": { "kind": error.kind(), "message": chain(&error) } })
@@ -126,83 +206,86 @@ where
     }
 }
 
-async fn execute(manager: &SchemaManager, arguments: &Arguments) -> Result<(String, u8), Error> {
-    let json = arguments.json;
-    Ok(match &arguments.command {
-        Command::Status { check } => {
+/// What `command` prints, and its exit status.
+async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u8), Error> {
+    let json = command.json();
+    Ok(match command {
+        Command::Status { check, .. } => {
             let status = manager.status().await?;
             let up_to_date = status.is_up_to_date_under(manager.drift_policy(), manager.unknown_policy());
             let code = if *check && !up_to_date { CHECK_FAILED } else { 0 };
             let output = if json {
-                status_json(&status, up_to_date)
+                to_json(&StatusOutput {
+                    status: &status,
+                    up_to_date,
+                })
             } else {
                 status_table(&status)
             };
             (output, code)
         }
-        Command::Plan => {
+        Command::Plan { .. } => {
             let plan = manager.plan().await?;
             (if json { plan_json(&plan) } else { plan_table(&plan) }, 0)
         }
-        Command::Apply => {
+        Command::Apply { .. } => {
             let report = manager.apply_all().await?;
             (
                 if json {
-                    apply_json(&report)
+                    to_json(&report)
                 } else {
                     apply_text(&report)
                 },
                 0,
             )
         }
-        Command::Forget { id, unknown } => {
+        Command::Forget { id, unknown, .. } => {
             let report = if *unknown {
                 manager.forget_unknown(id).await?
             } else {
                 manager.forget(id).await?
             };
-            let removed = report.removed;
             let output = if json {
-                format!("{}\n", json!({ "forgotten": id, "had_record": removed }))
-            } else if removed {
+                to_json(&report)
+            } else if report.removed {
                 format!("forgot `{id}`: it runs again on the next apply\n")
             } else {
                 format!("`{id}` had no record: it is pending already\n")
             };
             (output, 0)
         }
-        Command::MarkApplied { id } => {
-            let changed = manager.mark_applied(id).await?.marked;
+        Command::MarkApplied { id, .. } => {
+            let report = manager.mark_applied(id).await?;
             let output = if json {
-                format!("{}\n", json!({ "marked_applied": changed }))
-            } else if changed.is_empty() {
+                to_json(&report)
+            } else if report.marked.is_empty() {
                 format!("`{id}` and its dependencies were already recorded\n")
             } else {
                 let mut text = String::new();
-                for id in &changed {
+                for id in &report.marked {
                     let _ = writeln!(text, "marked `{id}` as applied");
                 }
                 text
             };
             (output, 0)
         }
-        Command::Lock => {
+        Command::Lock { .. } => {
             let status = manager.lock_status().await?;
             let output = if json {
-                format!("{}\n", json!({ "lock": status }))
+                to_json(&json!({ "lock": status }))
             } else {
                 lock_text(status.as_ref())
             };
             (output, 0)
         }
-        Command::Unlock { force } => {
+        Command::Unlock { force, .. } => {
             let removed = if *force {
                 manager.unlock_force().await?
             } else {
                 manager.unlock().await?
             };
             let output = if json {
-                format!("{}\n", json!({ "removed": removed }))
+                to_json(&json!({ "removed": removed }))
             } else if removed {
                 "removed the schema lock\n".to_owned()
             } else {
@@ -211,6 +294,28 @@ async fn execute(manager: &SchemaManager, arguments: &Arguments) -> Result<(Stri
             (output, 0)
         }
     })
+}
+
+/// A status as `status --json` prints it: the [`Status`] and whether it
+/// passes `--check`.
+#[derive(serde::Serialize)]
+struct StatusOutput<'s> {
+    #[serde(flatten)]
+    status: &'s Status,
+    up_to_date: bool,
+}
+
+/// `value` as one line of JSON.
+fn to_json(value: &impl serde::Serialize) -> String {
+    match serde_json::to_string(value) {
+        Ok(text) => format!("{text}\n"),
+        // The crate's reports hold strings, numbers and lists only; a
+        // failure would be a bug, and is said rather than hidden.
+        Err(error) => format!(
+            "{}\n",
+            json!({ "error": { "kind": "internal", "message": error.to_string() } })
+        ),
+    }
 }
 
 fn lock_text(status: Option<&LockStatus>) -> String {
@@ -300,44 +405,6 @@ fn status_table(status: &Status) -> String {
     text
 }
 
-fn status_json(status: &Status, up_to_date: bool) -> String {
-    let migrations: Vec<Value> = status
-        .migrations
-        .iter()
-        .map(|migration| {
-            let mut entry = json!({
-                "id": migration.id,
-                "description": migration.description,
-                "state": state_name(&migration.state),
-                "applied_at": migration.applied_at.and_then(|at| at.try_to_rfc3339_string().ok()),
-                "duration_ms": migration.duration.map(|duration| duration.as_millis() as u64),
-                "applied_by": migration.applied_by,
-            });
-            if let State::Drifted { recorded, current } = &migration.state {
-                entry["recorded_checksum"] = json!(recorded);
-                entry["current_checksum"] = json!(current);
-            }
-            entry
-        })
-        .collect();
-    let unknown: Vec<Value> = status
-        .unknown
-        .iter()
-        .map(|record| {
-            json!({
-                "id": record.id,
-                "description": record.description,
-                "applied_at": record.applied_at.and_then(|at| at.try_to_rfc3339_string().ok()),
-                "problem": record.problem,
-            })
-        })
-        .collect();
-    format!(
-        "{}\n",
-        json!({ "migrations": migrations, "unknown": unknown, "up_to_date": up_to_date })
-    )
-}
-
 fn plan_table(plan: &[&Migration]) -> String {
     if plan.is_empty() {
         return "nothing to apply\n".to_owned();
@@ -379,29 +446,12 @@ fn apply_text(report: &ApplyReport) -> String {
     text
 }
 
-fn apply_json(report: &ApplyReport) -> String {
-    format!(
-        "{}\n",
-        json!({
-            "applied": report.applied,
-            "already_applied": report.already_applied,
-            "drifted": report.drifted,
-            "unknown": report.unknown,
-            "interrupted": report.interrupted.as_ref().map(|interrupted| json!({
-                "previous_owner": interrupted.previous_owner,
-                "migration": interrupted.migration,
-                "recorded": interrupted.recorded,
-            })),
-        })
-    )
-}
-
 /// Rows as columns padded to their widest cell.
 fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0; N];
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+            *width = (*width).max(cell.width());
         }
     }
     let mut text = String::new();
@@ -411,7 +461,10 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
             if column + 1 == N {
                 line.push_str(cell);
             } else {
-                let _ = write!(line, "{cell:<width$}  ", width = widths[column]);
+                // Padded by display width: `format!`'s width counts chars,
+                // which is wrong for wide and combining characters.
+                let padding = widths[column].saturating_sub(cell.width());
+                let _ = write!(line, "{cell}{:padding$}  ", "");
             }
         }
         let _ = writeln!(text, "{}", line.trim_end());

@@ -8,6 +8,7 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 
 use crate::error::Error;
+use crate::manager::SchemaManager;
 use crate::redact::{ScrubbedError, redact};
 
 /// How long a command waits for a reachable server when the connection
@@ -15,26 +16,72 @@ use crate::redact::{ScrubbedError, redact};
 /// default is 30 seconds, long for a process that cannot start without it.
 pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// An open connection: the client, the database to migrate, and the
+/// options the client was built from. Shut it down with
+/// [`shutdown`](Connection::shutdown) before the runtime ends: a client
+/// dropped while the runtime shuts down can panic in a background task.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    client: Client,
+    database: Database,
+    options: ClientOptions,
+}
+
+impl Connection {
+    /// The database named by the URI's path, or the default given to
+    /// [`connect`].
+    pub fn database(&self) -> &Database {
+        &self.database
+    }
+
+    /// The client, for the application's own use.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// A manager for [`database`](Connection::database) that renews the
+    /// lock's lease over a client of its own built from the same options
+    /// (see [`SchemaManager::lease_client`]).
+    pub fn manager(&self) -> SchemaManager {
+        SchemaManager::new(self.database.clone()).lease_client(self.options.clone())
+    }
+
+    /// Closes the client's connections and waits for its background tasks.
+    pub async fn shutdown(self) {
+        self.client.shutdown().await;
+    }
+}
+
 /// Opens the database named by the path of `uri` (as
 /// [`Client::default_database`] reads it), or `default_database` when the
 /// path names none.
 ///
 /// No command is sent: the first one, usually
-/// [`SchemaManager::apply_all`](crate::SchemaManager::apply_all), reports an
-/// unreachable server after the server selection timeout, which is
-/// [`DEFAULT_SERVER_SELECTION_TIMEOUT`] unless the URI sets one. A
-/// `mongodb+srv://` URI is resolved here, though (its SRV and TXT records),
-/// and needs the `dns-resolver` feature, on by default.
+/// [`SchemaManager::apply_all`], reports an unreachable server after the
+/// server selection timeout, which is [`DEFAULT_SERVER_SELECTION_TIMEOUT`]
+/// unless the URI sets one. A `mongodb+srv://` URI is resolved here, though
+/// (its SRV and TXT records), and needs the `dns-resolver` feature, on by
+/// default.
+///
+/// ```no_run
+/// # async fn start() -> Result<(), schema_core::Error> {
+/// let connection = schema_core::connect("mongodb://localhost:27017/app", "app").await?;
+/// let report = connection.manager().apply_all().await;
+/// connection.shutdown().await;
+/// println!("applied {:?}", report?.applied);
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Errors
 ///
 /// [`Error::InvalidUri`] when the driver cannot use `uri`, including when
 /// the DNS lookups of a `mongodb+srv://` URI fail. The error shows the URI
-/// [`redact`](crate::redact)ed, and its source is the driver's message (with the messages
-/// of the driver's own sources appended) with every secret of `uri`
-/// replaced by `***`; the driver's error itself is not kept, so neither
-/// `Display` nor `Debug` of the error can show a secret.
-pub async fn connect(uri: &str, default_database: &str) -> Result<Database, Error> {
+/// [`redact`](crate::redact)ed, and its source is the driver's message
+/// (with the messages of the driver's own sources appended) with every
+/// secret of `uri` replaced by `***`; the driver's error itself is not
+/// kept, so neither `Display` nor `Debug` of the error can show a secret.
+pub async fn connect(uri: &str, default_database: &str) -> Result<Connection, Error> {
     let invalid = |source: mongodb::error::Error| Error::InvalidUri {
         uri: redact(uri),
         source: Box::new(ScrubbedError::new(&source, uri)),
@@ -43,10 +90,15 @@ pub async fn connect(uri: &str, default_database: &str) -> Result<Database, Erro
     options
         .server_selection_timeout
         .get_or_insert(DEFAULT_SERVER_SELECTION_TIMEOUT);
-    let client = Client::with_options(options).map_err(invalid)?;
-    Ok(client
+    let client = Client::with_options(options.clone()).map_err(invalid)?;
+    let database = client
         .default_database()
-        .unwrap_or_else(|| client.database(default_database)))
+        .unwrap_or_else(|| client.database(default_database));
+    Ok(Connection {
+        client,
+        database,
+        options,
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The one error type of the crate.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use crate::registry::Location;
 
@@ -14,7 +14,19 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// ([`DuplicateId`](Error::DuplicateId),
 /// [`UnknownDependency`](Error::UnknownDependency), [`Cycle`](Error::Cycle))
 /// are found before anything is sent to the server.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Display` is the error's own sentence; its causes are its
+/// [`source`](std::error::Error::source) chain. `Debug` prints both, the
+/// way `anyhow` does, so a `main` returning `Result<(), Box<dyn Error>>`
+/// shows what went wrong and why:
+///
+/// ```text
+/// Error: could not read `schema_versions`
+///
+/// Caused by:
+///     0: Server selection timeout: No available servers. ...
+/// ```
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Two registered migrations share an id.
@@ -41,6 +53,25 @@ pub enum Error {
         id: String,
         /// The id it names.
         dependency: String,
+    },
+
+    /// A migration of one group runs after a migration of another. Groups
+    /// apply to their databases independently, so no order between them is
+    /// kept.
+    #[error(
+        "migration `{id}` of group `{group}` runs after `{dependency}` of group `{dependency_group}`; \
+         groups apply independently, so a migration can only run after migrations of its own group: \
+         move one of them, or remove the `after`"
+    )]
+    CrossGroupDependency {
+        /// The migration whose `after` crosses groups.
+        id: String,
+        /// Its group.
+        group: String,
+        /// The migration it names.
+        dependency: String,
+        /// That migration's group.
+        dependency_group: String,
     },
 
     /// Migrations depend on each other in a cycle, so none of them can go
@@ -288,6 +319,26 @@ pub enum Error {
     },
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        if source.is_some() {
+            f.write_str("\n\nCaused by:")?;
+        }
+        let mut index = 0;
+        while let Some(cause) = source {
+            write!(f, "\n    {index}: {cause}")?;
+            index += 1;
+            source = cause.source();
+        }
+        if f.alternate() {
+            write!(f, "\n\nkind: {}", self.kind())?;
+        }
+        Ok(())
+    }
+}
+
 impl Error {
     /// A short, stable name for the kind of error, for scripts and logs:
     /// `lock_held`, `lock_timeout`, `migration_failed`, `drift`,
@@ -299,6 +350,7 @@ impl Error {
             Error::DuplicateId { .. } => "duplicate_id",
             Error::UnknownDependency { .. } => "unknown_dependency",
             Error::Cycle { .. } => "cycle",
+            Error::CrossGroupDependency { .. } => "cross_group_dependency",
             Error::Drifted { .. } => "drift",
             Error::UnknownRecords { .. } => "unknown_records",
             Error::UnknownMigration { .. } => "unknown_migration",
@@ -351,4 +403,30 @@ fn describe_cycle(ids: &[String]) -> String {
     }
     text.push_str("); remove one of these `after` entries");
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_the_message_and_every_cause() {
+        let error = Error::RecordFailed {
+            id: "0001_events".into(),
+            collection: "schema_versions".into(),
+            source: Box::new(Error::ServerTimeout {
+                action: "insert into `schema_versions`".into(),
+                waited: std::time::Duration::from_secs(10),
+            }),
+        };
+        let debug = format!("{error:?}");
+        assert!(debug.starts_with("migration `0001_events` ran"), "{debug}");
+        assert!(
+            debug.contains("\n\nCaused by:\n    0: the server did not answer in time (10s)"),
+            "{debug}"
+        );
+        assert!(format!("{error:#?}").ends_with("kind: record_failed"));
+        let alone = Error::UnknownMigration { id: "x".into() };
+        assert_eq!(format!("{alone:?}"), "no registered migration has the id `x`");
+    }
 }

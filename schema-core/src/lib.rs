@@ -32,13 +32,10 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let options = schema_core::mongodb::options::ClientOptions::parse("mongodb://localhost:27017").await?;
-//!     let client = schema_core::mongodb::Client::with_options(options.clone())?;
-//!     // Renew the lock's lease over a client of its own, whatever the
-//!     // migrations do to this runtime.
-//!     let manager = SchemaManager::new(client.database("app")).lease_client(options);
-//!     let report = manager.apply_all().await;
-//!     client.shutdown().await;
+//!     let connection = schema_core::connect("mongodb://localhost:27017/app", "app").await?;
+//!     let report = connection.manager().apply_all().await;
+//!     // Close the client while the runtime still runs.
+//!     connection.shutdown().await;
 //!     let report = report?;
 //!     println!("applied {:?}, already applied {:?}", report.applied, report.already_applied);
 //!     Ok(())
@@ -48,6 +45,8 @@
 //! # Layout
 //!
 //! - [`registry`](crate::Migration): what the binary declares;
+//! - [`Migrations`]: a declared set (all, or one group), checked and
+//!   ordered;
 //! - `plan`: validation and ordering, pure and without I/O;
 //! - `records`: what the versions collection holds;
 //! - [`Status`]: where each migration stands (pending, applied, drifted);
@@ -79,8 +78,10 @@ mod connect;
 mod error;
 mod faults;
 pub mod indexes;
+mod json;
 mod lock;
 mod manager;
+mod migrations;
 mod owner;
 pub(crate) mod plan;
 mod policy;
@@ -95,7 +96,7 @@ mod validator;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use connect::{DEFAULT_SERVER_SELECTION_TIMEOUT, connect};
+pub use connect::{Connection, DEFAULT_SERVER_SELECTION_TIMEOUT, connect};
 pub use error::{BoxError, Error};
 pub use indexes::ensure_indexes;
 pub use lock::{
@@ -103,9 +104,10 @@ pub use lock::{
     MIN_LOCK_LEASE,
 };
 pub use manager::{ApplyReport, DEFAULT_VERSIONS_COLLECTION, ForgetReport, MarkReport, SchemaManager};
+pub use migrations::Migrations;
 pub use policy::Policy;
 pub use redact::redact;
-pub use registry::{Location, Migration, registered};
+pub use registry::{DEFAULT_GROUP, Location, Migration, registered};
 pub use schema_macros::migration;
 pub use status::{MigrationStatus, State, Status, UnknownRecord};
 pub use validator::set_validator;

@@ -13,10 +13,11 @@ use crate::lock::{
     Completion, DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Held, Interrupted,
     Lock, LockStatus, MIN_LOCK_LEASE,
 };
+use crate::migrations::Migrations;
 use crate::plan;
 use crate::policy::Policy;
 use crate::records::{Records, Stored, VersionRecord};
-use crate::registry::{self, Migration};
+use crate::registry::Migration;
 use crate::status::{self, State, Status};
 use crate::unwind::CatchUnwind;
 
@@ -53,12 +54,14 @@ pub struct SchemaManager {
     lock_lease: Duration,
     lock_wait_timeout: Duration,
     lease_client: Option<ClientOptions>,
+    /// The set to apply; the default group when `None`.
+    migrations: Option<Migrations>,
     on_drift: Policy,
     on_unknown: Policy,
 }
 
 /// What one [`SchemaManager::apply_all`] call did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ApplyReport {
     /// Ids applied by this call, in the order they ran.
@@ -74,7 +77,8 @@ pub struct ApplyReport {
     pub unknown: Vec<String>,
     /// How long each migration took, by id: measured for those this call
     /// applied, as recorded for the others (absent for records written
-    /// without a duration).
+    /// without a duration). In JSON, `durations_ms`.
+    #[serde(rename = "durations_ms", serialize_with = "crate::json::millis_by_id")]
     pub durations: HashMap<String, Duration>,
     /// Set when this call took the lock over from a process whose lease had
     /// ended, usually because it died while applying migrations.
@@ -82,7 +86,7 @@ pub struct ApplyReport {
 }
 
 /// What one [`SchemaManager::forget`] call did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ForgetReport {
     /// Whether there was a record to remove.
@@ -93,7 +97,7 @@ pub struct ForgetReport {
 }
 
 /// What one [`SchemaManager::mark_applied`] call did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct MarkReport {
     /// The ids it recorded or whose edit it accepted, in plan order.
@@ -114,6 +118,7 @@ impl SchemaManager {
             lock_lease: DEFAULT_LOCK_LEASE,
             lock_wait_timeout: DEFAULT_LOCK_WAIT_TIMEOUT,
             lease_client: None,
+            migrations: None,
             on_drift: Policy::Warn,
             on_unknown: Policy::Warn,
         }
@@ -184,6 +189,26 @@ impl SchemaManager {
     /// that another process holds and renews (10 minutes by default).
     pub fn lock_wait_timeout(mut self, timeout: Duration) -> SchemaManager {
         self.lock_wait_timeout = timeout;
+        self
+    }
+
+    /// Applies `set` instead of the default group ([`DEFAULT_GROUP`], the
+    /// migrations declared without `group`). A binary that keeps two
+    /// databases gives each manager its group:
+    ///
+    /// ```no_run
+    /// # async fn start(billing_db: mongodb::Database, app_db: mongodb::Database) -> Result<(), schema_core::Error> {
+    /// use schema_core::{Migrations, SchemaManager};
+    ///
+    /// SchemaManager::new(billing_db).migrations(Migrations::group("billing")?).apply_all().await?;
+    /// SchemaManager::new(app_db).apply_all().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`DEFAULT_GROUP`]: crate::DEFAULT_GROUP
+    pub fn migrations(mut self, set: Migrations) -> SchemaManager {
+        self.migrations = Some(set);
         self
     }
 
@@ -599,7 +624,7 @@ impl SchemaManager {
         self.check_configuration()?;
         let ordered = self.ordered()?;
         find(&ordered, id)?;
-        let wanted = with_dependencies(&ordered, id);
+        let wanted = plan::with_dependencies(&ordered, id);
         let records = self.records();
         let (marked, interrupted) = self
             .under_lock(self.lock_wait_timeout, None, async |held, stored| {
@@ -648,8 +673,20 @@ impl SchemaManager {
         Ok(changed)
     }
 
+    /// The set this manager applies, in order.
     fn ordered(&self) -> Result<Vec<&'static Migration>, Error> {
-        plan::order(&registry::registered())
+        let set = match &self.migrations {
+            Some(set) => set.clone(),
+            None => Migrations::default_group()?,
+        };
+        if set.is_empty() {
+            warn!(
+                "no migration to apply: none is registered in this set; if the migrations are \
+                 declared in another crate, refer to it from the binary (`use my_migrations as _;`), \
+                 or choose their group with `SchemaManager::migrations(Migrations::group(..))`"
+            );
+        }
+        Ok(set.ordered().to_vec())
     }
 
     /// Refuses what cannot work, before anything is sent to the server.
@@ -764,24 +801,6 @@ fn find(ordered: &[&'static Migration], id: &str) -> Result<&'static Migration, 
         .copied()
         .find(|migration| migration.id() == id)
         .ok_or_else(|| Error::UnknownMigration { id: id.to_owned() })
-}
-
-/// `id` and everything it depends on, directly or not.
-fn with_dependencies<'m>(ordered: &[&'m Migration], id: &'m str) -> HashSet<&'m str> {
-    let by_id: HashMap<&str, &Migration> = ordered
-        .iter()
-        .map(|migration| (migration.id(), *migration))
-        .collect();
-    let mut wanted = HashSet::new();
-    let mut stack = vec![id];
-    while let Some(next) = stack.pop() {
-        if wanted.insert(next)
-            && let Some(migration) = by_id.get(next)
-        {
-            stack.extend(migration.after().iter().copied());
-        }
-    }
-    wanted
 }
 
 fn millis(duration: Duration) -> i64 {

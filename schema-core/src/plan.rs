@@ -2,7 +2,7 @@
 //! set, then sort it topologically by `after`, breaking ties by id.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 use crate::error::Error;
 use crate::registry::Migration;
@@ -166,6 +166,24 @@ fn find_cycle(
         path.push(next);
         current = next;
     }
+}
+
+/// `id` and everything it depends on in `ordered`, directly or not.
+pub(crate) fn with_dependencies<'m>(ordered: &[&'m Migration], id: &'m str) -> HashSet<&'m str> {
+    let by_id: HashMap<&str, &Migration> = ordered
+        .iter()
+        .map(|migration| (migration.id(), *migration))
+        .collect();
+    let mut wanted = HashSet::new();
+    let mut stack = vec![id];
+    while let Some(next) = stack.pop() {
+        if wanted.insert(next)
+            && let Some(migration) = by_id.get(next)
+        {
+            stack.extend(migration.after().iter().copied());
+        }
+    }
+    wanted
 }
 
 #[cfg(test)]
@@ -334,5 +352,18 @@ mod tests {
     #[test]
     fn an_empty_set_is_a_valid_plan() {
         assert!(order(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn dependencies_are_followed_through_every_level_and_no_further() {
+        let a = migration("a", &[]);
+        let b = migration("b", &["a"]);
+        let c = migration("c", &["b"]);
+        let d = migration("d", &["a"]);
+        let set = [a, b, c, d];
+        let mut wanted: Vec<&str> = with_dependencies(&set, "c").into_iter().collect();
+        wanted.sort_unstable();
+        assert_eq!(wanted, ["a", "b", "c"]);
+        assert_eq!(with_dependencies(&set, "a").len(), 1);
     }
 }

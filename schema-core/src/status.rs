@@ -12,7 +12,7 @@ use crate::registry::Migration;
 
 /// Every migration this binary knows, in apply order, with its state, and
 /// the records of migrations it does not know.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Status {
     /// The registered migrations, in the order `apply_all` runs them.
@@ -26,25 +26,30 @@ pub struct Status {
 }
 
 /// One registered migration and its record, if any.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct MigrationStatus {
     /// The migration id.
     pub id: String,
     /// What it does.
     pub description: String,
-    /// Pending, applied or drifted.
+    /// Pending, applied or drifted. In JSON, `state` with the drifted
+    /// checksums beside it.
+    #[serde(flatten)]
     pub state: State,
     /// When it was recorded, if it was and the record says.
+    #[serde(serialize_with = "crate::json::optional_time")]
     pub applied_at: Option<DateTime>,
-    /// How long it took, if the record says.
+    /// How long it took, if the record says. In JSON, `duration_ms`.
+    #[serde(rename = "duration_ms", serialize_with = "crate::json::optional_millis")]
     pub duration: Option<Duration>,
     /// Which process recorded it, if the record says.
     pub applied_by: Option<String>,
 }
 
 /// Where a migration stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum State {
     /// Not recorded: `apply_all` runs it.
@@ -55,14 +60,16 @@ pub enum State {
     /// applied, and the edit has not run.
     Drifted {
         /// The checksum in the record.
+        #[serde(rename = "recorded_checksum")]
         recorded: String,
         /// The checksum of the body in this binary.
+        #[serde(rename = "current_checksum")]
         current: String,
     },
 }
 
 /// A record whose id no registered migration has.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct UnknownRecord {
     /// The recorded id.
@@ -70,6 +77,7 @@ pub struct UnknownRecord {
     /// The recorded description, if any.
     pub description: Option<String>,
     /// When it was recorded, if the record says.
+    #[serde(serialize_with = "crate::json::optional_time")]
     pub applied_at: Option<DateTime>,
     /// What is wrong with the document, when it is not a record this crate
     /// can read (its `id` is then its `_id` as shown in messages).

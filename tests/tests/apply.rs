@@ -265,14 +265,15 @@ async fn an_unreachable_server_is_an_error_that_hides_the_password() {
         .map(|address| address.port())
         .unwrap();
     let uri = format!("mongodb://admin:hunter2@127.0.0.1:{port}/app?serverSelectionTimeoutMS=500");
-    let db = schema_core::connect(&uri, "fallback").await.expect("a valid URI");
-    assert_eq!(db.name(), "app");
+    let connection = schema_core::connect(&uri, "fallback").await.expect("a valid URI");
+    assert_eq!(connection.database().name(), "app");
 
     // The bound only keeps a broken driver from hanging the suite; the
     // server selection timeout above is what ends the call.
-    let result = tokio::time::timeout(Duration::from_secs(60), SchemaManager::new(db).apply_all())
+    let result = tokio::time::timeout(Duration::from_secs(60), connection.manager().apply_all())
         .await
         .expect("apply_all gives up on its own");
+    connection.shutdown().await;
     let error = result.unwrap_err();
     assert!(matches!(error, Error::Database { .. }), "{error:?}");
     let text = format!("{} / {error:?}", chain(&error));
@@ -294,14 +295,11 @@ async fn an_invalid_uri_is_reported_without_the_password() {
 
 #[tokio::test]
 async fn connect_falls_back_to_the_given_database_name() {
-    let db = schema_core::connect("mongodb://127.0.0.1:1", "fallback")
-        .await
-        .unwrap();
-    assert_eq!(db.name(), "fallback");
-    let db = schema_core::connect("mongodb://127.0.0.1:1/", "fallback")
-        .await
-        .unwrap();
-    assert_eq!(db.name(), "fallback");
+    for uri in ["mongodb://127.0.0.1:1", "mongodb://127.0.0.1:1/"] {
+        let connection = schema_core::connect(uri, "fallback").await.unwrap();
+        assert_eq!(connection.database().name(), "fallback");
+        connection.shutdown().await;
+    }
 }
 
 #[tokio::test]

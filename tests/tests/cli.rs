@@ -79,6 +79,10 @@ async fn status_plan_and_apply_as_tables_and_as_json() {
 
     let applied = json(&cli(&db, &["apply", "--json"]));
     assert_eq!(applied["applied"], serde_json::json!(ALL));
+    // The JSON is the report's serialization: durations in milliseconds
+    // by id, and the takeover, if any.
+    assert!(applied["durations_ms"]["o_0001_orders"].is_u64(), "{applied}");
+    assert_eq!(applied["interrupted"], serde_json::Value::Null);
     assert_eq!(record_ids(&db, "schema_versions").await, ALL);
     assert_eq!(ran(&db).await, ALL);
 
@@ -113,10 +117,10 @@ async fn forget_and_mark_applied_change_only_the_records() {
         ["o_0001_orders", "o_0003_invoices"]
     );
     let forgot = json(&cli(&db, &["forget", "o_0002_orders_ttl", "--json"]));
-    assert_eq!(forgot["had_record"], false);
+    assert_eq!(forgot["removed"], false);
 
     let marked = json(&cli(&db, &["mark-applied", "o_0002_orders_ttl", "--json"]));
-    assert_eq!(marked["marked_applied"], serde_json::json!(["o_0002_orders_ttl"]));
+    assert_eq!(marked["marked"], serde_json::json!(["o_0002_orders_ttl"]));
     assert_eq!(record_ids(&db, "schema_versions").await, ALL);
     assert_eq!(ran(&db).await, ALL, "marking ran nothing");
     let record = db
@@ -200,7 +204,58 @@ async fn drifted_and_unknown_records_show_in_status_and_fail_the_check() {
 
     // Accepting the edit clears the drift.
     let accepted = json(&cli(&db, &["mark-applied", "o_0001_orders", "--json"]));
-    assert_eq!(accepted["marked_applied"], serde_json::json!(["o_0001_orders"]));
+    assert_eq!(accepted["marked"], serde_json::json!(["o_0001_orders"]));
     let status = json(&cli(&db, &["status", "--json"]));
     assert_eq!(status["migrations"][0]["state"], "applied");
+}
+
+#[tokio::test]
+async fn the_commands_nest_in_an_applications_own_command_line() {
+    let db = fresh_database("cli_nested").await;
+    let nested = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nested-cli"))
+            .args(args)
+            .env("MONGODB_URI", schema_tests::uri())
+            .env("WORKER_DB", db.name())
+            .output()
+            .expect("run nested-cli")
+    };
+    assert_eq!(stdout(&nested(&["serve"])), "serving\n");
+    let help = stdout(&nested(&["schema", "--help"]));
+    assert!(help.contains("status") && help.contains("unlock"), "{help}");
+
+    let applied = nested(&["schema", "apply", "--json"]);
+    assert_eq!(code(&applied), 0, "{applied:?}");
+    assert_eq!(json(&applied)["applied"], serde_json::json!(["n_0001_carts"]));
+    assert_eq!(ran(&db).await, ["n_0001_carts"]);
+    let status = nested(&["schema", "status", "--check"]);
+    assert_eq!(code(&status), 0);
+    assert_eq!(code(&nested(&["schema", "nonsense"])), 2);
+}
+
+#[tokio::test]
+async fn table_columns_line_up_by_display_width() {
+    let db = fresh_database("cli_width").await;
+    // A record from another tool, with wide characters in its description.
+    db.collection::<Document>("schema_versions")
+        .insert_one(doc! { "_id": "o_0000_移行", "description": "古い記録" })
+        .await
+        .unwrap();
+    let text = stdout(&cli(&db, &["status"]));
+    let state_column = |line: &str| {
+        let state = ["STATE", "pending", "unknown"]
+            .iter()
+            .find_map(|word| line.find(word))
+            .expect("a state in every row");
+        unicode_width::UnicodeWidthStr::width(&line[..state])
+    };
+    let columns: Vec<usize> = text
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .map(state_column)
+        .collect();
+    assert!(
+        columns.windows(2).all(|pair| pair[0] == pair[1]),
+        "{columns:?}\n{text}"
+    );
 }

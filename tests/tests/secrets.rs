@@ -13,7 +13,7 @@
 //! sources, and its `Debug` output. Nothing here needs a server, and
 //! nothing leaves the machine.
 
-use schema_core::{SchemaManager, connect, redact};
+use schema_core::{connect, redact};
 use schema_tests::chain;
 
 const USER: &str = "app-USER7";
@@ -146,10 +146,11 @@ fn cases() -> Vec<Case> {
 async fn error_of(uri: &str) -> (schema_core::Error, &'static str) {
     match connect(uri, "app").await {
         Err(error) => (error, "connect"),
-        Ok(db) => {
-            let client = db.client().clone();
-            let outcome = SchemaManager::new(db).apply_all().await;
-            client.shutdown().await;
+        Ok(connection) => {
+            // The manager renews over a client of its own, built from the
+            // same options: its errors must not leak either.
+            let outcome = connection.manager().apply_all().await;
+            connection.shutdown().await;
             match outcome {
                 Err(error) => (error, "apply_all"),
                 Ok(report) => panic!("{uri}: nothing listens on 127.0.0.1:1, yet {report:?}"),

@@ -63,7 +63,7 @@ const MIN_ATTEMPT: Duration = Duration::from_millis(250);
 
 /// A lease that ended without being released: its holder died or was cut
 /// off while applying migrations, and this process took the lock over.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Interrupted {
     /// The previous holder, as `host:pid:random`.
@@ -72,6 +72,7 @@ pub struct Interrupted {
     /// completed, if any. It was not recorded, so it runs (again).
     pub migration: Option<String>,
     /// When its lease ended, by the server's clock.
+    #[serde(serialize_with = "crate::json::time")]
     pub lease_ended_at: DateTime,
     /// Migrations the previous holder completed but had not recorded yet:
     /// this process recorded them without running them again.
@@ -91,15 +92,15 @@ pub struct LockStatus {
     /// The holder's process id.
     pub pid: Option<i64>,
     /// When it took the lock.
-    #[serde(serialize_with = "rfc3339_or_null")]
+    #[serde(serialize_with = "crate::json::optional_time")]
     pub since: Option<DateTime>,
     /// The migration it is applying, or about to apply.
     pub running: Option<String>,
     /// When it last renewed its lease.
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::json::time")]
     pub renewed_at: DateTime,
     /// When its lease ends unless renewed.
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::json::time")]
     pub lease_ends_at: DateTime,
     /// Whether the lease has ended by the server's clock (or was let go):
     /// the next start takes the lock over.
@@ -107,20 +108,6 @@ pub struct LockStatus {
     /// Migrations its holder completed and had not recorded yet; whoever
     /// takes the lock next records them.
     pub unrecorded: Vec<String>,
-}
-
-fn rfc3339<S: serde::Serializer>(at: &DateTime, serializer: S) -> Result<S::Ok, S::Error> {
-    match at.try_to_rfc3339_string() {
-        Ok(text) => serializer.serialize_str(&text),
-        Err(_) => serializer.serialize_i64(at.timestamp_millis()),
-    }
-}
-
-fn rfc3339_or_null<S: serde::Serializer>(at: &Option<DateTime>, serializer: S) -> Result<S::Ok, S::Error> {
-    match at {
-        Some(at) => rfc3339(at, serializer),
-        None => serializer.serialize_none(),
-    }
 }
 
 /// One process's handle on the lock guarding one versions collection.

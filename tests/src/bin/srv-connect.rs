@@ -18,9 +18,9 @@ const URI: &str = "mongodb+srv://user:secret-SRV@cluster0.example.invalid/app";
 async fn main() {
     let uri = std::env::args().nth(1).unwrap_or_else(|| URI.to_owned());
     match connect(&uri, "app").await {
-        Ok(db) => {
+        Ok(connection) => {
             println!("outcome: connected");
-            db.client().clone().shutdown().await;
+            connection.shutdown().await;
         }
         Err(error) => {
             println!("outcome: error");
