@@ -67,8 +67,8 @@ async fn start(uri: &str) -> Result<(), schema_core::Error> {
     // leaving it to the client's drop at exit.
     connection.shutdown().await;
     let report = applied?;
-    let mut migrations = schema_core::registered();
-    migrations.sort_by_key(|migration| migration.id());
+    // The set the manager applied: the default group, in apply order.
+    let migrations = schema_core::Migrations::default_group()?;
     let width = migrations
         .iter()
         .map(|migration| migration.id().len())

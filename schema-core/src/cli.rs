@@ -90,16 +90,19 @@ pub enum Command {
         /// Exit with status 3 while anything is pending, or drift or unknown records are present that the policies refuse
         #[arg(long)]
         check: bool,
+        /// How it prints what it did.
         #[command(flatten)]
         output: Output,
     },
     /// What `apply` would run now, in order, without running it
     Plan {
+        /// How it prints what it did.
         #[command(flatten)]
         output: Output,
     },
     /// Apply every pending migration
     Apply {
+        /// How it prints what it did.
         #[command(flatten)]
         output: Output,
     },
@@ -110,6 +113,7 @@ pub enum Command {
         /// Remove a record this binary does not declare (a newer version's, or not a record at all)
         #[arg(long)]
         unknown: bool,
+        /// How it prints what it did.
         #[command(flatten)]
         output: Output,
     },
@@ -117,11 +121,13 @@ pub enum Command {
     MarkApplied {
         /// The migration id
         id: String,
+        /// How it prints what it did.
         #[command(flatten)]
         output: Output,
     },
     /// Who holds the schema lock, since when, running what, until when
     Lock {
+        /// How it prints what it did.
         #[command(flatten)]
         output: Output,
     },
@@ -130,6 +136,7 @@ pub enum Command {
         /// Remove the lock even while its lease is live or when it is malformed; the holder's running migration may then run twice
         #[arg(long)]
         force: bool,
+        /// How it prints what it did.
         #[command(flatten)]
         output: Output,
     },

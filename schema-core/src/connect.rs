@@ -11,11 +11,6 @@ use crate::error::Error;
 use crate::manager::SchemaManager;
 use crate::redact::{ScrubbedError, redact};
 
-/// How long a command waits for a reachable server when the connection
-/// string does not say (`serverSelectionTimeoutMS`). The driver's own
-/// default is 30 seconds, long for a process that cannot start without it.
-pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// An open connection: the client, the database to migrate, and the
 /// options the client was built from. Shut it down with
 /// [`shutdown`](Connection::shutdown) before the runtime ends: a client
@@ -28,6 +23,12 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// How long a command waits for a reachable server when the connection
+    /// string given to [`connect`] does not say
+    /// (`serverSelectionTimeoutMS`): 10 seconds. The driver's own default is
+    /// 30 seconds, long for a process that cannot start without it.
+    pub const DEFAULT_SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
     /// The database named by the URI's path, or the default given to
     /// [`connect`].
     pub fn database(&self) -> &Database {
@@ -58,10 +59,10 @@ impl Connection {
 ///
 /// No command is sent: the first one, usually
 /// [`SchemaManager::apply_all`], reports an unreachable server after the
-/// server selection timeout, which is [`DEFAULT_SERVER_SELECTION_TIMEOUT`]
-/// unless the URI sets one. A `mongodb+srv://` URI is resolved here, though
-/// (its SRV and TXT records), and needs the `dns-resolver` feature, on by
-/// default.
+/// server selection timeout, which is
+/// [`Connection::DEFAULT_SERVER_SELECTION_TIMEOUT`] unless the URI sets
+/// one. A `mongodb+srv://` URI is resolved here, though (its SRV and TXT
+/// records), and needs the `dns-resolver` feature, on by default.
 ///
 /// ```no_run
 /// # async fn start() -> Result<(), schema_core::Error> {
@@ -89,7 +90,7 @@ pub async fn connect(uri: &str, default_database: &str) -> Result<Connection, Er
     let mut options = ClientOptions::parse(uri).await.map_err(invalid)?;
     options
         .server_selection_timeout
-        .get_or_insert(DEFAULT_SERVER_SELECTION_TIMEOUT);
+        .get_or_insert(Connection::DEFAULT_SERVER_SELECTION_TIMEOUT);
     let client = Client::with_options(options.clone()).map_err(invalid)?;
     let database = client
         .default_database()

@@ -111,6 +111,16 @@ pub enum Error {
         ids: Vec<String>,
     },
 
+    /// Running migrations a second time failed or changed the schema
+    /// (`testing::check_idempotent`).
+    #[error("migrations are not idempotent: {}", describe_not_idempotent(ids, reasons))]
+    NotIdempotent {
+        /// The migrations, in apply order.
+        ids: Vec<String>,
+        /// For each of `ids`, what its second run did.
+        reasons: Vec<String>,
+    },
+
     /// An operation named a migration id that no registered migration has.
     #[error("no registered migration has the id `{id}`")]
     UnknownMigration {
@@ -354,6 +364,7 @@ impl Error {
             Error::Drifted { .. } => "drift",
             Error::UnknownRecords { .. } => "unknown_records",
             Error::UnknownMigration { .. } => "unknown_migration",
+            Error::NotIdempotent { .. } => "not_idempotent",
             Error::LockHeld { .. } => "lock_held",
             Error::MigrationFailed { .. } => "migration_failed",
             Error::MigrationPanicked { .. } => "migration_panicked",
@@ -377,6 +388,15 @@ impl Error {
 fn quoted(ids: &[String]) -> String {
     let quoted: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
     quoted.join(", ")
+}
+
+fn describe_not_idempotent(ids: &[String], reasons: &[String]) -> String {
+    let described: Vec<String> = ids
+        .iter()
+        .zip(reasons)
+        .map(|(id, reason)| format!("`{id}` ({reason})"))
+        .collect();
+    described.join(", ")
 }
 
 fn describe_cycle(ids: &[String]) -> String {

@@ -55,7 +55,8 @@
 //!   renewal from outside the migration's task;
 //! - `faults`: bounds on the lock's and the records' commands, and which
 //!   server errors are worth another attempt;
-//! - [`indexes`] and [`set_validator`]: helpers for what migrations do;
+//! - [`indexes`] and [`set_validator`] (with a [`Validator`]): helpers for
+//!   what migrations do;
 //! - [`SchemaManager`]: ties them together;
 //! - [`connect`]: an optional way to open the database from a URI.
 //!
@@ -89,6 +90,8 @@ mod records;
 mod redact;
 mod registry;
 mod status;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod unwind;
 mod validator;
 
@@ -96,21 +99,24 @@ mod validator;
 #[path = "private.rs"]
 pub mod __private;
 
-pub use connect::{Connection, DEFAULT_SERVER_SELECTION_TIMEOUT, connect};
+// The README's Rust examples, compiled as doctests so they stay correct.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
+pub use connect::{Connection, connect};
 pub use error::{BoxError, Error};
-pub use indexes::ensure_indexes;
-pub use lock::{
-    DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Interrupted, LockStatus,
-    MIN_LOCK_LEASE,
-};
-pub use manager::{ApplyReport, DEFAULT_VERSIONS_COLLECTION, ForgetReport, MarkReport, SchemaManager};
+pub use lock::{Interrupted, LockStatus};
+pub use manager::{ApplyReport, ForgetReport, MarkReport, SchemaManager};
 pub use migrations::Migrations;
 pub use policy::Policy;
 pub use redact::redact;
-pub use registry::{DEFAULT_GROUP, Location, Migration, registered};
+pub use registry::{DEFAULT_GROUP, Location, Migration};
 pub use schema_macros::migration;
+#[cfg(feature = "testing")]
+pub use schema_macros::test;
 pub use status::{MigrationStatus, State, Status, UnknownRecord};
-pub use validator::set_validator;
+pub use validator::{Validator, set_validator};
 
 /// The MongoDB driver this crate is built on, so an application can name
 /// `schema_core::mongodb::Database` without a dependency of its own.

@@ -9,10 +9,7 @@ use mongodb::options::ClientOptions;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::error::{BoxError, Error};
-use crate::lock::{
-    Completion, DEFAULT_LOCK_COLLECTION, DEFAULT_LOCK_LEASE, DEFAULT_LOCK_WAIT_TIMEOUT, Held, Interrupted,
-    Lock, LockStatus, MIN_LOCK_LEASE,
-};
+use crate::lock::{Completion, Held, Interrupted, Lock, LockStatus};
 use crate::migrations::Migrations;
 use crate::plan;
 use crate::policy::Policy;
@@ -20,9 +17,6 @@ use crate::records::{Records, Stored, VersionRecord};
 use crate::registry::Migration;
 use crate::status::{self, State, Status};
 use crate::unwind::CatchUnwind;
-
-/// The default name of the collection that records applied migrations.
-pub const DEFAULT_VERSIONS_COLLECTION: &str = "schema_versions";
 
 /// Applies the migrations registered with `#[migration]` to one database.
 ///
@@ -108,15 +102,42 @@ pub struct MarkReport {
 }
 
 impl SchemaManager {
+    /// The collection that records applied migrations unless
+    /// [`versions_collection`](SchemaManager::versions_collection) names
+    /// another: `schema_versions`.
+    pub const DEFAULT_VERSIONS_COLLECTION: &str = "schema_versions";
+
+    /// The collection that holds the lock unless
+    /// [`lock_collection`](SchemaManager::lock_collection) names another:
+    /// `schema_lock`.
+    pub const DEFAULT_LOCK_COLLECTION: &str = "schema_lock";
+
+    /// How long the lock stays held without renewal unless
+    /// [`lock_lease`](SchemaManager::lock_lease) says otherwise: 30 seconds.
+    pub const DEFAULT_LOCK_LEASE: Duration = Duration::from_secs(30);
+
+    /// The shortest lease [`lock_lease`](SchemaManager::lock_lease) accepts,
+    /// 300 milliseconds: a shorter one would have the holder do little but
+    /// renew, and others take over between two renewals.
+    pub const MIN_LOCK_LEASE: Duration = Duration::from_millis(300);
+
+    /// How long [`apply_all`](SchemaManager::apply_all) waits for a lock
+    /// another process holds unless
+    /// [`lock_wait_timeout`](SchemaManager::lock_wait_timeout) says
+    /// otherwise: 10 minutes.
+    pub const DEFAULT_LOCK_WAIT_TIMEOUT: Duration = Duration::from_secs(600);
+
     /// A manager for `db`, recording applied migrations in
-    /// `schema_versions` and locking with `schema_lock`.
+    /// [`DEFAULT_VERSIONS_COLLECTION`](SchemaManager::DEFAULT_VERSIONS_COLLECTION)
+    /// and locking with
+    /// [`DEFAULT_LOCK_COLLECTION`](SchemaManager::DEFAULT_LOCK_COLLECTION).
     pub fn new(db: Database) -> SchemaManager {
         SchemaManager {
             db,
-            versions_collection: DEFAULT_VERSIONS_COLLECTION.to_owned(),
-            lock_collection: DEFAULT_LOCK_COLLECTION.to_owned(),
-            lock_lease: DEFAULT_LOCK_LEASE,
-            lock_wait_timeout: DEFAULT_LOCK_WAIT_TIMEOUT,
+            versions_collection: Self::DEFAULT_VERSIONS_COLLECTION.to_owned(),
+            lock_collection: Self::DEFAULT_LOCK_COLLECTION.to_owned(),
+            lock_lease: Self::DEFAULT_LOCK_LEASE,
+            lock_wait_timeout: Self::DEFAULT_LOCK_WAIT_TIMEOUT,
             lease_client: None,
             migrations: None,
             on_drift: Policy::Warn,
@@ -175,18 +196,21 @@ impl SchemaManager {
         self
     }
 
-    /// How long the lock stays held without renewal (30 seconds by
-    /// default, at least [`MIN_LOCK_LEASE`]: a shorter one is a
-    /// [`Error::Configuration`] before anything is sent). The holder renews
-    /// it three times per lease while it holds the lock; a holder that dies
-    /// blocks the others this long.
+    /// How long the lock stays held without renewal
+    /// ([`DEFAULT_LOCK_LEASE`](SchemaManager::DEFAULT_LOCK_LEASE) by default,
+    /// at least [`MIN_LOCK_LEASE`](SchemaManager::MIN_LOCK_LEASE): a shorter
+    /// one is a [`Error::Configuration`] before anything is sent). The
+    /// holder renews it three times per lease while it holds the lock; a
+    /// holder that dies blocks the others this long.
     pub fn lock_lease(mut self, lease: Duration) -> SchemaManager {
         self.lock_lease = lease;
         self
     }
 
     /// How long [`apply_all`](SchemaManager::apply_all) waits for a lock
-    /// that another process holds and renews (10 minutes by default).
+    /// that another process holds and renews
+    /// ([`DEFAULT_LOCK_WAIT_TIMEOUT`](SchemaManager::DEFAULT_LOCK_WAIT_TIMEOUT)
+    /// by default).
     pub fn lock_wait_timeout(mut self, timeout: Duration) -> SchemaManager {
         self.lock_wait_timeout = timeout;
         self
@@ -269,7 +293,8 @@ impl SchemaManager {
     /// # Errors
     ///
     /// - [`Error::Configuration`] when the lock and versions collections are
-    ///   the same or the lease is shorter than [`MIN_LOCK_LEASE`];
+    ///   the same or the lease is shorter than
+    ///   [`MIN_LOCK_LEASE`](SchemaManager::MIN_LOCK_LEASE);
     /// - [`Error::DuplicateId`], [`Error::UnknownDependency`] or
     ///   [`Error::Cycle`] when the registered set is invalid; the database
     ///   is not touched;
@@ -674,7 +699,7 @@ impl SchemaManager {
     }
 
     /// The set this manager applies, in order.
-    fn ordered(&self) -> Result<Vec<&'static Migration>, Error> {
+    pub(crate) fn ordered(&self) -> Result<Vec<&'static Migration>, Error> {
         let set = match &self.migrations {
             Some(set) => set.clone(),
             None => Migrations::default_group()?,
@@ -700,12 +725,13 @@ impl SchemaManager {
                 ),
             });
         }
-        if self.lock_lease < MIN_LOCK_LEASE {
+        if self.lock_lease < Self::MIN_LOCK_LEASE {
             return Err(Error::Configuration {
                 reason: format!(
-                    "a lock lease of {:?} is shorter than the minimum of {MIN_LOCK_LEASE:?}; the holder \
+                    "a lock lease of {:?} is shorter than the minimum of {:?}; the holder \
                      could not renew it before others take it over",
-                    self.lock_lease
+                    self.lock_lease,
+                    Self::MIN_LOCK_LEASE,
                 ),
             });
         }

@@ -19,7 +19,7 @@ use crate::registry::Migration;
 /// [`Error::UnknownDependency`] when an `after` names no migration, and
 /// [`Error::Cycle`] when dependencies form a cycle. When several problems
 /// exist, the one reported is chosen deterministically.
-pub fn order<'m>(migrations: &[&'m Migration]) -> Result<Vec<&'m Migration>, Error> {
+pub(crate) fn order<'m>(migrations: &[&'m Migration]) -> Result<Vec<&'m Migration>, Error> {
     let mut sorted = migrations.to_vec();
     // The key's first eight bytes, cached next to it, settle most
     // comparisons without reading the ids themselves; ids that share them

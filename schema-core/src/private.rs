@@ -7,6 +7,8 @@ pub use inventory;
 pub use mongodb::Database;
 
 pub use crate::registry::{Location, Migration, MigrationFuture};
+#[cfg(feature = "testing")]
+pub use crate::testing::__run as run_test;
 
 use crate::error::BoxError;
 

@@ -152,7 +152,9 @@ impl fmt::Display for Location {
 
 inventory::collect!(Migration);
 
-/// Every migration linked into this binary, in no particular order.
-pub fn registered() -> Vec<&'static Migration> {
+/// Every migration linked into this binary, in no particular order;
+/// [`Migrations::registered`](crate::Migrations::registered) checks and
+/// orders them.
+pub(crate) fn registered() -> Vec<&'static Migration> {
     inventory::iter::<Migration>.into_iter().collect()
 }

@@ -10,32 +10,91 @@ use crate::error::Error;
 /// The server's code for creating a collection that exists.
 const NAMESPACE_EXISTS: i32 = 48;
 
+/// A collection's `$jsonSchema` validator with its validation level and
+/// action, as [`set_validator`] sets them.
+///
+/// Without [`level`](Validator::level) and [`action`](Validator::action),
+/// the server's own defaults apply: every insert and update is checked
+/// ([`ValidationLevel::Strict`]) and a document that fails is refused
+/// ([`ValidationAction::Error`]).
+///
+/// ```
+/// use schema_core::Validator;
+/// use schema_core::mongodb::bson::doc;
+/// use schema_core::mongodb::options::{ValidationAction, ValidationLevel};
+///
+/// let schema = doc! { "bsonType": "object", "required": ["event_id"] };
+/// // Check inserts, and updates of valid documents; log failures, reject nothing.
+/// let validator = Validator::new(schema)
+///     .level(ValidationLevel::Moderate)
+///     .action(ValidationAction::Warn);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validator {
+    schema: Document,
+    level: ValidationLevel,
+    action: ValidationAction,
+}
+
+impl Validator {
+    /// A validator requiring `schema` (the value of `$jsonSchema`), checked
+    /// on every insert and update, refusing documents that fail.
+    pub fn new(schema: Document) -> Validator {
+        Validator {
+            schema,
+            level: ValidationLevel::Strict,
+            action: ValidationAction::Error,
+        }
+    }
+
+    /// Which writes are checked: [`ValidationLevel::Strict`] (the default)
+    /// checks every insert and update, [`ValidationLevel::Moderate`] skips
+    /// updates of documents that were already invalid, and
+    /// [`ValidationLevel::Off`] checks nothing.
+    pub fn level(mut self, level: ValidationLevel) -> Validator {
+        self.level = level;
+        self
+    }
+
+    /// What happens to a document that fails: [`ValidationAction::Error`]
+    /// (the default) refuses the write, [`ValidationAction::Warn`] accepts
+    /// it and logs a warning in the server's log.
+    pub fn action(mut self, action: ValidationAction) -> Validator {
+        self.action = action;
+        self
+    }
+}
+
 /// Sets the `$jsonSchema` validator of `collection`, with its validation
 /// level and action: the collection is created with it when it does not
-/// exist, and changed with `collMod` otherwise, which replaces any earlier
-/// validator. Documents already stored are not re-validated.
+/// exist, and changed with `collMod` otherwise. The level and action are
+/// always sent, so `validator` replaces any earlier validator, level and
+/// action as a whole. Documents already stored are not re-validated.
 ///
 /// ```no_run
 /// use schema_core::mongodb::bson::doc;
 /// use schema_core::mongodb::options::{ValidationAction, ValidationLevel};
+/// use schema_core::{Validator, set_validator};
 ///
 /// # async fn events(db: &schema_core::mongodb::Database) -> Result<(), schema_core::Error> {
 /// let schema = doc! { "bsonType": "object", "required": ["event_id"] };
-/// // Check inserts and updates of valid documents; log failures, reject nothing.
-/// schema_core::set_validator(db, "events", schema, ValidationLevel::Moderate, ValidationAction::Warn).await
+/// // Check inserts, and updates of valid documents; log failures, reject nothing.
+/// let validator = Validator::new(schema)
+///     .level(ValidationLevel::Moderate)
+///     .action(ValidationAction::Warn);
+/// set_validator(db, "events", validator).await
 /// # }
 /// ```
 ///
 /// # Errors
 ///
 /// [`Error::Database`] when the server refuses the validator or fails.
-pub async fn set_validator(
-    db: &Database,
-    collection: &str,
-    schema: Document,
-    level: ValidationLevel,
-    action: ValidationAction,
-) -> Result<(), Error> {
+pub async fn set_validator(db: &Database, collection: &str, validator: Validator) -> Result<(), Error> {
+    let Validator {
+        schema,
+        level,
+        action,
+    } = validator;
     let failed = |source| Error::Database {
         action: format!("set the validator of `{collection}`"),
         source: Box::new(source),
@@ -46,11 +105,11 @@ pub async fn set_validator(
         .await
         .map_err(failed)?
         .is_empty();
-    let validator = doc! { "$jsonSchema": schema };
+    let json_schema = doc! { "$jsonSchema": schema };
     if !exists {
         let created = db
             .create_collection(collection)
-            .validator(validator.clone())
+            .validator(json_schema.clone())
             .validation_level(level.clone())
             .validation_action(action.clone())
             .await;
@@ -63,7 +122,7 @@ pub async fn set_validator(
     }
     db.run_command(doc! {
         "collMod": collection,
-        "validator": validator,
+        "validator": json_schema,
         "validationLevel": name(&level),
         "validationAction": name(&action),
     })
@@ -75,4 +134,23 @@ pub async fn set_validator(
 /// The name the server uses for a level or action: `moderate`, `warn`.
 fn name<T: serde::Serialize>(value: &T) -> Bson {
     mongodb::bson::to_bson(value).unwrap_or(Bson::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_validator_has_the_server_defaults_until_told_otherwise() {
+        let schema = doc! { "bsonType": "object" };
+        let validator = Validator::new(schema.clone());
+        assert_eq!(validator.level, ValidationLevel::Strict);
+        assert_eq!(validator.action, ValidationAction::Error);
+        let relaxed = validator
+            .level(ValidationLevel::Moderate)
+            .action(ValidationAction::Warn);
+        assert_eq!(relaxed.schema, schema);
+        assert_eq!(name(&relaxed.level), Bson::from("moderate"));
+        assert_eq!(name(&relaxed.action), Bson::from("warn"));
+    }
 }

@@ -4,10 +4,11 @@
 //! this crate generates refers to `schema-core` by absolute paths (under the
 //! name the calling crate gives it), and the attribute is documented there.
 //!
-//! The crate is split by phase: [`args`] parses the attribute's arguments,
-//! [`item`] checks the annotated function, [`expand`] writes the
-//! registration, [`crate_path`] finds the path it reaches schema-core by,
-//! and [`errors`] gathers every mistake so one build shows them all.
+//! The crate is split by phase: `args` parses the attribute's arguments,
+//! `item` checks the annotated function, `expand` writes the registration,
+//! `crate_path` finds the path it reaches schema-core by, and `errors`
+//! gathers every mistake so one build shows them all. `test` expands
+//! `#[schema_core::test]`.
 
 mod args;
 mod checksum;
@@ -15,6 +16,7 @@ mod crate_path;
 mod errors;
 mod expand;
 mod item;
+mod test;
 
 use proc_macro::TokenStream;
 
@@ -94,4 +96,18 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn migration(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::migration(args.into(), item.into()).into()
+}
+
+/// Runs an async test on a database of its own (schema-core's `testing`
+/// feature): `#[schema_core::test] async fn name(db: Database) { ... }`.
+///
+/// The test gets a new database on the server named by `MONGODB_URI`,
+/// named after the test, with the default group's migrations applied
+/// (`#[schema_core::test(group = "billing")]` for another group). It runs
+/// on a runtime of its own. The database is dropped when the test passes
+/// and kept, its name printed, when it fails. The body may return `()` or
+/// a `Result<(), E>` whose error fails the test.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test::test(args.into(), item.into()).into()
 }

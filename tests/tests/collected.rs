@@ -5,7 +5,7 @@
 // used here.
 use linked_migrations as _;
 
-use schema_core::SchemaManager;
+use schema_core::{Migrations, SchemaManager};
 use schema_tests::{fresh_database, ran, record_ids};
 
 mod accounts {
@@ -43,7 +43,11 @@ mod billing {
 
 #[tokio::test]
 async fn migrations_of_every_module_and_linked_crate_are_applied() {
-    let mut ids: Vec<&str> = schema_core::registered().iter().map(|m| m.id()).collect();
+    let mut ids: Vec<&str> = Migrations::registered()
+        .expect("a valid set")
+        .iter()
+        .map(|m| m.id())
+        .collect();
     ids.sort_unstable();
     assert_eq!(
         ids,
@@ -65,9 +69,9 @@ async fn migrations_of_every_module_and_linked_crate_are_applied() {
 
 #[test]
 fn the_registered_migrations_know_where_they_are_declared() {
-    let nested = schema_core::registered()
-        .into_iter()
-        .find(|migration| migration.id() == "modules_0003")
+    let nested = Migrations::registered()
+        .expect("a valid set")
+        .get("modules_0003")
         .expect("registered");
     assert_eq!(nested.location().module_path(), "collected::accounts::nested");
     assert!(nested.location().file().ends_with("collected.rs"));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use schema_core::indexes::{IndexModelExt, ascending, descending, ensure_indexes, keys, text, ttl};
 use schema_core::mongodb::bson::{Bson, doc};
 use schema_core::mongodb::options::{ValidationAction, ValidationLevel};
-use schema_core::{Error, set_validator};
+use schema_core::{Error, Validator, set_validator};
 use schema_tests::{monitored_database, take_command_documents, take_commands};
 
 fn names(command: &schema_core::mongodb::bson::Document) -> Vec<String> {
@@ -117,15 +117,12 @@ async fn a_validator_creates_a_missing_collection_and_modifies_an_existing_one()
     let (db, sent) = monitored_database("validator").await;
     let schema = doc! { "bsonType": "object", "required": ["event_id"] };
 
-    set_validator(
-        &db,
-        "events",
-        schema.clone(),
-        ValidationLevel::Moderate,
-        ValidationAction::Warn,
-    )
-    .await
-    .expect("create with validator");
+    let relaxed = Validator::new(schema.clone())
+        .level(ValidationLevel::Moderate)
+        .action(ValidationAction::Warn);
+    set_validator(&db, "events", relaxed)
+        .await
+        .expect("create with validator");
     let commands = take_command_documents(&sent);
     assert_eq!(commands.len(), 2, "{commands:?}");
     assert_eq!(
@@ -147,15 +144,10 @@ async fn a_validator_creates_a_missing_collection_and_modifies_an_existing_one()
     );
     take_commands(&sent);
 
-    set_validator(
-        &db,
-        "events",
-        schema.clone(),
-        ValidationLevel::Strict,
-        ValidationAction::Error,
-    )
-    .await
-    .expect("collMod");
+    // Without a level or action, the server's defaults are sent.
+    set_validator(&db, "events", Validator::new(schema.clone()))
+        .await
+        .expect("collMod");
     let commands = take_command_documents(&sent);
     assert_eq!(commands.len(), 2, "{commands:?}");
     assert_eq!(commands[1].get_str("collMod"), Ok("events"));

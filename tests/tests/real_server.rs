@@ -14,7 +14,7 @@ use schema_core::indexes::{IndexModelExt, ascending, ensure_indexes, text, ttl};
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, Document, doc};
 use schema_core::mongodb::options::{ValidationAction, ValidationLevel};
-use schema_core::{Error, set_validator};
+use schema_core::{Error, Validator, set_validator};
 use schema_tests::fresh_database;
 use schema_tests::server::skip_unless_real;
 
@@ -138,15 +138,12 @@ async fn a_validator_is_stored_with_its_level_and_action() {
         return;
     }
     let schema = doc! { "bsonType": "object", "required": ["event_id"] };
-    set_validator(
-        &db,
-        "events",
-        schema.clone(),
-        ValidationLevel::Moderate,
-        ValidationAction::Warn,
-    )
-    .await
-    .expect("the collection is created with its validator");
+    let relaxed = Validator::new(schema.clone())
+        .level(ValidationLevel::Moderate)
+        .action(ValidationAction::Warn);
+    set_validator(&db, "events", relaxed)
+        .await
+        .expect("the collection is created with its validator");
     let options = collection_options(&db, "events").await;
     assert_eq!(
         options.get_document("validator"),
@@ -158,15 +155,10 @@ async fn a_validator_is_stored_with_its_level_and_action() {
 
     // On an existing collection the validator is replaced with collMod.
     let stricter = doc! { "bsonType": "object", "required": ["event_id", "timestamp"] };
-    set_validator(
-        &db,
-        "events",
-        stricter.clone(),
-        ValidationLevel::Strict,
-        ValidationAction::Error,
-    )
-    .await
-    .expect("the validator is replaced");
+    // Without a level or action, the server's defaults are sent.
+    set_validator(&db, "events", Validator::new(stricter.clone()))
+        .await
+        .expect("the validator is replaced");
     let options = collection_options(&db, "events").await;
     assert_eq!(
         options.get_document("validator"),

@@ -4,7 +4,7 @@ use schema_core::indexes::{IndexModelExt, ascending, ensure_indexes, keys, text,
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::doc;
 use schema_core::mongodb::options::{ValidationAction, ValidationLevel};
-use schema_core::{Error, migration, set_validator};
+use schema_core::{Error, Validator, migration, set_validator};
 use std::time::Duration;
 
 /// Events indexes: by id, type, aggregate, user, service and status; expiry; text search
@@ -52,12 +52,8 @@ async fn events_validator(db: &Database) -> Result<(), Error> {
             },
         },
     };
-    set_validator(
-        db,
-        "events",
-        schema,
-        ValidationLevel::Moderate,
-        ValidationAction::Warn,
-    )
-    .await
+    let validator = Validator::new(schema)
+        .level(ValidationLevel::Moderate)
+        .action(ValidationAction::Warn);
+    set_validator(db, "events", validator).await
 }

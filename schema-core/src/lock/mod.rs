@@ -47,16 +47,6 @@ use crate::error::Error;
 use crate::faults::{Failure, bookkeeping, jittered, within};
 use crate::owner::Owner;
 
-/// The default name of the lock collection.
-pub const DEFAULT_LOCK_COLLECTION: &str = "schema_lock";
-/// How long a lease lasts unless renewed, by default.
-pub const DEFAULT_LOCK_LEASE: Duration = Duration::from_secs(30);
-/// The shortest lease accepted: shorter ones would have the holder do
-/// little but renew, and others take over between two renewals.
-pub const MIN_LOCK_LEASE: Duration = Duration::from_millis(300);
-/// How long `apply_all` waits for another process's lock, by default.
-pub const DEFAULT_LOCK_WAIT_TIMEOUT: Duration = Duration::from_secs(600);
-
 /// The shortest bound on one attempt while waiting for the lock, so that a
 /// nearly spent wait still gives the server a fair chance to answer.
 const MIN_ATTEMPT: Duration = Duration::from_millis(250);

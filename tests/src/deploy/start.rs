@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use schema_core::{Policy, SchemaManager};
 
-pub async fn run() -> ExitCode {
+pub(crate) async fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter("warn")

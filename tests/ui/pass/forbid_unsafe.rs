@@ -11,6 +11,6 @@ async fn events(_db: &Database) -> Result<(), Error> {
 }
 
 fn main() {
-    assert_eq!(schema_core::registered().len(), 1);
+    assert_eq!(schema_core::Migrations::registered().unwrap().len(), 1);
     let _ = events;
 }

@@ -36,5 +36,5 @@ async fn run(_db: &schema_core::mongodb::Database) -> ::std::result::Result<(), 
 }
 
 fn main() {
-    ::std::assert_eq!(schema_core::registered().len(), 2);
+    ::std::assert_eq!(schema_core::Migrations::registered().unwrap().len(), 2);
 }

@@ -43,8 +43,11 @@ macro_rules! migration_returning {
 migration_returning!(Result<(), std::fmt::Error>);
 
 fn main() {
-    let mut ids: Vec<_> = schema_core::registered().into_iter().map(|m| m.id()).collect();
-    ids.sort();
+    let ids: Vec<_> = schema_core::Migrations::registered()
+        .unwrap()
+        .iter()
+        .map(|m| m.id())
+        .collect();
     assert_eq!(
         ids,
         [
