@@ -52,7 +52,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mongodb::bson::DateTime;
-use serde_json::{Value, json};
+use serde_json::json;
 use unicode_width::UnicodeWidthStr;
 
 use crate::{ApplyReport, Error, LockStatus, Migration, SchemaManager, State, Status};
@@ -428,11 +428,7 @@ fn plan_table(plan: &[&Migration]) -> String {
 }
 
 fn plan_json(plan: &[&Migration]) -> String {
-    let entries: Vec<Value> = plan
-        .iter()
-        .map(|migration| json!({ "id": migration.id(), "description": migration.description() }))
-        .collect();
-    format!("{}\n", json!({ "pending": entries }))
+    to_json(&json!({ "pending": plan }))
 }
 
 fn apply_text(report: &ApplyReport) -> String {

@@ -89,6 +89,7 @@ mod policy;
 mod records;
 mod redact;
 mod registry;
+mod report;
 mod status;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -107,11 +108,12 @@ mod readme {}
 pub use connect::{Connection, connect};
 pub use error::{BoxError, Error};
 pub use lock::{Interrupted, LockStatus};
-pub use manager::{ApplyReport, ForgetReport, MarkReport, SchemaManager};
+pub use manager::SchemaManager;
 pub use migrations::Migrations;
 pub use policy::Policy;
 pub use redact::redact;
 pub use registry::{DEFAULT_GROUP, Location, Migration};
+pub use report::{ApplyReport, ForgetReport, MarkReport};
 pub use schema_macros::migration;
 #[cfg(feature = "testing")]
 pub use schema_macros::test;

@@ -1,7 +1,7 @@
 //! Ties the pieces together: plan the registered migrations, read what the
 //! versions collection holds, run what is missing and record it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use mongodb::Database;
@@ -12,9 +12,10 @@ use crate::error::{BoxError, Error};
 use crate::lock::{Completion, Held, Interrupted, Lock, LockStatus};
 use crate::migrations::Migrations;
 use crate::plan;
-use crate::policy::Policy;
+use crate::policy::{self, Policy};
 use crate::records::{Records, Stored, VersionRecord};
 use crate::registry::Migration;
+use crate::report::{self, ApplyReport, ForgetReport, MarkReport};
 use crate::status::{self, State, Status};
 use crate::unwind::CatchUnwind;
 
@@ -52,53 +53,6 @@ pub struct SchemaManager {
     migrations: Option<Migrations>,
     on_drift: Policy,
     on_unknown: Policy,
-}
-
-/// What one [`SchemaManager::apply_all`] call did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct ApplyReport {
-    /// Ids applied by this call, in the order they ran.
-    pub applied: Vec<String>,
-    /// Ids of registered migrations that were already recorded, in plan
-    /// order.
-    pub already_applied: Vec<String>,
-    /// Applied migrations whose bodies were edited since, in plan order
-    /// (each also logged as a warning).
-    pub drifted: Vec<String>,
-    /// Recorded ids that no registered migration has (each also logged as
-    /// a warning).
-    pub unknown: Vec<String>,
-    /// How long each migration took, by id: measured for those this call
-    /// applied, as recorded for the others (absent for records written
-    /// without a duration). In JSON, `durations_ms`.
-    #[serde(rename = "durations_ms", serialize_with = "crate::json::millis_by_id")]
-    pub durations: HashMap<String, Duration>,
-    /// Set when this call took the lock over from a process whose lease had
-    /// ended, usually because it died while applying migrations.
-    pub interrupted: Option<Interrupted>,
-}
-
-/// What one [`SchemaManager::forget`] call did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct ForgetReport {
-    /// Whether there was a record to remove.
-    pub removed: bool,
-    /// Set when taking the lock meant taking it over from a process whose
-    /// lease had ended.
-    pub interrupted: Option<Interrupted>,
-}
-
-/// What one [`SchemaManager::mark_applied`] call did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct MarkReport {
-    /// The ids it recorded or whose edit it accepted, in plan order.
-    pub marked: Vec<String>,
-    /// Set when taking the lock meant taking it over from a process whose
-    /// lease had ended.
-    pub interrupted: Option<Interrupted>,
 }
 
 impl SchemaManager {
@@ -317,8 +271,8 @@ impl SchemaManager {
         let records = self.records();
         let stored = records.read_all().await?;
         vet_stored(&ordered, &stored, &records)?;
-        let (pending, report) = Self::split(&ordered, &stored);
-        self.vet(&report)?;
+        let (pending, report) = report::split(&ordered, &stored);
+        policy::vet(self.on_drift, self.on_unknown, &self.versions_collection, &report)?;
         let Some(first) = pending.first() else {
             return Ok(report);
         };
@@ -367,7 +321,7 @@ impl SchemaManager {
         noted: &str,
     ) -> Result<ApplyReport, Error> {
         vet_stored(ordered, &stored, records)?;
-        let (pending, mut report) = Self::split(ordered, &stored);
+        let (pending, mut report) = report::split(ordered, &stored);
         let first = pending.first().map(|migration| migration.id());
         if first.is_some_and(|first| first != noted) {
             // Another process applied `noted` meanwhile; with nothing left
@@ -511,7 +465,7 @@ impl SchemaManager {
         let records = self.records();
         let stored = records.read_all().await?;
         vet_stored(&ordered, &stored, &records)?;
-        Ok(Self::split(&ordered, &stored).0)
+        Ok(report::split(&ordered, &stored).0)
     }
 
     /// Removes the record of migration `id`, so the next
@@ -750,60 +704,6 @@ impl SchemaManager {
             self.lock_lease,
             self.lease_client.clone(),
         )
-    }
-
-    /// Splits `ordered` into the migrations `stored` lacks, in order, and a
-    /// report of the rest, including drifted and unknown ids.
-    fn split<'m>(ordered: &[&'m Migration], stored: &Stored) -> (Vec<&'m Migration>, ApplyReport) {
-        let status = status::status(ordered, stored);
-        let mut report = ApplyReport {
-            drifted: status.drifted().into_iter().map(str::to_owned).collect(),
-            unknown: status.unknown_ids().into_iter().map(str::to_owned).collect(),
-            ..ApplyReport::default()
-        };
-        let mut pending = Vec::new();
-        for (migration, entry) in ordered.iter().zip(&status.migrations) {
-            if entry.state == State::Pending {
-                pending.push(*migration);
-                continue;
-            }
-            report.already_applied.push(entry.id.clone());
-            if let Some(duration) = entry.duration {
-                report.durations.insert(entry.id.clone(), duration);
-            }
-        }
-        (pending, report)
-    }
-
-    /// Refuses drifted migrations and unknown records when the policies
-    /// say so, and warns about them when they say so; once per `apply_all`.
-    fn vet(&self, report: &ApplyReport) -> Result<(), Error> {
-        if self.on_drift == Policy::Fail && !report.drifted.is_empty() {
-            return Err(Error::Drifted {
-                ids: report.drifted.clone(),
-            });
-        }
-        if self.on_unknown == Policy::Fail && !report.unknown.is_empty() {
-            return Err(Error::UnknownRecords {
-                collection: self.versions_collection.clone(),
-                ids: report.unknown.clone(),
-            });
-        }
-        if self.on_drift == Policy::Warn {
-            for id in &report.drifted {
-                warn!(migration.id = %id, "migration was edited after it was applied; the edit has not run");
-            }
-        }
-        if self.on_unknown == Policy::Warn {
-            for id in &report.unknown {
-                warn!(
-                    migration.id = %id,
-                    "the versions collection holds a record this binary does not declare \
-                     (a newer version's, during a rolling deploy, or one that is not a record)"
-                );
-            }
-        }
-        Ok(())
     }
 }
 

@@ -1,6 +1,11 @@
 //! What a start does about migrations edited after they were applied
 //! (drift) and records this binary does not declare (unknown records).
 
+use tracing::warn;
+
+use crate::error::Error;
+use crate::report::ApplyReport;
+
 /// How [`SchemaManager`](crate::SchemaManager) treats drift or unknown
 /// records, set with
 /// [`on_drift`](crate::SchemaManager::on_drift) and
@@ -17,4 +22,73 @@ pub enum Policy {
     /// Refuse to start: an error before anything runs, and `status --check`
     /// fails.
     Fail,
+}
+
+/// Refuses the drift and unknown records of `report` that the policies
+/// make errors, and warns about those they make warnings. `collection` is
+/// the versions collection, for the error.
+///
+/// # Errors
+///
+/// [`Error::Drifted`] or [`Error::UnknownRecords`] under [`Policy::Fail`].
+pub(crate) fn vet(
+    on_drift: Policy,
+    on_unknown: Policy,
+    collection: &str,
+    report: &ApplyReport,
+) -> Result<(), Error> {
+    if on_drift == Policy::Fail && !report.drifted.is_empty() {
+        return Err(Error::Drifted {
+            ids: report.drifted.clone(),
+        });
+    }
+    if on_unknown == Policy::Fail && !report.unknown.is_empty() {
+        return Err(Error::UnknownRecords {
+            collection: collection.to_owned(),
+            ids: report.unknown.clone(),
+        });
+    }
+    if on_drift == Policy::Warn {
+        for id in &report.drifted {
+            warn!(migration.id = %id, "migration was edited after it was applied; the edit has not run");
+        }
+    }
+    if on_unknown == Policy::Warn {
+        for id in &report.unknown {
+            warn!(
+                migration.id = %id,
+                "the versions collection holds a record this binary does not declare \
+                 (a newer version's, during a rolling deploy, or one that is not a record)"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(drifted: &[&str], unknown: &[&str]) -> ApplyReport {
+        ApplyReport {
+            drifted: drifted.iter().map(|id| (*id).to_owned()).collect(),
+            unknown: unknown.iter().map(|id| (*id).to_owned()).collect(),
+            ..ApplyReport::default()
+        }
+    }
+
+    #[test]
+    fn each_policy_refuses_only_its_own_kind() {
+        let both = report(&["a"], &["z"]);
+        assert!(vet(Policy::Warn, Policy::Ignore, "v", &both).is_ok());
+        assert!(matches!(
+            vet(Policy::Fail, Policy::Warn, "v", &both),
+            Err(Error::Drifted { ids }) if ids == ["a"]
+        ));
+        assert!(matches!(
+            vet(Policy::Ignore, Policy::Fail, "v", &both),
+            Err(Error::UnknownRecords { collection, ids }) if collection == "v" && ids == ["z"]
+        ));
+        assert!(vet(Policy::Fail, Policy::Fail, "v", &report(&[], &[])).is_ok());
+    }
 }

@@ -309,13 +309,30 @@ fn parse(document: &Document) -> Result<VersionRecord, Malformed> {
 }
 
 /// "a string", "an int32", ...: the BSON type of `value`, for messages.
-fn kind(value: &Bson) -> String {
-    let name = format!("{:?}", value.element_type());
-    let article = match name.as_bytes().first() {
-        Some(b'A' | b'E' | b'I' | b'O' | b'U') => "an",
-        _ => "a",
-    };
-    format!("{article} {}", name.to_lowercase())
+fn kind(value: &Bson) -> &'static str {
+    use mongodb::bson::spec::ElementType;
+    match value.element_type() {
+        ElementType::Double => "a double",
+        ElementType::String => "a string",
+        ElementType::EmbeddedDocument => "a document",
+        ElementType::Array => "an array",
+        ElementType::Binary => "binary data",
+        ElementType::Undefined => "undefined",
+        ElementType::ObjectId => "an ObjectId",
+        ElementType::Boolean => "a boolean",
+        ElementType::DateTime => "a date",
+        ElementType::Null => "null",
+        ElementType::RegularExpression => "a regular expression",
+        ElementType::DbPointer => "a DBPointer",
+        ElementType::JavaScriptCode | ElementType::JavaScriptCodeWithScope => "JavaScript code",
+        ElementType::Symbol => "a symbol",
+        ElementType::Int32 => "an int32",
+        ElementType::Timestamp => "a timestamp",
+        ElementType::Int64 => "an int64",
+        ElementType::Decimal128 => "a decimal128",
+        ElementType::MaxKey => "MaxKey",
+        ElementType::MinKey => "MinKey",
+    }
 }
 
 #[cfg(test)]

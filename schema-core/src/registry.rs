@@ -19,13 +19,18 @@ pub const DEFAULT_GROUP: &str = "default";
 /// Values of this type are made by the attribute; [`SchemaManager`]
 /// collects them from every module and every linked crate.
 ///
+/// It serializes as its id, group, description, `after`, checksum and
+/// location (what `plan --json` prints).
+///
 /// [`SchemaManager`]: crate::SchemaManager
+#[derive(serde::Serialize)]
 pub struct Migration {
     id: &'static str,
     group: &'static str,
     description: &'static str,
     after: &'static [&'static str],
     checksum: &'static str,
+    #[serde(skip)]
     run: for<'db> fn(&'db mongodb::Database) -> MigrationFuture<'db>,
     location: Location,
 }
@@ -111,7 +116,7 @@ impl fmt::Debug for Migration {
 }
 
 /// The source location of a `#[migration]` function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Location {
     file: &'static str,
     line: u32,
