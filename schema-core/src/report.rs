@@ -9,7 +9,7 @@ use crate::records::Stored;
 use crate::registry::Migration;
 use crate::status::{self, State};
 
-/// What one [`SchemaManager::apply_all`] call did.
+/// What one [`SchemaManager::apply_all`](crate::SchemaManager::apply_all) call did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ApplyReport {
@@ -34,7 +34,7 @@ pub struct ApplyReport {
     pub interrupted: Option<Interrupted>,
 }
 
-/// What one [`SchemaManager::forget`] call did.
+/// What one [`SchemaManager::forget`](crate::SchemaManager::forget) call did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct ForgetReport {
@@ -45,7 +45,7 @@ pub struct ForgetReport {
     pub interrupted: Option<Interrupted>,
 }
 
-/// What one [`SchemaManager::mark_applied`] call did.
+/// What one [`SchemaManager::mark_applied`](crate::SchemaManager::mark_applied) call did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct MarkReport {
