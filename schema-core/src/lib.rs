@@ -50,6 +50,8 @@
 //! - `plan`: validation and ordering, pure and without I/O;
 //! - `records`: what the versions collection holds;
 //! - [`Status`]: where each migration stands (pending, applied, drifted);
+//! - [`Policy`]: what a start does about drift and unknown records;
+//! - `report`: what the manager's operations report ([`ApplyReport`], ...);
 //! - `lock`: the lease lock that lets one process at a time apply, with
 //!   its ledger of fenced completions, the holder's own lease clock and
 //!   renewal from outside the migration's task;
@@ -58,7 +60,9 @@
 //! - [`indexes`] and [`set_validator`] (with a [`Validator`]): helpers for
 //!   what migrations do;
 //! - [`SchemaManager`]: ties them together;
-//! - [`connect`]: an optional way to open the database from a URI.
+//! - [`connect`]: an optional way to open the database from a URI, with
+//!   `redact` keeping its secrets out of errors;
+//! - `cli` (feature `cli`) and `testing` (feature `testing`).
 //!
 //! # Failures
 //!
