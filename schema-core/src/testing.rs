@@ -195,8 +195,8 @@ async fn snapshot(db: &Database) -> Result<BTreeMap<String, Shape>, Error> {
     Ok(shapes)
 }
 
-/// The documents of a command's first cursor batch; the commands used here
-/// ask for a batch that holds everything.
+/// The documents of a command's first cursor batch; the command asks for a
+/// batch that holds everything.
 async fn first_batch(db: &Database, command: Document) -> Result<Vec<Document>, Error> {
     let name = command.keys().next().cloned().unwrap_or_default();
     let reply = db.run_command(command).await.map_err(|source| Error::Database {
@@ -217,8 +217,7 @@ async fn first_batch(db: &Database, command: Document) -> Result<Vec<Document>, 
 /// on its own (`v`, `ns`).
 async fn indexes(db: &Database, collection: &str) -> Result<BTreeMap<String, Document>, Error> {
     let mut indexes = BTreeMap::new();
-    let command = doc! { "listIndexes": collection, "cursor": { "batchSize": 10_000 } };
-    for mut index in first_batch(db, command).await? {
+    for mut index in crate::indexes::list_indexes(db, collection).await? {
         index.remove("v");
         index.remove("ns");
         let name = index.get_str("name").unwrap_or_default().to_owned();

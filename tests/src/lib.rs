@@ -122,6 +122,25 @@ pub async fn worker_database() -> Result<(ClientOptions, Client, Database), Stri
     Ok((options, client, db))
 }
 
+/// The indexes of `collection`, as `listIndexes` lists them.
+///
+/// # Panics
+///
+/// When the server cannot list them.
+pub async fn index_documents(db: &Database, collection: &str) -> Vec<Document> {
+    let reply = db
+        .run_command(doc! { "listIndexes": collection })
+        .await
+        .expect("listIndexes");
+    reply
+        .get_document("cursor")
+        .and_then(|cursor| cursor.get_array("firstBatch"))
+        .expect("a listIndexes cursor")
+        .iter()
+        .filter_map(|index| index.as_document().cloned())
+        .collect()
+}
+
 /// `error` followed by each of its sources, separated by `: `.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

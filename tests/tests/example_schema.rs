@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use schema_core::SchemaManager;
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, Document, doc};
-use schema_tests::{monitored_database, record_ids, take_commands};
+use schema_tests::{index_documents, monitored_database, record_ids, take_commands};
 
 // Linking the example registers its migrations in this test binary.
 use example_app as _;
@@ -33,15 +33,9 @@ fn kept(fields: &[&str], unique: bool, ttl_seconds: Option<i64>) -> Kept {
 }
 
 async fn indexes(db: &Database, collection: &str) -> Vec<Kept> {
-    let reply = db.run_command(doc! { "listIndexes": collection }).await.unwrap();
-    let batch = reply
-        .get_document("cursor")
-        .unwrap()
-        .get_array("firstBatch")
-        .unwrap();
-    let mut found: Vec<Kept> = batch
+    let mut found: Vec<Kept> = index_documents(db, collection)
+        .await
         .iter()
-        .filter_map(Bson::as_document)
         .filter(|index| index.get_str("name") != Ok("_id_"))
         .map(|index| Kept {
             fields: index.get_document("key").unwrap().keys().cloned().collect(),

@@ -15,27 +15,12 @@ use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, Document, doc};
 use schema_core::mongodb::options::{ValidationAction, ValidationLevel};
 use schema_core::{Error, Validator, set_validator};
-use schema_tests::fresh_database;
 use schema_tests::server::skip_unless_real;
-
-/// The indexes of `collection`, as `listIndexes` lists them.
-async fn indexes(db: &Database, collection: &str) -> Vec<Document> {
-    let reply = db
-        .run_command(doc! { "listIndexes": collection })
-        .await
-        .expect("listIndexes");
-    reply
-        .get_document("cursor")
-        .and_then(|cursor| cursor.get_array("firstBatch"))
-        .expect("a listIndexes cursor")
-        .iter()
-        .map(|index| index.as_document().expect("an index document").clone())
-        .collect()
-}
+use schema_tests::{fresh_database, index_documents};
 
 /// The index of `collection` named `name`.
 async fn index(db: &Database, collection: &str, name: &str) -> Option<Document> {
-    indexes(db, collection)
+    index_documents(db, collection)
         .await
         .into_iter()
         .find(|index| index.get_str("name") == Ok(name))
@@ -190,7 +175,7 @@ async fn a_text_index_is_listed_with_its_weights() {
         .await
         .expect("declaring it again changes nothing");
 
-    let all = indexes(&db, "articles").await;
+    let all = index_documents(&db, "articles").await;
     let listed = all
         .iter()
         .find(|index| index.get_str("name") == Ok("title_text_body_text"))

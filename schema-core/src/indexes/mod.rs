@@ -114,7 +114,8 @@ fn spec(model: &IndexModel) -> Result<Document, Error> {
     })
 }
 
-async fn list_indexes(db: &Database, collection: &str) -> Result<Vec<Document>, Error> {
+/// The indexes of `collection`, as `listIndexes` lists them.
+pub(crate) async fn list_indexes(db: &Database, collection: &str) -> Result<Vec<Document>, Error> {
     let failed = |source| Error::Database {
         action: format!("list the indexes of `{collection}`"),
         source: Box::new(source),

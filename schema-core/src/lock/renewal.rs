@@ -136,7 +136,7 @@ fn renew_on_own_thread(target: Target, options: ClientOptions, stopped: oneshot:
         let collection = crate::faults::bookkeeping(
             &client.database(&target.database),
             &target.collection,
-            target.clock_lease() / 3,
+            target.clock.lease() / 3,
         );
         renew(target, collection, stopped).await;
         // Close the connections while this runtime still runs.
@@ -146,7 +146,7 @@ fn renew_on_own_thread(target: Target, options: ClientOptions, stopped: oneshot:
 
 /// Renews until stopped, or until the lease is lost.
 async fn renew(target: Target, collection: Collection<Document>, mut stopped: oneshot::Receiver<()>) {
-    let every = target.clock_lease() / 3;
+    let every = target.clock.lease() / 3;
     let mut next = Instant::now() + every;
     loop {
         tokio::select! {
@@ -181,12 +181,6 @@ async fn renew(target: Target, collection: Collection<Document>, mut stopped: on
             warn!(owner = %target.owner, "the schema lock's lease ended before a renewal got through");
             return;
         }
-    }
-}
-
-impl Target {
-    fn clock_lease(&self) -> std::time::Duration {
-        self.clock.lease()
     }
 }
 
