@@ -407,6 +407,8 @@ async fn a_fence_that_arrives_after_the_lease_ended_is_refused() {
     // Paused with the fence in flight, past its lease.
     signal(&holder, "STOP");
     let waiter = finish(Worker::new(WORKER, &db, 1_000).spawn(), deadline());
+    // What the waiter left, for the message should it have failed.
+    let lock_after_waiter = lock_document(&db).await;
     // The late fence reaches the server only now, after the takeover.
     fences.release();
     signal(&holder, "CONT");
@@ -415,7 +417,13 @@ async fn a_fence_that_arrives_after_the_lease_ended_is_refused() {
         finish(holder, deadline())
     };
 
-    assert!(waiter.status.success(), "{}", text(&waiter));
+    assert!(
+        waiter.status.success(),
+        "{}\nthe lock then: {lock_after_waiter:?}\nthe holder: {}\nfences held: {}",
+        text(&waiter),
+        text(&holder),
+        fences.hits()
+    );
     assert_eq!(
         line(&stdout(&waiter), "applied"),
         Some("c_0002,c_0003_slow,c_0004")
