@@ -297,6 +297,30 @@ pub enum Error {
         index: String,
     },
 
+    /// A [`Backfill`](crate::data::Backfill) was built in a way that cannot
+    /// run. Nothing was sent to the server.
+    #[error("the backfill of `{collection}` cannot run: {reason}")]
+    InvalidBackfill {
+        /// The collection it would walk.
+        collection: String,
+        /// What is wrong and what to do instead.
+        reason: String,
+    },
+
+    /// A batch of a backfill failed. The batches before it are done (and,
+    /// under a manager, checkpointed): the next run continues after the
+    /// last one, redoing at most this batch.
+    #[error("the backfill of `{collection}` failed on the batch after `_id` {after}")]
+    BackfillFailed {
+        /// The collection it walks.
+        collection: String,
+        /// The last `_id` done before the batch, or `none` at the start.
+        after: String,
+        /// The server's refusal, or the error of the batch's own function.
+        #[source]
+        source: BoxError,
+    },
+
     /// The server answered a command without something this crate needs.
     #[error("the server's reply to `{command}` is unusable: {reason}")]
     UnexpectedReply {
@@ -377,6 +401,8 @@ impl Error {
             Error::Configuration { .. } => "configuration",
             Error::IndexConflict { .. } => "index_conflict",
             Error::RepeatedIndex { .. } => "repeated_index",
+            Error::InvalidBackfill { .. } => "invalid_backfill",
+            Error::BackfillFailed { .. } => "backfill_failed",
             Error::UnexpectedReply { .. } => "unexpected_reply",
             Error::Database { .. } => "database",
             Error::InvalidUri { .. } => "invalid_uri",

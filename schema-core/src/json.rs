@@ -24,6 +24,11 @@ pub(crate) fn optional_time<S: Serializer>(at: &Option<DateTime>, serializer: S)
     }
 }
 
+/// A duration in whole milliseconds.
+pub(crate) fn millis<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u128(duration.as_millis())
+}
+
 /// A duration in whole milliseconds, or `null`.
 pub(crate) fn optional_millis<S: Serializer>(
     duration: &Option<Duration>,

@@ -53,12 +53,15 @@
 //! - [`Policy`]: what a start does about drift and unknown records;
 //! - `report`: what the manager's operations report ([`ApplyReport`], ...);
 //! - `lock`: the lease lock that lets one process at a time apply, with
-//!   its ledger of fenced completions, the holder's own lease clock and
-//!   renewal from outside the migration's task;
+//!   its ledger of fenced completions, the backfills' fenced checkpoints,
+//!   the holder's own lease clock and renewal from outside the migration's
+//!   task;
 //! - `faults`: bounds on the lock's and the records' commands, and which
 //!   server errors are worth another attempt;
 //! - [`indexes`] and [`set_validator`] (with a [`Validator`]): helpers for
 //!   what migrations do;
+//! - [`data`]: batched backfills that checkpoint in the lock and resume
+//!   after a crash or a takeover;
 //! - [`SchemaManager`]: ties them together;
 //! - [`connect`]: an optional way to open the database from a URI, with
 //!   `redact` keeping its secrets out of errors;
@@ -80,6 +83,7 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 mod connect;
+pub mod data;
 mod error;
 mod faults;
 pub mod indexes;

@@ -8,6 +8,7 @@ use mongodb::Database;
 use mongodb::options::ClientOptions;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::data::{self, Managed, Observer, Progress};
 use crate::error::{BoxError, Error};
 use crate::lock::{Completion, Held, Interrupted, Lock, LockStatus};
 use crate::migrations::Migrations;
@@ -53,6 +54,8 @@ pub struct SchemaManager {
     migrations: Option<Migrations>,
     on_drift: Policy,
     on_unknown: Policy,
+    /// Hears of every batch of every backfill.
+    observer: Option<Observer>,
 }
 
 impl SchemaManager {
@@ -96,7 +99,18 @@ impl SchemaManager {
             migrations: None,
             on_drift: Policy::Warn,
             on_unknown: Policy::Warn,
+            observer: None,
         }
+    }
+
+    /// Calls `observe` after every batch of every
+    /// [`Backfill`](crate::data::Backfill) the migrations run under this
+    /// manager, with how far it is: to draw a progress bar, or to tell a
+    /// readiness probe the process is busy migrating. It runs inside the
+    /// migration's task, so it should return quickly.
+    pub fn on_progress(mut self, observe: impl Fn(&Progress) + Send + Sync + 'static) -> SchemaManager {
+        self.observer = Some(data::observer(observe));
+        self
     }
 
     /// What to do about migrations edited after they were applied (drift):
@@ -398,7 +412,13 @@ impl SchemaManager {
         async {
             info!(description = migration.description(), "applying migration");
             let started = Instant::now();
-            let outcome = held.hold_while(CatchUnwind(migration.run(&self.db))).await;
+            // The backfills inside save their checkpoints under this lease.
+            let managed = Managed {
+                checkpoints: held.checkpoints(migration),
+                observer: self.observer.clone(),
+            };
+            let run = Box::pin(data::scope(managed, migration.run(&self.db)));
+            let outcome = held.hold_while(CatchUnwind(run)).await;
             let id = migration.id().to_owned();
             let failure: BoxError = match outcome {
                 None => {
@@ -437,9 +457,10 @@ impl SchemaManager {
 }
 
 impl SchemaManager {
-    /// Every known migration in apply order with its state, and the records
-    /// no registered migration has. Reads the versions collection once;
-    /// writes nothing.
+    /// Every known migration in apply order with its state, the records no
+    /// registered migration has, and, while a migration is pending, the
+    /// backfills under way. Reads the versions collection once (and the
+    /// lock when something is pending); writes nothing.
     ///
     /// # Errors
     ///
@@ -451,7 +472,12 @@ impl SchemaManager {
         let records = self.records();
         let stored = records.read_all().await?;
         vet_stored(&ordered, &stored, &records)?;
-        Ok(status::status(&ordered, &stored))
+        let mut status = status::status(&ordered, &stored);
+        if !status.is_up_to_date() {
+            // Only a migration still to apply can have a backfill under way.
+            status.backfills = self.lock().backfills().await?;
+        }
+        Ok(status)
     }
 
     /// What [`apply_all`](SchemaManager::apply_all) would run now, in order,

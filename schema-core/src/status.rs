@@ -23,6 +23,9 @@ pub struct Status {
     /// documents that are not records at all (written by hand or by another
     /// tool).
     pub unknown: Vec<UnknownRecord>,
+    /// The backfills of a migration under way or interrupted, from their
+    /// checkpoints in the lock: by whom, how far, since when.
+    pub backfills: Vec<crate::data::BackfillStatus>,
 }
 
 /// One registered migration and its record, if any.
@@ -184,7 +187,11 @@ pub(crate) fn status(ordered: &[&Migration], stored: &Stored) -> Status {
         })
         .chain(unreadable)
         .collect();
-    Status { migrations, unknown }
+    Status {
+        migrations,
+        unknown,
+        backfills: Vec::new(),
+    }
 }
 
 #[cfg(test)]

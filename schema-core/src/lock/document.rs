@@ -7,14 +7,20 @@
 //!   host, pid, acquired_at, renewed_at, lease_ms,
 //!   running: "0003_sagas" | null,     // started and not yet fenced
 //!   released: true,                   // only when let go with unrecorded completions
-//!   done: [ { id, checksum, description, duration_ms, applied_by, marked } ] }
+//!   done: [ { id, checksum, description, duration_ms, applied_by, marked } ],
+//!   checkpoints: [ { migration, checksum, key, collection, position, ... } ],
+//!   checkpointed_at }                 // when a checkpoint last moved
 //! ```
+//!
+//! The backfill checkpoints are described in [`super::checkpoint`].
 //!
 //! The ledger `done` holds the completions fenced but not yet known to be
 //! recorded; each fence writes it whole with `$set`.
 
 use mongodb::bson::{Bson, DateTime, Document, doc};
 
+use super::checkpoint::{self, Checkpoint};
+use crate::data::BackfillStatus;
 use crate::registry::Migration;
 
 /// The lock document as read back.
@@ -31,9 +37,21 @@ pub(crate) struct Holder {
     /// Let go by its holder, with completions it could not record.
     pub(crate) released: bool,
     pub(crate) done: Vec<Completion>,
+    /// Where the backfills of a migration not yet complete stand.
+    pub(crate) checkpoints: Vec<Checkpoint>,
+    /// When a checkpoint last moved, by the server's clock.
+    pub(crate) checkpointed_at: Option<DateTime>,
 }
 
 impl Holder {
+    /// The checkpoints as an operator reads them.
+    pub(crate) fn backfills(&self) -> Vec<BackfillStatus> {
+        self.checkpoints
+            .iter()
+            .map(|checkpoint| checkpoint.status(&self.owner, self.checkpointed_at))
+            .collect()
+    }
+
     pub(crate) fn expires_at(&self) -> DateTime {
         DateTime::from_millis(self.renewed_at.timestamp_millis().saturating_add(self.lease_ms))
     }
@@ -142,6 +160,24 @@ pub(crate) fn parse(document: &Document) -> Result<Holder, String> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err("`done` should be an array".to_owned()),
     };
+    let checkpoints = match document.get("checkpoints") {
+        None | Some(Bson::Null) => Vec::new(),
+        Some(Bson::Array(entries)) => entries
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| match entry {
+                Bson::Document(entry) => {
+                    checkpoint::parse(entry).map_err(|reason| format!("`checkpoints.{index}`: {reason}"))
+                }
+                _ => Err(format!("`checkpoints.{index}` should be a document")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("`checkpoints` should be an array".to_owned()),
+    };
+    let checkpointed_at = match document.get("checkpointed_at") {
+        Some(Bson::DateTime(at)) => Some(*at),
+        _ => None,
+    };
     let host = match document.get("host") {
         Some(Bson::String(host)) => Some(host.clone()),
         _ => None,
@@ -160,6 +196,8 @@ pub(crate) fn parse(document: &Document) -> Result<Holder, String> {
         running,
         released,
         done,
+        checkpoints,
+        checkpointed_at,
     })
 }
 
@@ -183,7 +221,7 @@ fn parse_entry(entry: &Document) -> Result<Completion, String> {
 }
 
 /// Both integer widths: servers may narrow a small int64 to an int32.
-fn integer(value: Option<&Bson>) -> Option<i64> {
+pub(super) fn integer(value: Option<&Bson>) -> Option<i64> {
     match value {
         Some(Bson::Int64(n)) => Some(*n),
         Some(Bson::Int32(n)) => Some(i64::from(*n)),

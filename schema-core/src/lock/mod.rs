@@ -24,6 +24,7 @@
 //!   holder completed instead of running it again, and a holder that lost
 //!   its lease can never record anything.
 
+mod checkpoint;
 mod clock;
 mod document;
 mod renewal;
@@ -38,6 +39,7 @@ use mongodb::options::{ClientOptions, FindOneAndUpdateOptions, ReturnDocument};
 use mongodb::{Collection, Database};
 use tracing::{debug, warn};
 
+pub(crate) use checkpoint::{Checkpoint, Checkpoints};
 pub(crate) use document::Completion;
 use document::Holder;
 
@@ -98,6 +100,9 @@ pub struct LockStatus {
     /// Migrations its holder completed and had not recorded yet; whoever
     /// takes the lock next records them.
     pub unrecorded: Vec<String>,
+    /// Where the backfills of the migration it is running stand, from
+    /// their checkpoints: whoever takes the lock next resumes them there.
+    pub backfills: Vec<crate::data::BackfillStatus>,
 }
 
 /// One process's handle on the lock guarding one versions collection.
@@ -375,6 +380,7 @@ impl Lock {
         };
         let holder = parse_lock(&self.collection, &document)?;
         Ok(Some(LockStatus {
+            backfills: holder.backfills(),
             expired: holder.released || now > holder.expires_at(),
             lease_ends_at: holder.expires_at(),
             unrecorded: holder.done.iter().map(|done| done.id.clone()).collect(),
@@ -385,6 +391,31 @@ impl Lock {
             running: holder.running,
             renewed_at: holder.renewed_at,
         }))
+    }
+
+    /// The checkpoints of the backfills the lock holds, for
+    /// [`SchemaManager::status`](crate::SchemaManager::status). A lock of
+    /// another shape shows none, with a warning: status is no place to fail
+    /// over the lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] and [`Error::ServerTimeout`].
+    pub(crate) async fn backfills(&self) -> Result<Vec<crate::data::BackfillStatus>, Error> {
+        let read = self.collection.find_one(doc! { "_id": &self.key });
+        let document = within(self.attempt_bound(), read)
+            .await
+            .map_err(|failure| failure.into_error("read the schema lock"))?;
+        let Some(document) = document else {
+            return Ok(Vec::new());
+        };
+        match parse_lock(&self.collection, &document) {
+            Ok(holder) => Ok(holder.backfills()),
+            Err(error) => {
+                warn!(%error, "the schema lock is malformed; its backfills are not shown");
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// Deletes the lock document, whoever holds it and whatever its shape.
@@ -430,8 +461,17 @@ impl Lock {
             clock: clock.clone(),
         };
         let renewal = Renewal::start(target, self.renewal_client.clone(), &self.collection);
+        let fenced = Fenced {
+            collection: self.collection.clone(),
+            filter: doc! { "_id": &self.key, "owner": &owner.id },
+            clock: clock.clone(),
+            bound: self.attempt_bound(),
+            poll: self.poll_interval(),
+        };
         Held {
             lock: self,
+            fenced,
+            checkpoints: Arc::new(tokio::sync::Mutex::new(document.checkpoints)),
             // The ledger in the document is a previous holder's: unrecorded
             // until the manager records it.
             unrecorded: document.done.iter().map(|done| done.id.clone()).collect(),
@@ -503,6 +543,11 @@ impl Lock {
 /// The lock, held by this process until [`Held::release`].
 pub(crate) struct Held<'l> {
     lock: &'l Lock,
+    /// Writes only this holder can make.
+    fenced: Fenced,
+    /// The backfill checkpoints the lock document holds, as this process
+    /// last wrote or read them.
+    checkpoints: Arc<tokio::sync::Mutex<Vec<Checkpoint>>>,
     owner: Owner,
     clock: Arc<LeaseClock>,
     renewal: Option<Renewal>,
@@ -554,6 +599,17 @@ impl Held<'_> {
         self.unrecorded.remove(id);
     }
 
+    /// Where the backfills of `migration` save their checkpoints while it
+    /// runs under this lease, resuming from those a previous holder saved.
+    pub(crate) fn checkpoints(&self, migration: &crate::registry::Migration) -> Checkpoints {
+        Checkpoints::new(
+            self.fenced.clone(),
+            migration,
+            self.owner.process(),
+            self.checkpoints.clone(),
+        )
+    }
+
     /// Runs `work` while the lease lasts. Returns `None`, having dropped
     /// `work` at its next await, once the lease is lost or runs out by this
     /// process's own clock: whatever `work` would do after that may
@@ -594,10 +650,25 @@ impl Held<'_> {
             .chain(std::iter::once(completion))
             .map(Completion::to_entry)
             .collect();
-        let update = doc! {
+        // The completed migration's checkpoints go with its completion;
+        // those of any other migration stay for when it runs.
+        let mut checkpoints = self.checkpoints.lock().await;
+        let remaining: Vec<Checkpoint> = checkpoints
+            .iter()
+            .filter(|checkpoint| checkpoint.migration != completion.id)
+            .cloned()
+            .collect();
+        let mut update = doc! {
             "$set": { "done": ledger, "running": next },
             "$currentDate": { "renewed_at": true },
         };
+        if remaining.len() != checkpoints.len() {
+            if remaining.is_empty() {
+                update.insert("$unset", doc! { "checkpoints": "", "checkpointed_at": "" });
+            } else if let Ok(set) = update.get_document_mut("$set") {
+                set.insert("checkpoints", checkpoint::entries(&remaining));
+            }
+        }
         let options = FindOneAndUpdateOptions::builder()
             .projection(doc! { "renewed_at": 1 })
             .return_document(ReturnDocument::After)
@@ -611,13 +682,15 @@ impl Held<'_> {
             .write(
                 &completion.id,
                 || refused.clone(),
-                |lock, filter| {
-                    lock.collection
+                |collection, filter| {
+                    collection
                         .find_one_and_update(filter, update.clone())
                         .with_options(options.clone())
                 },
             )
             .await?;
+        *checkpoints = remaining;
+        drop(checkpoints);
         self.ledger.push(completion.clone());
         self.unrecorded.insert(completion.id.clone());
         match answer.get("renewed_at") {
@@ -644,8 +717,8 @@ impl Held<'_> {
         self.write(
             id,
             || format!("confirm the schema lock is still this process's before `{id}`"),
-            |lock, filter| {
-                lock.collection
+            |collection, filter| {
+                collection
                     .find_one_and_update(filter, update.clone())
                     .projection(doc! { "_id": 1 })
             },
@@ -654,11 +727,7 @@ impl Held<'_> {
         Ok(())
     }
 
-    /// One write filtered on this holder, retried through transient
-    /// failures while the lease lasts by this process's clock.
-    ///
-    /// A write the server refuses outright is an [`Error::Database`] whose
-    /// action is `action()`.
+    /// One write filtered on this holder; see [`Fenced::write`].
     async fn write<'a, F, C>(
         &'a self,
         id: &str,
@@ -666,37 +735,10 @@ impl Held<'_> {
         command: C,
     ) -> Result<Document, Error>
     where
-        C: Fn(&'a Lock, Document) -> F,
+        C: Fn(&'a Collection<Document>, Document) -> F,
         F: IntoFuture<Output = mongodb::error::Result<Option<Document>>>,
     {
-        let filter = doc! { "_id": &self.lock.key, "owner": &self.owner.id };
-        loop {
-            if !self.clock.is_live() {
-                return Err(Error::LockLost {
-                    id: id.to_owned(),
-                    source: None,
-                });
-            }
-            let sent = Instant::now();
-            match within(self.lock.attempt_bound(), command(self.lock, filter.clone())).await {
-                Ok(Some(answer)) => {
-                    self.clock.renewed(sent);
-                    return Ok(answer);
-                }
-                Ok(None) => {
-                    self.clock.lose();
-                    return Err(Error::LockLost {
-                        id: id.to_owned(),
-                        source: None,
-                    });
-                }
-                Err(attempt) if attempt.is_transient() => {
-                    warn!(error = ?attempt, migration.id = id, "could not write to the schema lock; trying again");
-                    tokio::time::sleep(jittered(self.lock.poll_interval())).await;
-                }
-                Err(attempt) => return Err(attempt.into_error(action())),
-            }
-        }
+        self.fenced.write(id, action, command).await
     }
 
     /// Lets the lock go: deletes it when every completion in its ledger is
@@ -709,7 +751,9 @@ impl Held<'_> {
         }
         let filter = doc! { "_id": &self.lock.key, "owner": &self.owner.id };
         let collection = &self.lock.collection;
-        let outcome = if self.unrecorded.is_empty() {
+        // Checkpoints stay with the lock for the next holder to resume from.
+        let keep = !self.unrecorded.is_empty() || !self.checkpoints.lock().await.is_empty();
+        let outcome = if !keep {
             within(self.lock.attempt_bound(), collection.delete_one(filter))
                 .await
                 .map(drop)
@@ -725,6 +769,77 @@ impl Held<'_> {
                 error = ?failure,
                 "could not release the schema lock; it is free again when its lease ends"
             ),
+        }
+    }
+}
+
+/// Writes to the lock document that only its current holder can make: each
+/// is filtered on the owner, so a process whose lease was taken over
+/// matches nothing and learns it lost the lock.
+#[derive(Clone)]
+pub(crate) struct Fenced {
+    collection: Collection<Document>,
+    /// The lock's `_id` and this holder's owner id.
+    filter: Document,
+    clock: Arc<LeaseClock>,
+    /// How long one attempt may take.
+    bound: Duration,
+    /// How long to wait between attempts.
+    poll: Duration,
+}
+
+impl Fenced {
+    /// Whether the lease is still this process's by its own clock.
+    pub(crate) fn is_live(&self) -> bool {
+        self.clock.is_live()
+    }
+
+    /// One write filtered on this holder, retried through transient
+    /// failures while the lease lasts by this process's clock. A write that
+    /// matched renews the lease on that clock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockLost`], naming `id`, once the lease ended by this
+    /// process's clock or the write matched nothing (the lock is another's);
+    /// a write the server refuses outright is an [`Error::Database`] whose
+    /// action is `action()`.
+    pub(crate) async fn write<'a, F, C>(
+        &'a self,
+        id: &str,
+        action: impl Fn() -> String,
+        command: C,
+    ) -> Result<Document, Error>
+    where
+        C: Fn(&'a Collection<Document>, Document) -> F,
+        F: IntoFuture<Output = mongodb::error::Result<Option<Document>>>,
+    {
+        loop {
+            if !self.clock.is_live() {
+                return Err(Error::LockLost {
+                    id: id.to_owned(),
+                    source: None,
+                });
+            }
+            let sent = Instant::now();
+            match within(self.bound, command(&self.collection, self.filter.clone())).await {
+                Ok(Some(answer)) => {
+                    self.clock.renewed(sent);
+                    return Ok(answer);
+                }
+                Ok(None) => {
+                    self.clock.lose();
+                    return Err(Error::LockLost {
+                        id: id.to_owned(),
+                        source: None,
+                    });
+                }
+                Err(attempt) if attempt.is_transient() => {
+                    warn!(error = ?attempt, migration.id = id, "could not write to the schema lock; trying again");
+                    tokio::time::sleep(jittered(self.poll)).await;
+                }
+                Err(attempt) => return Err(attempt.into_error(action())),
+            }
         }
     }
 }

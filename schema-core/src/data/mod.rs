@@ -1,0 +1,540 @@
+//! Data migrations: batched backfills that resume where they stopped.
+//!
+//! A [`Backfill`] inside a migration walks the documents matching a filter
+//! in `_id` order, one batch at a time: it reads the next batch's `_id`s
+//! after the last one done, then changes exactly those documents, with one
+//! `updateMany` ([`Backfill::update`]) or a function of its own
+//! ([`Backfill::for_each_batch`]).
+//!
+//! ```no_run
+//! use schema_core::data::Backfill;
+//! use schema_core::mongodb::{Database, bson::doc};
+//! use schema_core::{Error, migration};
+//!
+//! /// Every event has a status
+//! #[migration(id = "0010_events_status")]
+//! async fn events_status(db: &Database) -> Result<(), Error> {
+//!     Backfill::new(db, "events")
+//!         .filter(doc! { "status": { "$exists": false } })
+//!         .update(doc! { "$set": { "status": "pending" } })
+//!         .batch_size(1_000)
+//!         .run()
+//!         .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Under the lock, and after a crash
+//!
+//! When the migration runs under [`SchemaManager`](crate::SchemaManager),
+//! each batch is followed by a checkpoint (the last `_id` done and the
+//! counts) saved in the schema lock, in one write that only the lease's
+//! holder can make, like the fence of a completion. A process that dies or
+//! is paused past its lease moves no checkpoint after that; the process
+//! that takes the lock over runs the migration again, and its backfill
+//! continues after the checkpoint. So:
+//!
+//! - **At most one batch is done twice**: the one under way when the holder
+//!   died, done but not yet checkpointed. Make the update idempotent for
+//!   that one batch (`$set`, or a filter the update makes false, as above)
+//!   or accept that its documents may be changed twice (`$inc`).
+//! - **Documents inserted meanwhile** with an `_id` below the position are
+//!   not visited. ObjectIds grow, so documents inserted with new ObjectIds
+//!   are.
+//! - The checkpoints go when the migration is fenced as complete. A
+//!   migration that fails keeps them with the lock, so the next start
+//!   resumes too. Editing the migration's body (its checksum) starts its
+//!   backfills again from the beginning.
+//!
+//! A backfill run outside a managed migration (a plain test calling the
+//! function, or a task the migration spawned) runs without checkpoints.
+//!
+//! # Progress
+//!
+//! At start, the expected total (`countDocuments` of the filter, or
+//! `estimatedDocumentCount` without one). After every batch, [`Progress`]
+//! goes to the manager's [`on_progress`](crate::SchemaManager::on_progress)
+//! observer, and at most every five seconds to the log (a `tracing` event
+//! with done, total, rate and time left). [`SchemaManager::status`] and
+//! [`SchemaManager::lock_status`] show the checkpoints of a backfill under
+//! way: by whom, how far, since when.
+//!
+//! [`SchemaManager::status`]: crate::SchemaManager::status
+//! [`SchemaManager::lock_status`]: crate::SchemaManager::lock_status
+
+mod context;
+mod progress;
+mod walk;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::options::UpdateModifications;
+use mongodb::{Collection, Database};
+use tracing::{info, warn};
+
+pub(crate) use context::{Managed, scope};
+pub(crate) use progress::Observer;
+pub use progress::{BackfillStatus, Progress};
+
+use self::progress::{Pace, Reporter};
+use crate::error::{BoxError, Error};
+use crate::faults::{is_transient, jittered};
+use crate::lock::Checkpoint;
+
+/// How many times a batch's command is tried when the server fails it in a
+/// way worth another attempt (a failover, a lost connection).
+const ATTEMPTS: u32 = 5;
+
+/// A batched walk over the documents of one collection that match a filter,
+/// changing them batch by batch; see the [module](self) for how it resumes.
+///
+/// Built with [`new`](Backfill::new), given what to do with
+/// [`update`](Backfill::update) or [`for_each_batch`](Backfill::for_each_batch),
+/// and started with [`run`](Backfill::run).
+#[must_use = "a backfill does nothing until it is run"]
+pub struct Backfill<'a> {
+    collection: Collection<Document>,
+    filter: Document,
+    work: Option<Work<'a>>,
+    batch_size: u32,
+    max_per_second: Option<u32>,
+    name: Option<String>,
+    log_every: Duration,
+}
+
+type BatchFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>>;
+
+enum Work<'a> {
+    Update(UpdateModifications),
+    EachBatch(Box<dyn FnMut(Collection<Document>, Vec<Bson>) -> BatchFuture<'a> + Send + 'a>),
+}
+
+/// What a [`Backfill`] did, counted over every process that worked on it
+/// when it resumed from a checkpoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct BackfillReport {
+    /// The collection it walked.
+    pub collection: String,
+    /// Documents handed to batches.
+    pub visited: u64,
+    /// Documents the updates matched (the [`update`](Backfill::update)
+    /// form only; they may have stopped matching the filter since they
+    /// were read).
+    pub matched: Option<u64>,
+    /// Documents the updates changed (the [`update`](Backfill::update)
+    /// form only).
+    pub modified: Option<u64>,
+    /// Batches done.
+    pub batches: u64,
+    /// Documents an earlier run had done when this one resumed from its
+    /// checkpoint; `None` when it started from the beginning.
+    pub resumed_from: Option<u64>,
+    /// How long this run took. In JSON, `elapsed_ms`.
+    #[serde(rename = "elapsed_ms", serialize_with = "crate::json::millis")]
+    pub elapsed: Duration,
+}
+
+impl<'a> Backfill<'a> {
+    /// How many documents a batch holds unless
+    /// [`batch_size`](Backfill::batch_size) says otherwise: 1,000.
+    pub const DEFAULT_BATCH_SIZE: u32 = 1_000;
+
+    /// How often progress is logged unless
+    /// [`log_every`](Backfill::log_every) says otherwise: five seconds.
+    pub const DEFAULT_LOG_EVERY: Duration = Duration::from_secs(5);
+
+    /// A backfill of every document of `collection` in `db`, until
+    /// [`filter`](Backfill::filter) narrows it.
+    pub fn new(db: &Database, collection: &str) -> Backfill<'a> {
+        Backfill {
+            collection: db.collection(collection),
+            filter: Document::new(),
+            work: None,
+            batch_size: Self::DEFAULT_BATCH_SIZE,
+            max_per_second: None,
+            name: None,
+            log_every: Self::DEFAULT_LOG_EVERY,
+        }
+    }
+
+    /// Visits only the documents matching `filter` when their batch is
+    /// read, and changes them only if they still match when it is updated.
+    pub fn filter(mut self, filter: Document) -> Backfill<'a> {
+        self.filter = filter;
+        self
+    }
+
+    /// Changes each batch with one `updateMany` of `update` (an update
+    /// document such as `{ "$set": ... }`, or an aggregation pipeline on
+    /// servers that take one) on exactly its `_id`s and the filter.
+    pub fn update(mut self, update: impl Into<UpdateModifications>) -> Backfill<'a> {
+        self.work = Some(Work::Update(update.into()));
+        self
+    }
+
+    /// Changes each batch with `work`, for what one update cannot express
+    /// (reading each document, writing to another collection). It is given
+    /// the collection and the batch's `_id`s, in order; the documents may
+    /// have stopped matching the filter since they were read.
+    ///
+    /// ```no_run
+    /// # async fn split(db: &schema_core::mongodb::Database) -> Result<(), schema_core::Error> {
+    /// use schema_core::data::Backfill;
+    /// use schema_core::mongodb::bson::{Document, doc};
+    ///
+    /// Backfill::new(db, "users")
+    ///     .filter(doc! { "name": { "$exists": true }, "first_name": { "$exists": false } })
+    ///     .for_each_batch(|users, ids| async move {
+    ///         let mut cursor = users.find(doc! { "_id": { "$in": ids } }).await?;
+    ///         while cursor.advance().await? {
+    ///             let user: Document = cursor.deserialize_current()?;
+    ///             let name = user.get_str("name").unwrap_or_default();
+    ///             let (first, last) = name.split_once(' ').unwrap_or((name, ""));
+    ///             users
+    ///                 .update_one(
+    ///                     doc! { "_id": user.get("_id").cloned() },
+    ///                     doc! { "$set": { "first_name": first, "last_name": last } },
+    ///                 )
+    ///                 .await?;
+    ///         }
+    ///         Ok::<(), schema_core::mongodb::error::Error>(())
+    ///     })
+    ///     .run()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn for_each_batch<F, Fut, E>(mut self, mut work: F) -> Backfill<'a>
+    where
+        F: FnMut(Collection<Document>, Vec<Bson>) -> Fut + Send + 'a,
+        Fut: Future<Output = Result<(), E>> + Send + 'a,
+        E: Into<BoxError>,
+    {
+        self.work = Some(Work::EachBatch(Box::new(move |collection, ids| {
+            let batch = work(collection, ids);
+            Box::pin(async move { batch.await.map_err(Into::into) })
+        })));
+        self
+    }
+
+    /// How many documents each batch holds
+    /// ([`DEFAULT_BATCH_SIZE`](Backfill::DEFAULT_BATCH_SIZE) by default). Each
+    /// batch costs a read, its update and, under a manager, a checkpoint.
+    pub fn batch_size(mut self, batch_size: u32) -> Backfill<'a> {
+        self.batch_size = batch_size;
+        self
+    }
+
+    /// Keeps the walk at or below `documents` a second on average, by
+    /// waiting before a batch that would go faster. Unlimited by default.
+    pub fn max_per_second(mut self, documents: u32) -> Backfill<'a> {
+        self.max_per_second = Some(documents);
+        self
+    }
+
+    /// Names the backfill's checkpoint: needed only to tell apart two
+    /// backfills of one collection in one migration whose order can change.
+    /// By default it is the collection's name, with `#2`, `#3`... for the
+    /// second and later backfills of that collection in the migration.
+    pub fn name(mut self, name: impl Into<String>) -> Backfill<'a> {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// How often progress goes to the log
+    /// ([`DEFAULT_LOG_EVERY`](Backfill::DEFAULT_LOG_EVERY) by default); the
+    /// manager's observer hears of every batch.
+    pub fn log_every(mut self, every: Duration) -> Backfill<'a> {
+        self.log_every = every;
+        self
+    }
+
+    /// Walks the documents, batch by batch, resuming from this backfill's
+    /// checkpoint when a previous holder of the lock left one. Returns
+    /// what it did.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidBackfill`] when it has nothing to do, or a batch
+    ///   size or rate of zero; nothing is sent to the server;
+    /// - [`Error::BackfillFailed`] when a batch's read or update failed
+    ///   (after a few attempts when the failure was a failover or a lost
+    ///   connection) or `for_each_batch`'s function returned an error;
+    /// - [`Error::LockLost`] when, under a manager, the lease ended or was
+    ///   taken over: nothing more is done or saved here;
+    /// - [`Error::Database`] when the total could not be counted.
+    pub async fn run(self) -> Result<BackfillReport, Error> {
+        let started = Instant::now();
+        let Backfill {
+            collection,
+            filter,
+            work,
+            batch_size,
+            max_per_second,
+            name: checkpoint_name,
+            log_every,
+        } = self;
+        let walk = Walk {
+            collection,
+            filter,
+            batch_size,
+        };
+        let name = walk.collection.name().to_owned();
+        let invalid = |reason: &str| Error::InvalidBackfill {
+            collection: name.clone(),
+            reason: reason.to_owned(),
+        };
+        if batch_size == 0 {
+            return Err(invalid("its batch size is zero; give `batch_size` at least 1"));
+        }
+        if max_per_second == Some(0) {
+            return Err(invalid(
+                "its `max_per_second` is zero, so it would never start; give at least 1",
+            ));
+        }
+        let Some(mut work) = work else {
+            return Err(invalid(
+                "it has nothing to do; give it `update(...)` or `for_each_batch(...)`",
+            ));
+        };
+
+        let managed = context::current();
+        let (mut checkpoint, resumed) = match &managed {
+            Some(managed) => {
+                let key = managed
+                    .checkpoints
+                    .claim(checkpoint_name.as_deref().unwrap_or(&name));
+                managed.checkpoints.start(&key, &name).await
+            }
+            None => (Checkpoint::detached(&name), false),
+        };
+        let migration = managed
+            .as_ref()
+            .map(|managed| managed.checkpoints.migration().to_owned());
+        if checkpoint.total.is_none() {
+            checkpoint.total = Some(walk.count().await?);
+        }
+        if let Some(managed) = &managed {
+            if !resumed {
+                // Saved before the first batch, so the backfill shows from
+                // the start, with the server's time it started.
+                checkpoint.started_at = Some(managed.checkpoints.save(&checkpoint).await?);
+            }
+        } else {
+            info!(
+                collection = %name,
+                "backfill outside a managed migration: it runs without checkpoints"
+            );
+        }
+        let resumed_from = resumed.then_some(checkpoint.visited);
+        if resumed {
+            info!(
+                migration.id = migration.as_deref().unwrap_or(""),
+                collection = %name,
+                done = checkpoint.visited,
+                total = checkpoint.total,
+                "resuming a backfill from its checkpoint"
+            );
+        }
+
+        let resumed_at = checkpoint.visited;
+        let observer = managed.as_ref().and_then(|managed| managed.observer.clone());
+        let mut reporter = Reporter::new(resumed_at, log_every, observer);
+        let pace = Pace::new(max_per_second);
+        let progress = |checkpoint: &Checkpoint, finished: bool| Progress {
+            migration: migration.clone(),
+            collection: name.clone(),
+            done: checkpoint.visited,
+            total: checkpoint.total,
+            rate: 0.0,
+            eta: None,
+            finished,
+        };
+        loop {
+            pace.wait(checkpoint.visited - resumed_at).await;
+            let (ids, exhausted) = walk.next_ids(checkpoint.position.as_ref()).await?;
+            let Some(last) = ids.last().cloned() else {
+                break;
+            };
+            if let Some(managed) = &managed {
+                managed.checkpoints.ensure_live()?;
+            }
+            walk.change(&mut work, &mut checkpoint, ids).await?;
+            checkpoint.position = Some(last);
+            checkpoint.batches += 1;
+            if let Some(managed) = &managed {
+                managed.checkpoints.save(&checkpoint).await?;
+            }
+            reporter.batch_done(progress(&checkpoint, false));
+            if exhausted {
+                break;
+            }
+        }
+        reporter.batch_done(progress(&checkpoint, true));
+        Ok(BackfillReport {
+            collection: name,
+            visited: checkpoint.visited,
+            matched: checkpoint.matched,
+            modified: checkpoint.modified,
+            batches: checkpoint.batches,
+            resumed_from,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+/// The walk itself: the collection, the filter and the batch size.
+struct Walk {
+    collection: Collection<Document>,
+    filter: Document,
+    batch_size: u32,
+}
+
+impl Walk {
+    /// The documents expected: a count of the filter, or the collection's
+    /// estimated size when there is no filter.
+    async fn count(&self) -> Result<u64, Error> {
+        let counted = if self.filter.is_empty() {
+            self.collection.estimated_document_count().await
+        } else {
+            self.collection.count_documents(self.filter.clone()).await
+        };
+        counted.map_err(|source| Error::Database {
+            action: format!(
+                "count the documents the backfill of `{}` visits",
+                self.collection.name()
+            ),
+            source: Box::new(source),
+        })
+    }
+
+    /// The `_id`s of the next batch, in order, after `last`, and whether
+    /// they are the last: a batch that comes back short, even after a look
+    /// into the `_id` types that sort later, ends the walk.
+    async fn next_ids(&self, last: Option<&Bson>) -> Result<(Vec<Bson>, bool), Error> {
+        let size = self.batch_size as usize;
+        let mut ids = self.find_ids(walk::after(&self.filter, last), size, last).await?;
+        if ids.len() < size {
+            // The bracket of `_id` types may be done, not the collection.
+            let tail = ids.last().or(last).cloned();
+            if let Some(query) = tail.as_ref().and_then(|tail| walk::beyond(&self.filter, tail)) {
+                let more = self.find_ids(query, size - ids.len(), last).await?;
+                ids.extend(more);
+            }
+        }
+        let exhausted = ids.len() < size;
+        Ok((ids, exhausted))
+    }
+
+    async fn find_ids(&self, query: Document, limit: usize, last: Option<&Bson>) -> Result<Vec<Bson>, Error> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let batch = u32::try_from(limit).unwrap_or(u32::MAX);
+        self.attempt(last, || async {
+            let mut cursor = self
+                .collection
+                .find(query.clone())
+                .sort(doc! { "_id": 1 })
+                .projection(doc! { "_id": 1 })
+                .limit(limit)
+                .batch_size(batch)
+                .await?;
+            let mut ids = Vec::new();
+            while cursor.advance().await? {
+                let document: Document = cursor.deserialize_current()?;
+                if let Some(id) = document.get("_id") {
+                    ids.push(id.clone());
+                }
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// Changes the batch `ids` and adds its counts to `checkpoint`.
+    async fn change(
+        &self,
+        work: &mut Work<'_>,
+        checkpoint: &mut Checkpoint,
+        ids: Vec<Bson>,
+    ) -> Result<(), Error> {
+        let last = checkpoint.position.clone();
+        let count = ids.len() as u64;
+        match work {
+            Work::Update(update) => {
+                let filter = walk::batch(&self.filter, &ids);
+                let result = self
+                    .attempt(last.as_ref(), || async {
+                        self.collection.update_many(filter.clone(), update.clone()).await
+                    })
+                    .await?;
+                checkpoint.matched = Some(checkpoint.matched.unwrap_or(0) + result.matched_count);
+                checkpoint.modified = Some(checkpoint.modified.unwrap_or(0) + result.modified_count);
+            }
+            Work::EachBatch(work) => {
+                work(self.collection.clone(), ids)
+                    .await
+                    .map_err(|source| self.failed(last.as_ref(), source))?;
+            }
+        }
+        checkpoint.visited += count;
+        Ok(())
+    }
+
+    /// Runs one of a batch's commands, again after a failure worth another
+    /// attempt, up to [`ATTEMPTS`] times.
+    async fn attempt<T, F, Fut>(&self, last: Option<&Bson>, command: F) -> Result<T, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = mongodb::error::Result<T>>,
+    {
+        let mut attempt = 1;
+        loop {
+            match command().await {
+                Ok(value) => return Ok(value),
+                Err(error) if attempt < ATTEMPTS && is_transient(&error) => {
+                    warn!(
+                        error = %error,
+                        collection = %self.collection.name(),
+                        attempt,
+                        "a backfill's batch failed; trying it again"
+                    );
+                    tokio::time::sleep(jittered(Duration::from_millis(200) * attempt)).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(self.failed(last, Box::new(error))),
+            }
+        }
+    }
+
+    fn failed(&self, last: Option<&Bson>, source: BoxError) -> Error {
+        Error::BackfillFailed {
+            collection: self.collection.name().to_owned(),
+            after: last.map_or_else(|| "none".to_owned(), ToString::to_string),
+            source,
+        }
+    }
+}
+
+impl std::fmt::Debug for Backfill<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Backfill")
+            .field("collection", &self.collection.name())
+            .field("filter", &self.filter)
+            .field("batch_size", &self.batch_size)
+            .field("max_per_second", &self.max_per_second)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An observer of every batch, for
+/// [`SchemaManager::on_progress`](crate::SchemaManager::on_progress).
+pub(crate) fn observer(observe: impl Fn(&Progress) + Send + Sync + 'static) -> Observer {
+    Observer(Arc::new(observe))
+}

@@ -1,0 +1,378 @@
+//! `data::Backfill` against the server: the walk over integer, string and
+//! ObjectId `_id`s, empty collections, filters matching nothing, batches
+//! larger than the collection, the function form; and, under a manager,
+//! the checkpoint after every batch, its removal with the completion, its
+//! survival when the migration fails, and the resumed run.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use schema_core::data::{Backfill, Progress};
+use schema_core::mongodb::Database;
+use schema_core::mongodb::bson::{Bson, Document, doc, oid::ObjectId};
+use schema_core::{Error, Migrations, SchemaManager, migration};
+use schema_tests::{documents, fresh_database, monitored_database, record_ids, take_commands};
+
+/// Integer `_id`s for the tests: from 10,000, so every one has five digits.
+/// The emulator the tests may run on sorts integer `_id`s as text in some
+/// queries and as numbers in others; with equal digit counts both orders
+/// agree. MongoDB sorts them as numbers, whatever their digits.
+fn integers(count: i32) -> impl Iterator<Item = Bson> {
+    (10_000..10_000 + count).map(Bson::Int32)
+}
+
+/// Inserts one document `{ _id, n: 0, k }` per id, in chunks.
+async fn insert(db: &Database, collection: &str, ids: impl IntoIterator<Item = Bson>) {
+    let documents: Vec<Document> = ids
+        .into_iter()
+        .enumerate()
+        .map(|(index, id)| doc! { "_id": id, "n": 0, "k": (index % 3) as i32 })
+        .collect();
+    for chunk in documents.chunks(5_000) {
+        db.collection::<Document>(collection)
+            .insert_many(chunk.to_vec())
+            .await
+            .expect("insert the documents");
+    }
+}
+
+/// How many documents of `collection` have each value of `n`.
+async fn tally(db: &Database, collection: &str) -> std::collections::BTreeMap<i64, u64> {
+    let mut tally = std::collections::BTreeMap::new();
+    for document in documents(db, collection).await {
+        let n = match document.get("n") {
+            Some(Bson::Int32(n)) => i64::from(*n),
+            Some(Bson::Int64(n)) => *n,
+            other => panic!("n is {other:?} in {document:?}"),
+        };
+        *tally.entry(n).or_insert(0) += 1;
+    }
+    tally
+}
+
+async fn increment_all(db: &Database, batch_size: u32) -> schema_core::data::BackfillReport {
+    Backfill::new(db, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(batch_size)
+        .run()
+        .await
+        .expect("the backfill runs")
+}
+
+#[tokio::test]
+async fn integer_ids_are_walked_once_each_in_batches() {
+    let db = fresh_database("backfill_integers").await;
+    // Both integer widths and a double: one bracket for the server.
+    let ids = (10_000..11_200).map(|i| match i % 3 {
+        0 => Bson::Int32(i),
+        1 => Bson::Int64(i64::from(i)),
+        _ => Bson::Double(f64::from(i) + 0.5),
+    });
+    insert(&db, "items", ids).await;
+    let report = increment_all(&db, 500).await;
+    assert_eq!((report.visited, report.batches), (1_200, 3));
+    assert_eq!((report.matched, report.modified), (Some(1_200), Some(1_200)));
+    assert_eq!(report.resumed_from, None);
+    assert_eq!(tally(&db, "items").await, [(1, 1_200)].into());
+}
+
+#[tokio::test]
+async fn string_ids_are_walked_once_each_in_batches() {
+    let db = fresh_database("backfill_strings").await;
+    insert(
+        &db,
+        "items",
+        (0..1_050).map(|i| Bson::String(format!("user-{i:05}"))),
+    )
+    .await;
+    let report = increment_all(&db, 100).await;
+    assert_eq!((report.visited, report.batches), (1_050, 11));
+    assert_eq!(tally(&db, "items").await, [(1, 1_050)].into());
+}
+
+#[tokio::test]
+async fn object_ids_are_walked_once_each_in_batches() {
+    let db = fresh_database("backfill_object_ids").await;
+    insert(&db, "items", (0..2_001).map(|_| Bson::ObjectId(ObjectId::new()))).await;
+    let report = increment_all(&db, 1_000).await;
+    assert_eq!((report.visited, report.batches), (2_001, 3));
+    assert_eq!(tally(&db, "items").await, [(1, 2_001)].into());
+}
+
+#[tokio::test]
+async fn an_empty_collection_has_nothing_to_walk() {
+    let db = fresh_database("backfill_empty").await;
+    let report = increment_all(&db, 1_000).await;
+    assert_eq!((report.visited, report.batches), (0, 0));
+    assert_eq!((report.matched, report.modified), (None, None));
+    assert!(documents(&db, "items").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_filter_matching_nothing_changes_nothing() {
+    let db = fresh_database("backfill_no_match").await;
+    insert(&db, "items", integers(300)).await;
+    let report = Backfill::new(&db, "items")
+        .filter(doc! { "k": 7 })
+        .update(doc! { "$inc": { "n": 1 } })
+        .run()
+        .await
+        .expect("the backfill runs");
+    assert_eq!((report.visited, report.batches), (0, 0));
+    assert_eq!(tally(&db, "items").await, [(0, 300)].into());
+}
+
+#[tokio::test]
+async fn a_filter_narrows_the_walk_and_each_batch() {
+    let db = fresh_database("backfill_filter").await;
+    insert(&db, "items", integers(900)).await;
+    let report = Backfill::new(&db, "items")
+        .filter(doc! { "k": 1 })
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(100)
+        .run()
+        .await
+        .expect("the backfill runs");
+    assert_eq!((report.visited, report.batches), (300, 3));
+    assert_eq!(tally(&db, "items").await, [(0, 600), (1, 300)].into());
+    let changed = db
+        .collection::<Document>("items")
+        .count_documents(doc! { "n": 1, "k": 1 })
+        .await
+        .expect("count");
+    assert_eq!(changed, 300, "exactly the documents the filter matches");
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_the_collection_is_one_batch() {
+    let (db, sent) = monitored_database("backfill_one_batch").await;
+    insert(&db, "items", integers(42)).await;
+    take_commands(&sent);
+    let report = increment_all(&db, 1_000).await;
+    let names: Vec<String> = take_commands(&sent).into_iter().map(|(name, _)| name).collect();
+    assert_eq!((report.visited, report.batches), (42, 1));
+    assert_eq!(tally(&db, "items").await, [(1, 42)].into());
+    // The expected total, the batch, a look for `_id`s of the types that
+    // sort after integers (it came back short), and the batch's update,
+    // which ends the walk; no checkpoint outside a manager.
+    assert_eq!(names, ["count", "find", "find", "update"]);
+}
+
+#[tokio::test]
+async fn the_function_form_is_handed_each_batch_in_id_order() {
+    let db = fresh_database("backfill_function").await;
+    insert(&db, "items", integers(250)).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let noted = seen.clone();
+    let report = Backfill::new(&db, "items")
+        .batch_size(100)
+        .for_each_batch(move |items, ids| {
+            noted.lock().expect("not poisoned").push(ids.len());
+            async move {
+                items
+                    .update_many(doc! { "_id": { "$in": ids } }, doc! { "$inc": { "n": 1 } })
+                    .await
+                    .map(drop)
+            }
+        })
+        .run()
+        .await
+        .expect("the backfill runs");
+    assert_eq!(*seen.lock().expect("not poisoned"), [100, 100, 50]);
+    assert_eq!((report.visited, report.batches), (250, 3));
+    assert_eq!((report.matched, report.modified), (None, None));
+    assert_eq!(tally(&db, "items").await, [(1, 250)].into());
+}
+
+#[tokio::test]
+async fn a_backfill_that_cannot_run_says_why_before_sending_anything() {
+    let (db, sent) = monitored_database("backfill_invalid").await;
+    let nothing = Backfill::new(&db, "items")
+        .run()
+        .await
+        .expect_err("nothing to do");
+    assert!(matches!(nothing, Error::InvalidBackfill { .. }), "{nothing:?}");
+    assert!(
+        nothing
+            .to_string()
+            .contains("`update(...)` or `for_each_batch(...)`")
+    );
+    let zero = Backfill::new(&db, "items")
+        .update(doc! { "$set": { "a": 1 } })
+        .batch_size(0)
+        .run()
+        .await
+        .expect_err("an empty batch");
+    assert_eq!(zero.kind(), "invalid_backfill");
+    assert!(take_commands(&sent).is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_batch_names_the_collection_and_where_it_stopped() {
+    let db = fresh_database("backfill_failing").await;
+    insert(&db, "items", integers(30)).await;
+    let error = Backfill::new(&db, "items")
+        .batch_size(10)
+        .for_each_batch(|_, ids| async move {
+            if ids.first() == Some(&Bson::Int32(10_020)) {
+                return Err("the third batch refuses".into());
+            }
+            Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .run()
+        .await
+        .expect_err("the third batch fails");
+    assert_eq!(
+        error.to_string(),
+        "the backfill of `items` failed on the batch after `_id` 10019"
+    );
+    assert_eq!(error.kind(), "backfill_failed");
+}
+
+// Migrations applied by a manager, each in a group of its own.
+
+/// Fails on the batch starting at this `_id`, once, when set.
+static FAIL_AT: AtomicU64 = AtomicU64::new(u64::MAX);
+static FAILED: AtomicBool = AtomicBool::new(false);
+
+#[migration(id = "b_managed", group = "managed")]
+async fn managed(db: &Database) -> Result<(), Error> {
+    Backfill::new(db, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(100)
+        .run()
+        .await?;
+    Ok(())
+}
+
+#[migration(id = "b_resumed", group = "resumed")]
+async fn resumed(db: &Database) -> Result<(), Error> {
+    Backfill::new(db, "items")
+        .batch_size(100)
+        .for_each_batch(|items, ids| async move {
+            let first = ids.first().and_then(Bson::as_i32).map(|n| n as u64);
+            if first == Some(FAIL_AT.load(Ordering::SeqCst)) && !FAILED.swap(true, Ordering::SeqCst) {
+                return Err::<(), Box<dyn std::error::Error + Send + Sync>>("the batch fails once".into());
+            }
+            items
+                .update_many(doc! { "_id": { "$in": ids } }, doc! { "$inc": { "n": 1 } })
+                .await?;
+            Ok(())
+        })
+        .run()
+        .await?;
+    Ok(())
+}
+
+fn manager(db: &Database, group: &str) -> SchemaManager {
+    SchemaManager::new(db.clone()).migrations(Migrations::group(group).expect("a valid group"))
+}
+
+#[tokio::test]
+async fn under_a_manager_every_batch_is_checkpointed_and_the_checkpoint_goes_with_the_completion() {
+    let (db, sent) = monitored_database("backfill_managed").await;
+    insert(&db, "items", integers(250)).await;
+    let observed: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let noted = observed.clone();
+    take_commands(&sent);
+    manager(&db, "managed")
+        .on_progress(move |progress| noted.lock().expect("not poisoned").push(progress.clone()))
+        .apply_all()
+        .await
+        .expect("apply");
+
+    assert_eq!(tally(&db, "items").await, [(1, 250)].into());
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_managed"]);
+    assert!(
+        documents(&db, "schema_lock").await.is_empty(),
+        "lock and checkpoint gone"
+    );
+
+    let commands = take_commands(&sent);
+    let backfill: Vec<(&str, &str)> = commands
+        .iter()
+        .map(|(name, target)| (name.as_str(), target.as_str()))
+        .skip_while(|command| *command != ("count", "items"))
+        .take_while(|command| *command != ("insert", "schema_versions"))
+        .collect();
+    let checkpoint = ("findAndModify", "schema_lock");
+    // The expected total (no filter: the estimated count), the checkpoint
+    // before the first batch, then each batch: its `_id`s, its update, its
+    // checkpoint. The short last batch looks into later `_id` types first.
+    let mut expected = vec![("count", "items"), checkpoint];
+    for _ in 0..2 {
+        expected.extend([("find", "items"), ("update", "items"), checkpoint]);
+    }
+    expected.extend([
+        ("find", "items"),
+        ("find", "items"),
+        ("update", "items"),
+        checkpoint,
+    ]);
+    // The fence of the completion, which also removes the checkpoint.
+    expected.push(checkpoint);
+    assert_eq!(backfill, expected, "all commands: {commands:?}");
+
+    let observed = observed.lock().expect("not poisoned");
+    let done: Vec<u64> = observed.iter().map(|progress| progress.done).collect();
+    assert_eq!(done, [100, 200, 250, 250]);
+    assert!(observed.iter().all(|progress| progress.total == Some(250)));
+    assert_eq!(observed.last().map(|progress| progress.finished), Some(true));
+    assert_eq!(observed[0].migration.as_deref(), Some("b_managed"));
+}
+
+#[tokio::test]
+async fn a_failed_migration_keeps_its_checkpoint_and_the_next_start_resumes_there() {
+    let db = fresh_database("backfill_resumed").await;
+    insert(&db, "items", integers(500)).await;
+    FAIL_AT.store(10_300, Ordering::SeqCst);
+
+    let error = manager(&db, "resumed")
+        .apply_all()
+        .await
+        .expect_err("the fourth batch fails");
+    assert!(
+        matches!(&error, Error::MigrationFailed { id, .. } if id == "b_resumed"),
+        "{error:?}"
+    );
+    assert!(FAILED.load(Ordering::SeqCst), "the batch failed");
+    // Three batches done, the lock kept for its checkpoint.
+    assert_eq!(tally(&db, "items").await, [(0, 200), (1, 300)].into());
+    let lock = documents(&db, "schema_lock").await;
+    assert_eq!(lock.len(), 1, "{lock:?}");
+    // Let go with an ended lease (`released` too, which the emulator
+    // stores as an integer), so the next start takes it at once.
+    assert!(
+        matches!(lock[0].get("lease_ms"), Some(Bson::Int32(0) | Bson::Int64(0))),
+        "{lock:?}"
+    );
+    let status = manager(&db, "resumed").status().await.expect("status");
+    assert_eq!(status.backfills.len(), 1, "{status:?}");
+    let backfill = &status.backfills[0];
+    assert_eq!(
+        (
+            backfill.migration.as_str(),
+            backfill.key.as_str(),
+            backfill.done,
+            backfill.total
+        ),
+        ("b_resumed", "items", 300, Some(500))
+    );
+    assert_eq!(backfill.position.as_deref(), Some("10299"));
+    assert!(backfill.started_at.is_some() && backfill.updated_at.is_some());
+
+    manager(&db, "resumed")
+        .apply_all()
+        .await
+        .expect("the next start finishes");
+    assert_eq!(
+        tally(&db, "items").await,
+        [(1, 500)].into(),
+        "no document done twice"
+    );
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_resumed"]);
+    assert!(
+        documents(&db, "schema_lock").await.is_empty(),
+        "lock and checkpoint gone"
+    );
+}
