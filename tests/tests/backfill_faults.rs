@@ -1,0 +1,237 @@
+//! Backfills under faults, with real processes of `backfill-worker`: a
+//! holder killed (SIGKILL) in the middle of a backfill of 20,000 documents,
+//! and a holder paused (SIGSTOP) past its lease. The worker's update adds 1
+//! to each document, so a batch done twice shows. Each test first proves
+//! that its fault happened at that point of the backfill (the checkpoint
+//! in the lock shows the batches done), then asserts what the collection
+//! holds: every document changed, at most one batch twice.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::time::{Duration, Instant};
+
+use schema_core::mongodb::Database;
+use schema_core::mongodb::bson::{Bson, Document, doc, oid::ObjectId};
+use schema_tests::proxy::{FaultProxy, Match};
+use schema_tests::workers::{Worker, finish, line, lock_document, signal, text};
+use schema_tests::{documents, fresh_database, record_ids};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_backfill-worker");
+const DOCUMENTS: usize = 20_000;
+const BATCH: u64 = 500;
+/// Three seconds: the emulator the tests may run on answers one command at a
+/// time, and its `_id` range reads over 20,000 documents take a good part of a
+/// second, so renewals of a shorter lease can queue behind two backfills.
+const LEASE_MS: u64 = 3_000;
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(180)
+}
+
+async fn setup(test: &str) -> Database {
+    let db = fresh_database(test).await;
+    let items: Vec<Document> = (0..DOCUMENTS)
+        .map(|_| doc! { "_id": ObjectId::new(), "n": 0 })
+        .collect();
+    for chunk in items.chunks(5_000) {
+        db.collection::<Document>("items")
+            .insert_many(chunk.to_vec())
+            .await
+            .expect("insert the items");
+    }
+    db
+}
+
+/// The backfill's checkpoint in the lock: `(batches, visited, by)`.
+async fn checkpoint(db: &Database) -> Option<(i64, i64, String)> {
+    let lock = lock_document(db).await?;
+    let entry = lock
+        .get_array("checkpoints")
+        .ok()?
+        .first()?
+        .as_document()?
+        .clone();
+    let count = |field: &str| match entry.get(field) {
+        Some(Bson::Int32(n)) => i64::from(*n),
+        Some(Bson::Int64(n)) => *n,
+        _ => -1,
+    };
+    Some((
+        count("batches"),
+        count("visited"),
+        entry.get_str("by").ok()?.to_owned(),
+    ))
+}
+
+/// Waits until the checkpoint shows at least `batches` batches saved by
+/// the process `pid`.
+async fn wait_for_batches(db: &Database, child: &mut std::process::Child, batches: i64) -> (i64, i64) {
+    let until = deadline();
+    let pid = format!(":{}", child.id());
+    loop {
+        if let Some((done, visited, by)) = checkpoint(db).await {
+            if done >= batches && by.ends_with(&pid) {
+                return (done, visited);
+            }
+        }
+        if let Some(status) = child.try_wait().expect("poll the worker") {
+            let mut output = String::new();
+            for stream in [
+                child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read>),
+                child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let mut stream = stream;
+                let _ = stream.read_to_string(&mut output);
+            }
+            panic!(
+                "the worker exited ({status}) before {batches} batches; the lock: {:?}\n{output}",
+                lock_document(db).await
+            );
+        }
+        assert!(Instant::now() < until, "{batches} batches in time");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// How many items have each value of `n`.
+async fn tally(db: &Database) -> BTreeMap<i64, usize> {
+    let mut tally = BTreeMap::new();
+    for item in documents(db, "items").await {
+        let n = match item.get("n") {
+            Some(Bson::Int32(n)) => i64::from(*n),
+            Some(Bson::Int64(n)) => *n,
+            other => panic!("n is {other:?}"),
+        };
+        *tally.entry(n).or_insert(0) += 1;
+    }
+    tally
+}
+
+/// Every item changed, once, except at most one batch of them twice; the
+/// migration recorded once and the lock (with its checkpoint) gone.
+async fn assert_each_item_changed_and_at_most_one_batch_twice(db: &Database) {
+    let tally = tally(db).await;
+    let once = tally.get(&1).copied().unwrap_or(0);
+    let twice = tally.get(&2).copied().unwrap_or(0);
+    assert_eq!(
+        once + twice,
+        DOCUMENTS,
+        "every item changed once or twice: {tally:?}"
+    );
+    assert!(twice as u64 <= BATCH, "at most one batch twice: {tally:?}");
+    assert_eq!(record_ids(db, "schema_versions").await, ["f_0001_backfill"]);
+    assert!(
+        documents(db, "schema_lock").await.is_empty(),
+        "lock and checkpoint gone"
+    );
+}
+
+fn resumed_from(output: &std::process::Output) -> u64 {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let line = line(&stdout, "visited").unwrap_or_default().to_owned();
+    let resumed = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("resumed_from="))
+        .unwrap_or("none");
+    resumed
+        .parse()
+        .unwrap_or_else(|_| panic!("the waiter resumed: {}", text(output)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_killed_in_the_middle_of_a_backfill_is_resumed_by_the_next_process() {
+    let db = setup("backfill_killed").await;
+    let mut holder = Worker::new(WORKER, &db, LEASE_MS)
+        .env("BACKFILL_BATCH", BATCH)
+        .env("BACKFILL_RATE", 4_000)
+        .spawn();
+    wait_for_batches(&db, &mut holder, 5).await;
+    signal(&holder, "KILL");
+    let killed = finish(holder, deadline());
+    // The fault: killed by the signal, with at least five batches saved.
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&killed.status),
+        Some(9),
+        "{}",
+        text(&killed)
+    );
+    let (batches, visited, _) = checkpoint(&db).await.expect("the checkpoint stays with the lock");
+    assert!(batches >= 5, "killed after {batches} batches");
+    assert!(
+        (visited as u64) < DOCUMENTS as u64,
+        "killed before the end: {visited}"
+    );
+
+    let waiter = finish(Worker::new(WORKER, &db, LEASE_MS).spawn(), deadline());
+    assert!(waiter.status.success(), "{}", text(&waiter));
+    let stdout = String::from_utf8_lossy(&waiter.stdout).into_owned();
+    assert_eq!(line(&stdout, "applied"), Some("f_0001_backfill"));
+    assert_eq!(line(&stdout, "interrupted"), Some("f_0001_backfill"));
+    let resumed = resumed_from(&waiter);
+    assert!(
+        resumed >= visited as u64,
+        "resumed from the last checkpoint ({resumed} >= {visited})"
+    );
+    assert_each_item_changed_and_at_most_one_batch_twice(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_paused_past_its_lease_is_resumed_and_moves_no_checkpoint_when_it_wakes() {
+    let db = setup("backfill_paused").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let saves = Match::command("findAndModify").on("schema_lock").when(|body| {
+        body.get_document("update")
+            .and_then(|update| update.get_document("$set"))
+            .is_ok_and(|set| set.contains_key("checkpoints"))
+    });
+    let mut holder = Worker::new(WORKER, &db, LEASE_MS)
+        .through(&proxy.uri())
+        .env("BACKFILL_BATCH", BATCH)
+        .env("BACKFILL_RATE", 4_000)
+        .spawn();
+    wait_for_batches(&db, &mut holder, 3).await;
+    signal(&holder, "STOP");
+    // What reached the server before the pause took hold.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, paused_at, _) = checkpoint(&db).await.expect("a checkpoint");
+    let saved_before_waking = proxy.count(&saves);
+    assert!(
+        saved_before_waking >= 4,
+        "{saved_before_waking} saves before the pause"
+    );
+
+    // The next process takes over once the lease ends and resumes; it is
+    // slowed so that it is still at work when the paused one wakes.
+    let mut waiter = Worker::new(WORKER, &db, LEASE_MS)
+        .env("BACKFILL_BATCH", BATCH)
+        .env("BACKFILL_RATE", 2_000)
+        .spawn();
+    let (_, taken_at) = wait_for_batches(&db, &mut waiter, 1).await;
+    assert!(
+        taken_at >= paused_at,
+        "resumed, not restarted: {taken_at} >= {paused_at}"
+    );
+    signal(&holder, "CONT");
+    let holder = finish(holder, deadline());
+    let waiter_still_running = waiter.try_wait().expect("poll the waiter").is_none();
+    let waiter = finish(waiter, deadline());
+
+    assert!(!holder.status.success(), "{}", text(&holder));
+    assert!(
+        text(&holder).contains("lost the schema lock while applying `f_0001_backfill`"),
+        "{}",
+        text(&holder)
+    );
+    assert_eq!(
+        proxy.count(&saves),
+        saved_before_waking,
+        "the woken holder sent no checkpoint"
+    );
+    assert!(waiter_still_running, "the holder woke while the waiter worked");
+    assert!(waiter.status.success(), "{}", text(&waiter));
+    assert!(resumed_from(&waiter) >= paused_at as u64);
+    assert_each_item_changed_and_at_most_one_batch_twice(&db).await;
+}
