@@ -2,8 +2,9 @@
 //! declared as `schema-core` migrations.
 //!
 //! Each module owns the collections of one part of the application and
-//! declares their indexes and validators. Linking this crate registers its
-//! nine migrations; `main.rs` applies them at start, as every process of the
+//! declares their indexes and validators, and one data migration: a
+//! backfill of the events' `status`. Linking this crate registers its ten
+//! migrations; `main.rs` applies them at start, as every process of the
 //! application does.
 
 pub mod schema;

@@ -1,5 +1,6 @@
-//! The example application's nine migrations, applied to a fresh database:
-//! the indexes that exist afterwards, and the commands that built them.
+//! The example application's ten migrations, applied to a fresh database:
+//! the indexes that exist afterwards, the commands that built them, and the
+//! events the status backfill changed.
 //!
 //! The test server keeps index keys, `unique` and TTL seconds, but renames
 //! indexes, forgets descending directions and does not list text indexes,
@@ -58,12 +59,12 @@ fn sorted(mut expected: Vec<Kept>) -> Vec<Kept> {
 }
 
 #[tokio::test]
-async fn the_nine_migrations_build_the_backends_indexes() {
+async fn the_ten_migrations_build_the_backends_indexes() {
     let (db, sent) = monitored_database("example_schema").await;
     let report = SchemaManager::new(db.clone()).apply_all().await.expect("apply");
     let commands = take_commands(&sent);
-    assert_eq!(report.applied.len(), 9, "{report:?}");
-    assert_eq!(record_ids(&db, "schema_versions").await.len(), 9);
+    assert_eq!(report.applied.len(), 10, "{report:?}");
+    assert_eq!(record_ids(&db, "schema_versions").await.len(), 10);
 
     assert_eq!(
         indexes(&db, "events").await,
@@ -190,7 +191,7 @@ async fn a_second_start_applies_nothing_and_leaves_the_indexes_as_they_were() {
         .await
         .expect("second start");
     assert!(report.applied.is_empty(), "{report:?}");
-    assert_eq!(report.already_applied.len(), 9);
+    assert_eq!(report.already_applied.len(), 10);
     for (collection, before) in collections.iter().zip(before) {
         assert_eq!(indexes(&db, collection).await, before, "{collection}");
     }
@@ -247,4 +248,25 @@ async fn the_events_text_index_and_validator_are_sent_as_declared() {
             Bson::from("timestamp")
         ]
     );
+}
+
+#[tokio::test]
+async fn the_status_backfill_gives_every_event_written_without_one_a_pending_status() {
+    let (db, _) = monitored_database("example_status_backfill").await;
+    let events = db.collection::<Document>("events");
+    let mut written: Vec<Document> = (0..2_500)
+        .map(|i| doc! { "event_id": format!("e{i:05}"), "event_type": "order.created" })
+        .collect();
+    written.push(doc! { "event_id": "done", "event_type": "order.created", "status": "processed" });
+    events.insert_many(written).await.expect("write events");
+
+    SchemaManager::new(db.clone()).apply_all().await.expect("apply");
+
+    let count = |filter: Document| {
+        let events = events.clone();
+        async move { events.count_documents(filter).await.expect("count") }
+    };
+    assert_eq!(count(doc! { "status": "pending" }).await, 2_500);
+    assert_eq!(count(doc! { "status": "processed" }).await, 1, "a status is kept");
+    assert_eq!(count(doc! { "status": { "$exists": false } }).await, 0);
 }

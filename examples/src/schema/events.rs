@@ -1,5 +1,6 @@
 //! The event store: the collection the application queries most.
 
+use schema_core::data::Backfill;
 use schema_core::indexes::{IndexModelExt, ascending, ensure_indexes, keys, text, ttl};
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::doc;
@@ -56,4 +57,21 @@ async fn events_validator(db: &Database) -> Result<(), Error> {
         .level(ValidationLevel::Moderate)
         .action(ValidationAction::Warn);
     set_validator(db, "events", validator).await
+}
+
+/// Events status: every event written before the status field existed is pending
+///
+/// A data migration: it walks the events without a `status` in batches,
+/// checkpointing each one in the schema lock, so a process that takes over
+/// after a crash continues where the other stopped. The update sets what
+/// the filter tests, so a batch done twice changes nothing the second time.
+#[migration(id = "0010_events_status", after = "0002_events_validator")]
+async fn events_status(db: &Database) -> Result<(), Error> {
+    Backfill::new(db, "events")
+        .filter(doc! { "status": { "$exists": false } })
+        .update(doc! { "$set": { "status": "pending" } })
+        .batch_size(1_000)
+        .run()
+        .await?;
+    Ok(())
 }
