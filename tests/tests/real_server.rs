@@ -1,6 +1,6 @@
 //! What only a real MongoDB server does: refusing an index that contradicts
-//! an existing one, storing a collection's validator, and building text
-//! indexes.
+//! an existing one, storing a collection's validator, building text
+//! indexes, and sorting `_id`s of mixed types in one order.
 //!
 //! The emulator `scripts/with-mongodb` falls back to accepts all three
 //! commands without doing what they ask, so on it each test prints why it
@@ -190,4 +190,45 @@ async fn a_text_index_is_listed_with_its_weights() {
     let weights = listed.get_document("weights").expect("weights");
     assert_eq!(weights.get("title").and_then(number), Some(10.0), "{listed}");
     assert_eq!(weights.get("body").and_then(number), Some(1.0), "{listed}");
+}
+
+#[tokio::test]
+async fn a_backfill_walks_ids_of_mixed_types_once_each_across_their_type_brackets() {
+    let db = fresh_database("real_mixed_ids").await;
+    if skip_unless_real(
+        &db,
+        "`_id`s of mixed types must sort in MongoDB's order of types and answer `$type` queries, \
+         which the walk from one type to the next relies on",
+    )
+    .await
+    {
+        return;
+    }
+    use schema_core::mongodb::bson::oid::ObjectId;
+    let mut ids: Vec<Bson> = Vec::new();
+    ids.extend((0..7).map(Bson::Int32));
+    ids.extend((0..5).map(|i| Bson::Int64(100 + i)));
+    ids.extend((0..6).map(|i| Bson::String(format!("key-{i}"))));
+    ids.extend((0..4).map(|_| Bson::ObjectId(ObjectId::new())));
+    ids.extend((0..3).map(|i| Bson::DateTime(schema_core::mongodb::bson::DateTime::from_millis(i))));
+    let items: Vec<Document> = ids.iter().map(|id| doc! { "_id": id.clone(), "n": 0 }).collect();
+    db.collection::<Document>("items")
+        .insert_many(items)
+        .await
+        .expect("insert");
+
+    // Batches of 4 end inside brackets and at their edges.
+    let report = schema_core::data::Backfill::new(&db, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(4)
+        .run()
+        .await
+        .expect("the backfill runs");
+    assert_eq!(report.visited, ids.len() as u64);
+    let once = db
+        .collection::<Document>("items")
+        .count_documents(doc! { "n": 1 })
+        .await
+        .expect("count");
+    assert_eq!(once, ids.len() as u64, "every document changed exactly once");
 }
