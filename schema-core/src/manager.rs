@@ -570,6 +570,13 @@ impl SchemaManager {
     /// lock whose lease has ended is taken over by the next start anyway;
     /// this clears it without starting one.
     ///
+    /// A lock that holds the checkpoints of a backfill (see [`data`]) is
+    /// kept, released, so that the next start resumes the backfill;
+    /// [`unlock_force`](SchemaManager::unlock_force) removes them too, and
+    /// the backfill then starts again from the beginning.
+    ///
+    /// [`data`]: crate::data
+    ///
     /// # Errors
     ///
     /// [`Error::LockHeld`] while the lease is live (see

@@ -361,6 +361,15 @@ async fn a_failed_migration_keeps_its_checkpoint_and_the_next_start_resumes_ther
     assert_eq!(backfill.position.as_deref(), Some("10299"));
     assert!(backfill.started_at.is_some() && backfill.updated_at.is_some());
 
+    // `unlock` clears the holder but keeps what the next start resumes from.
+    assert!(manager(&db, "resumed").unlock().await.expect("unlock"));
+    let lock = manager(&db, "resumed").lock_status().await.expect("lock status");
+    let kept = lock.expect("the lock stays for its checkpoint").backfills;
+    assert_eq!(
+        kept.iter().map(|backfill| backfill.done).collect::<Vec<_>>(),
+        [300]
+    );
+
     manager(&db, "resumed")
         .apply_all()
         .await

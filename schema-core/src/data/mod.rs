@@ -224,7 +224,10 @@ impl<'a> Backfill<'a> {
 
     /// How many documents each batch holds
     /// ([`DEFAULT_BATCH_SIZE`](Backfill::DEFAULT_BATCH_SIZE) by default). Each
-    /// batch costs a read, its update and, under a manager, a checkpoint.
+    /// batch costs a read, its update and, under a manager, a checkpoint;
+    /// after a crash at most one batch is done again. The update names
+    /// every `_id` of its batch, so keep batches in the thousands, well
+    /// within a command's 16 MB.
     pub fn batch_size(mut self, batch_size: u32) -> Backfill<'a> {
         self.batch_size = batch_size;
         self
