@@ -72,7 +72,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::options::UpdateModifications;
+use mongodb::options::{CollectionOptions, ReadPreference, SelectionCriteria, UpdateModifications};
 use mongodb::{Collection, Database};
 use tracing::{info, warn};
 
@@ -149,10 +149,15 @@ impl<'a> Backfill<'a> {
     pub const DEFAULT_LOG_EVERY: Duration = Duration::from_secs(5);
 
     /// A backfill of every document of `collection` in `db`, until
-    /// [`filter`](Backfill::filter) narrows it.
+    /// [`filter`](Backfill::filter) narrows it. It reads the primary,
+    /// whatever read preference `db` has: a lagging secondary would hide
+    /// documents written before the migration started.
     pub fn new(db: &Database, collection: &str) -> Backfill<'a> {
+        let primary = CollectionOptions::builder()
+            .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
+            .build();
         Backfill {
-            collection: db.collection(collection),
+            collection: db.collection_with_options(collection, primary),
             filter: Document::new(),
             work: None,
             batch_size: Self::DEFAULT_BATCH_SIZE,
@@ -273,85 +278,19 @@ impl<'a> Backfill<'a> {
     /// - [`Error::Database`] when the total could not be counted.
     pub async fn run(self) -> Result<BackfillReport, Error> {
         let started = Instant::now();
-        let Backfill {
-            collection,
-            filter,
-            work,
-            batch_size,
-            max_per_second,
-            name: checkpoint_name,
-            log_every,
-        } = self;
-        let walk = Walk {
-            collection,
-            filter,
-            batch_size,
-        };
-        let name = walk.collection.name().to_owned();
-        let invalid = |reason: &str| Error::InvalidBackfill {
-            collection: name.clone(),
-            reason: reason.to_owned(),
-        };
-        if batch_size == 0 {
-            return Err(invalid("its batch size is zero; give `batch_size` at least 1"));
-        }
-        if max_per_second == Some(0) {
-            return Err(invalid(
-                "its `max_per_second` is zero, so it would never start; give at least 1",
-            ));
-        }
-        let Some(mut work) = work else {
-            return Err(invalid(
-                "it has nothing to do; give it `update(...)` or `for_each_batch(...)`",
-            ));
-        };
-
+        let (walk, mut work, settings) = self.prepare()?;
         let managed = context::current();
-        let (mut checkpoint, resumed) = match &managed {
-            Some(managed) => {
-                let key = managed
-                    .checkpoints
-                    .claim(checkpoint_name.as_deref().unwrap_or(&name));
-                managed.checkpoints.start(&key, &name).await
-            }
-            None => (Checkpoint::detached(&name), false),
-        };
+        let (mut checkpoint, resumed) = walk.begin(managed.as_deref(), settings.name.as_deref()).await?;
+        let resumed_at = checkpoint.visited;
         let migration = managed
             .as_ref()
             .map(|managed| managed.checkpoints.migration().to_owned());
-        if checkpoint.total.is_none() {
-            checkpoint.total = Some(walk.count().await?);
-        }
-        if let Some(managed) = &managed {
-            if !resumed {
-                // Saved before the first batch, so the backfill shows from
-                // the start, with the server's time it started.
-                checkpoint.started_at = Some(managed.checkpoints.save(&checkpoint).await?);
-            }
-        } else {
-            info!(
-                collection = %name,
-                "backfill outside a managed migration: it runs without checkpoints"
-            );
-        }
-        let resumed_from = resumed.then_some(checkpoint.visited);
-        if resumed {
-            info!(
-                migration.id = migration.as_deref().unwrap_or(""),
-                collection = %name,
-                done = checkpoint.visited,
-                total = checkpoint.total,
-                "resuming a backfill from its checkpoint"
-            );
-        }
-
-        let resumed_at = checkpoint.visited;
         let observer = managed.as_ref().and_then(|managed| managed.observer.clone());
-        let mut reporter = Reporter::new(resumed_at, log_every, observer);
-        let pace = Pace::new(max_per_second);
+        let mut reporter = Reporter::new(resumed_at, settings.log_every, observer);
+        let pace = Pace::new(settings.max_per_second);
         let progress = |checkpoint: &Checkpoint, finished: bool| Progress {
             migration: migration.clone(),
-            collection: name.clone(),
+            collection: walk.collection.name().to_owned(),
             done: checkpoint.visited,
             total: checkpoint.total,
             rate: 0.0,
@@ -380,15 +319,55 @@ impl<'a> Backfill<'a> {
         }
         reporter.batch_done(progress(&checkpoint, true));
         Ok(BackfillReport {
-            collection: name,
+            collection: walk.collection.name().to_owned(),
             visited: checkpoint.visited,
             matched: checkpoint.matched,
             modified: checkpoint.modified,
             batches: checkpoint.batches,
-            resumed_from,
+            resumed_from: resumed.then_some(resumed_at),
             elapsed: started.elapsed(),
         })
     }
+
+    /// Checks the builder and splits it into the walk, its work and the
+    /// rest, before anything is sent to the server.
+    fn prepare(self) -> Result<(Walk, Work<'a>, Settings), Error> {
+        let invalid = |reason: &str| Error::InvalidBackfill {
+            collection: self.collection.name().to_owned(),
+            reason: reason.to_owned(),
+        };
+        if self.batch_size == 0 {
+            return Err(invalid("its batch size is zero; give `batch_size` at least 1"));
+        }
+        if self.max_per_second == Some(0) {
+            return Err(invalid(
+                "its `max_per_second` is zero, so it would never start; give at least 1",
+            ));
+        }
+        let Some(work) = self.work else {
+            return Err(invalid(
+                "it has nothing to do; give it `update(...)` or `for_each_batch(...)`",
+            ));
+        };
+        let walk = Walk {
+            collection: self.collection,
+            filter: self.filter,
+            batch_size: self.batch_size,
+        };
+        let settings = Settings {
+            max_per_second: self.max_per_second,
+            name: self.name,
+            log_every: self.log_every,
+        };
+        Ok((walk, work, settings))
+    }
+}
+
+/// What a run needs besides the walk and its work.
+struct Settings {
+    max_per_second: Option<u32>,
+    name: Option<String>,
+    log_every: Duration,
 }
 
 /// The walk itself: the collection, the filter and the batch size.
@@ -399,6 +378,45 @@ struct Walk {
 }
 
 impl Walk {
+    /// Where the walk starts: after the checkpoint a previous run of the
+    /// migration saved, or, saved first under a manager, at the beginning
+    /// with the expected total. Returns whether it resumed.
+    async fn begin(
+        &self,
+        managed: Option<&Managed>,
+        name: Option<&str>,
+    ) -> Result<(Checkpoint, bool), Error> {
+        let collection = self.collection.name();
+        let Some(managed) = managed else {
+            info!(
+                collection,
+                "backfill outside a managed migration: it runs without checkpoints"
+            );
+            let mut checkpoint = Checkpoint::detached(collection);
+            checkpoint.total = Some(self.count().await?);
+            return Ok((checkpoint, false));
+        };
+        let key = managed.checkpoints.claim(name.unwrap_or(collection));
+        let (mut checkpoint, resumed) = managed.checkpoints.start(&key, collection).await;
+        if checkpoint.total.is_none() {
+            checkpoint.total = Some(self.count().await?);
+        }
+        if resumed {
+            info!(
+                migration.id = managed.checkpoints.migration(),
+                collection,
+                done = checkpoint.visited,
+                total = checkpoint.total,
+                "resuming a backfill from its checkpoint"
+            );
+        } else {
+            // Saved before the first batch, so the backfill shows from the
+            // start, with the server's time it started.
+            checkpoint.started_at = Some(managed.checkpoints.save(&checkpoint).await?);
+        }
+        Ok((checkpoint, resumed))
+    }
+
     /// The documents expected: a count of the filter, or the collection's
     /// estimated size when there is no filter.
     async fn count(&self) -> Result<u64, Error> {
