@@ -1,11 +1,19 @@
 //! The embedded command line, run as a process: every command, as a table
 //! and as JSON, and its exit statuses.
+//!
+//! Most tests run the `schema-cli` binary. The progress of `apply` needs a
+//! migration with a backfill, which that binary's set has not: its test
+//! runs this test binary again as the command line, on the migration
+//! declared here.
 
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
+use schema_core::data::Backfill;
 use schema_core::mongodb::Database;
-use schema_core::mongodb::bson::{Document, doc};
-use schema_tests::{fresh_database, ran, record_ids};
+use schema_core::mongodb::bson::{DateTime, Document, doc};
+use schema_core::{SchemaManager, migration};
+use schema_tests::{documents, fresh_database, ran, record_ids};
 
 const ALL: [&str; 3] = ["o_0001_orders", "o_0002_orders_ttl", "o_0003_invoices"];
 
@@ -257,5 +265,281 @@ async fn table_columns_line_up_by_display_width() {
     assert!(
         columns.windows(2).all(|pair| pair[0] == pair[1]),
         "{columns:?}\n{text}"
+    );
+}
+
+/// When set, the progress test's run of this binary as the command line,
+/// with these arguments.
+const AS_CLI: &str = "SCHEMA_CLI_TEST_ARGS";
+
+/// Every event gets a status, ten at a time and at most 100 a second, so
+/// that 400 take four seconds.
+#[migration(id = "c_0001_events_status")]
+async fn events_status(db: &Database) -> Result<(), schema_core::Error> {
+    Backfill::new(db, "events")
+        .filter(doc! { "status": { "$exists": false } })
+        .update(doc! { "$set": { "status": "pending" } })
+        .batch_size(10)
+        .max_per_second(100)
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// The lock of a process that is running `o_0002_orders_ttl`, with two of
+/// its backfills under way (the second one on the same collection, just
+/// started and of unknown size).
+fn lock_with_backfills() -> Document {
+    doc! {
+        "_id": "schema_versions",
+        "owner": "api-7:4321:5f3a",
+        "host": "api-7",
+        "pid": 4321_i64,
+        "acquired_at": DateTime::from_millis(1_790_000_000_000),
+        "renewed_at": DateTime::now(),
+        "lease_ms": 60_000_i64,
+        "running": "o_0002_orders_ttl",
+        "checkpoints": [
+            {
+                "migration": "o_0002_orders_ttl",
+                "checksum": "0123456789abcdef",
+                "key": "orders",
+                "collection": "orders",
+                "position": 12_000_i64,
+                "visited": 12_000_i64,
+                "matched": 12_000_i64,
+                "modified": 11_990_i64,
+                "batches": 12_i64,
+                "total": 100_000_i64,
+                "started_at": DateTime::from_millis(1_790_000_000_000),
+                "by": "api-7:4321",
+            },
+            {
+                "migration": "o_0002_orders_ttl",
+                "checksum": "0123456789abcdef",
+                "key": "orders#2",
+                "collection": "orders",
+                "position": null,
+                "visited": 0_i64,
+                "matched": null,
+                "modified": null,
+                "batches": 0_i64,
+                "total": null,
+                "started_at": DateTime::from_millis(1_790_000_050_000),
+                "by": "api-7:4321",
+            },
+        ],
+        "checkpointed_at": DateTime::from_millis(1_790_000_060_000),
+    }
+}
+
+const FIRST_BACKFILL: &str = "backfill of o_0002_orders_ttl on orders: 12000 of 100000 done (12%) \
+     in 12 batches, by api-7:4321, since 2026-09-21T14:13:20Z, last moved 2026-09-21T14:14:20Z";
+const SECOND_BACKFILL: &str = "backfill orders#2 of o_0002_orders_ttl on orders: 0 done in 0 batches, \
+     by api-7:4321, since 2026-09-21T14:14:10Z, last moved 2026-09-21T14:14:20Z";
+
+#[tokio::test]
+async fn status_and_lock_show_the_backfills_under_way() {
+    let db = fresh_database("cli_backfills").await;
+    assert_eq!(code(&cli(&db, &["mark-applied", "o_0001_orders"])), 0);
+    db.collection::<Document>("schema_lock")
+        .insert_one(lock_with_backfills())
+        .await
+        .unwrap();
+
+    let status = cli(&db, &["status"]);
+    assert_eq!(code(&status), 0, "{status:?}");
+    let text = stdout(&status);
+    let after_table: Vec<&str> = text.lines().skip_while(|line| !line.is_empty()).skip(1).collect();
+    assert_eq!(
+        after_table,
+        ["2 pending, 0 drifted, 0 unknown", FIRST_BACKFILL, SECOND_BACKFILL],
+        "{text}"
+    );
+
+    let status = json(&cli(&db, &["status", "--json"]));
+    assert_eq!(
+        status["backfills"],
+        serde_json::json!([
+            {
+                "migration": "o_0002_orders_ttl",
+                "key": "orders",
+                "collection": "orders",
+                "done": 12_000,
+                "total": 100_000,
+                "batches": 12,
+                "position": "12000",
+                "by": "api-7:4321",
+                "owner": "api-7:4321:5f3a",
+                "started_at": "2026-09-21T14:13:20Z",
+                "updated_at": "2026-09-21T14:14:20Z",
+            },
+            {
+                "migration": "o_0002_orders_ttl",
+                "key": "orders#2",
+                "collection": "orders",
+                "done": 0,
+                "total": null,
+                "batches": 0,
+                "position": null,
+                "by": "api-7:4321",
+                "owner": "api-7:4321:5f3a",
+                "started_at": "2026-09-21T14:14:10Z",
+                "updated_at": "2026-09-21T14:14:20Z",
+            },
+        ]),
+        "{status}"
+    );
+
+    let lock = cli(&db, &["lock"]);
+    assert_eq!(code(&lock), 0, "{lock:?}");
+    let text = stdout(&lock);
+    assert!(text.starts_with("holder:       api-7:4321:5f3a\n"), "{text}");
+    assert!(
+        text.ends_with(&format!("{FIRST_BACKFILL}\n{SECOND_BACKFILL}\n")),
+        "{text}"
+    );
+    let lock = json(&cli(&db, &["lock", "--json"]));
+    assert_eq!(lock["lock"]["backfills"], status["backfills"], "{lock}");
+    assert_eq!(lock["lock"]["running"], "o_0002_orders_ttl");
+}
+
+#[tokio::test]
+async fn status_shows_no_backfills_when_nothing_is_pending() {
+    let db = fresh_database("cli_no_backfills").await;
+    assert_eq!(code(&cli(&db, &["apply"])), 0);
+    // A lock left with checkpoints: nothing is pending, so none can be
+    // under way, and status does not read the lock.
+    db.collection::<Document>("schema_lock")
+        .insert_one(lock_with_backfills())
+        .await
+        .unwrap();
+    let status = cli(&db, &["status"]);
+    assert!(!stdout(&status).contains("backfill"), "{}", stdout(&status));
+    let status = json(&cli(&db, &["status", "--json"]));
+    assert_eq!(status["backfills"], serde_json::json!([]), "{status}");
+}
+
+/// Runs this test binary as the command line with `args`, on `db`.
+fn this_binary_as_cli(db: &Database, args: &str) -> Output {
+    let this = std::env::current_exe().expect("the test binary's path");
+    Command::new(this)
+        .args([
+            "--exact",
+            "apply_tells_how_its_backfills_go_on_a_piped_stderr",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(AS_CLI, args)
+        .env("MONGODB_URI", schema_tests::uri())
+        .env("WORKER_DB", db.name())
+        .output()
+        .expect("run the test binary as the command line")
+}
+
+async fn run_as_cli(args: &str) {
+    let (_, client, db) = schema_tests::worker_database().await.expect("the test database");
+    let args = std::iter::once("schema-cli").chain(args.split(' '));
+    let code = schema_core::cli::run_with(SchemaManager::new(db), args).await;
+    client.shutdown().await;
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+}
+
+/// Runs `apply` through [`this_binary_as_cli`], which is this same test run
+/// as the command line when [`AS_CLI`] is set.
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_tells_how_its_backfills_go_on_a_piped_stderr() {
+    if let Ok(args) = std::env::var(AS_CLI) {
+        return run_as_cli(&args).await;
+    }
+    let db = fresh_database("cli_progress").await;
+    let events = db.collection::<Document>("events");
+    events
+        // Five digits each: the emulator the tests may run on sorts
+        // integer `_id`s as text.
+        .insert_many((10_000..10_400_i64).map(|id| doc! { "_id": id }))
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let applied = this_binary_as_cli(&db, "apply");
+    let took = started.elapsed();
+    assert!(applied.status.success(), "{applied:?}");
+    assert!(
+        stdout(&applied).contains("applied c_0001_events_status ("),
+        "{}",
+        stdout(&applied)
+    );
+    let stderr = String::from_utf8_lossy(&applied.stderr).into_owned();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("backfill"))
+        .collect();
+    let prefix = "backfill c_0001_events_status on events: ";
+    let (last, under_way) = lines.split_last().expect("a line when it finished");
+    assert!(
+        last.starts_with(&format!("{prefix}400 of 400 (100%), ")) && last.ends_with("/s, finished"),
+        "{stderr}"
+    );
+    // Four seconds at least, a line at most every two: one or more while
+    // under way (the first two seconds after the first batch), each with
+    // the time left.
+    assert!(took >= Duration::from_millis(3_900), "{took:?}");
+    assert!(!under_way.is_empty(), "{stderr}");
+    assert!(
+        under_way.len() as f64 <= took.as_secs_f64() / 2.0,
+        "{} lines in {took:?}: {stderr}",
+        under_way.len()
+    );
+    for line in under_way {
+        assert!(
+            line.starts_with(prefix)
+                && line.contains(" of 400 (")
+                && line.contains("/s, about ")
+                && line.ends_with(" s left"),
+            "{line}"
+        );
+    }
+    let events_now = documents(&db, "events").await;
+    assert_eq!(events_now.len(), 400);
+    assert!(
+        events_now
+            .iter()
+            .all(|event| event.get_str("status") == Ok("pending")),
+        "{events_now:?}"
+    );
+
+    // With --json, no progress at all: the report is JSON on stdout, and
+    // stderr has nothing of the backfill, which did run.
+    db.collection::<Document>("schema_versions")
+        .delete_one(doc! { "_id": "c_0001_events_status" })
+        .await
+        .unwrap();
+    events
+        .update_many(
+            doc! { "_id": { "$lt": 10_100_i64 } },
+            doc! { "$unset": { "status": "" } },
+        )
+        .await
+        .unwrap();
+    let applied = this_binary_as_cli(&db, "apply --json");
+    assert!(applied.status.success(), "{applied:?}");
+    let stderr = String::from_utf8_lossy(&applied.stderr).into_owned();
+    assert!(!stderr.contains("backfill"), "{stderr}");
+    // The test harness prints its own words around the command line's:
+    // the report is on the line of the test's name, after it.
+    let text = stdout(&applied);
+    let report = text
+        .find('{')
+        .and_then(|start| text[start..].lines().next())
+        .unwrap_or_else(|| panic!("no report in {text}"));
+    let report: serde_json::Value = serde_json::from_str(report).unwrap();
+    assert_eq!(report["applied"], serde_json::json!(["c_0001_events_status"]));
+    let events_now = documents(&db, "events").await;
+    assert!(
+        events_now
+            .iter()
+            .all(|event| event.get_str("status") == Ok("pending")),
+        "{events_now:?}"
     );
 }
