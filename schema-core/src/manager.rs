@@ -54,8 +54,8 @@ pub struct SchemaManager {
     migrations: Option<Migrations>,
     on_drift: Policy,
     on_unknown: Policy,
-    /// Hears of every batch of every backfill.
-    observer: Option<Observer>,
+    /// Hear of every batch of every backfill.
+    observers: Vec<Observer>,
 }
 
 impl SchemaManager {
@@ -99,17 +99,18 @@ impl SchemaManager {
             migrations: None,
             on_drift: Policy::Warn,
             on_unknown: Policy::Warn,
-            observer: None,
+            observers: Vec::new(),
         }
     }
 
-    /// Calls `observe` after every batch of every
-    /// [`Backfill`](crate::data::Backfill) the migrations run under this
-    /// manager, with how far it is: to draw a progress bar, or to tell a
-    /// readiness probe the process is busy migrating. It runs inside the
+    /// Calls `observe` when each [`Backfill`](crate::data::Backfill) the
+    /// migrations run under this manager starts, after each of its batches
+    /// and when it ends, with how far it is: to draw a progress bar, or to
+    /// tell a readiness probe the process is busy migrating. Observers
+    /// added before are kept; each is called in turn. It runs inside the
     /// migration's task, so it should return quickly.
     pub fn on_progress(mut self, observe: impl Fn(&Progress) + Send + Sync + 'static) -> SchemaManager {
-        self.observer = Some(data::observer(observe));
+        self.observers.push(data::observer(observe));
         self
     }
 
@@ -415,7 +416,7 @@ impl SchemaManager {
             // The backfills inside save their checkpoints under this lease.
             let managed = Managed {
                 checkpoints: held.checkpoints(migration),
-                observer: self.observer.clone(),
+                observers: self.observers.clone(),
             };
             let run = Box::pin(data::scope(managed, migration.run(&self.db)));
             let outcome = held.hold_while(CatchUnwind(run)).await;

@@ -315,10 +315,12 @@ async fn under_a_manager_every_batch_is_checkpointed_and_the_checkpoint_goes_wit
 
     let observed = observed.lock().expect("not poisoned");
     let done: Vec<u64> = observed.iter().map(|progress| progress.done).collect();
-    assert_eq!(done, [100, 200, 250, 250]);
+    // At the start, after each batch, and at the end.
+    assert_eq!(done, [0, 100, 200, 250, 250]);
     assert!(observed.iter().all(|progress| progress.total == Some(250)));
     assert_eq!(observed.last().map(|progress| progress.finished), Some(true));
     assert_eq!(observed[0].migration.as_deref(), Some("b_managed"));
+    assert_eq!(observed[0].key, "items");
 }
 
 #[tokio::test]

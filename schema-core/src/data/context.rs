@@ -15,7 +15,7 @@ use crate::lock::Checkpoints;
 /// A migration running under the lease.
 pub(crate) struct Managed {
     pub(crate) checkpoints: Checkpoints,
-    pub(crate) observer: Option<Observer>,
+    pub(crate) observers: Vec<Observer>,
 }
 
 tokio::task_local! {

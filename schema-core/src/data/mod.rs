@@ -52,9 +52,10 @@
 //! # Progress
 //!
 //! At start, the expected total (`countDocuments` of the filter, or
-//! `estimatedDocumentCount` without one). After every batch, [`Progress`]
-//! goes to the manager's [`on_progress`](crate::SchemaManager::on_progress)
-//! observer, and at most every five seconds to the log (a `tracing` event
+//! `estimatedDocumentCount` without one). At the start, after every batch
+//! and at the end, [`Progress`] goes to the manager's
+//! [`on_progress`](crate::SchemaManager::on_progress) observers, and at
+//! most every five seconds to the log (a `tracing` event
 //! with done, total, rate and time left). [`SchemaManager::status`] and
 //! [`SchemaManager::lock_status`] show the checkpoints of a backfill under
 //! way: by whom, how far, since when.
@@ -285,11 +286,15 @@ impl<'a> Backfill<'a> {
         let migration = managed
             .as_ref()
             .map(|managed| managed.checkpoints.migration().to_owned());
-        let observer = managed.as_ref().and_then(|managed| managed.observer.clone());
-        let mut reporter = Reporter::new(resumed_at, settings.log_every, observer);
+        let observers = managed
+            .as_ref()
+            .map(|managed| managed.observers.clone())
+            .unwrap_or_default();
+        let mut reporter = Reporter::new(resumed_at, settings.log_every, observers);
         let pace = Pace::new(settings.max_per_second);
         let progress = |checkpoint: &Checkpoint, finished: bool| Progress {
             migration: migration.clone(),
+            key: checkpoint.key.clone(),
             collection: walk.collection.name().to_owned(),
             done: checkpoint.visited,
             total: checkpoint.total,
@@ -297,6 +302,7 @@ impl<'a> Backfill<'a> {
             eta: None,
             finished,
         };
+        reporter.tell(progress(&checkpoint, false));
         loop {
             pace.wait(checkpoint.visited - resumed_at).await;
             let (ids, exhausted) = walk.next_ids(checkpoint.position.as_ref()).await?;
@@ -312,12 +318,12 @@ impl<'a> Backfill<'a> {
             if let Some(managed) = &managed {
                 managed.checkpoints.save(&checkpoint).await?;
             }
-            reporter.batch_done(progress(&checkpoint, false));
+            reporter.tell(progress(&checkpoint, false));
             if exhausted {
                 break;
             }
         }
-        reporter.batch_done(progress(&checkpoint, true));
+        reporter.tell(progress(&checkpoint, true));
         Ok(BackfillReport {
             collection: walk.collection.name().to_owned(),
             visited: checkpoint.visited,
@@ -410,6 +416,12 @@ impl Walk {
                 "resuming a backfill from its checkpoint"
             );
         } else {
+            info!(
+                migration.id = managed.checkpoints.migration(),
+                collection,
+                total = checkpoint.total,
+                "starting a backfill"
+            );
             // Saved before the first batch, so the backfill shows from the
             // start, with the server's time it started.
             checkpoint.started_at = Some(managed.checkpoints.save(&checkpoint).await?);

@@ -16,6 +16,10 @@ pub struct Progress {
     /// The migration running it, when it runs under
     /// [`SchemaManager`](crate::SchemaManager).
     pub migration: Option<String>,
+    /// Which backfill of the migration: its collection (or the name given
+    /// with [`Backfill::name`](crate::data::Backfill::name)), with `#2`,
+    /// `#3`... for later ones on the same key, as in [`BackfillStatus`].
+    pub key: String,
     /// The collection it walks.
     pub collection: String,
     /// Documents done, by every process that worked on it.
@@ -76,8 +80,8 @@ pub struct BackfillStatus {
 }
 
 /// What [`SchemaManager::on_progress`](crate::SchemaManager::on_progress)
-/// is given: called after every batch of every backfill the manager's
-/// migrations run.
+/// is given: called at the start, after every batch and at the end of
+/// every backfill the manager's migrations run.
 #[derive(Clone)]
 pub(crate) struct Observer(pub(crate) Arc<dyn Fn(&Progress) + Send + Sync>);
 
@@ -87,31 +91,31 @@ impl fmt::Debug for Observer {
     }
 }
 
-/// Tells how a backfill is going: to the observer after every batch, to
-/// the log at most once per `every`.
+/// Tells how a backfill is going: to the observers at its start, after
+/// every batch and at its end, to the log at most once per `every`.
 pub(crate) struct Reporter {
     started: Instant,
     /// Documents done when this process started on it.
     resumed_at: u64,
     every: Duration,
     last_logged: Instant,
-    observer: Option<Observer>,
+    observers: Vec<Observer>,
 }
 
 impl Reporter {
-    pub(crate) fn new(resumed_at: u64, every: Duration, observer: Option<Observer>) -> Reporter {
+    pub(crate) fn new(resumed_at: u64, every: Duration, observers: Vec<Observer>) -> Reporter {
         let now = Instant::now();
         Reporter {
             started: now,
             resumed_at,
             every,
             last_logged: now,
-            observer,
+            observers,
         }
     }
 
-    /// After a batch (or at the end, `finished`), `done` documents in all.
-    pub(crate) fn batch_done(&mut self, mut progress: Progress) {
+    /// At the start, after a batch, or at the end (`finished`).
+    pub(crate) fn tell(&mut self, mut progress: Progress) {
         let (rate, eta) = rate_and_eta(
             progress.done.saturating_sub(self.resumed_at),
             self.started.elapsed(),
@@ -120,7 +124,7 @@ impl Reporter {
         );
         progress.rate = rate;
         progress.eta = eta;
-        if let Some(observer) = &self.observer {
+        for observer in &self.observers {
             (observer.0)(&progress);
         }
         if progress.finished || self.last_logged.elapsed() >= self.every {
@@ -151,7 +155,9 @@ pub(crate) fn rate_and_eta(
         return (0.0, None);
     }
     let rate = done_here as f64 / seconds;
-    let eta = total.map(|total| Duration::from_secs_f64(total.saturating_sub(done) as f64 / rate));
+    // Beyond what a `Duration` holds, the time left is unknown.
+    let eta =
+        total.and_then(|total| Duration::try_from_secs_f64(total.saturating_sub(done) as f64 / rate).ok());
     (rate, eta)
 }
 
@@ -217,6 +223,7 @@ mod tests {
     fn the_fraction_is_bounded() {
         let progress = Progress {
             migration: None,
+            key: "events".into(),
             collection: "events".into(),
             done: 30,
             total: Some(20),

@@ -122,8 +122,8 @@ enum Attempt {
     /// The lock is this process's, renewed by a write sent at `sent`.
     Taken {
         sent: Instant,
-        document: Holder,
-        previous: Option<Holder>,
+        document: Box<Holder>,
+        previous: Option<Box<Holder>>,
     },
     /// Another process holds a live lease.
     Busy(Holder),
@@ -212,7 +212,7 @@ impl Lock {
                     sent,
                     document,
                     previous,
-                }) => return Ok(self.hold(owner, sent, document, previous)),
+                }) => return Ok(self.hold(owner, sent, *document, previous.map(|previous| *previous))),
                 Ok(Attempt::Busy(holder)) if wait.is_zero() => {
                     self.forget_unknown_insert(&owner, unknown_insert).await;
                     return Err(Error::LockHeld {
@@ -284,7 +284,7 @@ impl Lock {
                 let document = parse_or_stop(&self.collection, &fresh)?;
                 return Ok(Attempt::Taken {
                     sent,
-                    document,
+                    document: Box::new(document),
                     previous: None,
                 });
             }
@@ -308,7 +308,7 @@ impl Lock {
             debug!(owner = %owner.id, "the schema lock is already this process's");
             return Ok(Attempt::Taken {
                 sent: unknown_insert.unwrap_or(sent),
-                document: holder,
+                document: Box::new(holder),
                 previous: None,
             });
         }
@@ -322,8 +322,8 @@ impl Lock {
                 let document = parse_or_stop(&self.collection, &document)?;
                 Ok(Attempt::Taken {
                     sent,
-                    document,
-                    previous: Some(holder),
+                    document: Box::new(document),
+                    previous: Some(Box::new(holder)),
                 })
             }
             Ok(None) => Ok(Attempt::Again), // Another process took it over first.
