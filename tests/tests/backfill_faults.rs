@@ -19,10 +19,15 @@ use schema_tests::{documents, fresh_database, record_ids};
 const WORKER: &str = env!("CARGO_BIN_EXE_backfill-worker");
 const DOCUMENTS: usize = 20_000;
 const BATCH: u64 = 500;
-/// Three seconds: the emulator the tests may run on answers one command at a
-/// time, and its `_id` range reads over 20,000 documents take a good part of a
-/// second, so renewals of a shorter lease can queue behind two backfills.
-const LEASE_MS: u64 = 3_000;
+/// Five seconds: the emulator the tests may run on answers one command at a
+/// time and scans the collection for each `_id` range read (a good part of
+/// a second over 20,000 documents on a loaded machine), so renewals of a
+/// short lease queue behind the backfill's reads.
+const LEASE_MS: u64 = 5_000;
+
+/// One scenario at a time: both backfill 20,000 documents on a server that
+/// answers one command at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn deadline() -> Instant {
     Instant::now() + Duration::from_secs(180)
@@ -69,22 +74,16 @@ async fn wait_for_batches(db: &Database, child: &mut std::process::Child, batche
     let until = deadline();
     let pid = format!(":{}", child.id());
     loop {
-        if let Some((done, visited, by)) = checkpoint(db).await {
-            if done >= batches && by.ends_with(&pid) {
-                return (done, visited);
-            }
+        if let Some((done, visited, by)) = checkpoint(db).await
+            && done >= batches
+            && by.ends_with(&pid)
+        {
+            return (done, visited);
         }
         if let Some(status) = child.try_wait().expect("poll the worker") {
             let mut output = String::new();
-            for stream in [
-                child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read>),
-                child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read>),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let mut stream = stream;
-                let _ = stream.read_to_string(&mut output);
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = stderr.read_to_string(&mut output);
             }
             panic!(
                 "the worker exited ({status}) before {batches} batches; the lock: {:?}\n{output}",
@@ -143,6 +142,7 @@ fn resumed_from(output: &std::process::Output) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_holder_killed_in_the_middle_of_a_backfill_is_resumed_by_the_next_process() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let db = setup("backfill_killed").await;
     let mut holder = Worker::new(WORKER, &db, LEASE_MS)
         .env("BACKFILL_BATCH", BATCH)
@@ -180,6 +180,7 @@ async fn a_holder_killed_in_the_middle_of_a_backfill_is_resumed_by_the_next_proc
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_holder_paused_past_its_lease_is_resumed_and_moves_no_checkpoint_when_it_wakes() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let db = setup("backfill_paused").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let saves = Match::command("findAndModify").on("schema_lock").when(|body| {
