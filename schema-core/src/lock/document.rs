@@ -146,34 +146,8 @@ pub(crate) fn parse(document: &Document) -> Result<Holder, String> {
         Some(_) => return Err("`running` should be a migration id or null".to_owned()),
     };
     let released = matches!(document.get("released"), Some(Bson::Boolean(true)));
-    let done = match document.get("done") {
-        None | Some(Bson::Null) => Vec::new(),
-        Some(Bson::Array(entries)) => entries
-            .iter()
-            .enumerate()
-            .map(|(index, entry)| match entry {
-                Bson::Document(entry) => {
-                    parse_entry(entry).map_err(|reason| format!("`done.{index}`: {reason}"))
-                }
-                _ => Err(format!("`done.{index}` should be a document")),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err("`done` should be an array".to_owned()),
-    };
-    let checkpoints = match document.get("checkpoints") {
-        None | Some(Bson::Null) => Vec::new(),
-        Some(Bson::Array(entries)) => entries
-            .iter()
-            .enumerate()
-            .map(|(index, entry)| match entry {
-                Bson::Document(entry) => {
-                    checkpoint::parse(entry).map_err(|reason| format!("`checkpoints.{index}`: {reason}"))
-                }
-                _ => Err(format!("`checkpoints.{index}` should be a document")),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err("`checkpoints` should be an array".to_owned()),
-    };
+    let done = entries(document, "done", parse_entry)?;
+    let checkpoints = entries(document, "checkpoints", checkpoint::parse)?;
     let checkpointed_at = match document.get("checkpointed_at") {
         Some(Bson::DateTime(at)) => Some(*at),
         _ => None,
@@ -199,6 +173,29 @@ pub(crate) fn parse(document: &Document) -> Result<Holder, String> {
         checkpoints,
         checkpointed_at,
     })
+}
+
+/// The array `field` of `document`, each entry read by `parse`; absent or
+/// null is empty.
+fn entries<T>(
+    document: &Document,
+    field: &str,
+    parse: impl Fn(&Document) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    match document.get(field) {
+        None | Some(Bson::Null) => Ok(Vec::new()),
+        Some(Bson::Array(entries)) => entries
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| match entry {
+                Bson::Document(entry) => {
+                    parse(entry).map_err(|reason| format!("`{field}.{index}`: {reason}"))
+                }
+                _ => Err(format!("`{field}.{index}` should be a document")),
+            })
+            .collect(),
+        Some(_) => Err(format!("`{field}` should be an array")),
+    }
 }
 
 fn parse_entry(entry: &Document) -> Result<Completion, String> {
@@ -270,6 +267,18 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(reason, "`done.0`: `checksum` should be a string");
+        let reason = parse(&doc! {
+            "owner": "x", "renewed_at": DateTime::from_millis(0), "lease_ms": 1,
+            "checkpoints": [ 7 ],
+        })
+        .unwrap_err();
+        assert_eq!(reason, "`checkpoints.0` should be a document");
+        let reason = parse(&doc! {
+            "owner": "x", "renewed_at": DateTime::from_millis(0), "lease_ms": 1,
+            "checkpoints": { "events": 1 },
+        })
+        .unwrap_err();
+        assert_eq!(reason, "`checkpoints` should be an array");
     }
 
     #[test]

@@ -679,6 +679,7 @@ impl Held<'_> {
             completion.id
         );
         let answer = self
+            .fenced
             .write(
                 &completion.id,
                 || refused.clone(),
@@ -714,31 +715,18 @@ impl Held<'_> {
             "$set": { "running": running },
             "$currentDate": { "renewed_at": true },
         };
-        self.write(
-            id,
-            || format!("confirm the schema lock is still this process's before `{id}`"),
-            |collection, filter| {
-                collection
-                    .find_one_and_update(filter, update.clone())
-                    .projection(doc! { "_id": 1 })
-            },
-        )
-        .await?;
+        self.fenced
+            .write(
+                id,
+                || format!("confirm the schema lock is still this process's before `{id}`"),
+                |collection, filter| {
+                    collection
+                        .find_one_and_update(filter, update.clone())
+                        .projection(doc! { "_id": 1 })
+                },
+            )
+            .await?;
         Ok(())
-    }
-
-    /// One write filtered on this holder; see [`Fenced::write`].
-    async fn write<'a, F, C>(
-        &'a self,
-        id: &str,
-        action: impl Fn() -> String,
-        command: C,
-    ) -> Result<Document, Error>
-    where
-        C: Fn(&'a Collection<Document>, Document) -> F,
-        F: IntoFuture<Output = mongodb::error::Result<Option<Document>>>,
-    {
-        self.fenced.write(id, action, command).await
     }
 
     /// Lets the lock go: deletes it when every completion in its ledger is
