@@ -23,6 +23,10 @@
 //!   the ledger, so a process that takes over records what the previous
 //!   holder completed instead of running it again, and a holder that lost
 //!   its lease can never record anything.
+//! - **Checkpoints** of the backfills inside a migration are written the
+//!   same way, filtered on the owner ([`checkpoint`]): only the holder
+//!   moves them, the next holder resumes from them, and the fence of the
+//!   migration's completion removes them.
 
 mod checkpoint;
 mod clock;
