@@ -247,6 +247,22 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// The renewal of the schema lock's lease could not be started: its
+    /// thread, its runtime, or the client built from the options given to
+    /// [`SchemaManager::lease_client`](crate::SchemaManager::lease_client).
+    /// The lock was let go and nothing was applied.
+    #[error(
+        "could not start renewing the schema lock's lease: {reason}; the lock was let go and nothing \
+         was applied"
+    )]
+    LeaseRenewal {
+        /// What could not be started.
+        reason: String,
+        /// Why, when the system or the driver said.
+        #[source]
+        source: Option<BoxError>,
+    },
+
     /// The server did not answer a bookkeeping command in time. Nothing
     /// more was done.
     #[error("the server did not answer in time ({waited:?}) when trying to {action}")]
@@ -397,6 +413,7 @@ impl Error {
             Error::MalformedLock { .. } => "malformed_lock",
             Error::LockTimeout { .. } => "lock_timeout",
             Error::LockLost { .. } => "lock_lost",
+            Error::LeaseRenewal { .. } => "lease_renewal",
             Error::ServerTimeout { .. } => "server_timeout",
             Error::Configuration { .. } => "configuration",
             Error::IndexConflict { .. } => "index_conflict",

@@ -38,14 +38,18 @@ const TRANSIENT_CODES: &[i32] = &[
     13436, // NotPrimaryOrSecondary
 ];
 
+/// The longest `wtimeout` a server accepts: a 32-bit count of milliseconds.
+pub(crate) const MAX_WRITE_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
 /// A bookkeeping collection (the lock, the records) as this crate reads
 /// and writes it, whatever the `Database` was opened with: on the primary,
 /// with majority read concern, and with majority writes that give up after
-/// `write_timeout` instead of waiting forever for a majority that is gone.
+/// `write_timeout` instead of waiting forever for a majority that is gone
+/// (at most [`MAX_WRITE_TIMEOUT`], the longest the server takes).
 pub(crate) fn bookkeeping(db: &Database, name: &str, write_timeout: Duration) -> Collection<Document> {
     let write_concern = WriteConcern::builder()
         .w(Acknowledgment::Majority)
-        .w_timeout(write_timeout)
+        .w_timeout(write_timeout.min(MAX_WRITE_TIMEOUT))
         .build();
     let options = CollectionOptions::builder()
         .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
@@ -203,6 +207,9 @@ mod tests {
         let write = collection.write_concern().expect("a write concern");
         assert_eq!(write.w, Some(Acknowledgment::Majority));
         assert_eq!(write.w_timeout, Some(Duration::from_secs(7)));
+        let forever = bookkeeping(&db, "schema_lock", Duration::MAX);
+        let write = forever.write_concern().expect("a write concern");
+        assert_eq!(write.w_timeout, Some(MAX_WRITE_TIMEOUT));
     }
 
     #[test]

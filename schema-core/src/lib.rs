@@ -99,6 +99,7 @@ mod redact;
 mod registry;
 mod report;
 mod status;
+mod stored;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod unwind;

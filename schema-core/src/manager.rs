@@ -10,14 +10,16 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::data::{self, Managed, Observer, Progress};
 use crate::error::{BoxError, Error};
-use crate::lock::{Completion, Held, Interrupted, Lock, LockStatus};
+use crate::lock::{Held, Interrupted, Lock, LockStatus};
 use crate::migrations::Migrations;
 use crate::plan;
 use crate::policy::{self, Policy};
-use crate::records::{Records, Stored, VersionRecord};
+use crate::records::{Records, Stored};
 use crate::registry::Migration;
 use crate::report::{self, ApplyReport, ForgetReport, MarkReport};
 use crate::status::{self, State, Status};
+use crate::stored::lock::Completion;
+use crate::stored::record::VersionRecord;
 use crate::unwind::CatchUnwind;
 
 /// Applies the migrations registered with `#[migration]` to one database.
@@ -77,6 +79,15 @@ impl SchemaManager {
     /// 300 milliseconds: a shorter one would have the holder do little but
     /// renew, and others take over between two renewals.
     pub const MIN_LOCK_LEASE: Duration = Duration::from_millis(300);
+
+    /// The shortest lease [`lock_lease`](SchemaManager::lock_lease) accepts
+    /// on a sharded cluster, 10 seconds. There a lease's end is judged by
+    /// the clock of the mongos that answers while its renewals are stamped
+    /// by the clock of the shard primary that holds the lock collection; the
+    /// holder stops a second early to allow for the difference, which must
+    /// stay below a second. A shorter lease is refused with
+    /// [`Error::Configuration`] when the lock is first taken.
+    pub const MIN_SHARDED_LOCK_LEASE: Duration = crate::lock::MIN_SHARDED_LEASE;
 
     /// How long [`apply_all`](SchemaManager::apply_all) waits for a lock
     /// another process holds unless
@@ -168,9 +179,18 @@ impl SchemaManager {
     /// How long the lock stays held without renewal
     /// ([`DEFAULT_LOCK_LEASE`](SchemaManager::DEFAULT_LOCK_LEASE) by default,
     /// at least [`MIN_LOCK_LEASE`](SchemaManager::MIN_LOCK_LEASE): a shorter
-    /// one is a [`Error::Configuration`] before anything is sent). The
-    /// holder renews it three times per lease while it holds the lock; a
-    /// holder that dies blocks the others this long.
+    /// one is a [`Error::Configuration`] before anything is sent; on a
+    /// sharded cluster at least
+    /// [`MIN_SHARDED_LOCK_LEASE`](SchemaManager::MIN_SHARDED_LOCK_LEASE)).
+    /// The holder renews it three times per lease while it holds the lock;
+    /// a holder that dies blocks the others this long. A lease too long to
+    /// count (`Duration::MAX`) never ends by itself: a holder that dies
+    /// then blocks the others until `unlock --force`.
+    ///
+    /// The holder counts its lease on its own monotonic clock and, so that
+    /// time spent suspended counts too, on the wall clock; it stops when
+    /// either says the lease is over. The servers' clocks judge the lease
+    /// for everyone else: see `RELIABILITY.md` for what they must agree on.
     pub fn lock_lease(mut self, lease: Duration) -> SchemaManager {
         self.lock_lease = lease;
         self
@@ -179,7 +199,8 @@ impl SchemaManager {
     /// How long [`apply_all`](SchemaManager::apply_all) waits for a lock
     /// that another process holds and renews
     /// ([`DEFAULT_LOCK_WAIT_TIMEOUT`](SchemaManager::DEFAULT_LOCK_WAIT_TIMEOUT)
-    /// by default).
+    /// by default). A wait too long to count (`Duration::MAX`) waits for as
+    /// long as it takes.
     pub fn lock_wait_timeout(mut self, timeout: Duration) -> SchemaManager {
         self.lock_wait_timeout = timeout;
         self
@@ -263,7 +284,10 @@ impl SchemaManager {
     ///
     /// - [`Error::Configuration`] when the lock and versions collections are
     ///   the same or the lease is shorter than
-    ///   [`MIN_LOCK_LEASE`](SchemaManager::MIN_LOCK_LEASE);
+    ///   [`MIN_LOCK_LEASE`](SchemaManager::MIN_LOCK_LEASE) (or, on a sharded
+    ///   cluster, [`MIN_SHARDED_LOCK_LEASE`](SchemaManager::MIN_SHARDED_LOCK_LEASE));
+    /// - [`Error::LeaseRenewal`] when the lease's renewal cannot start;
+    ///   nothing is run;
     /// - [`Error::DuplicateId`], [`Error::UnknownDependency`] or
     ///   [`Error::Cycle`] when the registered set is invalid; the database
     ///   is not touched;
@@ -357,7 +381,7 @@ impl SchemaManager {
             let next = pending.get(index + 1).map(|migration| migration.id());
             let fenced_at = held.fence(&completion, next).await?;
             records.insert(&completion, fenced_at, || held.is_live()).await?;
-            held.recorded(id);
+            held.recorded(id).await;
             info!(
                 migration.id = id,
                 duration_ms = millis(duration),
@@ -371,27 +395,27 @@ impl SchemaManager {
 
     /// Records every completion in the lock's ledger that the versions
     /// collection lacks (a previous holder fenced them, then died or lost
-    /// its connection), and returns the records as they now are.
+    /// its connection), clears the ledger, and returns the records as they
+    /// now are. Only then may an operator command remove a record: a stale
+    /// entry left in the ledger would record again what it removed.
     async fn finish_ledger(&self, records: &Records, held: &mut Held<'_>) -> Result<Stored, Error> {
         let mut stored = records.read_all().await?;
         let mut recorded_now = Vec::new();
-        for done in held.ledger().to_vec() {
-            if stored.records.iter().any(|record| record.id == done.id) {
-                held.recorded(&done.id);
-                continue;
+        for done in held.inherited().to_vec() {
+            if !stored.records.iter().any(|record| record.id == done.id) {
+                // The ledger keeps no time per entry; the previous holder's
+                // last renewal, by the server's clock, is no earlier than
+                // the fence.
+                let applied_at = held.ledger_time();
+                records.insert(&done, applied_at, || held.is_live()).await?;
+                info!(migration.id = %done.id, "recorded a migration the previous holder completed");
+                stored.records.push(VersionRecord::of(&done, applied_at));
+                recorded_now.push(done.id.clone());
             }
-            // The ledger keeps no time per entry; the previous holder's last
-            // renewal, by the server's clock, is no earlier than the fence.
-            let applied_at = held.ledger_time();
-            records.insert(&done, applied_at, || held.is_live()).await?;
-            held.recorded(&done.id);
-            info!(migration.id = %done.id, "recorded a migration the previous holder completed");
-            stored
-                .records
-                .push(VersionRecord::from_completion(&done, applied_at));
-            recorded_now.push(done.id);
+            held.recorded(&done.id).await;
         }
-        let fenced: HashSet<String> = held.ledger().iter().map(|done| done.id.clone()).collect();
+        held.clear_ledger().await?;
+        let fenced: HashSet<String> = held.inherited().iter().map(|done| done.id.clone()).collect();
         if let Some(interrupted) = held.interrupted_mut() {
             interrupted.recorded = recorded_now;
             // A migration noted as running but fenced since did not stop
@@ -498,7 +522,14 @@ impl SchemaManager {
     /// Removes the record of migration `id`, so the next
     /// [`apply_all`](SchemaManager::apply_all) runs it again. Takes the lock
     /// for the removal, without waiting; first records what a previous
-    /// holder completed, and confirms the lease just before removing.
+    /// holder completed and clears the lock's ledger of it (so nothing left
+    /// there can record `id` again without running it), and confirms the
+    /// lease just before removing.
+    ///
+    /// Allowed while the lock is kept, released, for the checkpoints of a
+    /// backfill that has not finished: those belong to a migration not yet
+    /// recorded, which `forget` cannot remove, and they stay for its next
+    /// run.
     ///
     /// # Errors
     ///
@@ -669,7 +700,7 @@ impl SchemaManager {
                     let completion = Completion::marked(migration, &applied_by);
                     let fenced_at = held.fence(&completion, None).await?;
                     records.insert(&completion, fenced_at, || held.is_live()).await?;
-                    held.recorded(id);
+                    held.recorded(id).await;
                 }
                 State::Drifted { .. } => {
                     held.note_running(id, None).await?;

@@ -9,8 +9,9 @@ use tracing::warn;
 
 use crate::error::Error;
 use crate::faults::{Failure, bookkeeping, jittered, within};
-use crate::lock::Completion;
 use crate::registry::Migration;
+use crate::stored::lock::Completion;
+use crate::stored::record::{self, Malformed, VersionRecord};
 
 /// Migrations are few, so one batch holds them all and reading them is a
 /// single round trip.
@@ -20,34 +21,6 @@ const BATCH_SIZE: u32 = 100_000;
 /// includes finding a server, but finite.
 const READ_BOUND: Duration = Duration::from_secs(60);
 
-/// One applied migration, as stored in the versions collection.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct VersionRecord {
-    /// The migration id, stored as `_id`.
-    pub(crate) id: String,
-    pub(crate) description: Option<String>,
-    pub(crate) applied_at: Option<DateTime>,
-    pub(crate) duration_ms: Option<i64>,
-    pub(crate) applied_by: Option<String>,
-    /// The migration's checksum when it was recorded; absent in records
-    /// written by other tools or earlier versions.
-    pub(crate) checksum: Option<String>,
-}
-
-impl VersionRecord {
-    /// The record [`Records::insert`] writes for `completion`.
-    pub(crate) fn from_completion(completion: &Completion, applied_at: DateTime) -> VersionRecord {
-        VersionRecord {
-            id: completion.id.clone(),
-            description: Some(completion.description.clone()),
-            applied_at: Some(applied_at),
-            duration_ms: completion.duration_ms,
-            applied_by: Some(completion.applied_by.clone()),
-            checksum: Some(completion.checksum.clone()),
-        }
-    }
-}
-
 /// What the versions collection holds.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Stored {
@@ -55,17 +28,6 @@ pub(crate) struct Stored {
     pub(crate) records: Vec<VersionRecord>,
     /// The documents it cannot: written by hand or by another tool.
     pub(crate) malformed: Vec<Malformed>,
-}
-
-/// A document of the versions collection that is not a readable record.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Malformed {
-    /// Its `_id` when that is a string, as migration ids are.
-    pub(crate) id: Option<String>,
-    /// Its `_id` as shown in messages (the whole document without one).
-    pub(crate) shown: String,
-    /// What is wrong with it, naming the field.
-    pub(crate) reason: String,
 }
 
 /// The versions collection, read on the primary with majority read concern
@@ -103,7 +65,7 @@ impl Records {
             .map_err(|failure| failure.into_error(action))?;
         let mut stored = Stored::default();
         for document in &documents {
-            match parse(document) {
+            match record::read(document) {
                 Ok(record) => stored.records.push(record),
                 Err(malformed) => stored.malformed.push(malformed),
             }
@@ -151,7 +113,7 @@ impl Records {
         applied_at: DateTime,
         keep_trying: impl Fn() -> bool,
     ) -> Result<(), Error> {
-        let record = completion.to_record(applied_at);
+        let record = VersionRecord::of(completion, applied_at).to_document();
         loop {
             let failure = match within(self.bound, self.collection.insert_one(record.clone())).await {
                 Ok(_) => return Ok(()),
@@ -251,159 +213,5 @@ impl Records {
         .await
         .map_err(|failure| failure.into_error(format!("update `{}` in `{}`", migration.id(), self.name())))?;
         Ok(())
-    }
-}
-
-/// Reads one stored document; on failure, says which document and what is
-/// wrong with it.
-fn parse(document: &Document) -> Result<VersionRecord, Malformed> {
-    let id = match document.get("_id") {
-        Some(Bson::String(id)) => id.clone(),
-        Some(other) => {
-            return Err(Malformed {
-                id: None,
-                shown: other.to_string(),
-                reason: format!("its `_id` is {}, but migration ids are strings", kind(other)),
-            });
-        }
-        None => {
-            return Err(Malformed {
-                id: None,
-                shown: document.to_string(),
-                reason: "it has no `_id`".to_owned(),
-            });
-        }
-    };
-    let wrong = |field: &str, expected: &str, value: &Bson| Malformed {
-        id: Some(id.clone()),
-        shown: id.clone(),
-        reason: format!("`{field}` should be {expected} but is {}", kind(value)),
-    };
-    let string = |field: &str| match document.get(field) {
-        None | Some(Bson::Null) => Ok(None),
-        Some(Bson::String(text)) => Ok(Some(text.clone())),
-        Some(other) => Err(wrong(field, "a string", other)),
-    };
-    let description = string("description")?;
-    let applied_by = string("applied_by")?;
-    let checksum = string("checksum")?;
-    let applied_at = match document.get("applied_at") {
-        None | Some(Bson::Null) => None,
-        Some(Bson::DateTime(at)) => Some(*at),
-        Some(other) => return Err(wrong("applied_at", "a date", other)),
-    };
-    let duration_ms = match document.get("duration_ms") {
-        None | Some(Bson::Null) => None,
-        Some(Bson::Int64(ms)) => Some(*ms),
-        Some(Bson::Int32(ms)) => Some(i64::from(*ms)),
-        Some(other) => return Err(wrong("duration_ms", "an integer", other)),
-    };
-    Ok(VersionRecord {
-        id,
-        description,
-        applied_at,
-        duration_ms,
-        applied_by,
-        checksum,
-    })
-}
-
-/// "a string", "an int32", ...: the BSON type of `value`, for messages.
-fn kind(value: &Bson) -> &'static str {
-    use mongodb::bson::spec::ElementType;
-    match value.element_type() {
-        ElementType::Double => "a double",
-        ElementType::String => "a string",
-        ElementType::EmbeddedDocument => "a document",
-        ElementType::Array => "an array",
-        ElementType::Binary => "binary data",
-        ElementType::Undefined => "undefined",
-        ElementType::ObjectId => "an ObjectId",
-        ElementType::Boolean => "a boolean",
-        ElementType::DateTime => "a date",
-        ElementType::Null => "null",
-        ElementType::RegularExpression => "a regular expression",
-        ElementType::DbPointer => "a DBPointer",
-        ElementType::JavaScriptCode | ElementType::JavaScriptCodeWithScope => "JavaScript code",
-        ElementType::Symbol => "a symbol",
-        ElementType::Int32 => "an int32",
-        ElementType::Timestamp => "a timestamp",
-        ElementType::Int64 => "an int64",
-        ElementType::Decimal128 => "a decimal128",
-        ElementType::MaxKey => "MaxKey",
-        ElementType::MinKey => "MinKey",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use mongodb::bson::oid::ObjectId;
-
-    #[test]
-    fn a_record_written_by_this_crate_parses() {
-        let at = DateTime::from_millis(1_700_000_000_000);
-        let record = parse(&doc! {
-            "_id": "0001_events",
-            "description": "events indexes",
-            "applied_at": at,
-            "duration_ms": 12_i64,
-            "applied_by": "api-1:42",
-            "a_field_from_a_later_version": true,
-        })
-        .unwrap();
-        assert_eq!(
-            record,
-            VersionRecord {
-                id: "0001_events".into(),
-                description: Some("events indexes".into()),
-                applied_at: Some(at),
-                duration_ms: Some(12),
-                applied_by: Some("api-1:42".into()),
-                checksum: None,
-            }
-        );
-    }
-
-    #[test]
-    fn a_minimal_record_with_only_an_id_parses() {
-        let record = parse(&doc! { "_id": "0001_events" }).unwrap();
-        assert_eq!(record.id, "0001_events");
-        assert_eq!(record.applied_at, None);
-    }
-
-    #[test]
-    fn an_id_of_another_type_is_named_in_the_error() {
-        let malformed = parse(&doc! { "_id": 42 }).unwrap_err();
-        assert_eq!(malformed.id, None);
-        assert_eq!(malformed.shown, "42");
-        assert_eq!(
-            malformed.reason,
-            "its `_id` is an int32, but migration ids are strings"
-        );
-
-        let oid = ObjectId::new();
-        let malformed = parse(&doc! { "_id": oid }).unwrap_err();
-        assert!(malformed.shown.contains(&oid.to_hex()), "{malformed:?}");
-    }
-
-    #[test]
-    fn a_field_of_the_wrong_type_names_the_document_and_the_field() {
-        let malformed = parse(&doc! { "_id": "0003_x", "applied_at": "yesterday" }).unwrap_err();
-        assert_eq!(malformed.id.as_deref(), Some("0003_x"));
-        assert_eq!(malformed.shown, "0003_x");
-        assert_eq!(malformed.reason, "`applied_at` should be a date but is a string");
-        let malformed = parse(&doc! { "_id": "0003_x", "duration_ms": 1.5 }).unwrap_err();
-        assert_eq!(
-            malformed.reason,
-            "`duration_ms` should be an integer but is a double"
-        );
-    }
-
-    #[test]
-    fn a_document_without_id_is_shown_whole() {
-        let malformed = parse(&doc! { "description": "lost" }).unwrap_err();
-        assert!(malformed.shown.contains("lost"), "{malformed:?}");
-        assert_eq!(malformed.reason, "it has no `_id`");
     }
 }

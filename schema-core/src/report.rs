@@ -82,8 +82,8 @@ pub(crate) fn split<'m>(ordered: &[&'m Migration], stored: &Stored) -> (Vec<&'m 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::VersionRecord;
     use crate::registry::{Location, MigrationFuture};
+    use crate::stored::record::VersionRecord;
 
     fn never_run(_: &mongodb::Database) -> MigrationFuture<'_> {
         Box::pin(async { Ok(()) })
@@ -100,6 +100,7 @@ mod tests {
             duration_ms,
             applied_by: None,
             checksum: Some(checksum.to_owned()),
+            marked_applied: None,
         }
     }
 

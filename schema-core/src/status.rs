@@ -7,8 +7,10 @@ use std::time::Duration;
 use mongodb::bson::DateTime;
 
 use crate::policy::Policy;
-use crate::records::{Stored, VersionRecord};
+use crate::records::Stored;
 use crate::registry::Migration;
+use crate::stored::checkpoint::Checkpoint;
+use crate::stored::record::VersionRecord;
 
 /// Every migration this binary knows, in apply order, with its state, and
 /// the records of migrations it does not know.
@@ -25,7 +27,63 @@ pub struct Status {
     pub unknown: Vec<UnknownRecord>,
     /// The backfills of a migration under way or interrupted, from their
     /// checkpoints in the lock: by whom, how far, since when.
-    pub backfills: Vec<crate::data::BackfillStatus>,
+    pub backfills: Vec<BackfillStatus>,
+}
+
+/// Where a backfill of a migration not yet complete stands, from the
+/// checkpoint in the lock: [`Status::backfills`](crate::Status::backfills)
+/// and [`LockStatus::backfills`](crate::LockStatus::backfills).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct BackfillStatus {
+    /// The migration running it.
+    pub migration: String,
+    /// Which backfill of the migration: its collection (or the name given
+    /// with [`Backfill::name`](crate::data::Backfill::name)), with `#2`,
+    /// `#3`... for later ones on the same key.
+    pub key: String,
+    /// The collection it walks.
+    pub collection: String,
+    /// Documents done.
+    pub done: u64,
+    /// Documents expected when it started, if known.
+    pub total: Option<u64>,
+    /// Batches done.
+    pub batches: u64,
+    /// The last `_id` done, as the server's shell shows it
+    /// (`ObjectId("...")`, `"a string"`, `42`); the next batch starts after
+    /// it.
+    pub position: Option<String>,
+    /// `host:pid` of the process that saved the checkpoint.
+    pub by: String,
+    /// The lock's holder now (`host:pid:random`).
+    pub owner: String,
+    /// When the backfill started, by the server's clock.
+    #[serde(serialize_with = "crate::json::optional_time")]
+    pub started_at: Option<DateTime>,
+    /// When a checkpoint of the lock last moved, by the server's clock.
+    #[serde(serialize_with = "crate::json::optional_time")]
+    pub updated_at: Option<DateTime>,
+}
+
+impl BackfillStatus {
+    /// `checkpoint` as an operator reads it, in a lock held by `owner`
+    /// whose checkpoints last moved at `updated_at`.
+    pub(crate) fn of(checkpoint: &Checkpoint, owner: &str, updated_at: Option<DateTime>) -> BackfillStatus {
+        BackfillStatus {
+            migration: checkpoint.migration.clone(),
+            key: checkpoint.key.clone(),
+            collection: checkpoint.collection.clone(),
+            done: checkpoint.visited,
+            total: checkpoint.total,
+            batches: checkpoint.batches,
+            position: checkpoint.position.as_ref().map(ToString::to_string),
+            by: checkpoint.by.clone(),
+            owner: owner.to_owned(),
+            started_at: checkpoint.started_at,
+            updated_at,
+        }
+    }
 }
 
 /// One registered migration and its record, if any.
@@ -197,8 +255,8 @@ pub(crate) fn status(ordered: &[&Migration], stored: &Stored) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::Malformed;
     use crate::registry::Location;
+    use crate::stored::record::Malformed;
 
     fn never_run(_: &mongodb::Database) -> crate::__private::MigrationFuture<'_> {
         Box::pin(async { Ok(()) })
@@ -230,6 +288,7 @@ mod tests {
             duration_ms: Some(7),
             applied_by: None,
             checksum: checksum.map(str::to_owned),
+            marked_applied: None,
         }
     }
 

@@ -195,3 +195,13 @@ pub fn take_commands(sent: &SentCommands) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// A lock document as a process holding the lock would have written it:
+/// `fields`, with the bookkeeping every lock document carries (its
+/// version, the attempt that wrote it, its phase) added where `fields`
+/// does not say.
+pub fn held_lock(fields: Document) -> Document {
+    let mut lock = doc! { "version": 1_i64, "attempt": 0_i64, "phase": "held" };
+    lock.extend(fields);
+    lock
+}

@@ -136,6 +136,17 @@ pub struct Run {
     pub start: i64,
     /// ... and when it ended, if it did.
     pub end: Option<i64>,
+    /// The sequence's value at its last heartbeat, if it beat
+    /// (`WORKER_HEARTBEAT_MS`).
+    pub beat: Option<i64>,
+}
+
+impl Run {
+    /// The last sign of life: its end, else its last heartbeat, else its
+    /// start.
+    pub fn last_seen(&self) -> i64 {
+        self.end.or(self.beat).unwrap_or(self.start)
+    }
 }
 
 /// The logged runs of migration `id`, in the order they started.
@@ -152,6 +163,7 @@ pub async fn runs(db: &Database, id: &str) -> Vec<Run> {
             pid: integer(run.get("pid")).unwrap_or(0),
             start: integer(run.get("start")).unwrap_or(0),
             end: integer(run.get("end")),
+            beat: integer(run.get("beat")),
         })
         .collect();
     runs.sort_by_key(|run| run.start);
@@ -167,6 +179,17 @@ pub fn overlapping(runs: &[Run], dead: &[i64]) -> bool {
             Some(end) => later.start < end,
             None => !dead.contains(&run.pid),
         })
+    })
+}
+
+/// Whether a run showed a sign of life (see [`Run::last_seen`]) after a
+/// later run had started: two processes ran the migration at once. Unlike
+/// [`overlapping`], a run without an end counts only until its last sign.
+pub fn seen_overlapping(runs: &[Run]) -> bool {
+    runs.iter().enumerate().any(|(index, run)| {
+        runs[index + 1..]
+            .iter()
+            .any(|later| later.start < run.last_seen())
     })
 }
 
@@ -217,7 +240,23 @@ mod tests {
     use super::*;
 
     fn run(pid: i64, start: i64, end: Option<i64>) -> Run {
-        Run { pid, start, end }
+        Run {
+            pid,
+            start,
+            end,
+            beat: None,
+        }
+    }
+
+    #[test]
+    fn a_run_seen_alive_after_a_later_start_overlaps_it() {
+        let cut_off = |beat| Run {
+            beat: Some(beat),
+            ..run(1, 1, None)
+        };
+        assert!(!seen_overlapping(&[cut_off(2), run(2, 3, Some(4))]));
+        assert!(seen_overlapping(&[cut_off(5), run(2, 3, Some(6))]));
+        assert!(!seen_overlapping(&[run(1, 1, None), run(2, 3, Some(4))]));
     }
 
     #[test]

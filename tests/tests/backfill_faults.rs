@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, Document, doc, oid::ObjectId};
-use schema_tests::proxy::{FaultProxy, Match};
+use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::workers::{Worker, finish, line, lock_document, signal, text};
 use schema_tests::{documents, fresh_database, record_ids};
 
@@ -234,5 +234,66 @@ async fn a_holder_paused_past_its_lease_is_resumed_and_moves_no_checkpoint_when_
     assert!(waiter_still_running, "the holder woke while the waiter worked");
     assert!(waiter.status.success(), "{}", text(&waiter));
     assert!(resumed_from(&waiter) >= paused_at as u64);
+    assert_each_item_changed_and_at_most_one_batch_twice(&db).await;
+}
+
+/// The body of a checkpoint save whose (first) checkpoint counts `batches`.
+fn saves_batches(body: &Document, batches: i64) -> bool {
+    let saved = body
+        .get_document("update")
+        .and_then(|update| update.get_document("$set"))
+        .and_then(|set| set.get_array("checkpoints"))
+        .ok()
+        .and_then(|checkpoints| checkpoints.first())
+        .and_then(Bson::as_document)
+        .and_then(|checkpoint| match checkpoint.get("batches") {
+            Some(Bson::Int32(n)) => Some(i64::from(*n)),
+            Some(Bson::Int64(n)) => Some(*n),
+            _ => None,
+        });
+    saved == Some(batches)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_write_that_lands_after_later_ones_never_moves_the_checkpoint_back() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db = setup("backfill_late_checkpoint").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let lock_writes = || Match::command("findAndModify").on("schema_lock");
+    // The save after the second batch is held: the holder gives up on it,
+    // saves again and goes on.
+    let late = proxy.add(Rule::new(lock_writes().when(|body| saves_batches(body, 2)), Fault::Hold).times(1));
+    let mut holder = Worker::new(WORKER, &db, LEASE_MS)
+        .through(&proxy.uri())
+        .env("BACKFILL_BATCH", BATCH)
+        .env("BACKFILL_RATE", 4_000)
+        .spawn();
+    assert!(late.wait_for_hits(1, Duration::from_secs(120)).await);
+    assert_eq!(late.held(), 1, "the save after the second batch is held");
+    wait_for_batches(&db, &mut holder, 6).await;
+
+    // Later writes are held from now on, so the lock stays as it is...
+    let frozen = proxy.add(Rule::new(lock_writes(), Fault::Hold));
+    assert!(frozen.wait_for_hits(1, Duration::from_secs(60)).await);
+    let (before, _, _) = checkpoint(&db).await.expect("a checkpoint");
+    assert!(before >= 6, "{before} batches saved past the held save");
+    // ... while the held save, from before all of them, lands now.
+    late.release();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (after, _, _) = checkpoint(&db).await.expect("a checkpoint");
+    assert_eq!(after, before, "the late save did not move the checkpoint back");
+
+    signal(&holder, "KILL");
+    let killed = finish(holder, deadline());
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&killed.status),
+        Some(9),
+        "{}",
+        text(&killed)
+    );
+    frozen.release();
+    let waiter = finish(Worker::new(WORKER, &db, LEASE_MS).spawn(), deadline());
+    assert!(waiter.status.success(), "{}", text(&waiter));
+    assert!(resumed_from(&waiter) >= before as u64 * BATCH);
     assert_each_item_changed_and_at_most_one_batch_twice(&db).await;
 }

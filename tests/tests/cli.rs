@@ -290,7 +290,7 @@ async fn events_status(db: &Database) -> Result<(), schema_core::Error> {
 /// its backfills under way (the second one on the same collection, just
 /// started and of unknown size).
 fn lock_with_backfills() -> Document {
-    doc! {
+    schema_tests::held_lock(doc! {
         "_id": "schema_versions",
         "owner": "api-7:4321:5f3a",
         "host": "api-7",
@@ -330,7 +330,7 @@ fn lock_with_backfills() -> Document {
             },
         ],
         "checkpointed_at": DateTime::from_millis(1_790_000_060_000),
-    }
+    })
 }
 
 const FIRST_BACKFILL: &str = "backfill of o_0002_orders_ttl on orders: 12000 of 100000 done (12%) \

@@ -66,7 +66,8 @@ async fn a_full_apply_sends_the_migrations_commands_plus_two_per_migration_and_f
         expected.push(command("findAndModify", "schema_lock"));
         expected.push(command("insert", "schema_versions")); // ...then record it
     }
-    expected.push(command("delete", "schema_lock")); // release
+    // Release: a findAndModify that removes the lock at its version.
+    expected.push(command("findAndModify", "schema_lock"));
 
     assert_eq!(commands, expected);
     assert_eq!(commands.len(), 4 + 14 + 2 * 10 + 1);

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, DateTime, Document};
-use schema_tests::proxy::{Fault, FaultProxy, Match, Rule, RuleHandle};
+use schema_tests::proxy::{Fault, FaultProxy, Match, Rule, RuleHandle, Seen};
 use schema_tests::workers::{
-    MIGRATIONS, Worker, counter, create_counters, finish, line, lock_document, overlapping, runs, signal,
-    text, wait_until_running,
+    MIGRATIONS, Worker, counter, create_counters, finish, line, lock_document, overlapping, runs,
+    seen_overlapping, signal, text, wait_until_running,
 };
 use schema_tests::{documents, fresh_database, record_ids};
 
@@ -177,6 +177,8 @@ struct Step {
     /// Only commands about this migration (`done.id` of a fence, `_id` of a
     /// record), when set.
     about: Option<&'static str>,
+    /// Only a deletion (a `findAndModify` with `remove`).
+    removal: bool,
 }
 
 fn about(body: &Document, id: &str) -> bool {
@@ -223,8 +225,10 @@ async fn killed_at(db: &Database, step: &Step) -> (std::process::Output, u32, In
     let seen = std::sync::atomic::AtomicUsize::new(0);
     let nth = step.nth;
     let about_id = step.about;
+    let removal = step.removal;
     let matcher = Match::command(step.command).on(step.target).when(move |body| {
         about_id.is_none_or(|id| about(body, id))
+            && (!removal || body.get_bool("remove") == Ok(true))
             && seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == nth
     });
     let held = proxy.add(Rule::new(matcher, Fault::Hold));
@@ -265,6 +269,7 @@ async fn killed_after_taking_the_lock_the_next_process_applies_everything() {
         target: "schema_versions",
         nth: 1,
         about: None,
+        removal: false,
     };
     let (waiter, _, in_flight) = killed_at(&db, &step).await;
     let out = stdout(&waiter);
@@ -286,6 +291,7 @@ async fn killed_before_fencing_a_completion_the_migration_runs_again() {
         target: "schema_lock",
         nth: 0,
         about: Some("c_0002"),
+        removal: false,
     };
     let (waiter, _, in_flight) = killed_at(&db, &step).await;
     let out = stdout(&waiter);
@@ -310,6 +316,7 @@ async fn killed_after_fencing_before_recording_the_next_process_records_without_
         target: "schema_versions",
         nth: 0,
         about: Some("c_0002"),
+        removal: false,
     };
     let (waiter, holder_pid, in_flight) = killed_at(&db, &step).await;
     let out = stdout(&waiter);
@@ -341,6 +348,7 @@ async fn killed_before_recording_the_last_migration_no_migration_is_reported_int
         target: "schema_versions",
         nth: 0,
         about: Some("c_0004"),
+        removal: false,
     };
     let (waiter, _, in_flight) = killed_at(&db, &step).await;
     let out = stdout(&waiter);
@@ -363,10 +371,11 @@ async fn killed_before_releasing_the_lock_the_next_start_has_nothing_to_do() {
     let db = setup("killed_before_release").await;
     let step = Step {
         name: "release",
-        command: "delete",
+        command: "findAndModify",
         target: "schema_lock",
         nth: 0,
         about: None,
+        removal: true,
     };
     let (waiter, _, in_flight) = killed_at(&db, &step).await;
     let out = stdout(&waiter);
@@ -454,7 +463,7 @@ async fn a_renewal_blackout_of_most_of_a_lease_causes_no_takeover() {
     wait_until_running(&db, &mut holder, "c_0003_slow", deadline()).await;
     let waiter = Worker::new(WORKER, &db, lease_ms).spawn();
 
-    let blackout = proxy.add(Rule::new(Match::command("update").on("schema_lock"), Fault::Hold));
+    let blackout = proxy.add(Rule::new(Match::any().when(renewal), Fault::Hold));
     tokio::time::sleep(Duration::from_millis(lease_ms * 6 / 10)).await;
     blackout.release();
     assert!(blackout.hits() >= 1, "a renewal fell into the blackout");
@@ -503,6 +512,203 @@ async fn a_failover_window_during_a_run_ends_in_success_after_it() {
         line(&stdout(&holder), "applied"),
         Some("c_0001,c_0002,c_0003_slow,c_0004")
     );
+    for id in MIGRATIONS {
+        assert_eq!(counter(&db, id).await, 1, "{id} ran once");
+    }
+    assert_recorded_once_and_released(&db).await;
+}
+
+/// Whether `body` is a write to the lock (not an insert: taking a free
+/// lock is left alone).
+fn lock_write(body: &Document) -> bool {
+    let mut keys = body.iter();
+    keys.next().is_some_and(|(command, target)| {
+        matches!(command.as_str(), "findAndModify" | "update" | "delete")
+            && target.as_str() == Some("schema_lock")
+    })
+}
+
+/// A process that takes over an ended lease but never hears back from its
+/// takeover must count its lease from when it sent it: the server stamped
+/// the lease then. Here nothing renews it afterwards, so it must stop
+/// before the server lets a second process take over, not a third of a
+/// lease later.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_takeover_whose_reply_was_lost_counts_its_lease_from_the_takeover() {
+    let db = setup("lost_takeover_clock").await;
+    let lease_ms = 1_500;
+    // A holder killed inside c_0003_slow leaves a lease that ends.
+    let mut dead = Worker::new(WORKER, &db, lease_ms)
+        .env("WORKER_SLOW_MS", 60_000)
+        .spawn();
+    wait_until_running(&db, &mut dead, "c_0003_slow", deadline()).await;
+    signal(&dead, "KILL");
+    let _ = finish(dead, deadline());
+
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let takeover = proxy.add(
+        Rule::new(
+            Match::command("findAndModify").on("schema_lock"),
+            Fault::BlackholeReply,
+        )
+        .times(1),
+    );
+    // After the takeover, no renewal of this process arrives.
+    let blocked = proxy.add(Rule::new(Match::any().when(renewal), Fault::Hold));
+    let holder = Worker::new(WORKER, &db, lease_ms)
+        .through(&proxy.uri())
+        .env("WORKER_SLOW_MS", 4 * lease_ms)
+        .env("WORKER_HEARTBEAT_MS", 50)
+        .spawn();
+    assert!(
+        takeover.wait_for_hits(1, DEADLINE).await,
+        "the takeover's reply is lost"
+    );
+    let until = deadline();
+    while counter(&db, "c_0003_slow").await < 2 {
+        assert!(Instant::now() < until, "the holder ran c_0003_slow");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let waiter = finish(
+        Worker::new(WORKER, &db, lease_ms)
+            .env("WORKER_SLOW_MS", 300)
+            .spawn(),
+        deadline(),
+    );
+    let holder = finish(holder, deadline());
+
+    assert!(blocked.hits() >= 1, "the holder's renewals were held");
+    assert!(waiter.status.success(), "{}", text(&waiter));
+    assert_eq!(line(&stdout(&waiter), "applied"), Some("c_0003_slow,c_0004"));
+    assert!(!holder.status.success(), "{}", text(&holder));
+    assert!(
+        text(&holder).contains("lost the schema lock while applying `c_0003_slow`"),
+        "{}",
+        text(&holder)
+    );
+    let runs = runs(&db, "c_0003_slow").await;
+    assert_eq!(
+        runs.len(),
+        3,
+        "the dead holder's, the holder's, the waiter's: {runs:?}"
+    );
+    assert!(
+        !seen_overlapping(&runs),
+        "the holder stopped before the waiter took over: {runs:?}"
+    );
+    assert_recorded_once_and_released(&db).await;
+}
+
+/// The `$set` of a lock write's update, when it has one.
+fn set_of(body: &Document) -> Option<&Document> {
+    body.get_document("update")
+        .and_then(|update| update.get_document("$set"))
+        .ok()
+}
+
+/// Whether `body` is a deletion of the lock.
+fn removal(body: &Document) -> bool {
+    body.contains_key("deletes") || body.get_bool("remove") == Ok(true)
+}
+
+/// Whether `body` renews the lock, and changes nothing else.
+fn renewal(body: &Document) -> bool {
+    lock_write(body)
+        && !removal(body)
+        && set_of(body).is_none_or(|set| set.keys().all(|field| field == "version" || field == "attempt"))
+}
+
+/// Whether `body` writes to the lock without fencing a completion or
+/// letting it go: a renewal, also when it drops recorded completions from
+/// the ledger.
+fn no_fence(body: &Document) -> bool {
+    let fence = set_of(body)
+        .and_then(|set| set.get_array("done").ok())
+        .is_some_and(|done| !done.is_empty());
+    let other = set_of(body).is_some_and(|set| {
+        ["running", "checkpoints", "phase", "released"]
+            .iter()
+            .any(|field| set.contains_key(*field))
+    });
+    lock_write(body) && !removal(body) && !fence && !other
+}
+
+/// When the outcome of a fence is learnt only after the holder's own
+/// clock ran out, and the fence had landed, the lease is this process's
+/// again: renewals go on, and the next migration, longer than the lease,
+/// keeps it while another process waits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fence_found_landed_after_the_lease_clock_ran_out_revives_it_and_renewals_go_on() {
+    let db = setup("revived_lease").await;
+    let lease_ms: u64 = 2_000;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    // Renewals fail as on a primary stepping down: only fences renew.
+    let failing = proxy.add(Rule::new(
+        Match::any().when(no_fence),
+        Fault::not_writable_primary(),
+    ));
+    // The fence of c_0003_slow lands, but its reply is lost.
+    let fence = proxy.add(
+        Rule::new(
+            Match::command("findAndModify")
+                .on("schema_lock")
+                .when(|body| about(body, "c_0003_slow")),
+            Fault::BlackholeReply,
+        )
+        .times(1),
+    );
+    let mut holder = Worker::new(WORKER, &db, lease_ms)
+        .through(&proxy.uri())
+        .env("WORKER_SLOW_MS", lease_ms * 85 / 100)
+        .env("WORKER_LAST_MS", lease_ms * 3 / 2)
+        .spawn();
+    wait_until_running(&db, &mut holder, "c_0003_slow", deadline()).await;
+    let waiter = Worker::new(WORKER, &db, lease_ms).spawn();
+    assert!(
+        fence.wait_for_hits(1, DEADLINE).await,
+        "the fence's reply is lost"
+    );
+    failing.remove();
+    let holder = finish(holder, deadline());
+    let waiter = finish(waiter, deadline());
+
+    // The fault: from the fence before it to the first look at the lock
+    // after it, nothing renewed the lease for longer than the lease.
+    let seen = proxy.seen();
+    let fences: Vec<&Seen> = seen
+        .iter()
+        .filter(|command| {
+            command.command == "findAndModify" && about(&command.body, "c_0002")
+                || about(&command.body, "c_0003_slow")
+        })
+        .collect();
+    let fence_of = |id: &str| {
+        fences
+            .iter()
+            .find(|command| about(&command.body, id))
+            .map(|command| command.at)
+            .unwrap_or_else(|| panic!("the fence of {id} was sent"))
+    };
+    let (before, lost) = (fence_of("c_0002"), fence_of("c_0003_slow"));
+    let looked = seen
+        .iter()
+        .find(|command| command.at > lost && command.command == "find" && command.target == "schema_lock")
+        .map(|command| command.at - before);
+    assert!(failing.hits() >= 2, "renewals failed: {}", failing.hits());
+    assert!(
+        looked.is_some_and(|looked| looked > Duration::from_millis(lease_ms)),
+        "the holder's clock ran out before it learnt that the fence landed: {looked:?}\n{}",
+        text(&holder)
+    );
+
+    assert!(holder.status.success(), "{}", text(&holder));
+    assert_eq!(
+        line(&stdout(&holder), "applied"),
+        Some("c_0001,c_0002,c_0003_slow,c_0004")
+    );
+    assert!(waiter.status.success(), "{}", text(&waiter));
+    assert_eq!(line(&stdout(&waiter), "applied"), Some(""));
+    assert_eq!(line(&stdout(&waiter), "interrupted"), None, "no takeover");
     for id in MIGRATIONS {
         assert_eq!(counter(&db, id).await, 1, "{id} ran once");
     }

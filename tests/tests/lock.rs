@@ -37,13 +37,13 @@ fn hour_from_now(sign: i64) -> DateTime {
 
 async fn plant_lock(db: &Database, collection: &str, renewed_at: DateTime) {
     db.collection::<Document>(collection)
-        .insert_one(doc! {
+        .insert_one(schema_tests::held_lock(doc! {
             "_id": "schema_versions",
             "owner": "other-host:4242:abc",
             "renewed_at": renewed_at,
             "lease_ms": 30_000,
             "running": "l_0001",
-        })
+        }))
         .await
         .unwrap();
 }
@@ -76,7 +76,8 @@ async fn a_start_with_one_migration_pending_sends_exactly_these_commands() {
             ("find", "steal"),                // ...which looks for the test's signal
             ("findAndModify", "schema_lock"), // fence its completion under the lease
             ("insert", "schema_versions"),
-            ("delete", "schema_lock"), // release
+            // Release: a findAndModify that removes it at its version.
+            ("findAndModify", "schema_lock"),
         ])
     );
 }

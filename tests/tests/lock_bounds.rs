@@ -53,9 +53,9 @@ fn lock_commands() -> Match {
 async fn plant_live_lock(db: &Database) {
     let in_an_hour = DateTime::from_millis(DateTime::now().timestamp_millis() + 3_600_000);
     db.collection::<Document>("schema_lock")
-        .insert_one(doc! {
+        .insert_one(schema_tests::held_lock(doc! {
             "_id": "schema_versions", "owner": "other:1:x", "renewed_at": in_an_hour, "lease_ms": 30_000,
-        })
+        }))
         .await
         .unwrap();
 }

@@ -166,13 +166,13 @@ async fn forget_refuses_while_another_process_holds_the_lock() {
     let manager = SchemaManager::new(db.clone());
     manager.apply_all().await.unwrap();
     db.collection::<Document>("schema_lock")
-        .insert_one(doc! {
+        .insert_one(schema_tests::held_lock(doc! {
             "_id": "schema_versions",
             "owner": "deployer:77:x",
             "renewed_at": DateTime::from_millis(DateTime::now().timestamp_millis() + 3_600_000),
             "lease_ms": 30_000,
             "running": "p_0003",
-        })
+        }))
         .await
         .unwrap();
     let error = manager.forget("p_0001").await.unwrap_err();

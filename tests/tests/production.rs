@@ -104,7 +104,7 @@ fn an_hour_ago() -> DateTime {
 
 async fn plant_lock(db: &Database, lock: Document) {
     db.collection::<Document>("schema_lock")
-        .insert_one(lock)
+        .insert_one(schema_tests::held_lock(lock))
         .await
         .unwrap();
 }

@@ -373,7 +373,9 @@ fn lock_text(status: Option<&LockStatus>) -> String {
     let _ = writeln!(text, "since:        {}", date(status.since));
     let _ = writeln!(text, "running:      {}", status.running.as_deref().unwrap_or("-"));
     let _ = writeln!(text, "renewed at:   {}", date(Some(status.renewed_at)));
-    let state = if status.expired {
+    let state = if status.released {
+        "released; the next start takes it at once and finishes what it holds"
+    } else if status.expired {
         "ended; the next start takes it over, or `unlock` removes it"
     } else {
         "live"

@@ -77,14 +77,15 @@ use mongodb::options::{CollectionOptions, ReadPreference, SelectionCriteria, Upd
 use mongodb::{Collection, Database};
 use tracing::{info, warn};
 
+pub use crate::status::BackfillStatus;
 pub(crate) use context::{Managed, scope};
 pub(crate) use progress::Observer;
-pub use progress::{BackfillStatus, Progress};
+pub use progress::Progress;
 
 use self::progress::{Pace, Reporter};
 use crate::error::{BoxError, Error};
 use crate::faults::{is_transient, jittered};
-use crate::lock::Checkpoint;
+use crate::stored::checkpoint::Checkpoint;
 
 /// How many times a batch's command is tried when the server fails it in a
 /// way worth another attempt (a failover, a lost connection).

@@ -1,12 +1,12 @@
-//! How far a backfill is: while it runs ([`Progress`], logged and handed
-//! to an observer), as its checkpoint shows it to operators
-//! ([`BackfillStatus`]), and the pace that `max_per_second` keeps.
+//! How far a backfill is while it runs ([`Progress`], logged and handed
+//! to an observer), and the pace that `max_per_second` keeps. How far it
+//! is as its checkpoint shows it to operators is
+//! [`BackfillStatus`](crate::data::BackfillStatus).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mongodb::bson::DateTime;
 use tracing::info;
 
 /// How far a running backfill is, after one of its batches.
@@ -18,7 +18,8 @@ pub struct Progress {
     pub migration: Option<String>,
     /// Which backfill of the migration: its collection (or the name given
     /// with [`Backfill::name`](crate::data::Backfill::name)), with `#2`,
-    /// `#3`... for later ones on the same key, as in [`BackfillStatus`].
+    /// `#3`... for later ones on the same key, as in
+    /// [`BackfillStatus`](crate::data::BackfillStatus).
     pub key: String,
     /// The collection it walks.
     pub collection: String,
@@ -41,42 +42,6 @@ impl Progress {
             .filter(|total| *total > 0)
             .map(|total| (self.done as f64 / total as f64).min(1.0))
     }
-}
-
-/// Where a backfill of a migration not yet complete stands, from the
-/// checkpoint in the lock: [`Status::backfills`](crate::Status::backfills)
-/// and [`LockStatus::backfills`](crate::LockStatus::backfills).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct BackfillStatus {
-    /// The migration running it.
-    pub migration: String,
-    /// Which backfill of the migration: its collection (or the name given
-    /// with [`Backfill::name`](crate::data::Backfill::name)), with `#2`,
-    /// `#3`... for later ones on the same key.
-    pub key: String,
-    /// The collection it walks.
-    pub collection: String,
-    /// Documents done.
-    pub done: u64,
-    /// Documents expected when it started, if known.
-    pub total: Option<u64>,
-    /// Batches done.
-    pub batches: u64,
-    /// The last `_id` done, as the server's shell shows it
-    /// (`ObjectId("...")`, `"a string"`, `42`); the next batch starts after
-    /// it.
-    pub position: Option<String>,
-    /// `host:pid` of the process that saved the checkpoint.
-    pub by: String,
-    /// The lock's holder now (`host:pid:random`).
-    pub owner: String,
-    /// When the backfill started, by the server's clock.
-    #[serde(serialize_with = "crate::json::optional_time")]
-    pub started_at: Option<DateTime>,
-    /// When a checkpoint of the lock last moved, by the server's clock.
-    #[serde(serialize_with = "crate::json::optional_time")]
-    pub updated_at: Option<DateTime>,
 }
 
 /// What [`SchemaManager::on_progress`](crate::SchemaManager::on_progress)

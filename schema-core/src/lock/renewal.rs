@@ -18,22 +18,35 @@
 //!   on a single-threaded runtime a blocking migration stops renewals
 //!   outright.
 //!
-//! Either way an attempt starts every third of the lease, measured from the
-//! start of the previous one, and is abandoned when it has not answered by
-//! the next, so one stuck attempt never holds up the others.
+//! Either way a renewal is one write through the holder's
+//! [`Writer`](super::writer::Writer), in turn with its other writes, every
+//! third of the lease measured from the start of the previous one; one
+//! that fails is not retried before the next turn.
+//!
+//! **Supervised.** A renewal that cannot start (its thread, runtime or
+//! client) fails the acquisition instead of leaving the lease to run out.
+//! Once started, it stops only when told to or when the lock is found to
+//! be another's: when the holder's own clock says the lease ended, it
+//! waits for a write found landed in time to revive it (see
+//! [`clock`](super::clock)) and goes on from there, and a panic inside it
+//! is logged and the renewal started again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use mongodb::bson::{Document, doc};
+use mongodb::bson::Document;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Collection};
 use tokio::sync::oneshot;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
-use super::clock::LeaseClock;
-use crate::faults::within;
+use super::writer::{Next, Retry, Write, Writer};
+use crate::error::Error;
+use crate::unwind::CatchUnwind;
+
+/// How long a renewal thread may take to build its runtime and client.
+const START_BOUND: Duration = Duration::from_secs(30);
 
 /// What renews one lease, and where.
 pub(crate) struct Renewal {
@@ -43,53 +56,58 @@ pub(crate) struct Renewal {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// What a renewal needs to know of the lock.
+/// Where renewals write: the lock collection, by name, for a client of
+/// the renewal's own.
 pub(crate) struct Target {
     pub(crate) database: String,
     pub(crate) collection: String,
-    pub(crate) key: String,
-    pub(crate) owner: String,
-    pub(crate) clock: Arc<LeaseClock>,
+    /// How long a majority write may wait for acknowledgement.
+    pub(crate) write_timeout: Duration,
 }
 
 impl Renewal {
     /// Starts renewing on a thread of its own with a client built from
     /// `options`, or, without options, in a task on the current runtime
-    /// over `shared`.
-    pub(crate) fn start(
-        target: Target,
+    /// over `shared`. Returns once renewals are under way.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LeaseRenewal`] when the thread, its runtime or its client
+    /// cannot be started.
+    pub(crate) async fn start(
+        writer: Arc<Writer>,
         options: Option<ClientOptions>,
         shared: &Collection<Document>,
-    ) -> Renewal {
+        target: Target,
+    ) -> Result<Renewal, Error> {
         let (stop, stopped) = oneshot::channel();
-        match options {
-            Some(options) => {
-                let (done, finished) = oneshot::channel();
-                let spawned = std::thread::Builder::new()
-                    .name("schema-lock-renewal".to_owned())
-                    .spawn(move || {
-                        renew_on_own_thread(target, options, stopped);
-                        let _ = done.send(());
-                    });
-                if let Err(error) = spawned {
-                    warn!(%error, "could not start the schema lock's renewal thread; the lease is not renewed");
-                }
-                Renewal {
-                    stop: Some(stop),
-                    finished: Some(finished),
-                    task: None,
-                }
-            }
-            None => {
-                warn_once_on_current_thread_runtime();
-                let collection = shared.clone();
-                let task = tokio::spawn(renew(target, collection, stopped));
-                Renewal {
-                    stop: Some(stop),
-                    finished: None,
-                    task: Some(task),
-                }
-            }
+        let Some(options) = options else {
+            warn_once_on_current_thread_runtime();
+            let task = tokio::spawn(supervise(writer, shared.clone(), stopped));
+            return Ok(Renewal {
+                stop: Some(stop),
+                finished: None,
+                task: Some(task),
+            });
+        };
+        let (ready, started) = oneshot::channel();
+        let (done, finished) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("schema-lock-renewal".to_owned())
+            .spawn(move || {
+                renew_on_own_thread(writer, options, target, ready, stopped);
+                let _ = done.send(());
+            })
+            .map_err(|source| failed("its thread could not be started", Some(Box::new(source))))?;
+        match tokio::time::timeout(START_BOUND, started).await {
+            Ok(Ok(Ok(()))) => Ok(Renewal {
+                stop: Some(stop),
+                finished: Some(finished),
+                task: None,
+            }),
+            Ok(Ok(Err(error))) => Err(error),
+            Ok(Err(_)) => Err(failed("its thread ended before it started", None)),
+            Err(_) => Err(failed("its thread did not start in time", None)),
         }
     }
 
@@ -101,7 +119,7 @@ impl Renewal {
             task.abort();
         }
         if let Some(finished) = self.finished.take() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), finished).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), finished).await;
         }
     }
 }
@@ -117,11 +135,27 @@ impl Drop for Renewal {
     }
 }
 
-fn renew_on_own_thread(target: Target, options: ClientOptions, stopped: oneshot::Receiver<()>) {
+fn failed(reason: &str, source: Option<crate::BoxError>) -> Error {
+    Error::LeaseRenewal {
+        reason: reason.to_owned(),
+        source,
+    }
+}
+
+fn renew_on_own_thread(
+    writer: Arc<Writer>,
+    options: ClientOptions,
+    target: Target,
+    ready: oneshot::Sender<Result<(), Error>>,
+    stopped: oneshot::Receiver<()>,
+) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            warn!(%error, "could not start the schema lock's renewal runtime; the lease is not renewed");
+            let _ = ready.send(Err(failed(
+                "its runtime could not be built",
+                Some(Box::new(error)),
+            )));
             return;
         }
     };
@@ -129,58 +163,94 @@ fn renew_on_own_thread(target: Target, options: ClientOptions, stopped: oneshot:
         let client = match Client::with_options(options) {
             Ok(client) => client,
             Err(error) => {
-                warn!(%error, "could not open the schema lock's renewal client; the lease is not renewed");
+                let _ = ready.send(Err(failed(
+                    "its client could not be built from the options given to `lease_client`",
+                    Some(Box::new(error)),
+                )));
                 return;
             }
         };
         let collection = crate::faults::bookkeeping(
             &client.database(&target.database),
             &target.collection,
-            target.clock.lease() / 3,
+            target.write_timeout,
         );
-        renew(target, collection, stopped).await;
+        if ready.send(Ok(())).is_ok() {
+            supervise(writer, collection, stopped).await;
+        }
         // Close the connections while this runtime still runs.
         client.shutdown().await;
     });
 }
 
-/// Renews until stopped, or until the lease is lost.
-async fn renew(target: Target, collection: Collection<Document>, mut stopped: oneshot::Receiver<()>) {
-    let every = target.clock.lease() / 3;
-    let mut next = Instant::now() + every;
+/// Renews until stopped or the lock is found another's, starting the
+/// renewal again should it panic.
+async fn supervise(
+    writer: Arc<Writer>,
+    collection: Collection<Document>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    loop {
+        let renewing = Box::pin(renew(&writer, &collection, &mut stopped));
+        match CatchUnwind(renewing).await {
+            Ok(()) => return,
+            Err(panic) => {
+                error!(%panic, "the schema lock's renewal panicked; starting it again");
+            }
+        }
+    }
+}
+
+/// Renews until stopped, or until the lock is found another's.
+async fn renew(writer: &Writer, collection: &Collection<Document>, stopped: &mut oneshot::Receiver<()>) {
+    let clock = writer.clock();
+    let every = clock.lease() / 3;
+    let mut next = Instant::now().checked_add(every);
     loop {
         tokio::select! {
-            () = tokio::time::sleep_until(next.into()) => {}
-            _ = &mut stopped => return,
+            () = sleep_until(next) => {}
+            _ = &mut *stopped => return,
         }
-        let sent = Instant::now();
-        next = sent + every;
-        let attempt = collection.update_one(
-            doc! { "_id": &target.key, "owner": &target.owner },
-            doc! { "$currentDate": { "renewed_at": true } },
-        );
-        let outcome = tokio::select! {
-            outcome = within(every, attempt) => outcome,
-            _ = &mut stopped => return,
-        };
-        match outcome {
-            Ok(result) if result.matched_count == 1 => {
-                target.clock.renewed(sent);
-                debug!(owner = %target.owner, "renewed the schema lock");
-            }
-            Ok(_) => {
-                warn!(owner = %target.owner, "the schema lock is no longer this process's; stopping");
-                target.clock.lose();
-                return;
-            }
-            Err(failure) => {
-                warn!(error = ?failure, "could not renew the schema lock; trying again");
-            }
-        }
-        if !target.clock.is_live() {
-            warn!(owner = %target.owner, "the schema lock's lease ended before a renewal got through");
+        if clock.is_lost() {
             return;
         }
+        if !clock.is_live() {
+            warn!(
+                "the schema lock's lease ended by this process's clock before a renewal got through; \
+                 renewing again if a write of this process is found to have landed in time"
+            );
+            tokio::select! {
+                revived = clock.revived() => if !revived { return },
+                _ = &mut *stopped => return,
+            }
+        }
+        next = Instant::now().checked_add(every);
+        let renewal = Write {
+            id: "renewal",
+            action: &|| "renew the schema lock's lease".to_owned(),
+            retry: Retry::Once,
+            checkpointed: false,
+        };
+        let outcome = tokio::select! {
+            outcome = writer.write(collection, renewal, |contents| Next::Contents(contents.clone())) => outcome,
+            _ = &mut *stopped => return,
+        };
+        match outcome {
+            Ok(_) => debug!("renewed the schema lock"),
+            Err(Error::LockLost { .. }) if clock.is_lost() => {
+                warn!("the schema lock is no longer this process's; stopping");
+                return;
+            }
+            Err(error) => warn!(%error, "could not renew the schema lock; trying again"),
+        }
+    }
+}
+
+/// Sleeps until `deadline`; forever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
     }
 }
 

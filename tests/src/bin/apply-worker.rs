@@ -9,6 +9,11 @@
 //!   (default 0), to be killed or paused in the middle of it;
 //! - `WORKER_BLOCK=1`: `c_0003_slow` blocks its thread for that long
 //!   (`std::thread::sleep`) instead of awaiting a timer;
+//! - `WORKER_HEARTBEAT_MS`: while `c_0003_slow` waits, it notes a tick of
+//!   the shared sequence in its run's `beat` this often, so a test can tell
+//!   whether it was still running after another run started;
+//! - `WORKER_LAST_MS`: how long `c_0004` waits (default 50), to need the
+//!   lease for longer after `c_0003_slow`;
 //! - `WORKER_FLAVOR=current_thread`: a single-threaded runtime (default:
 //!   multi-threaded with two workers);
 //! - `WORKER_LEASE_CLIENT=0`: renew from a task on the application's
@@ -22,7 +27,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use schema_core::mongodb::bson::{Document, doc};
+use schema_core::mongodb::bson::{Bson, Document, doc};
 use schema_core::mongodb::options::ReturnDocument;
 use schema_core::mongodb::{Database, error::Error};
 use schema_core::{SchemaManager, migration};
@@ -54,7 +59,7 @@ async fn tick(db: &Database) -> Result<i64, Error> {
 }
 
 /// Counts a run of `id` and logs its start; returns the log entry's id.
-async fn start(db: &Database, id: &str) -> Result<schema_core::mongodb::bson::Bson, Error> {
+async fn start(db: &Database, id: &str) -> Result<Bson, Error> {
     db.collection::<Document>("counters")
         .update_one(doc! { "_id": id }, doc! { "$inc": { "n": 1 } })
         .await?;
@@ -66,7 +71,7 @@ async fn start(db: &Database, id: &str) -> Result<schema_core::mongodb::bson::Bs
     Ok(inserted.inserted_id)
 }
 
-async fn end(db: &Database, run: schema_core::mongodb::bson::Bson) -> Result<(), Error> {
+async fn end(db: &Database, run: Bson) -> Result<(), Error> {
     let end = tick(db).await?;
     db.collection::<Document>("runs")
         .update_one(doc! { "_id": run }, doc! { "$set": { "end": end } })
@@ -75,10 +80,28 @@ async fn end(db: &Database, run: schema_core::mongodb::bson::Bson) -> Result<(),
 }
 
 async fn count(db: &Database, id: &str) -> Result<(), Error> {
+    count_for(db, id, Duration::from_millis(50)).await
+}
+
+/// Counts a run of `id` that lasts `duration`.
+async fn count_for(db: &Database, id: &str, duration: Duration) -> Result<(), Error> {
     let run = start(db, id).await?;
     // Widens the window in which other processes race for the lock.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(duration).await;
     end(db, run).await
+}
+
+/// Waits `duration`, noting a tick in the run's `beat` every `every`.
+async fn beating(db: &Database, run: &Bson, duration: Duration, every: Duration) -> Result<(), Error> {
+    let until = tokio::time::Instant::now() + duration;
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(every.min(until - tokio::time::Instant::now())).await;
+        let beat = tick(db).await?;
+        db.collection::<Document>("runs")
+            .update_one(doc! { "_id": run }, doc! { "$set": { "beat": beat } })
+            .await?;
+    }
+    Ok(())
 }
 
 #[migration(id = "c_0001")]
@@ -95,9 +118,12 @@ async fn second(db: &Database) -> Result<(), Error> {
 async fn slow(db: &Database) -> Result<(), Error> {
     let run = start(db, "c_0003_slow").await?;
     let slow = millis("WORKER_SLOW_MS", 0);
+    let heartbeat = millis("WORKER_HEARTBEAT_MS", 0);
     if flag("WORKER_BLOCK", false) {
         // Synchronous work that never yields to the runtime.
         std::thread::sleep(slow);
+    } else if !heartbeat.is_zero() {
+        beating(db, &run, slow, heartbeat).await?;
     } else {
         tokio::time::sleep(slow).await;
     }
@@ -106,7 +132,7 @@ async fn slow(db: &Database) -> Result<(), Error> {
 
 #[migration(id = "c_0004", after = "c_0003_slow")]
 async fn fourth(db: &Database) -> Result<(), Error> {
-    count(db, "c_0004").await
+    count_for(db, "c_0004", millis("WORKER_LAST_MS", 50)).await
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,165 @@
+//! Where the backfills of one running migration save their checkpoints:
+//! in the lock document, through the holder's
+//! [`Writer`](super::writer::Writer), like a fence. A process whose lease
+//! ended or was taken over matches nothing and moves nothing; a save sent
+//! earlier never lands over a later one. The next holder runs the
+//! migration again and each backfill in it continues from its checkpoint;
+//! the fence of the migration's completion removes them in the same write.
+//! The stored shape is [`Checkpoint`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use mongodb::Collection;
+use mongodb::bson::{DateTime, Document};
+use tracing::warn;
+
+use super::writer::{Next, Retry, Write, Writer};
+use crate::error::Error;
+use crate::registry::Migration;
+use crate::stored::checkpoint::Checkpoint;
+
+/// The checkpoints of one migration's backfills, while it runs under a
+/// lease.
+pub(crate) struct Checkpoints {
+    writer: Arc<Writer>,
+    collection: Collection<Document>,
+    migration: String,
+    checksum: String,
+    /// `host:pid`, saved as `by`.
+    by: String,
+    /// How many backfills of each key this run of the migration started.
+    claimed: Mutex<HashMap<String, u32>>,
+}
+
+impl Checkpoints {
+    pub(crate) fn new(
+        writer: Arc<Writer>,
+        collection: Collection<Document>,
+        migration: &Migration,
+        by: String,
+    ) -> Checkpoints {
+        Checkpoints {
+            writer,
+            collection,
+            migration: migration.id().to_owned(),
+            checksum: migration.checksum().to_owned(),
+            by,
+            claimed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Refuses to go on once the lease may have ended by this process's own
+    /// clock: checked before each batch's change, which is not itself
+    /// fenced, so a holder that wakes from a pause changes nothing more.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockLost`] naming the migration.
+    pub(crate) fn ensure_live(&self) -> Result<(), Error> {
+        if self.writer.clock().is_live() {
+            Ok(())
+        } else {
+            Err(Error::LockLost {
+                id: self.migration.clone(),
+                source: None,
+            })
+        }
+    }
+
+    /// The migration whose backfills these are.
+    pub(crate) fn migration(&self) -> &str {
+        &self.migration
+    }
+
+    /// The key of the next backfill named `base` in this run: `base` for
+    /// the first, then `base#2`, `base#3`... The same body starts its
+    /// backfills in the same order, so a run after a takeover finds each
+    /// one's checkpoint under the same key.
+    pub(crate) fn claim(&self, base: &str) -> String {
+        // A counter map updated whole; a panic cannot leave it half-written.
+        let mut claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = claimed.entry(base.to_owned()).or_insert(0);
+        *count += 1;
+        match *count {
+            1 => base.to_owned(),
+            n => format!("{base}#{n}"),
+        }
+    }
+
+    /// The checkpoint a previous run of this body saved under `key`, or a
+    /// fresh one on `collection`; and whether it is a saved one.
+    pub(crate) async fn start(&self, key: &str, collection: &str) -> (Checkpoint, bool) {
+        let contents = self.writer.contents().await;
+        let saved = contents
+            .checkpoints
+            .into_iter()
+            .find(|checkpoint| checkpoint.is(&self.migration, key));
+        match saved {
+            Some(saved) if saved.checksum == self.checksum && saved.collection == collection => (saved, true),
+            Some(_) => {
+                warn!(
+                    migration.id = %self.migration,
+                    backfill = key,
+                    "a checkpoint of this backfill was saved by another version of the migration or \
+                     on another collection; starting it again from the beginning"
+                );
+                (self.fresh(key, collection), false)
+            }
+            None => (self.fresh(key, collection), false),
+        }
+    }
+
+    fn fresh(&self, key: &str, collection: &str) -> Checkpoint {
+        Checkpoint {
+            migration: self.migration.clone(),
+            checksum: self.checksum.clone(),
+            key: key.to_owned(),
+            by: self.by.clone(),
+            ..Checkpoint::detached(collection)
+        }
+    }
+
+    /// Saves `checkpoint`, in one write only this lease's holder can make,
+    /// which also renews the lease. Returns the server's time of the save.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockLost`] when the lease ended by this process's clock or
+    /// the lock is another's: nothing moved. [`Error::Database`] when the
+    /// server refused the write.
+    pub(crate) async fn save(&self, checkpoint: &Checkpoint) -> Result<DateTime, Error> {
+        let checkpoint = Checkpoint {
+            by: self.by.clone(),
+            ..checkpoint.clone()
+        };
+        let action = || format!("save a checkpoint of a backfill of `{}`", self.migration);
+        let write = Write {
+            id: &self.migration,
+            action: &action,
+            retry: Retry::WhileLive,
+            checkpointed: true,
+        };
+        let saved = self
+            .writer
+            .write(&self.collection, write, |contents| {
+                let mut next = contents.clone();
+                match next
+                    .checkpoints
+                    .iter_mut()
+                    .find(|saved| saved.is(&checkpoint.migration, &checkpoint.key))
+                {
+                    Some(saved) => *saved = checkpoint.clone(),
+                    None => next.checkpoints.push(checkpoint.clone()),
+                }
+                Next::Contents(next)
+            })
+            .await?;
+        saved
+            .and_then(|document| document.checkpointed_at)
+            .ok_or_else(|| Error::UnexpectedReply {
+                command: "findAndModify".to_owned(),
+                reason: "the schema lock came back without `checkpointed_at`".to_owned(),
+            })
+    }
+}

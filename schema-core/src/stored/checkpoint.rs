@@ -1,0 +1,150 @@
+//! Where a backfill stands: kept in the lock document's `checkpoints`, so
+//! that only the lease's holder moves it (see [`crate::lock`]), and read by
+//! the backfill that resumes from it (see [`crate::data`]).
+//!
+//! ```text
+//! checkpoints: [ { migration: "0010_events_status", checksum, // the body that saved it
+//!                  key: "events",          // which backfill of the migration
+//!                  collection: "events",
+//!                  position: <_id> | null, // the last _id done; null before the first batch
+//!                  visited, matched, modified, batches, total,
+//!                  started_at, by: "host:pid" } ]
+//! ```
+//!
+//! A checkpoint saved by another body of the migration (its checksum
+//! differs) is not resumed from: the backfill starts again.
+
+use mongodb::bson::{Bson, DateTime};
+use serde::{Deserialize, Serialize};
+
+use super::saturating;
+
+/// Where one backfill of a migration stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Checkpoint {
+    /// The migration whose body runs the backfill.
+    pub(crate) migration: String,
+    /// That body's checksum.
+    pub(crate) checksum: String,
+    /// Which backfill of the migration this is: its name, or its
+    /// collection, with `#2`, `#3`... for later ones on the same key.
+    pub(crate) key: String,
+    pub(crate) collection: String,
+    /// The last `_id` done; `None` before the first batch.
+    #[serde(default)]
+    pub(crate) position: Option<Bson>,
+    /// Documents handed to batches so far.
+    #[serde(default, with = "saturating")]
+    pub(crate) visited: u64,
+    /// What the server reported for the update form, summed.
+    #[serde(default, with = "saturating::option")]
+    pub(crate) matched: Option<u64>,
+    #[serde(default, with = "saturating::option")]
+    pub(crate) modified: Option<u64>,
+    #[serde(default, with = "saturating")]
+    pub(crate) batches: u64,
+    /// The documents expected when it started.
+    #[serde(default, with = "saturating::option")]
+    pub(crate) total: Option<u64>,
+    /// When it started, by the server's clock; known after the first save.
+    #[serde(default)]
+    pub(crate) started_at: Option<DateTime>,
+    /// `host:pid` of the process that saved it last.
+    pub(crate) by: String,
+}
+
+impl Checkpoint {
+    /// The position of a backfill outside any managed migration, which is
+    /// never saved.
+    pub(crate) fn detached(collection: &str) -> Checkpoint {
+        Checkpoint {
+            migration: String::new(),
+            checksum: String::new(),
+            key: collection.to_owned(),
+            collection: collection.to_owned(),
+            position: None,
+            visited: 0,
+            matched: None,
+            modified: None,
+            batches: 0,
+            total: None,
+            started_at: None,
+            by: String::new(),
+        }
+    }
+
+    /// Whether this is the checkpoint of backfill `key` of `migration`.
+    pub(crate) fn is(&self, migration: &str, key: &str) -> bool {
+        self.migration == migration && self.key == key
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+    use mongodb::bson::oid::ObjectId;
+
+    fn checkpoint(position: Option<Bson>) -> Checkpoint {
+        Checkpoint {
+            migration: "0010_events_status".into(),
+            checksum: "abc".into(),
+            key: "events".into(),
+            collection: "events".into(),
+            position,
+            visited: 3_000,
+            matched: Some(3_000),
+            modified: Some(2_999),
+            batches: 3,
+            total: Some(10_000),
+            started_at: Some(DateTime::from_millis(1_700_000_000_000)),
+            by: "api-1:7".into(),
+        }
+    }
+
+    fn round_trip(checkpoint: &Checkpoint) -> Result<Checkpoint, String> {
+        super::super::read(&super::super::write_document(checkpoint))
+    }
+
+    #[test]
+    fn a_checkpoint_survives_the_round_trip_whatever_its_position() {
+        for position in [
+            None,
+            Some(Bson::Int32(7)),
+            Some(Bson::Int64(1 << 40)),
+            Some(Bson::String("user-42".into())),
+            Some(Bson::ObjectId(ObjectId::new())),
+        ] {
+            let saved = checkpoint(position);
+            assert_eq!(round_trip(&saved), Ok(saved));
+        }
+        let closure_form = Checkpoint {
+            matched: None,
+            modified: None,
+            total: None,
+            started_at: None,
+            ..checkpoint(None)
+        };
+        assert_eq!(round_trip(&closure_form), Ok(closure_form));
+    }
+
+    #[test]
+    fn a_malformed_checkpoint_says_what_is_wrong() {
+        let mut entry = super::super::write_document(&checkpoint(None));
+        entry.insert("visited", "many");
+        assert_eq!(
+            super::super::read::<Checkpoint>(&entry),
+            Err("`visited` should be a count (an integer of at least 0) but is a string".to_owned())
+        );
+        entry.insert("visited", -1_i64);
+        assert!(super::super::read::<Checkpoint>(&entry).is_err());
+        entry.insert("visited", 1_i64);
+        entry.remove("key");
+        assert_eq!(
+            super::super::read::<Checkpoint>(&entry),
+            Err("`key` is missing".to_owned())
+        );
+        let stored = doc! { "position": Bson::Null };
+        assert!(super::super::read::<Checkpoint>(&stored).is_err());
+    }
+}

@@ -1,0 +1,183 @@
+//! A document of the versions collection (`schema_versions` by default):
+//! one per applied migration.
+//!
+//! ```text
+//! { _id: "0003_sagas",               // the migration id
+//!   description, checksum,           // of the body that ran
+//!   applied_at,                      // the server's time of its fence
+//!   applied_by: "host:pid",
+//!   duration_ms,                     // absent when marked applied
+//!   marked_applied: true }           // only when recorded without running
+//! ```
+//!
+//! Records written by other tools or by hand may lack every field but
+//! `_id`; they read with the others absent.
+
+use mongodb::bson::{Bson, DateTime, Document};
+use serde::{Deserialize, Serialize};
+
+use super::lock::Completion;
+
+/// One applied migration, as stored in the versions collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct VersionRecord {
+    /// The migration id.
+    #[serde(rename = "_id")]
+    pub(crate) id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) description: Option<String>,
+    /// The migration's checksum when it was recorded; absent in records
+    /// written by other tools or earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) checksum: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) applied_at: Option<DateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) applied_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) duration_ms: Option<i64>,
+    /// Recorded without running (`mark_applied`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) marked_applied: Option<bool>,
+}
+
+impl VersionRecord {
+    /// The record of a fenced `completion`, applied at `applied_at` (the
+    /// server's time of its fence).
+    pub(crate) fn of(completion: &Completion, applied_at: DateTime) -> VersionRecord {
+        VersionRecord {
+            id: completion.id.clone(),
+            description: Some(completion.description.clone()),
+            checksum: Some(completion.checksum.clone()),
+            applied_at: Some(applied_at),
+            applied_by: Some(completion.applied_by.clone()),
+            duration_ms: completion.duration_ms,
+            marked_applied: completion.marked.then_some(true),
+        }
+    }
+
+    /// The document as stored.
+    pub(crate) fn to_document(&self) -> Document {
+        super::write_document(self)
+    }
+}
+
+/// A document of the versions collection that is not a readable record.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Malformed {
+    /// Its `_id` when that is a string, as migration ids are.
+    pub(crate) id: Option<String>,
+    /// Its `_id` as shown in messages (`<no _id>` without one).
+    pub(crate) shown: String,
+    /// What is wrong with it, naming the field.
+    pub(crate) reason: String,
+}
+
+/// Reads one stored document; on failure, says which document and what is
+/// wrong with it.
+pub(crate) fn read(document: &Document) -> Result<VersionRecord, Malformed> {
+    let id = match document.get("_id") {
+        Some(Bson::String(id)) => id.clone(),
+        Some(other) => {
+            return Err(Malformed {
+                id: None,
+                shown: other.to_string(),
+                reason: format!(
+                    "its `_id` is {}, but migration ids are strings",
+                    super::kind(other)
+                ),
+            });
+        }
+        None => {
+            return Err(Malformed {
+                id: None,
+                shown: "<no _id>".to_owned(),
+                reason: "it has no `_id`".to_owned(),
+            });
+        }
+    };
+    super::read(document).map_err(|reason| Malformed {
+        id: Some(id.clone()),
+        shown: id,
+        reason,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+    use mongodb::bson::oid::ObjectId;
+
+    #[test]
+    fn a_record_written_by_this_crate_reads_back() {
+        let at = DateTime::from_millis(1_700_000_000_000);
+        let completion = Completion {
+            id: "0001_events".into(),
+            checksum: "abc".into(),
+            description: "events indexes".into(),
+            duration_ms: Some(12),
+            applied_by: "api-1:42".into(),
+            marked: false,
+        };
+        let record = VersionRecord::of(&completion, at);
+        let stored = record.to_document();
+        assert_eq!(
+            stored,
+            doc! {
+                "_id": "0001_events", "description": "events indexes", "checksum": "abc",
+                "applied_at": at, "applied_by": "api-1:42", "duration_ms": 12_i64,
+            }
+        );
+        assert_eq!(read(&stored), Ok(record));
+        let marked = VersionRecord::of(
+            &Completion {
+                duration_ms: None,
+                marked: true,
+                ..completion
+            },
+            at,
+        )
+        .to_document();
+        assert_eq!(marked.get_bool("marked_applied"), Ok(true));
+        assert!(marked.get("duration_ms").is_none());
+    }
+
+    #[test]
+    fn a_record_of_a_later_version_or_with_only_an_id_reads() {
+        let record =
+            read(&doc! { "_id": "0001_events", "a_later_field": true, "duration_ms": 3_i32 }).unwrap();
+        assert_eq!(record.duration_ms, Some(3));
+        let record = read(&doc! { "_id": "0001_events" }).unwrap();
+        assert_eq!(record.applied_at, None);
+    }
+
+    #[test]
+    fn an_id_of_another_type_is_named_in_the_error() {
+        let malformed = read(&doc! { "_id": 42 }).unwrap_err();
+        assert_eq!(malformed.id, None);
+        assert_eq!(malformed.shown, "42");
+        assert_eq!(
+            malformed.reason,
+            "its `_id` is an int32, but migration ids are strings"
+        );
+        let oid = ObjectId::new();
+        let malformed = read(&doc! { "_id": oid }).unwrap_err();
+        assert!(malformed.shown.contains(&oid.to_hex()), "{malformed:?}");
+        let malformed = read(&doc! { "description": "lost" }).unwrap_err();
+        assert_eq!(malformed.reason, "it has no `_id`");
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_names_the_document_and_the_field() {
+        let malformed = read(&doc! { "_id": "0003_x", "applied_at": "yesterday" }).unwrap_err();
+        assert_eq!(malformed.id.as_deref(), Some("0003_x"));
+        assert_eq!(malformed.reason, "`applied_at` should be a date but is a string");
+        assert!(!malformed.reason.contains("yesterday"));
+        let malformed = read(&doc! { "_id": "0003_x", "duration_ms": 1.5 }).unwrap_err();
+        assert_eq!(
+            malformed.reason,
+            "`duration_ms` should be an integer but is a double"
+        );
+    }
+}
