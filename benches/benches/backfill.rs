@@ -136,14 +136,20 @@ fn label(command: &Document) -> String {
             });
         }
         ("findAndModify", Some("schema_lock")) => {
-            let dates = command
-                .get_document("update")
-                .and_then(|update| update.get_document("$currentDate"))
-                .ok();
-            label.push_str(if has(dates, "checkpointed_at") {
+            let update = command.get_document("update").ok();
+            let dates = update.and_then(|update| update.get_document("$currentDate").ok());
+            let set = update.and_then(|update| update.get_document("$set").ok());
+            let fence = set
+                .and_then(|set| set.get_array("done").ok())
+                .is_some_and(|done| !done.is_empty());
+            label.push_str(if command.get_bool("remove") == Ok(true) {
+                " (release)"
+            } else if has(dates, "checkpointed_at") {
                 " (checkpoint)"
-            } else {
+            } else if fence {
                 " (fence)"
+            } else {
+                " (renewal)"
             });
         }
         _ => {}
@@ -407,16 +413,16 @@ async fn main() {
     let checkpoints = ms(managed_commands.time_of(|label| label.ends_with("(checkpoint)")));
     // What apply_all adds in line with the walk: taking the lock, reading
     // the versions, the checkpoints, the fence, the record, the release.
-    // The renewals (`update schema_lock`) go from a task of their own,
+    // The renewals go from a task of their own,
     // alongside the walk; their time is mostly waiting behind the walk's
     // reads on the server, and adds to no wall time.
     let in_line = ms(managed_commands.time_of(|label| {
-        !label.starts_with("update schema_lock")
+        !label.ends_with("(renewal)")
             && ["schema_lock", "schema_versions", "hello"]
                 .iter()
                 .any(|target| label.contains(target))
     }));
-    let renewals = ms(managed_commands.time_of(|label| label.starts_with("update schema_lock")));
+    let renewals = ms(managed_commands.time_of(|label| label.ends_with("(renewal)")));
     println!();
     println!(
         "checkpointing overhead, (c) against (b), wall time: {:+.1} % ({:+.1} ms)",
