@@ -14,7 +14,7 @@ use mongodb::Collection;
 use mongodb::bson::{DateTime, Document};
 use tracing::warn;
 
-use super::writer::{Next, Retry, Write, Writer};
+use super::writer::{Next, Write, Writer, came_back_without};
 use crate::error::Error;
 use crate::registry::Migration;
 use crate::stored::checkpoint::Checkpoint;
@@ -134,12 +134,7 @@ impl Checkpoints {
             ..checkpoint.clone()
         };
         let action = || format!("save a checkpoint of a backfill of `{}`", self.migration);
-        let write = Write {
-            id: &self.migration,
-            action: &action,
-            retry: Retry::WhileLive,
-            checkpointed: true,
-        };
+        let write = Write::until_lost(&self.migration, &action).checkpointed();
         let saved = self
             .writer
             .write(&self.collection, write, |contents| {
@@ -157,9 +152,6 @@ impl Checkpoints {
             .await?;
         saved
             .and_then(|document| document.checkpointed_at)
-            .ok_or_else(|| Error::UnexpectedReply {
-                command: "findAndModify".to_owned(),
-                reason: "the schema lock came back without `checkpointed_at`".to_owned(),
-            })
+            .ok_or_else(|| came_back_without("`checkpointed_at`"))
     }
 }

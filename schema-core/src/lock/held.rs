@@ -9,7 +9,7 @@ use tracing::{debug, warn};
 
 use super::checkpoints::Checkpoints;
 use super::renewal::Renewal;
-use super::writer::{Next, Retry, Write, Writer};
+use super::writer::{Next, Write, Writer, came_back_without};
 use super::{Interrupted, Lock};
 use crate::error::Error;
 use crate::owner::Owner;
@@ -84,12 +84,7 @@ impl Held<'_> {
             return Ok(());
         }
         let action = || "clear the recorded completions from the schema lock's ledger".to_owned();
-        let write = Write {
-            id: "the ledger",
-            action: &action,
-            retry: Retry::WhileLive,
-            checkpointed: false,
-        };
+        let write = Write::until_lost("the ledger", &action);
         self.writer
             .write(&self.lock.collection, write, |contents| {
                 Next::Contents(contents.clone())
@@ -141,12 +136,7 @@ impl Held<'_> {
                 completion.id
             )
         };
-        let write = Write {
-            id: &completion.id,
-            action: &action,
-            retry: Retry::WhileLive,
-            checkpointed: false,
-        };
+        let write = Write::until_lost(&completion.id, &action);
         let fenced = self
             .writer
             .write(&self.lock.collection, write, |contents| {
@@ -162,10 +152,7 @@ impl Held<'_> {
             .await?;
         fenced
             .map(|document| document.renewed_at)
-            .ok_or_else(|| Error::UnexpectedReply {
-                command: "findAndModify".to_owned(),
-                reason: "the schema lock came back empty from a fence".to_owned(),
-            })
+            .ok_or_else(|| came_back_without("the fence's `renewed_at`"))
     }
 
     /// Confirms the lock is still this process's and notes `running`,
@@ -177,12 +164,7 @@ impl Held<'_> {
     /// As [`fence`](Held::fence).
     pub(crate) async fn note_running(&self, id: &str, running: Option<&str>) -> Result<(), Error> {
         let action = || format!("confirm the schema lock is still this process's before `{id}`");
-        let write = Write {
-            id,
-            action: &action,
-            retry: Retry::WhileLive,
-            checkpointed: false,
-        };
+        let write = Write::until_lost(id, &action);
         self.writer
             .write(&self.lock.collection, write, |contents| {
                 Next::Contents(crate::stored::lock::Contents {
@@ -206,12 +188,7 @@ impl Held<'_> {
         let contents = self.writer.contents().await;
         let keep = !self.writer.unrecorded().await.is_empty() || !contents.checkpoints.is_empty();
         let action = || "let go of the schema lock".to_owned();
-        let write = Write {
-            id: "the release",
-            action: &action,
-            retry: Retry::WhileLive,
-            checkpointed: false,
-        };
+        let write = Write::until_lost("the release", &action);
         let released = self
             .writer
             .write(&self.lock.collection, write, |contents| {

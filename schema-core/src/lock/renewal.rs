@@ -41,7 +41,7 @@ use mongodb::{Client, Collection};
 use tokio::sync::oneshot;
 use tracing::{debug, error, warn};
 
-use super::writer::{Next, Retry, Write, Writer};
+use super::writer::{Next, Write, Writer};
 use crate::error::Error;
 use crate::unwind::CatchUnwind;
 
@@ -225,12 +225,8 @@ async fn renew(writer: &Writer, collection: &Collection<Document>, stopped: &mut
             }
         }
         next = Instant::now().checked_add(every);
-        let renewal = Write {
-            id: "renewal",
-            action: &|| "renew the schema lock's lease".to_owned(),
-            retry: Retry::Once,
-            checkpointed: false,
-        };
+        let action = || "renew the schema lock's lease".to_owned();
+        let renewal = Write::until_lost("renewal", &action).once();
         let outcome = tokio::select! {
             outcome = writer.write(collection, renewal, |contents| Next::Contents(contents.clone())) => outcome,
             _ = &mut *stopped => return,

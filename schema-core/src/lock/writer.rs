@@ -69,6 +69,44 @@ pub(crate) struct Write<'a> {
     pub(crate) checkpointed: bool,
 }
 
+impl<'a> Write<'a> {
+    /// A write tried until it lands, the lock is found another's, or the
+    /// lease ends.
+    pub(crate) fn until_lost(id: &'a str, action: &'a (dyn Fn() -> String + Sync)) -> Write<'a> {
+        Write {
+            id,
+            action,
+            retry: Retry::WhileLive,
+            checkpointed: false,
+        }
+    }
+
+    /// Tried once.
+    pub(crate) fn once(self) -> Write<'a> {
+        Write {
+            retry: Retry::Once,
+            ..self
+        }
+    }
+
+    /// Also stamps `checkpointed_at`.
+    pub(crate) fn checkpointed(self) -> Write<'a> {
+        Write {
+            checkpointed: true,
+            ..self
+        }
+    }
+}
+
+/// The error for a lock document that came back from a write without
+/// `what`.
+pub(crate) fn came_back_without(what: &str) -> Error {
+    Error::UnexpectedReply {
+        command: "findAndModify".to_owned(),
+        reason: format!("the schema lock came back without {what}"),
+    }
+}
+
 /// The holder's side of the lock document.
 pub(crate) struct Writer {
     key: String,
@@ -197,6 +235,9 @@ impl Writer {
                     // Not yet, or an earlier write's: this one still goes.
                     Ok(_) => {}
                     Err(None) => return Err(self.lost(write.id)),
+                    Err(Some(failure)) if write.retry == Retry::Once => {
+                        return Err(failure.into_error("read the schema lock back"));
+                    }
                     Err(Some(failure)) => {
                         warn!(error = ?failure, "could not read the schema lock back; trying again");
                         if !self.clock.is_live() {
