@@ -116,17 +116,16 @@ mod readme {}
 
 pub use connect::{Connection, connect};
 pub use error::{BoxError, Error};
-pub use lock::{Interrupted, LockStatus};
 pub use manager::SchemaManager;
 pub use migrations::Migrations;
 pub use policy::Policy;
 pub use redact::redact;
 pub use registry::{DEFAULT_GROUP, Location, Migration};
-pub use report::{ApplyReport, ForgetReport, MarkReport};
+pub use report::{ApplyReport, ForgetReport, Interrupted, MarkReport};
 pub use schema_macros::migration;
 #[cfg(feature = "testing")]
 pub use schema_macros::test;
-pub use status::{MigrationStatus, State, Status, UnknownRecord};
+pub use status::{LockStatus, MigrationStatus, State, Status, UnknownRecord};
 pub use validator::{Validator, set_validator};
 
 /// The MongoDB driver this crate is built on, so an application can name

@@ -10,14 +10,14 @@ use tracing::{Instrument, info, info_span, warn};
 
 use crate::data::{self, Managed, Observer, Progress};
 use crate::error::{BoxError, Error};
-use crate::lock::{Held, Interrupted, Lock, LockStatus};
+use crate::lock::{Held, Lock};
 use crate::migrations::Migrations;
 use crate::plan;
 use crate::policy::{self, Policy};
 use crate::records::{Records, Stored};
 use crate::registry::Migration;
-use crate::report::{self, ApplyReport, ForgetReport, MarkReport};
-use crate::status::{self, State, Status};
+use crate::report::{self, ApplyReport, ForgetReport, Interrupted, MarkReport};
+use crate::status::{self, LockStatus, State, Status};
 use crate::stored::lock::Completion;
 use crate::stored::record::VersionRecord;
 use crate::unwind::CatchUnwind;

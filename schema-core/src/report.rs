@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::lock::Interrupted;
+use mongodb::bson::DateTime;
+
 use crate::records::Stored;
 use crate::registry::Migration;
 use crate::status::{self, State};
@@ -77,6 +78,24 @@ pub(crate) fn split<'m>(ordered: &[&'m Migration], stored: &Stored) -> (Vec<&'m 
         }
     }
     (pending, report)
+}
+
+/// A lease that ended without being released: its holder died or was cut
+/// off while applying migrations, and this process took the lock over.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Interrupted {
+    /// The previous holder, as `host:pid:random`.
+    pub previous_owner: String,
+    /// The migration it had started, or was about to start, and had not
+    /// completed, if any. It was not recorded, so it runs (again).
+    pub migration: Option<String>,
+    /// When its lease ended, by the server's clock.
+    #[serde(serialize_with = "crate::json::time")]
+    pub lease_ended_at: DateTime,
+    /// Migrations the previous holder completed but had not recorded yet:
+    /// this process recorded them without running them again.
+    pub recorded: Vec<String>,
 }
 
 #[cfg(test)]

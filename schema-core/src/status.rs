@@ -86,6 +86,46 @@ impl BackfillStatus {
     }
 }
 
+/// Who holds the schema lock, as
+/// [`SchemaManager::lock_status`](crate::SchemaManager::lock_status) reads
+/// it. Times are the server's; in JSON they are RFC 3339 strings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct LockStatus {
+    /// The holder, as `host:pid:random`, new for every acquisition.
+    pub owner: String,
+    /// The holder's host name.
+    pub host: Option<String>,
+    /// The holder's process id.
+    pub pid: Option<i64>,
+    /// When it took the lock.
+    #[serde(serialize_with = "crate::json::optional_time")]
+    pub since: Option<DateTime>,
+    /// The migration it is applying, or about to apply.
+    pub running: Option<String>,
+    /// When it last renewed its lease.
+    #[serde(serialize_with = "crate::json::time")]
+    pub renewed_at: DateTime,
+    /// When its lease ends unless renewed.
+    #[serde(serialize_with = "crate::json::time")]
+    pub lease_ends_at: DateTime,
+    /// Whether the lease has ended by the server's clock (or was let go):
+    /// the next start takes the lock over.
+    pub expired: bool,
+    /// Whether its holder let it go, keeping it for the next holder: to
+    /// record what is in its ledger, or to resume its backfills.
+    pub released: bool,
+    /// Migrations its holder completed and had not recorded yet; whoever
+    /// takes the lock next records them.
+    pub unrecorded: Vec<String>,
+    /// Where the backfills of the migration it is running stand, from
+    /// their checkpoints: whoever takes the lock next resumes them there.
+    pub backfills: Vec<BackfillStatus>,
+    /// How many writes its holders have made to it: the version each
+    /// write moved it on from.
+    pub version: i64,
+}
+
 /// One registered migration and its record, if any.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]

@@ -48,7 +48,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mongodb::bson::{DateTime, Document, doc};
+use mongodb::bson::{Document, doc};
 use mongodb::options::ClientOptions;
 use mongodb::{Collection, Database};
 use tracing::warn;
@@ -63,7 +63,8 @@ use self::writer::Writer;
 use crate::error::Error;
 use crate::faults::{bookkeeping, within};
 use crate::owner::Owner;
-use crate::status::BackfillStatus;
+use crate::report::Interrupted;
+use crate::status::{BackfillStatus, LockStatus};
 use crate::stored::lock::{self as format, LockDocument, Phase};
 
 /// The shortest lease on a sharded cluster: there the end of a lease is
@@ -76,64 +77,6 @@ pub(crate) const MIN_SHARDED_LEASE: Duration = Duration::from_secs(10);
 /// the largest difference between the clocks of mongos routers and shard
 /// primaries that the lock tolerates.
 pub(crate) const SHARDED_CLOCK_MARGIN: Duration = Duration::from_secs(1);
-
-/// A lease that ended without being released: its holder died or was cut
-/// off while applying migrations, and this process took the lock over.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct Interrupted {
-    /// The previous holder, as `host:pid:random`.
-    pub previous_owner: String,
-    /// The migration it had started, or was about to start, and had not
-    /// completed, if any. It was not recorded, so it runs (again).
-    pub migration: Option<String>,
-    /// When its lease ended, by the server's clock.
-    #[serde(serialize_with = "crate::json::time")]
-    pub lease_ended_at: DateTime,
-    /// Migrations the previous holder completed but had not recorded yet:
-    /// this process recorded them without running them again.
-    pub recorded: Vec<String>,
-}
-
-/// Who holds the schema lock, as
-/// [`SchemaManager::lock_status`](crate::SchemaManager::lock_status) reads
-/// it. Times are the server's; in JSON they are RFC 3339 strings.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct LockStatus {
-    /// The holder, as `host:pid:random`, new for every acquisition.
-    pub owner: String,
-    /// The holder's host name.
-    pub host: Option<String>,
-    /// The holder's process id.
-    pub pid: Option<i64>,
-    /// When it took the lock.
-    #[serde(serialize_with = "crate::json::optional_time")]
-    pub since: Option<DateTime>,
-    /// The migration it is applying, or about to apply.
-    pub running: Option<String>,
-    /// When it last renewed its lease.
-    #[serde(serialize_with = "crate::json::time")]
-    pub renewed_at: DateTime,
-    /// When its lease ends unless renewed.
-    #[serde(serialize_with = "crate::json::time")]
-    pub lease_ends_at: DateTime,
-    /// Whether the lease has ended by the server's clock (or was let go):
-    /// the next start takes the lock over.
-    pub expired: bool,
-    /// Whether its holder let it go, keeping it for the next holder: to
-    /// record what is in its ledger, or to resume its backfills.
-    pub released: bool,
-    /// Migrations its holder completed and had not recorded yet; whoever
-    /// takes the lock next records them.
-    pub unrecorded: Vec<String>,
-    /// Where the backfills of the migration it is running stand, from
-    /// their checkpoints: whoever takes the lock next resumes them there.
-    pub backfills: Vec<BackfillStatus>,
-    /// How many writes its holders have made to it: the version each
-    /// write moved it on from.
-    pub version: i64,
-}
 
 /// One process's handle on the lock guarding one versions collection.
 pub(crate) struct Lock {
