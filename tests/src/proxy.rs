@@ -307,6 +307,20 @@ impl FaultProxy {
         format!("mongodb://{}/?directConnection=true", self.address)
     }
 
+    /// The database `db` names, on a client of its own that goes through
+    /// this proxy and gives up finding a server after two seconds.
+    ///
+    /// # Panics
+    ///
+    /// When the client cannot be built.
+    pub async fn database(&self, db: &schema_core::mongodb::Database) -> schema_core::mongodb::Database {
+        let uri = format!("{}&serverSelectionTimeoutMS=2000", self.uri());
+        schema_core::mongodb::Client::with_uri_str(uri)
+            .await
+            .expect("the proxy's URI")
+            .database(db.name())
+    }
+
     /// Adds a rule after the existing ones and returns its handle.
     ///
     /// For each command the rules are checked in the order they were added;

@@ -69,6 +69,24 @@ pub fn finish(mut child: Child, deadline: Instant) -> Output {
     child.wait_with_output().expect("collect the worker's output")
 }
 
+/// Kills `child` with SIGKILL and waits for it; the output of a process
+/// that did die of the signal.
+///
+/// # Panics
+///
+/// When it exited otherwise (before the signal, or not of it).
+pub fn kill(child: Child, deadline: Instant) -> Output {
+    signal(&child, "KILL");
+    let killed = finish(child, deadline);
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&killed.status),
+        Some(9),
+        "killed by the signal: {}",
+        text(&killed)
+    );
+    killed
+}
+
 /// Sends `signal` (`"STOP"`, `"CONT"`, `"KILL"`) to `child`.
 ///
 /// # Panics

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, Document, doc, oid::ObjectId};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
-use schema_tests::workers::{Worker, finish, line, lock_document, signal, text};
+use schema_tests::workers::{Worker, finish, kill, line, lock_document, signal, text};
 use schema_tests::{documents, fresh_database, record_ids};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_backfill-worker");
@@ -149,15 +149,8 @@ async fn a_holder_killed_in_the_middle_of_a_backfill_is_resumed_by_the_next_proc
         .env("BACKFILL_RATE", 4_000)
         .spawn();
     wait_for_batches(&db, &mut holder, 5).await;
-    signal(&holder, "KILL");
-    let killed = finish(holder, deadline());
     // The fault: killed by the signal, with at least five batches saved.
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&killed.status),
-        Some(9),
-        "{}",
-        text(&killed)
-    );
+    kill(holder, deadline());
     let (batches, visited, _) = checkpoint(&db).await.expect("the checkpoint stays with the lock");
     assert!(batches >= 5, "killed after {batches} batches");
     assert!(
@@ -283,14 +276,7 @@ async fn a_checkpoint_write_that_lands_after_later_ones_never_moves_the_checkpoi
     let (after, _, _) = checkpoint(&db).await.expect("a checkpoint");
     assert_eq!(after, before, "the late save did not move the checkpoint back");
 
-    signal(&holder, "KILL");
-    let killed = finish(holder, deadline());
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&killed.status),
-        Some(9),
-        "{}",
-        text(&killed)
-    );
+    kill(holder, deadline());
     frozen.release();
     let waiter = finish(Worker::new(WORKER, &db, LEASE_MS).spawn(), deadline());
     assert!(waiter.status.success(), "{}", text(&waiter));

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use schema_core::mongodb::bson::{DateTime, Document, doc};
-use schema_core::mongodb::{Client, Database, error::Error as DriverError};
+use schema_core::mongodb::{Database, error::Error as DriverError};
 use schema_core::{Error, SchemaManager, migration};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::{
@@ -37,15 +37,6 @@ async fn blocks(db: &Database) -> Result<(), schema_core::BoxError> {
     Ok(())
 }
 
-/// A database on a client that goes through `proxy`.
-async fn through(proxy: &FaultProxy, db: &Database) -> Database {
-    let uri = format!("{}&serverSelectionTimeoutMS=2000", proxy.uri());
-    Client::with_uri_str(uri)
-        .await
-        .expect("the proxy's URI")
-        .database(db.name())
-}
-
 fn lock_commands() -> Match {
     Match::any().on("schema_lock")
 }
@@ -66,7 +57,7 @@ const WAIT: Duration = Duration::from_millis(1_500);
 /// Applies through `proxy` with a wait of [`WAIT`], expecting it to give
 /// up within twice that; returns the error.
 async fn gives_up_in_time(proxy: &FaultProxy, db: &Database, lease: Option<Duration>) -> Error {
-    let mut manager = SchemaManager::new(through(proxy, db).await).lock_wait_timeout(WAIT);
+    let mut manager = SchemaManager::new(proxy.database(db).await).lock_wait_timeout(WAIT);
     if let Some(lease) = lease {
         manager = manager.lock_lease(lease);
     }
@@ -143,7 +134,7 @@ async fn a_lock_insert_whose_reply_was_lost_is_recognised_as_taken() {
     let lost =
         proxy.add(Rule::new(Match::command("insert").on("schema_lock"), Fault::BlackholeReply).times(1));
 
-    let report = SchemaManager::new(through(&proxy, &db).await)
+    let report = SchemaManager::new(proxy.database(&db).await)
         .lock_lease(Duration::from_millis(1_500))
         .apply_all()
         .await

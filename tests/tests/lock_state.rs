@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use schema_core::data::Backfill;
 use schema_core::mongodb::bson::{Bson, DateTime, Document, doc};
 use schema_core::mongodb::options::ClientOptions;
-use schema_core::mongodb::{Client, Database, error::Error as DriverError};
+use schema_core::mongodb::{Database, error::Error as DriverError};
 use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::{documents, fresh_database, note_ran, ran, record_ids};
@@ -24,15 +24,6 @@ fn manager(db: &Database, group: &str) -> SchemaManager {
     SchemaManager::new(db.clone())
         .migrations(Migrations::group(group).expect("a valid group"))
         .lock_lease(LEASE)
-}
-
-/// A database on a client that goes through `proxy`.
-async fn through(proxy: &FaultProxy, db: &Database) -> Database {
-    let uri = format!("{}&serverSelectionTimeoutMS=2000", proxy.uri());
-    Client::with_uri_str(uri)
-        .await
-        .expect("the proxy's URI")
-        .database(db.name())
 }
 
 /// The first write to the lock that could be a takeover.
@@ -173,7 +164,7 @@ async fn a_takeover_whose_reply_was_lost_still_reports_the_interrupted_holder() 
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let lost = proxy.add(Rule::new(takeover(), Fault::BlackholeReply).times(1));
 
-    let report = manager(&through(&proxy, &db).await, "takeover")
+    let report = manager(&proxy.database(&db).await, "takeover")
         .apply_all()
         .await
         .expect("apply");
@@ -196,7 +187,7 @@ async fn unlock_resolves_a_takeover_whose_reply_was_lost_instead_of_leaving_a_le
 
     // `unlock` does not wait for a holder, but its own takeover is no
     // holder to wait for.
-    let unlocked = manager(&through(&proxy, &db).await, "takeover").unlock().await;
+    let unlocked = manager(&proxy.database(&db).await, "takeover").unlock().await;
     assert_eq!(lost.hits(), 1, "the takeover's reply was lost");
     assert!(matches!(unlocked, Ok(true)), "{unlocked:?}");
     assert!(
@@ -271,7 +262,7 @@ async fn a_lease_shorter_than_a_sharded_cluster_allows_is_refused_there() {
         }),
     ));
 
-    let error = manager(&through(&proxy, &db).await, "renewal")
+    let error = manager(&proxy.database(&db).await, "renewal")
         .apply_all()
         .await
         .expect_err("too short a lease for a sharded cluster");
