@@ -144,12 +144,37 @@ pub enum Fault {
     },
     /// Do not forward the command; answer it with this reply document as is.
     Reply(Document),
+    /// Do not forward the command; answer it with what this function makes
+    /// of it (for a reply that must change with time, such as a `hello`'s
+    /// `localTime`).
+    Answer(Answer),
     /// Forward the command but swallow the server's reply: the command runs,
     /// the client never hears back, and the connection stays open.
     BlackholeReply,
+    /// Forward the command, and when the server's reply comes back, close
+    /// the client's connection instead of passing it on: the command ran,
+    /// and the client learns only that the connection was lost.
+    DropReply,
     /// Close the client's connection (and the proxy's connection to the
     /// server behind it) instead of forwarding the command.
     Reset,
+}
+
+/// The function of a [`Fault::Answer`]: from a command's body, the reply.
+#[derive(Clone)]
+pub struct Answer(Arc<dyn Fn(&Document) -> Document + Send + Sync>);
+
+impl Answer {
+    /// Answers each command with `reply(body)`.
+    pub fn new(reply: impl Fn(&Document) -> Document + Send + Sync + 'static) -> Answer {
+        Answer(Arc::new(reply))
+    }
+}
+
+impl fmt::Debug for Answer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Answer(..)")
+    }
 }
 
 /// A fault to inject into the commands a [`Match`] selects; add it with
@@ -224,6 +249,8 @@ struct Connection {
     client: tokio::sync::Mutex<OwnedWriteHalf>,
     /// Request ids whose reply from the server is to be dropped.
     blackholed: Mutex<HashSet<i32>>,
+    /// Request ids whose reply closes the connection instead.
+    dropped: Mutex<HashSet<i32>>,
 }
 
 /// An OP_MSG request, parsed as far as matching needs.
@@ -711,6 +738,7 @@ async fn client_to_server(id: u64, client: TcpStream, shared: Arc<Shared>) {
             id,
             client: tokio::sync::Mutex::new(client_write),
             blackholed: Mutex::new(HashSet::new()),
+            dropped: Mutex::new(HashSet::new()),
         });
         let started = {
             let mut tasks = lock(&shared.tasks);
@@ -790,6 +818,20 @@ async fn forward_requests(
                 }
                 false
             }
+            Some((Fault::Answer(reply), _)) => {
+                let reply = (reply.0)(&request.body);
+                if !answer(connection, shared, &request, &reply).await {
+                    return;
+                }
+                false
+            }
+            Some((Fault::DropReply, _)) => {
+                if !request.more_to_come {
+                    // Noted before forwarding, so the reply cannot overtake it.
+                    lock(&connection.dropped).insert(request.request_id);
+                }
+                true
+            }
             Some((Fault::BlackholeReply, _)) => {
                 if !request.more_to_come {
                     // Noted before forwarding, so the reply cannot overtake it.
@@ -819,11 +861,15 @@ async fn answer(connection: &Connection, shared: &Shared, request: &Request, rep
 }
 
 /// The server-to-client direction: forwards every message except replies
-/// to blackholed requests. When it ends the whole connection closes.
+/// to blackholed requests, and closes at a dropped request's reply. When
+/// it ends the whole connection closes.
 async fn server_to_client(server: OwnedReadHalf, connection: Arc<Connection>, shared: Arc<Shared>) {
     let mut server = BufReader::new(server);
     while let Ok(Some(message)) = read_message(&mut server).await {
         if let Some((request_id, response_to, more_to_come)) = reply_ids(&message) {
+            if lock(&connection.dropped).remove(&response_to) {
+                break;
+            }
             let mut blackholed = lock(&connection.blackholed);
             if blackholed.remove(&response_to) {
                 if more_to_come {

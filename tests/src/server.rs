@@ -103,6 +103,19 @@ pub async fn skip_unless_real(db: &Database, why: &str) -> bool {
     }
 }
 
+/// Whether the server is a replica set member (its `hello` names a set).
+///
+/// # Panics
+///
+/// When the server does not answer `hello`.
+pub async fn is_replica_set(db: &Database) -> bool {
+    let hello = db
+        .run_command(doc! { "hello": 1 })
+        .await
+        .expect("the server answers hello");
+    hello.get_str("setName").is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -234,6 +234,23 @@ async fn a_blackholed_reply_times_the_client_out_but_the_command_ran() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_reply_is_a_network_error_but_the_command_ran() {
+    let (proxy, direct, proxied) = setup("proxy_drop_reply", "").await;
+    let rule = proxy.add(Rule::new(Match::command("insert").on(ITEMS), Fault::DropReply).times(1));
+
+    let error = bounded("the insert", items(&proxied).insert_one(doc! { "_id": 1 }))
+        .await
+        .expect_err("the connection closes instead of the reply");
+
+    assert!(matches!(&*error.kind, ErrorKind::Io(_)), "{error:?}");
+    assert_eq!(rule.hits(), 1);
+    assert_eq!(settle(&direct, 1).await, vec![doc! { "_id": 1 }]);
+    bounded("an insert", items(&proxied).insert_one(doc! { "_id": 2 }))
+        .await
+        .expect("the next insert, on a new connection");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_reset_is_a_network_error_and_nothing_is_written() {
     let (proxy, direct, proxied) = setup("proxy_reset", "").await;
     let rule = proxy.add(Rule::new(Match::command("insert").on(ITEMS), Fault::Reset));
