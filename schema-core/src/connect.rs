@@ -15,11 +15,24 @@ use crate::redact::{ScrubbedError, redact};
 /// options the client was built from. Shut it down with
 /// [`shutdown`](Connection::shutdown) before the runtime ends: a client
 /// dropped while the runtime shuts down can panic in a background task.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Connection {
     client: Client,
     database: Database,
     options: ClientOptions,
+}
+
+/// Names the database and the hosts, never the other options: they hold
+/// passwords and keys (`tlsCertificateKeyFilePassword`, a proxy's
+/// password).
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hosts: Vec<String> = self.options.hosts.iter().map(ToString::to_string).collect();
+        f.debug_struct("Connection")
+            .field("database", &self.database.name())
+            .field("hosts", &hosts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {

@@ -13,7 +13,7 @@ use mongodb::options::{
 };
 use mongodb::{Collection, Database};
 
-use crate::error::{BoxError, Error};
+use crate::error::{BoxError, Error, ServerError};
 
 /// The server's code for a duplicate key.
 pub(crate) const DUPLICATE_KEY: i32 = 11000;
@@ -41,6 +41,15 @@ const TRANSIENT_CODES: &[i32] = &[
 /// The longest `wtimeout` a server accepts: a 32-bit count of milliseconds.
 pub(crate) const MAX_WRITE_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
+/// Server codes that refuse a command before running it: this member is
+/// not the primary, or is shutting down and takes no new work.
+const REFUSED_BEFORE_RUNNING: &[i32] = &[
+    91,    // ShutdownInProgress
+    10107, // NotWritablePrimary
+    13435, // NotPrimaryNoSecondaryOk
+    13436, // NotPrimaryOrSecondary
+];
+
 /// A bookkeeping collection (the lock, the records) as this crate reads
 /// and writes it, whatever the `Database` was opened with: on the primary,
 /// with majority read concern, and with majority writes that give up after
@@ -60,12 +69,22 @@ pub(crate) fn bookkeeping(db: &Database, name: &str, write_timeout: Duration) ->
 }
 
 /// Why one bounded attempt at a command failed.
-#[derive(Debug)]
 pub(crate) enum Failure {
     /// No answer within the bound; the command may or may not have run.
     TimedOut(Duration),
     /// The driver or the server reported an error.
     Server(mongodb::error::Error),
+}
+
+/// As the log shows it: without the values a server's message may quote
+/// (see [`ServerError`]).
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::TimedOut(waited) => write!(f, "no answer within {waited:?}"),
+            Failure::Server(error) => write!(f, "{}", ServerError::from(error.clone())),
+        }
+    }
 }
 
 impl Failure {
@@ -74,6 +93,20 @@ impl Failure {
         match self {
             Failure::TimedOut(_) => true,
             Failure::Server(error) => is_transient(error),
+        }
+    }
+
+    /// Whether the command certainly did not run: no server was selected
+    /// to send it to, or the server refused it before running it because
+    /// it is not (or no longer) the primary. Any other failure of a write
+    /// leaves its outcome unknown: it may have run, wholly or in part.
+    pub(crate) fn did_not_run(&self) -> bool {
+        match self {
+            Failure::TimedOut(_) => false,
+            Failure::Server(error) => {
+                matches!(&*error.kind, ErrorKind::ServerSelection { .. })
+                    || code(error).is_some_and(|code| REFUSED_BEFORE_RUNNING.contains(&code))
+            }
         }
     }
 
@@ -92,10 +125,7 @@ impl Failure {
                 action: action.into(),
                 waited,
             },
-            Failure::Server(source) => Error::Database {
-                action: action.into(),
-                source: Box::new(source),
-            },
+            Failure::Server(source) => Error::database(action.into(), source),
         }
     }
 

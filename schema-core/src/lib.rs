@@ -115,7 +115,7 @@ pub mod __private;
 mod readme {}
 
 pub use connect::{Connection, connect};
-pub use error::{BoxError, Error};
+pub use error::{BoxError, Error, ServerError};
 pub use manager::SchemaManager;
 pub use migrations::Migrations;
 pub use policy::Policy;

@@ -9,7 +9,7 @@ use mongodb::options::ClientOptions;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::data::{self, Managed, Observer, Progress};
-use crate::error::{BoxError, Error};
+use crate::error::{self, BoxError, Error};
 use crate::lock::{Held, Lock};
 use crate::migrations::Migrations;
 use crate::plan;
@@ -44,7 +44,7 @@ use crate::unwind::CatchUnwind;
 /// ```
 ///
 /// [`apply_all`]: SchemaManager::apply_all
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SchemaManager {
     db: Database,
     versions_collection: String,
@@ -58,6 +58,26 @@ pub struct SchemaManager {
     on_unknown: Policy,
     /// Hear of every batch of every backfill.
     observers: Vec<Observer>,
+}
+
+/// Names the database and shows the settings, never the client's options:
+/// they hold passwords and keys (`tlsCertificateKeyFilePassword`, a
+/// proxy's password).
+impl std::fmt::Debug for SchemaManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaManager")
+            .field("database", &self.db.name())
+            .field("versions_collection", &self.versions_collection)
+            .field("lock_collection", &self.lock_collection)
+            .field("lock_lease", &self.lock_lease)
+            .field("lock_wait_timeout", &self.lock_wait_timeout)
+            .field("lease_client", &self.lease_client.as_ref().map(|_| "given"))
+            .field("migrations", &self.migrations)
+            .field("on_drift", &self.on_drift)
+            .field("on_unknown", &self.on_unknown)
+            .field("observers", &self.observers.len())
+            .finish()
+    }
 }
 
 impl SchemaManager {
@@ -452,6 +472,8 @@ impl SchemaManager {
                 }
                 Some(Ok(Ok(()))) => return Ok(started.elapsed()),
                 Some(Ok(Err(source))) => {
+                    // A driver error is shown without the values it quotes.
+                    let source = error::shown(source);
                     tracing::error!(error = %source, "migration failed");
                     if held.is_live() {
                         return Err(Error::MigrationFailed { id, source });
@@ -459,6 +481,9 @@ impl SchemaManager {
                     source
                 }
                 Some(Err(message)) => {
+                    // A panic's message can quote a value too (an
+                    // `unwrap` of a driver error prints the error).
+                    let message = error::without_values(&message);
                     tracing::error!(panic = %message, "migration panicked");
                     if held.is_live() {
                         return Err(Error::MigrationPanicked { id, message });

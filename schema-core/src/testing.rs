@@ -87,10 +87,7 @@ impl TestDatabase {
     pub async fn drop_database(self) -> Result<(), Error> {
         let dropped = self.database.drop().await;
         self.connection.shutdown().await;
-        dropped.map_err(|source| Error::Database {
-            action: "drop the test database".to_owned(),
-            source: Box::new(source),
-        })
+        dropped.map_err(|source| Error::database("drop the test database".to_owned(), source))
     }
 
     /// Closes the client and keeps the database, for a look after a failed
@@ -199,10 +196,10 @@ async fn snapshot(db: &Database) -> Result<BTreeMap<String, Shape>, Error> {
 /// batch that holds everything.
 async fn first_batch(db: &Database, command: Document) -> Result<Vec<Document>, Error> {
     let name = command.keys().next().cloned().unwrap_or_default();
-    let reply = db.run_command(command).await.map_err(|source| Error::Database {
-        action: format!("run `{name}`"),
-        source: Box::new(source),
-    })?;
+    let reply = db
+        .run_command(command)
+        .await
+        .map_err(|source| Error::database(format!("run `{name}`"), source))?;
     let batch = reply
         .get_document("cursor")
         .and_then(|cursor| cursor.get_array("firstBatch"))

@@ -95,10 +95,7 @@ pub async fn set_validator(db: &Database, collection: &str, validator: Validator
         level,
         action,
     } = validator;
-    let failed = |source| Error::Database {
-        action: format!("set the validator of `{collection}`"),
-        source: Box::new(source),
-    };
+    let failed = |source| Error::database(format!("set the validator of `{collection}`"), source);
     let exists = !db
         .list_collection_names()
         .filter(doc! { "name": collection })

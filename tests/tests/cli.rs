@@ -543,3 +543,60 @@ async fn apply_tells_how_its_backfills_go_on_a_piped_stderr() {
         "{events_now:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_migration_shows_the_index_and_the_code_but_not_the_duplicate_value() {
+    use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
+    let db = fresh_database("cli_no_values").await;
+    let sentinel = "sentinel-c11a5e@example.org";
+    db.collection::<Document>("duplicate")
+        .insert_one(doc! { "email": sentinel })
+        .await
+        .unwrap();
+    // The second insert is refused as MongoDB refuses a duplicate key, its
+    // message quoting the value (the emulator's message does not).
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let refusal = doc! {
+        "ok": 1.0,
+        "n": 0,
+        "writeErrors": [{
+            "index": 0,
+            "code": 11000,
+            "errmsg": format!(
+                "E11000 duplicate key error collection: {}.users index: email_1 dup key: {{ email: \"{sentinel}\" }}",
+                db.name()
+            ),
+            "keyValue": { "email": sentinel },
+        }],
+    };
+    let through = [("MONGODB_URI", proxy.uri())];
+    let through: Vec<(&str, &str)> = through
+        .iter()
+        .map(|(key, value)| (*key, value.as_str()))
+        .collect();
+
+    for args in [&["apply", "--json"][..], &["apply"]] {
+        let inserts = std::sync::atomic::AtomicUsize::new(0);
+        let duplicate = proxy.add(Rule::new(
+            Match::command("insert")
+                .on("users")
+                .when(move |_| inserts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1),
+            Fault::Reply(refusal.clone()),
+        ));
+        let applied = cli_with(&db, args, &through);
+        assert_eq!(duplicate.hits(), 1, "{args:?}: the duplicate was refused");
+        duplicate.remove();
+        db.collection::<Document>("users").drop().await.unwrap();
+        assert_eq!(code(&applied), 1, "{applied:?}");
+        let everything = format!("{}{}", stdout(&applied), String::from_utf8_lossy(&applied.stderr));
+        assert!(!everything.contains("sentinel-c11a5e"), "{everything}");
+        assert!(everything.contains("index: email_1"), "{everything}");
+        if args.contains(&"--json") {
+            let error = &json(&applied)["error"];
+            assert_eq!(error["kind"], "migration_failed");
+            let message = error["message"].as_str().expect("a message");
+            assert!(message.contains("o_0003_invoices"), "{message}");
+            assert!(message.contains("11000"), "{message}");
+        }
+    }
+}

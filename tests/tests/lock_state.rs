@@ -44,7 +44,7 @@ async fn kept_first(db: &Database) -> Result<(), DriverError> {
 async fn kept_backfill(db: &Database) -> Result<(), Error> {
     note_ran(db, "k_0002").await.map_err(|error| Error::Database {
         action: "note the run".into(),
-        source: Box::new(error),
+        source: error.into(),
     })?;
     let fails = db.collection::<Document>("fail");
     let mut batches = 0;

@@ -78,10 +78,10 @@ pub async fn ensure_indexes(
         Err(error) => error,
     };
     if !is_conflict(&error) {
-        return Err(Error::Database {
-            action: format!("create indexes on `{collection}`"),
-            source: Box::new(error),
-        });
+        return Err(Error::database(
+            format!("create indexes on `{collection}`"),
+            error,
+        ));
     }
     let existing = list_indexes(db, collection).await?;
     match conflict::find_conflicts(&specs, &existing).into_iter().next() {
@@ -90,13 +90,13 @@ pub async fn ensure_indexes(
             index: found.index,
             existing: found.existing,
             difference: found.differences.join("; "),
-            source: Box::new(error),
+            source: error.into(),
         }),
         // The conflicting index changed between the two commands.
-        None => Err(Error::Database {
-            action: format!("create indexes on `{collection}`"),
-            source: Box::new(error),
-        }),
+        None => Err(Error::database(
+            format!("create indexes on `{collection}`"),
+            error,
+        )),
     }
 }
 
@@ -116,10 +116,7 @@ fn spec(model: &IndexModel) -> Result<Document, Error> {
 
 /// The indexes of `collection`, as `listIndexes` lists them.
 pub(crate) async fn list_indexes(db: &Database, collection: &str) -> Result<Vec<Document>, Error> {
-    let failed = |source| Error::Database {
-        action: format!("list the indexes of `{collection}`"),
-        source: Box::new(source),
-    };
+    let failed = |source| Error::database(format!("list the indexes of `{collection}`"), source);
     let reply = db
         .run_command(doc! { "listIndexes": collection })
         .await
@@ -174,7 +171,7 @@ mod tests {
             index: found.index,
             existing: found.existing,
             difference: found.differences.join("; "),
-            source: Box::new(refusal(85, "IndexOptionsConflict")),
+            source: refusal(85, "IndexOptionsConflict").into(),
         };
         assert_eq!(
             error.to_string(),

@@ -1,10 +1,14 @@
 //! An application's schema command line, for the CLI tests: three chained
 //! migrations and `schema_core::cli::run` on the database `WORKER_DB`;
-//! `SCHEMA_STRICT=1` makes drift and unknown records errors.
+//! `SCHEMA_STRICT=1` makes drift and unknown records errors. While the
+//! database holds a document in `duplicate`, `o_0003_invoices` inserts its
+//! `email` twice under a unique index, and fails on the duplicate key.
 
 use std::process::ExitCode;
 
-use schema_core::mongodb::{Database, error::Error};
+use schema_core::mongodb::bson::{Document, doc};
+use schema_core::mongodb::options::IndexOptions;
+use schema_core::mongodb::{Database, IndexModel, error::Error};
 use schema_core::{SchemaManager, migration};
 use schema_tests::note_ran;
 
@@ -23,7 +27,22 @@ async fn orders_ttl(db: &Database) -> Result<(), Error> {
 /// Invoices by order
 #[migration(id = "o_0003_invoices", after = "o_0002_orders_ttl")]
 async fn invoices(db: &Database) -> Result<(), Error> {
-    note_ran(db, "o_0003_invoices").await
+    note_ran(db, "o_0003_invoices").await?;
+    let duplicate = db.collection::<Document>("duplicate").find_one(doc! {}).await?;
+    if let Some(email) = duplicate
+        .as_ref()
+        .and_then(|document| document.get_str("email").ok())
+    {
+        let users = db.collection::<Document>("users");
+        let unique = IndexModel::builder()
+            .keys(doc! { "email": 1 })
+            .options(IndexOptions::builder().unique(true).build())
+            .build();
+        users.create_index(unique).await?;
+        users.insert_one(doc! { "email": email }).await?;
+        users.insert_one(doc! { "email": email }).await?;
+    }
+    Ok(())
 }
 
 #[tokio::main]

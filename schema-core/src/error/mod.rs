@@ -1,7 +1,12 @@
-//! The one error type of the crate.
+//! The one error type of the crate, and how the driver's errors are shown
+//! in it ([`server`]).
+
+mod server;
 
 use std::fmt::{self, Write as _};
 
+pub use self::server::ServerError;
+pub(crate) use self::server::{shown, without_values};
 use crate::registry::Location;
 
 /// A boxed error from a migration function, whatever type it returned.
@@ -298,7 +303,7 @@ pub enum Error {
         difference: String,
         /// The server's refusal.
         #[source]
-        source: Box<mongodb::error::Error>,
+        source: ServerError,
     },
 
     /// Two indexes declared in one call share a name or keys.
@@ -337,6 +342,49 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// The update of a batch of a backfill got no answer, or lost it (a
+    /// timeout, a lost connection, a failover in the middle of it): it may
+    /// or may not have been applied, wholly or in part. It was not sent
+    /// again, since an update applied twice can change its documents twice.
+    /// The batches before it are done (and, under a manager,
+    /// checkpointed): the next run does this batch once more. An update
+    /// declared [`idempotent`](crate::data::Backfill::idempotent) is sent
+    /// again instead.
+    #[error(
+        "the update of the batch of `{collection}` after `_id` {after} may or may not have been \
+         applied (no answer came back); it was not sent again, so no document was changed twice: \
+         the next run does this batch once more (declare the update `idempotent` to have it sent \
+         again instead)"
+    )]
+    BackfillOutcomeUnknown {
+        /// The collection it walks.
+        collection: String,
+        /// The last `_id` done before the batch, or `none` at the start.
+        after: String,
+        /// What happened to the update.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The server returned a batch of a backfill out of `_id` order (it
+    /// sorts some `_id`s in another order than MongoDB's binary one), so
+    /// the walk's `_id > last` could pass over documents. The walk stopped
+    /// before changing that batch; nothing was skipped silently.
+    #[error(
+        "the server returned the documents of `{collection}` out of `_id` order (`_id` {after} came \
+         after {before}), so the backfill stopped before changing them: nothing was skipped \
+         silently, and the batches before are done. The walk needs `_id`s sorted in MongoDB's order \
+         (the simple collation)"
+    )]
+    BackfillOutOfOrder {
+        /// The collection it walks.
+        collection: String,
+        /// The `_id` before the one out of order.
+        before: String,
+        /// The `_id` that came after it though it sorts before it.
+        after: String,
+    },
+
     /// The server answered a command without something this crate needs.
     #[error("the server's reply to `{command}` is unusable: {reason}")]
     UnexpectedReply {
@@ -351,9 +399,9 @@ pub enum Error {
     Database {
         /// What was being done, such as "read `schema_versions`".
         action: String,
-        /// The driver's error.
+        /// The driver's error, shown without the values it may quote.
         #[source]
-        source: Box<mongodb::error::Error>,
+        source: ServerError,
     },
 
     /// The connection string could not be used.
@@ -390,6 +438,29 @@ impl fmt::Debug for Error {
 }
 
 impl Error {
+    /// [`Error::Database`]: `source` failed while this crate was doing
+    /// `action`.
+    pub(crate) fn database(action: impl Into<String>, source: mongodb::error::Error) -> Error {
+        Error::Database {
+            action: action.into(),
+            source: ServerError::from(source),
+        }
+    }
+
+    /// The server's error behind this one, if there is one in its chain of
+    /// sources: for code that needs the server's code, or the driver's
+    /// error with every value in it ([`ServerError::raw`]).
+    pub fn server_error(&self) -> Option<&ServerError> {
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            if let Some(server) = cause.downcast_ref::<ServerError>() {
+                return Some(server);
+            }
+            source = cause.source();
+        }
+        None
+    }
+
     /// A short, stable name for the kind of error, for scripts and logs:
     /// `lock_held`, `lock_timeout`, `migration_failed`, `drift`,
     /// `unknown_records`, `database`, ... (the variant's name in snake
@@ -420,6 +491,8 @@ impl Error {
             Error::RepeatedIndex { .. } => "repeated_index",
             Error::InvalidBackfill { .. } => "invalid_backfill",
             Error::BackfillFailed { .. } => "backfill_failed",
+            Error::BackfillOutcomeUnknown { .. } => "backfill_outcome_unknown",
+            Error::BackfillOutOfOrder { .. } => "backfill_out_of_order",
             Error::UnexpectedReply { .. } => "unexpected_reply",
             Error::Database { .. } => "database",
             Error::InvalidUri { .. } => "invalid_uri",

@@ -1,0 +1,202 @@
+//! No document value in what the library shows: a duplicate key's value
+//! and a rejected document's fields stay out of errors (their `Display`,
+//! every source in the chain, their `Debug`) and out of the log, which
+//! name the collection, the index and the server's code instead; the raw
+//! server error stays available to code that asks for it. And no `Debug`
+//! of a manager or a connection prints the client's options, where
+//! passwords and keys live.
+
+use std::sync::{Arc, Mutex};
+
+use schema_core::mongodb::bson::{Document, doc};
+use schema_core::mongodb::options::{ClientOptions, IndexOptions};
+use schema_core::mongodb::{Database, IndexModel};
+use schema_core::{Error, Migrations, SchemaManager, migration};
+use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
+use schema_tests::{fresh_database, record_ids};
+use tracing_subscriber::util::SubscriberInitExt as _;
+
+/// The value no output may show.
+const SENTINEL: &str = "sentinel-7f3a91@example.org";
+
+/// Inserts two users with the sentinel email under a unique index: a
+/// duplicate key whose message quotes the value.
+#[migration(id = "v_0001_users", group = "duplicate")]
+async fn duplicate_users(db: &Database) -> Result<(), schema_core::mongodb::error::Error> {
+    let users = db.collection::<Document>("users");
+    let unique = IndexModel::builder()
+        .keys(doc! { "email": 1 })
+        .options(IndexOptions::builder().unique(true).build())
+        .build();
+    users.create_index(unique).await?;
+    users.insert_one(doc! { "email": SENTINEL }).await?;
+    users.insert_one(doc! { "email": SENTINEL }).await?;
+    Ok(())
+}
+
+/// Inserts one user, which the server rejects (see the test).
+#[migration(id = "v_0001_rejected", group = "rejected")]
+async fn rejected_user(db: &Database) -> Result<(), schema_core::mongodb::error::Error> {
+    db.collection::<Document>("users")
+        .insert_one(doc! { "email": SENTINEL })
+        .await?;
+    Ok(())
+}
+
+/// Everything the log received while the guard lives.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").write_all(bytes)?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Applies `group` to `db` with the log captured; returns the error and
+/// the log.
+async fn apply_capturing(db: &Database, group: &str) -> (Error, String) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let _guard = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+        .finish()
+        .set_default();
+    let error = SchemaManager::new(db.clone())
+        .migrations(Migrations::group(group).expect("a valid group"))
+        .apply_all()
+        .await
+        .expect_err("the migration fails");
+    (error, captured.text())
+}
+
+/// The error as every way of showing it shows it: `Display`, each source,
+/// `Debug` and the alternate `Debug`.
+fn shown(error: &Error) -> String {
+    let mut text = format!("{error}\n{error:?}\n{error:#?}\n");
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!("{cause}\n{cause:?}\n"));
+        source = cause.source();
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_duplicate_keys_value_shows_nowhere_but_the_index_and_the_code_do() {
+    let db = fresh_database("no_values_duplicate").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    // The second insert is refused as MongoDB refuses a duplicate key, its
+    // message quoting the value (the emulator's message does not).
+    let inserts = std::sync::atomic::AtomicUsize::new(0);
+    let duplicate = proxy.add(Rule::new(
+        Match::command("insert").on("users").when(move |_| {
+            inserts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
+        }),
+        Fault::Reply(doc! {
+            "ok": 1.0,
+            "n": 0,
+            "writeErrors": [{
+                "index": 0,
+                "code": 11000,
+                "errmsg": format!(
+                    "E11000 duplicate key error collection: {}.users index: email_1 dup key: {{ email: \"{SENTINEL}\" }}",
+                    db.name()
+                ),
+                "keyPattern": { "email": 1 },
+                "keyValue": { "email": SENTINEL },
+            }],
+        }),
+    ));
+    let (error, log) = apply_capturing(&proxy.database(&db).await, "duplicate").await;
+    assert_eq!(duplicate.hits(), 1, "the second insert was refused");
+    assert!(
+        matches!(&error, Error::MigrationFailed { id, .. } if id == "v_0001_users"),
+        "{error:?}"
+    );
+    let shown = shown(&error);
+    assert!(!shown.contains("sentinel-7f3a91"), "{shown}");
+    assert!(!log.contains("sentinel-7f3a91"), "{log}");
+    // What is shown still says what happened, and where.
+    assert!(shown.contains("11000"), "{shown}");
+    assert!(shown.contains("index: email_1"), "{shown}");
+    assert!(log.contains("v_0001_users"), "{log}");
+    // The raw error is there for code that asks for it.
+    let server = error.server_error().expect("a server error");
+    assert_eq!(server.code(), Some(11000));
+    assert!(
+        server.raw().to_string().contains("sentinel-7f3a91"),
+        "{}",
+        server.raw()
+    );
+    assert!(record_ids(&db, "schema_versions").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_rejected_documents_fields_show_nowhere_but_the_code_does() {
+    let db = fresh_database("no_values_rejected").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    // As a validator with `validationAction: error` rejects it: the
+    // server's reply names the failing document's fields and values.
+    let rejected = proxy.add(Rule::new(
+        Match::command("insert").on("users"),
+        Fault::Reply(doc! {
+            "ok": 1.0,
+            "n": 0,
+            "writeErrors": [{
+                "index": 0,
+                "code": 121,
+                "codeName": "DocumentValidationFailure",
+                "errmsg": "Document failed validation",
+                "errInfo": {
+                    "failingDocumentId": SENTINEL,
+                    "details": { "operatorName": "$jsonSchema", "schemaRulesNotSatisfied": [
+                        { "operatorName": "properties", "propertiesNotSatisfied": [
+                            { "propertyName": "email", "details": [
+                                { "operatorName": "pattern", "consideredValue": SENTINEL },
+                            ] },
+                        ] },
+                    ] },
+                },
+            }],
+        }),
+    ));
+    let (error, log) = apply_capturing(&proxy.database(&db).await, "rejected").await;
+    assert_eq!(rejected.hits(), 1, "the insert was rejected");
+    let shown = shown(&error);
+    assert!(!shown.contains("sentinel-7f3a91"), "{shown}");
+    assert!(!log.contains("sentinel-7f3a91"), "{log}");
+    assert!(shown.contains("121"), "{shown}");
+    assert!(shown.contains("DocumentValidationFailure"), "{shown}");
+}
+
+#[tokio::test]
+async fn no_debug_of_a_manager_or_a_connection_prints_the_clients_options() {
+    // The application name stands for every option: a `Debug` that shows
+    // it would show a TLS key's password or a proxy's too.
+    let uri = format!(
+        "{}/?appName=sentinel-app-7f3a91",
+        schema_tests::uri().trim_end_matches('/')
+    );
+    let connection = schema_core::connect(&uri, "no_values").await.expect("connect");
+    let mut options = ClientOptions::parse(&uri).await.expect("options");
+    options.app_name = Some("sentinel-lease-7f3a91".to_owned());
+    let manager = connection.manager().lease_client(options);
+    let shown = format!("{connection:?}\n{connection:#?}\n{manager:?}\n{manager:#?}");
+    connection.shutdown().await;
+    assert!(!shown.contains("sentinel-"), "{shown}");
+    assert!(shown.contains("no_values"), "the database is named: {shown}");
+}
