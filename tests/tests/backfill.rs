@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use schema_core::data::{Backfill, Progress};
 use schema_core::mongodb::Database;
-use schema_core::mongodb::bson::{Bson, Document, doc, oid::ObjectId};
+use schema_core::mongodb::bson::{Bson, DateTime, Document, doc, oid::ObjectId};
 use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::{documents, fresh_database, monitored_database, record_ids, take_commands};
 
@@ -382,4 +382,262 @@ async fn a_failed_migration_keeps_its_checkpoint_and_the_next_start_resumes_ther
         documents(&db, "schema_lock").await.is_empty(),
         "lock and checkpoint gone"
     );
+}
+
+/// Integer `_id`s from 0, of every digit count: a server that sorts them
+/// as text returns a batch out of `_id` order, and the walk must stop and
+/// say so instead of skipping the documents `_id > last` would pass over.
+/// MongoDB sorts them as numbers, and the walk visits each once.
+#[tokio::test]
+async fn a_batch_out_of_id_order_stops_the_walk_instead_of_skipping_documents() {
+    let db = fresh_database("backfill_out_of_order").await;
+    insert(&db, "items", (0..2_000).map(Bson::Int32)).await;
+    let outcome = Backfill::new(&db, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(500)
+        .run()
+        .await;
+    match schema_tests::server::kind(&db).await {
+        schema_tests::server::ServerKind::Real => {
+            let report = outcome.expect("MongoDB returns numbers in order");
+            assert_eq!(report.visited, 2_000);
+            assert_eq!(tally(&db, "items").await, [(1, 2_000)].into());
+        }
+        schema_tests::server::ServerKind::Emulator => {
+            // The fault: the emulator sorts these `_id`s as text.
+            let error = outcome.expect_err("the first batch comes back in text order");
+            assert_eq!(error.kind(), "backfill_out_of_order", "{error:?}");
+            let message = error.to_string();
+            assert!(message.contains("out of `_id` order"), "{message}");
+            assert!(message.contains("nothing was skipped"), "{message}");
+            // Stopped before changing the batch it could not trust.
+            assert_eq!(tally(&db, "items").await, [(0, 2_000)].into());
+        }
+    }
+}
+
+/// A declared idempotent update whose reply was lost is sent again, and
+/// the walk goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotent_update_whose_reply_was_lost_is_sent_again() {
+    let db = fresh_database("backfill_idempotent").await;
+    insert(&db, "items", integers(300)).await;
+    let proxy = schema_tests::proxy::FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let lost = proxy.add(
+        schema_tests::proxy::Rule::new(
+            schema_tests::proxy::Match::command("update").on("items"),
+            schema_tests::proxy::Fault::DropReply,
+        )
+        .times(1),
+    );
+    let report = Backfill::new(&proxy.database(&db).await, "items")
+        .update(doc! { "$set": { "n": 1 } })
+        .batch_size(100)
+        .idempotent(true)
+        .run()
+        .await
+        .expect("the lost reply is retried");
+    assert_eq!(lost.hits(), 1, "the first batch's reply was lost");
+    assert_eq!(report.visited, 300);
+    assert_eq!(tally(&db, "items").await, [(1, 300)].into());
+}
+
+// Batches as transactions, where the server runs them: on a real replica
+// set (the workflow `mongodb.yml`), and on the emulator the tests may run
+// on, which reports itself standalone, with the lock's own `hello`
+// answered as a replica set member would answer it. The driver then sends
+// each batch as a transaction, which the emulator commits and aborts, one
+// writer at a time: there this checks the commit and abort paths, not
+// isolation, which only a real replica set shows.
+
+#[migration(id = "b_transactions", group = "transactions")]
+async fn transactions(db: &Database) -> Result<(), Error> {
+    Backfill::new(db, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(100)
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// A proxy in front of a server that runs transactions: a real replica
+/// set as it is, or the emulator with the lock's own `hello` (the one sent
+/// to `db`, not the driver's to `admin`) answered as a replica set's
+/// primary would answer it. `None`, with the reason printed, on a real
+/// standalone server, which runs no transaction.
+async fn as_replica_set(db: &Database) -> Option<schema_tests::proxy::FaultProxy> {
+    use schema_tests::proxy::{Answer, Fault, FaultProxy, Match, Rule};
+    use schema_tests::server::{ServerKind, is_replica_set, kind};
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    match kind(db).await {
+        ServerKind::Real if is_replica_set(db).await => {}
+        ServerKind::Real => {
+            println!("skipped: a standalone MongoDB server runs no transaction; run on a replica set");
+            return None;
+        }
+        ServerKind::Emulator => {
+            let name = db.name().to_owned();
+            proxy.add(Rule::new(
+                Match::command("hello").when(move |body| body.get_str("$db") == Ok(name.as_str())),
+                Fault::Answer(Answer::new(|_| {
+                    doc! {
+                        "ok": 1.0, "isWritablePrimary": true, "setName": "rs0",
+                        "localTime": DateTime::now(), "maxWireVersion": 21,
+                        "logicalSessionTimeoutMinutes": 30,
+                    }
+                })),
+            ));
+        }
+    }
+    Some(proxy)
+}
+
+/// Whether `body` is a statement of a transaction.
+fn in_transaction(body: &Document) -> bool {
+    body.get_bool("autocommit") == Ok(false)
+}
+
+fn transaction_commands(proxy: &schema_tests::proxy::FaultProxy) -> Vec<(String, String)> {
+    proxy
+        .seen()
+        .into_iter()
+        .filter(|seen| in_transaction(&seen.body))
+        .map(|seen| (seen.command, seen.target))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_replica_set_each_batch_and_its_checkpoint_commit_as_one_transaction() {
+    let db = fresh_database("backfill_transactions").await;
+    let Some(proxy) = as_replica_set(&db).await else {
+        return;
+    };
+    insert(&db, "items", integers(250)).await;
+    manager(&proxy.database(&db).await, "transactions")
+        .apply_all()
+        .await
+        .expect("apply");
+
+    assert_eq!(tally(&db, "items").await, [(1, 250)].into());
+    let mut expected = Vec::new();
+    for _ in 0..3 {
+        expected.extend([
+            ("update".to_owned(), "items".to_owned()),
+            ("findAndModify".to_owned(), "schema_lock".to_owned()),
+            ("commitTransaction".to_owned(), String::new()),
+        ]);
+    }
+    assert_eq!(transaction_commands(&proxy), expected);
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
+    assert!(documents(&db, "schema_lock").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_commit_reply_does_not_apply_a_batch_twice() {
+    use schema_tests::proxy::{Fault, Match, Rule};
+    let db = fresh_database("backfill_lost_commit").await;
+    let Some(proxy) = as_replica_set(&db).await else {
+        return;
+    };
+    insert(&db, "items", integers(250)).await;
+    // The second batch's commit lands, and its reply is lost.
+    let commits = std::sync::atomic::AtomicUsize::new(0);
+    let lost = proxy.add(
+        Rule::new(
+            Match::command("commitTransaction").when(move |_| commits.fetch_add(1, Ordering::SeqCst) == 1),
+            Fault::DropReply,
+        )
+        .times(1),
+    );
+    manager(&proxy.database(&db).await, "transactions")
+        .apply_all()
+        .await
+        .expect("apply");
+    assert_eq!(lost.hits(), 1, "the second commit's reply was lost");
+    assert_eq!(tally(&db, "items").await, [(1, 250)].into(), "each batch once");
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_whose_checkpoint_finds_the_lock_another_s_is_not_applied() {
+    use schema_tests::proxy::{Fault, Match, Rule};
+    let db = fresh_database("backfill_lost_in_transaction").await;
+    let Some(proxy) = as_replica_set(&db).await else {
+        return;
+    };
+    insert(&db, "items", integers(250)).await;
+    // The second batch's checkpoint matches nothing, as when another
+    // process took the lock over while the batch ran.
+    let saves = std::sync::atomic::AtomicUsize::new(0);
+    let taken = proxy.add(
+        Rule::new(
+            Match::command("findAndModify")
+                .on("schema_lock")
+                .when(move |body| in_transaction(body) && saves.fetch_add(1, Ordering::SeqCst) == 1),
+            Fault::Reply(
+                doc! { "ok": 1.0, "value": null, "lastErrorObject": { "n": 0, "updatedExisting": false } },
+            ),
+        )
+        .times(1),
+    );
+    let error = manager(&proxy.database(&db).await, "transactions")
+        .apply_all()
+        .await
+        .expect_err("the lease is lost");
+    assert_eq!(taken.hits(), 1, "the second batch's checkpoint matched nothing");
+    assert_eq!(error.kind(), "lock_lost", "{error:?}");
+    // The first batch committed; the second, rolled back with its
+    // transaction, changed nothing.
+    assert_eq!(tally(&db, "items").await, [(0, 150), (1, 100)].into());
+    assert!(record_ids(&db, "schema_versions").await.is_empty());
+}
+
+/// A failover in the middle of a batch's update (the server interrupted
+/// it) leaves its outcome unknown: the walk stops, naming the batch. A
+/// primary that refused the update before running it is tried again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failover_during_an_update_stops_the_walk_and_a_refusal_before_it_is_tried_again() {
+    use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
+    let db = fresh_database("backfill_failover").await;
+    insert(&db, "items", integers(300)).await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let through = proxy.database(&db).await;
+
+    let refused = proxy.add(
+        Rule::new(
+            Match::command("update").on("items"),
+            Fault::not_writable_primary(),
+        )
+        .times(1),
+    );
+    let report = Backfill::new(&through, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(100)
+        .run()
+        .await
+        .expect("a refusal before running is tried again");
+    assert_eq!(refused.hits(), 1);
+    assert_eq!(report.visited, 300);
+    assert_eq!(tally(&db, "items").await, [(1, 300)].into());
+
+    let interrupted = proxy.add(
+        Rule::new(
+            Match::command("update").on("items"),
+            Fault::error(
+                11602,
+                "InterruptedDueToReplStateChange",
+                "operation was interrupted",
+            ),
+        )
+        .times(1),
+    );
+    let error = Backfill::new(&through, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(100)
+        .run()
+        .await
+        .expect_err("an interrupted update's outcome is unknown");
+    assert_eq!(interrupted.hits(), 1);
+    assert_eq!(error.kind(), "backfill_outcome_unknown", "{error:?}");
+    assert!(error.to_string().contains("after `_id` none"), "{error}");
 }

@@ -34,8 +34,13 @@ fn deadline() -> Instant {
 }
 
 async fn setup(test: &str) -> Database {
+    setup_with(test, DOCUMENTS).await
+}
+
+/// A database with `count` items, each with `n: 0`.
+async fn setup_with(test: &str, count: usize) -> Database {
     let db = fresh_database(test).await;
-    let items: Vec<Document> = (0..DOCUMENTS)
+    let items: Vec<Document> = (0..count)
         .map(|_| doc! { "_id": ObjectId::new(), "n": 0 })
         .collect();
     for chunk in items.chunks(5_000) {
@@ -282,4 +287,114 @@ async fn a_checkpoint_write_that_lands_after_later_ones_never_moves_the_checkpoi
     assert!(waiter.status.success(), "{}", text(&waiter));
     assert!(resumed_from(&waiter) >= before as u64 * BATCH);
     assert_each_item_changed_and_at_most_one_batch_twice(&db).await;
+}
+
+/// The tally of a smaller walk: every one of `count` items changed, once
+/// or twice, and exactly `twice` of them twice.
+async fn assert_changed_once_except(db: &Database, count: usize, twice: usize) {
+    let tally = tally(db).await;
+    assert_eq!(
+        tally,
+        [(1, count - twice), (2, twice)]
+            .into_iter()
+            .filter(|(_, items)| *items > 0)
+            .collect(),
+        "each item once, one batch twice at the most"
+    );
+    assert_eq!(record_ids(db, "schema_versions").await, ["f_0001_backfill"]);
+}
+
+/// Whether `body` is the update of a batch of items.
+fn batch_update(body: &Document) -> bool {
+    body.get_str("update") == Ok("items")
+}
+
+/// On a server without transactions, a batch whose update ran but whose
+/// reply was lost is not sent again as if it had not run: the run stops,
+/// naming the batch, and the next one does that batch once more.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_update_whose_reply_was_lost_is_not_sent_again_as_if_it_had_not_run() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let count = 2_000;
+    let batch: usize = 100;
+    let db = setup_with("backfill_lost_reply", count).await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    // The third batch's update, and whatever is sent again for it, runs;
+    // the client only learns that the connection closed.
+    let updates = std::sync::atomic::AtomicUsize::new(0);
+    let lost = proxy.add(
+        Rule::new(
+            Match::any().when(move |body| {
+                batch_update(body)
+                    && (2..5).contains(&updates.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+            }),
+            Fault::DropReply,
+        )
+        .times(3),
+    );
+    let holder = finish(
+        Worker::new(WORKER, &db, 2_000)
+            .through(&proxy.uri())
+            .env("BACKFILL_BATCH", batch)
+            .spawn(),
+        deadline(),
+    );
+    assert!(lost.hits() >= 1, "the reply to the third batch's update was lost");
+    assert!(!holder.status.success(), "{}", text(&holder));
+    assert_eq!(lost.hits(), 1, "the update was not sent again: {}", text(&holder));
+    assert!(
+        text(&holder).contains("may or may not have been applied"),
+        "{}",
+        text(&holder)
+    );
+
+    let waiter = finish(
+        Worker::new(WORKER, &db, 2_000)
+            .env("BACKFILL_BATCH", batch)
+            .spawn(),
+        deadline(),
+    );
+    assert!(waiter.status.success(), "{}", text(&waiter));
+    assert_changed_once_except(&db, count, batch).await;
+}
+
+/// A batch update whose reply never comes is given up on within the
+/// lease, instead of holding the lock for ever while the renewals go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_update_that_never_answers_is_given_up_on_within_the_lease() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let count = 1_000;
+    let batch: usize = 100;
+    let db = setup_with("backfill_silent_update", count).await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let updates = std::sync::atomic::AtomicUsize::new(0);
+    let silent = proxy.add(Rule::new(
+        Match::any().when(move |body| {
+            batch_update(body) && updates.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
+        }),
+        Fault::BlackholeReply,
+    ));
+    let holder = finish(
+        Worker::new(WORKER, &db, 2_000)
+            .through(&proxy.uri())
+            .env("BACKFILL_BATCH", batch)
+            .spawn(),
+        Instant::now() + Duration::from_secs(60),
+    );
+    assert_eq!(silent.hits(), 1, "the second batch's update got no answer");
+    assert!(!holder.status.success(), "{}", text(&holder));
+    assert!(
+        text(&holder).contains("may or may not have been applied"),
+        "{}",
+        text(&holder)
+    );
+
+    let waiter = finish(
+        Worker::new(WORKER, &db, 2_000)
+            .env("BACKFILL_BATCH", batch)
+            .spawn(),
+        deadline(),
+    );
+    assert!(waiter.status.success(), "{}", text(&waiter));
+    assert_changed_once_except(&db, count, batch).await;
 }

@@ -463,7 +463,7 @@ async fn a_renewal_blackout_of_most_of_a_lease_causes_no_takeover() {
     wait_until_running(&db, &mut holder, "c_0003_slow", deadline()).await;
     let waiter = Worker::new(WORKER, &db, lease_ms).spawn();
 
-    let blackout = proxy.add(Rule::new(Match::any().when(renewal), Fault::Hold));
+    let blackout = proxy.add(Rule::new(Match::any().when(no_fence), Fault::Hold));
     tokio::time::sleep(Duration::from_millis(lease_ms * 6 / 10)).await;
     blackout.release();
     assert!(blackout.hits() >= 1, "a renewal fell into the blackout");

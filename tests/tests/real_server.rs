@@ -1,6 +1,7 @@
 //! What only a real MongoDB server does: refusing an index that contradicts
 //! an existing one, storing a collection's validator, building text
-//! indexes, and sorting `_id`s of mixed types in one order.
+//! indexes, sorting `_id`s of mixed types in one order, and sorting by a
+//! collection's default collation.
 //!
 //! The emulator `scripts/with-mongodb` falls back to accepts all three
 //! commands without doing what they ask, so on it each test prints why it
@@ -227,6 +228,53 @@ async fn a_backfill_walks_ids_of_mixed_types_once_each_across_their_type_bracket
     assert_eq!(report.visited, ids.len() as u64);
     let once = db
         .collection::<Document>("items")
+        .count_documents(doc! { "n": 1 })
+        .await
+        .expect("count");
+    assert_eq!(once, ids.len() as u64, "every document changed exactly once");
+}
+
+#[tokio::test]
+async fn a_backfill_walks_string_ids_in_binary_order_whatever_the_collections_collation() {
+    let db = fresh_database("real_collation_walk").await;
+    if skip_unless_real(
+        &db,
+        "a collection's default collation must change how `_id`s sort and compare, which the \
+         emulator ignores",
+    )
+    .await
+    {
+        return;
+    }
+    use schema_core::mongodb::options::{Collation, CollationStrength};
+    // Case-insensitive: `a1 < B2 < c3 < D4` under it, `B2 < D4 < a1 < c3`
+    // in binary order. (`_id`s that differ only by case cannot both exist
+    // here: the `_id` index takes the collection's collation.)
+    let case_insensitive = Collation::builder()
+        .locale("en")
+        .strength(CollationStrength::Secondary)
+        .build();
+    db.create_collection("people")
+        .collation(case_insensitive)
+        .await
+        .expect("create the collection");
+    let ids = ["a1", "B2", "c3", "D4", "e5", "F6", "g7"];
+    let people: Vec<Document> = ids.iter().map(|id| doc! { "_id": *id, "n": 0 }).collect();
+    db.collection::<Document>("people")
+        .insert_many(people)
+        .await
+        .expect("insert");
+
+    // Batches of 2 end between ids whose order the two collations disagree on.
+    let report = schema_core::data::Backfill::new(&db, "people")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(2)
+        .run()
+        .await
+        .expect("the walk goes in binary order, which it checks");
+    assert_eq!(report.visited, ids.len() as u64);
+    let once = db
+        .collection::<Document>("people")
         .count_documents(doc! { "n": 1 })
         .await
         .expect("count");

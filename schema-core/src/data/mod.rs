@@ -32,12 +32,28 @@
 //! holder can make, like the fence of a completion. A process that dies or
 //! is paused past its lease moves no checkpoint after that; the process
 //! that takes the lock over runs the migration again, and its backfill
-//! continues after the checkpoint. So:
+//! continues after the checkpoint. What that guarantees depends on the
+//! server:
 //!
-//! - **At most one batch is done twice**: the one under way when the holder
-//!   died, done but not yet checkpointed. Make the update idempotent for
-//!   that one batch (`$set`, or a filter the update makes false, as above)
-//!   or accept that its documents may be changed twice (`$inc`).
+//! | server | a batch of [`update`](Backfill::update) is applied |
+//! | --- | --- |
+//! | replica set or sharded cluster, under a manager | **exactly once**: the batch's `updateMany` and its checkpoint are one transaction, whose checkpoint write is fenced by the lease: a process that lost the lock cannot apply a batch, and a transaction whose commit reply was lost is settled by reading the lock back before the batch is tried again |
+//! | standalone, or outside a manager | **at most twice**: the batch under way when the holder died is done again by the next holder; an update whose outcome is unknown (its reply lost, no answer within the lease) is never sent again as if it had not run: the backfill stops with [`Error::BackfillOutcomeUnknown`] naming the batch, and the next run does it once more |
+//!
+//! An update declared [`idempotent`](Backfill::idempotent) is sent again
+//! when its outcome is unknown, on any server. The function form
+//! ([`for_each_batch`](Backfill::for_each_batch)) writes what it writes:
+//! its batch is at most twice everywhere, and its errors stop the walk.
+//!
+//! - **Every command is bounded**: by the lease under a manager, by a
+//!   minute outside one. A read that fails or times out is tried again; a
+//!   reply that never comes does not hold the lock for ever.
+//! - **The order is checked**: each batch's `_id`s must come back strictly
+//!   increasing in MongoDB's order and after the last one done, under the
+//!   simple (binary) collation the walk asks for whatever the collection's
+//!   default; a server that returns them otherwise stops the walk with
+//!   [`Error::BackfillOutOfOrder`] before that batch is changed, instead of
+//!   skipping documents without a word.
 //! - **Documents inserted meanwhile** with an `_id` below the position are
 //!   not visited. ObjectIds grow, so documents inserted with new ObjectIds
 //!   are.
@@ -64,7 +80,9 @@
 //! [`SchemaManager::lock_status`]: crate::SchemaManager::lock_status
 
 mod context;
+mod order;
 mod progress;
+mod transaction;
 mod walk;
 
 use std::future::Future;
@@ -73,7 +91,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::options::{CollectionOptions, ReadPreference, SelectionCriteria, UpdateModifications};
+use mongodb::options::{
+    Collation, CollectionOptions, ReadPreference, SelectionCriteria, UpdateModifications,
+};
 use mongodb::{Collection, Database};
 use tracing::{info, warn};
 
@@ -83,13 +103,19 @@ pub(crate) use progress::Observer;
 pub use progress::Progress;
 
 use self::progress::{Pace, Reporter};
-use crate::error::{BoxError, Error};
-use crate::faults::{is_transient, jittered};
+use crate::error::{self, BoxError, Error, ServerError};
+use crate::faults::{Failure, jittered, within};
 use crate::stored::checkpoint::Checkpoint;
 
 /// How many times a batch's command is tried when the server fails it in a
-/// way worth another attempt (a failover, a lost connection).
+/// way worth another attempt (a failover, a lost connection): a read
+/// always, an update only when it certainly did not run or was declared
+/// [`idempotent`](Backfill::idempotent).
 const ATTEMPTS: u32 = 5;
+
+/// How long one of a batch's commands may take outside a manager, where no
+/// lease bounds it.
+const UNMANAGED_BOUND: Duration = Duration::from_secs(60);
 
 /// A batched walk over the documents of one collection that match a filter,
 /// changing them batch by batch; see the [module](self) for how it resumes.
@@ -106,6 +132,7 @@ pub struct Backfill<'a> {
     max_per_second: Option<u32>,
     name: Option<String>,
     log_every: Duration,
+    idempotent: bool,
 }
 
 type BatchFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>>;
@@ -166,6 +193,7 @@ impl<'a> Backfill<'a> {
             max_per_second: None,
             name: None,
             log_every: Self::DEFAULT_LOG_EVERY,
+            idempotent: false,
         }
     }
 
@@ -256,6 +284,18 @@ impl<'a> Backfill<'a> {
         self
     }
 
+    /// Declares that the [`update`](Backfill::update) gives the same result
+    /// applied twice as once (`$set` of a constant, or a filter the update
+    /// makes false), so that an update whose outcome is unknown (its reply
+    /// lost, a failover in the middle of it) may be sent again. Without it,
+    /// such an update is never sent again as if it had not run: the
+    /// backfill stops, naming the batch, and the next run does that batch
+    /// once more.
+    pub fn idempotent(mut self, idempotent: bool) -> Backfill<'a> {
+        self.idempotent = idempotent;
+        self
+    }
+
     /// How often progress goes to the log
     /// ([`DEFAULT_LOG_EVERY`](Backfill::DEFAULT_LOG_EVERY) by default); the
     /// manager's observer hears of every batch.
@@ -280,8 +320,12 @@ impl<'a> Backfill<'a> {
     /// - [`Error::Database`] when the total could not be counted.
     pub async fn run(self) -> Result<BackfillReport, Error> {
         let started = Instant::now();
-        let (walk, mut work, settings) = self.prepare()?;
+        let (mut walk, mut work, settings) = self.prepare()?;
         let managed = context::current();
+        if let Some(managed) = &managed {
+            // Every command of the walk is bounded by the lease.
+            walk.bound = managed.checkpoints.lease();
+        }
         let (mut checkpoint, resumed) = walk.begin(managed.as_deref(), settings.name.as_deref()).await?;
         let resumed_at = checkpoint.visited;
         let migration = managed
@@ -304,6 +348,11 @@ impl<'a> Backfill<'a> {
             finished,
         };
         reporter.tell(progress(&checkpoint, false));
+        // Where the server runs them, each batch of an update and its
+        // checkpoint are one transaction.
+        let mut transactions = managed
+            .as_ref()
+            .is_some_and(|managed| managed.checkpoints.transactions());
         loop {
             pace.wait(checkpoint.visited - resumed_at).await;
             let (ids, exhausted) = walk.next_ids(checkpoint.position.as_ref()).await?;
@@ -313,11 +362,23 @@ impl<'a> Backfill<'a> {
             if let Some(managed) = &managed {
                 managed.checkpoints.ensure_live()?;
             }
-            walk.change(&mut work, &mut checkpoint, ids).await?;
-            checkpoint.position = Some(last);
-            checkpoint.batches += 1;
-            if let Some(managed) = &managed {
-                managed.checkpoints.save(&checkpoint).await?;
+            let in_transaction = match (&managed, &work) {
+                (Some(managed), Work::Update(update)) if transactions => {
+                    let done = walk
+                        .transaction(update, &mut checkpoint, &ids, &managed.checkpoints)
+                        .await?;
+                    transactions = done;
+                    done
+                }
+                _ => false,
+            };
+            if !in_transaction {
+                walk.change(&mut work, &mut checkpoint, ids).await?;
+                checkpoint.position = Some(last);
+                checkpoint.batches += 1;
+                if let Some(managed) = &managed {
+                    managed.checkpoints.save(&checkpoint).await?;
+                }
             }
             reporter.tell(progress(&checkpoint, false));
             if exhausted {
@@ -360,6 +421,8 @@ impl<'a> Backfill<'a> {
             collection: self.collection,
             filter: self.filter,
             batch_size: self.batch_size,
+            bound: UNMANAGED_BOUND,
+            idempotent: self.idempotent,
         };
         let settings = Settings {
             max_per_second: self.max_per_second,
@@ -382,6 +445,16 @@ struct Walk {
     collection: Collection<Document>,
     filter: Document,
     batch_size: u32,
+    /// How long one of its commands may take.
+    bound: Duration,
+    /// The update may be sent again when its outcome is unknown.
+    idempotent: bool,
+}
+
+/// The simple (binary) collation: the walk's `_id > last` and its sort must
+/// agree with the order it checks, whatever the collection's default.
+fn binary() -> Collation {
+    Collation::builder().locale("simple").build()
 }
 
 impl Walk {
@@ -433,18 +506,18 @@ impl Walk {
     /// The documents expected: a count of the filter, or the collection's
     /// estimated size when there is no filter.
     async fn count(&self) -> Result<u64, Error> {
-        let counted = if self.filter.is_empty() {
-            self.collection.estimated_document_count().await
-        } else {
-            self.collection.count_documents(self.filter.clone()).await
-        };
-        counted.map_err(|source| Error::Database {
-            action: format!(
+        let action = || {
+            format!(
                 "count the documents the backfill of `{}` visits",
                 self.collection.name()
-            ),
-            source: Box::new(source),
-        })
+            )
+        };
+        let counted = if self.filter.is_empty() {
+            within(self.bound, self.collection.estimated_document_count()).await
+        } else {
+            within(self.bound, self.collection.count_documents(self.filter.clone())).await
+        };
+        counted.map_err(|failure| failure.into_error(action()))
     }
 
     /// The `_id`s of the next batch, in order, after `last`, and whether
@@ -461,6 +534,13 @@ impl Walk {
                 ids.extend(more);
             }
         }
+        if let Err(out_of_order) = order::check(last, &ids) {
+            return Err(Error::BackfillOutOfOrder {
+                collection: self.collection.name().to_owned(),
+                before: out_of_order.before,
+                after: out_of_order.after,
+            });
+        }
         let exhausted = ids.len() < size;
         Ok((ids, exhausted))
     }
@@ -468,25 +548,38 @@ impl Walk {
     async fn find_ids(&self, query: Document, limit: usize, last: Option<&Bson>) -> Result<Vec<Bson>, Error> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let batch = u32::try_from(limit).unwrap_or(u32::MAX);
-        self.attempt(last, || async {
-            let mut cursor = self
-                .collection
-                .find(query.clone())
-                .sort(doc! { "_id": 1 })
-                .projection(doc! { "_id": 1 })
-                .limit(limit)
-                .batch_size(batch)
-                .await?;
-            let mut ids = Vec::new();
-            while cursor.advance().await? {
-                let document: Document = cursor.deserialize_current()?;
-                if let Some(id) = document.get("_id") {
-                    ids.push(id.clone());
+        let mut attempt = 1;
+        loop {
+            let read = async {
+                let mut cursor = self
+                    .collection
+                    .find(query.clone())
+                    .sort(doc! { "_id": 1 })
+                    .projection(doc! { "_id": 1 })
+                    .collation(binary())
+                    .limit(limit)
+                    .batch_size(batch)
+                    .max_time(self.bound)
+                    .await?;
+                let mut ids = Vec::new();
+                while cursor.advance().await? {
+                    let document: Document = cursor.deserialize_current()?;
+                    if let Some(id) = document.get("_id") {
+                        ids.push(id.clone());
+                    }
                 }
+                Ok(ids)
+            };
+            match within(self.bound, read).await {
+                Ok(ids) => return Ok(ids),
+                // A read changes nothing: another attempt is always safe.
+                Err(failure) if attempt < ATTEMPTS && failure.is_transient() => {
+                    self.again("read", &failure, attempt).await;
+                    attempt += 1;
+                }
+                Err(failure) => return Err(self.failed(last, failure)),
             }
-            Ok(ids)
-        })
-        .await
+        }
     }
 
     /// Changes the batch `ids` and adds its counts to `checkpoint`.
@@ -500,58 +593,91 @@ impl Walk {
         let count = ids.len() as u64;
         match work {
             Work::Update(update) => {
-                let filter = walk::batch(&self.filter, &ids);
-                let result = self
-                    .attempt(last.as_ref(), || async {
-                        self.collection.update_many(filter.clone(), update.clone()).await
-                    })
-                    .await?;
+                let result = self.update(update, &ids, last.as_ref()).await?;
                 checkpoint.matched = Some(checkpoint.matched.unwrap_or(0) + result.matched_count);
                 checkpoint.modified = Some(checkpoint.modified.unwrap_or(0) + result.modified_count);
             }
             Work::EachBatch(work) => {
                 work(self.collection.clone(), ids)
                     .await
-                    .map_err(|source| self.failed(last.as_ref(), source))?;
+                    .map_err(|source| self.batch_failed(last.as_ref(), error::shown(source)))?;
             }
         }
         checkpoint.visited += count;
         Ok(())
     }
 
-    /// Runs one of a batch's commands, again after a failure worth another
-    /// attempt, up to [`ATTEMPTS`] times.
-    async fn attempt<T, F, Fut>(&self, last: Option<&Bson>, command: F) -> Result<T, Error>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = mongodb::error::Result<T>>,
-    {
+    /// Updates the batch `ids`. A failure that certainly did not run is
+    /// retried; one whose outcome is unknown is retried only for an
+    /// [`idempotent`](Backfill::idempotent) update, and otherwise stops
+    /// the walk without sending it again.
+    async fn update(
+        &self,
+        update: &UpdateModifications,
+        ids: &[Bson],
+        last: Option<&Bson>,
+    ) -> Result<mongodb::results::UpdateResult, Error> {
+        let filter = walk::batch(&self.filter, ids);
         let mut attempt = 1;
         loop {
-            match command().await {
-                Ok(value) => return Ok(value),
-                Err(error) if attempt < ATTEMPTS && is_transient(&error) => {
-                    warn!(
-                        error = %error,
-                        collection = %self.collection.name(),
-                        attempt,
-                        "a backfill's batch failed; trying it again"
-                    );
-                    tokio::time::sleep(jittered(Duration::from_millis(200) * attempt)).await;
-                    attempt += 1;
-                }
-                Err(error) => return Err(self.failed(last, Box::new(error))),
+            let sent = self
+                .collection
+                .update_many(filter.clone(), update.clone())
+                .collation(binary());
+            let failure = match within(self.bound, sent).await {
+                Ok(result) => return Ok(result),
+                Err(failure) => failure,
+            };
+            let again =
+                attempt < ATTEMPTS && failure.is_transient() && (failure.did_not_run() || self.idempotent);
+            if again {
+                self.again("update", &failure, attempt).await;
+                attempt += 1;
+                continue;
             }
+            if failure.is_transient() && !failure.did_not_run() {
+                return Err(Error::BackfillOutcomeUnknown {
+                    collection: self.collection.name().to_owned(),
+                    after: position(last),
+                    source: failure.into_source(format!("update a batch of `{}`", self.collection.name())),
+                });
+            }
+            return Err(self.failed(last, failure));
         }
     }
 
-    fn failed(&self, last: Option<&Bson>, source: BoxError) -> Error {
+    /// Waits before another attempt at a batch's `command`.
+    async fn again(&self, command: &str, failure: &Failure, attempt: u32) {
+        warn!(
+            error = ?failure,
+            collection = %self.collection.name(),
+            command,
+            attempt,
+            "a backfill's batch failed; trying it again"
+        );
+        tokio::time::sleep(jittered(Duration::from_millis(200) * attempt)).await;
+    }
+
+    fn failed(&self, last: Option<&Bson>, failure: Failure) -> Error {
+        let source: BoxError = match failure {
+            Failure::Server(error) => Box::new(ServerError::from(error)),
+            timed_out => timed_out.into_source(format!("walk `{}`", self.collection.name())),
+        };
+        self.batch_failed(last, source)
+    }
+
+    fn batch_failed(&self, last: Option<&Bson>, source: BoxError) -> Error {
         Error::BackfillFailed {
             collection: self.collection.name().to_owned(),
-            after: last.map_or_else(|| "none".to_owned(), ToString::to_string),
+            after: position(last),
             source,
         }
     }
+}
+
+/// Where a walk stands, for errors: the last `_id` done, or `none`.
+fn position(last: Option<&Bson>) -> String {
+    last.map_or_else(|| "none".to_owned(), ToString::to_string)
 }
 
 impl std::fmt::Debug for Backfill<'_> {

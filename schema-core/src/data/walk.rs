@@ -82,7 +82,8 @@ pub(crate) fn later_brackets(value: &Bson) -> Vec<&'static str> {
         .collect()
 }
 
-fn bracket(value: &Bson) -> Option<usize> {
+/// The position of `value`'s type bracket in [`BRACKETS`], when it has one.
+pub(crate) fn bracket(value: &Bson) -> Option<usize> {
     let alias = match value {
         Bson::MinKey => "minKey",
         Bson::Null | Bson::Undefined => "null",

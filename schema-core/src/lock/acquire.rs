@@ -37,7 +37,7 @@ enum Attempt {
         document: Box<LockDocument>,
         /// The holder it was taken over from, if it was.
         previous: Option<Box<LockDocument>>,
-        mongos: bool,
+        deployment: Deployment,
     },
     /// Another process holds a live lease.
     Busy(Box<LockDocument>),
@@ -72,10 +72,28 @@ struct Unknown {
     previous: Option<Box<LockDocument>>,
 }
 
-/// The server's clock, and whether a mongos answered for it.
+/// The server's clock, and what kind of deployment answered for it.
 pub(super) struct ServerClock {
     pub(super) now: DateTime,
     pub(super) mongos: bool,
+    /// A replica set member or a mongos: where transactions run.
+    pub(super) transactions: bool,
+}
+
+/// What the holder needs to know of the deployment.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deployment {
+    pub(super) mongos: bool,
+    pub(super) transactions: bool,
+}
+
+impl ServerClock {
+    fn deployment(&self) -> Deployment {
+        Deployment {
+            mongos: self.mongos,
+            transactions: self.transactions,
+        }
+    }
 }
 
 impl Lock {
@@ -119,10 +137,16 @@ impl Lock {
                     sent,
                     document,
                     previous,
-                    mongos,
+                    deployment,
                 }) => {
                     return self
-                        .hold(owner, sent, *document, previous.map(|previous| *previous), mongos)
+                        .hold(
+                            owner,
+                            sent,
+                            *document,
+                            previous.map(|previous| *previous),
+                            deployment,
+                        )
                         .await;
                 }
                 Ok(Attempt::Busy(holder)) if wait.is_zero() && unknown.is_none() => {
@@ -228,7 +252,7 @@ impl Lock {
                     sent,
                     document: Box::new(fresh),
                     previous: None,
-                    mongos: clock.mongos,
+                    deployment: clock.deployment(),
                 });
             }
             Err(failure) if failure.is_duplicate_key() => {}
@@ -257,7 +281,7 @@ impl Lock {
                 sent,
                 document: Box::new(holder),
                 previous,
-                mongos: clock.mongos,
+                deployment: clock.deployment(),
             });
         }
         if !holder.has_ended(clock.now) {
@@ -271,7 +295,7 @@ impl Lock {
                     sent,
                     document: Box::new(document),
                     previous: Some(Box::new(holder)),
-                    mongos: clock.mongos,
+                    deployment: clock.deployment(),
                 })
             }
             Ok(None) => Ok(Attempt::Again), // Another process took it over first.
@@ -350,8 +374,13 @@ impl Lock {
             Err(failure) => return Err(Stop::Fatal(failure.into_error("read the server's clock"))),
         };
         let mongos = reply.get_str("msg") == Ok("isdbgrid");
+        let transactions = mongos || reply.get_str("setName").is_ok();
         match reply.get("localTime") {
-            Some(Bson::DateTime(now)) => Ok(ServerClock { now: *now, mongos }),
+            Some(Bson::DateTime(now)) => Ok(ServerClock {
+                now: *now,
+                mongos,
+                transactions,
+            }),
             _ => Err(Stop::Fatal(Error::UnexpectedReply {
                 command: "hello".to_owned(),
                 reason: "it has no `localTime`, which the schema lock needs as the one clock all \

@@ -10,14 +10,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use mongodb::Collection;
 use mongodb::bson::{DateTime, Document};
+use mongodb::{ClientSession, Collection};
 use tracing::warn;
 
 use super::writer::{Next, Write, Writer, came_back_without};
+pub(crate) use super::writer::{NotStaged, Staged};
 use crate::error::Error;
 use crate::registry::Migration;
 use crate::stored::checkpoint::Checkpoint;
+use crate::stored::lock::Contents;
 
 /// The checkpoints of one migration's backfills, while it runs under a
 /// lease.
@@ -30,6 +32,9 @@ pub(crate) struct Checkpoints {
     by: String,
     /// How many backfills of each key this run of the migration started.
     claimed: Mutex<HashMap<String, u32>>,
+    /// The server runs transactions: each batch and its checkpoint are
+    /// one.
+    transactions: bool,
 }
 
 impl Checkpoints {
@@ -38,6 +43,7 @@ impl Checkpoints {
         collection: Collection<Document>,
         migration: &Migration,
         by: String,
+        transactions: bool,
     ) -> Checkpoints {
         Checkpoints {
             writer,
@@ -46,7 +52,14 @@ impl Checkpoints {
             checksum: migration.checksum().to_owned(),
             by,
             claimed: Mutex::new(HashMap::new()),
+            transactions,
         }
+    }
+
+    /// Whether each batch and its checkpoint are to be one transaction:
+    /// the server runs them (a replica set or a sharded cluster).
+    pub(crate) fn transactions(&self) -> bool {
+        self.transactions
     }
 
     /// Refuses to go on once the lease may have ended by this process's own
@@ -65,6 +78,11 @@ impl Checkpoints {
                 source: None,
             })
         }
+    }
+
+    /// How long the lease lasts: what bounds each command of a backfill.
+    pub(crate) fn lease(&self) -> std::time::Duration {
+        self.writer.clock().lease()
     }
 
     /// The migration whose backfills these are.
@@ -120,6 +138,50 @@ impl Checkpoints {
         }
     }
 
+    /// Saves `checkpoint` inside the transaction of `session`: it lands if
+    /// and when the transaction commits (see [`Staged`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Writer::stage`].
+    pub(crate) async fn stage<'c>(
+        &'c self,
+        checkpoint: &Checkpoint,
+        session: &mut ClientSession,
+    ) -> Result<Staged<'c>, NotStaged> {
+        let checkpoint = self.signed(checkpoint);
+        let action = || format!("save a checkpoint of a backfill of `{}`", self.migration);
+        let write = Write::until_lost(&self.migration, &action).checkpointed();
+        self.writer
+            .stage(&self.collection, session, write, |contents| {
+                with(contents, &checkpoint)
+            })
+            .await
+    }
+
+    /// The checkpoint saved under `key`, once any write whose outcome was
+    /// unknown is settled.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockLost`] when the lock is another's; the read's failure.
+    pub(crate) async fn saved(&self, key: &str) -> Result<Option<Checkpoint>, Error> {
+        self.writer.settle(&self.collection, &self.migration).await?;
+        let contents = self.writer.contents().await;
+        Ok(contents
+            .checkpoints
+            .into_iter()
+            .find(|checkpoint| checkpoint.is(&self.migration, key)))
+    }
+
+    /// `checkpoint`, saved by this process.
+    fn signed(&self, checkpoint: &Checkpoint) -> Checkpoint {
+        Checkpoint {
+            by: self.by.clone(),
+            ..checkpoint.clone()
+        }
+    }
+
     /// Saves `checkpoint`, in one write only this lease's holder can make,
     /// which also renews the lease. Returns the server's time of the save.
     ///
@@ -129,29 +191,31 @@ impl Checkpoints {
     /// the lock is another's: nothing moved. [`Error::Database`] when the
     /// server refused the write.
     pub(crate) async fn save(&self, checkpoint: &Checkpoint) -> Result<DateTime, Error> {
-        let checkpoint = Checkpoint {
-            by: self.by.clone(),
-            ..checkpoint.clone()
-        };
+        let checkpoint = self.signed(checkpoint);
         let action = || format!("save a checkpoint of a backfill of `{}`", self.migration);
         let write = Write::until_lost(&self.migration, &action).checkpointed();
         let saved = self
             .writer
             .write(&self.collection, write, |contents| {
-                let mut next = contents.clone();
-                match next
-                    .checkpoints
-                    .iter_mut()
-                    .find(|saved| saved.is(&checkpoint.migration, &checkpoint.key))
-                {
-                    Some(saved) => *saved = checkpoint.clone(),
-                    None => next.checkpoints.push(checkpoint.clone()),
-                }
-                Next::Contents(next)
+                Next::Contents(with(contents, &checkpoint))
             })
             .await?;
         saved
             .and_then(|document| document.checkpointed_at)
             .ok_or_else(|| came_back_without("`checkpointed_at`"))
     }
+}
+
+/// `contents` with `checkpoint` in place of the one it replaces, or added.
+fn with(contents: &Contents, checkpoint: &Checkpoint) -> Contents {
+    let mut next = contents.clone();
+    match next
+        .checkpoints
+        .iter_mut()
+        .find(|saved| saved.is(&checkpoint.migration, &checkpoint.key))
+    {
+        Some(saved) => *saved = checkpoint.clone(),
+        None => next.checkpoints.push(checkpoint.clone()),
+    }
+    next
 }

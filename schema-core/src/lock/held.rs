@@ -30,6 +30,8 @@ pub(crate) struct Held<'l> {
     /// The server's time of the inherited ledger's last entry, or later:
     /// the previous holder's last renewal.
     pub(super) ledger_time: DateTime,
+    /// The server runs transactions (a replica set or a sharded cluster).
+    pub(super) transactions: bool,
 }
 
 impl Held<'_> {
@@ -101,6 +103,7 @@ impl Held<'_> {
             self.lock.collection.clone(),
             migration,
             self.owner.process(),
+            self.transactions,
         )
     }
 

@@ -53,10 +53,10 @@ use mongodb::options::ClientOptions;
 use mongodb::{Collection, Database};
 use tracing::warn;
 
-pub(crate) use checkpoints::Checkpoints;
+pub(crate) use checkpoints::{Checkpoints, NotStaged};
 pub(crate) use held::Held;
 
-use self::acquire::Stop;
+use self::acquire::{Deployment, Stop};
 use self::clock::{LeaseClock, Stamp};
 use self::renewal::{Renewal, Target};
 use self::writer::Writer;
@@ -127,9 +127,9 @@ impl Lock {
         sent: Stamp,
         document: LockDocument,
         previous: Option<LockDocument>,
-        mongos: bool,
+        deployment: Deployment,
     ) -> Result<Held<'_>, Error> {
-        let margin = if mongos {
+        let margin = if deployment.mongos {
             SHARDED_CLOCK_MARGIN
         } else {
             Duration::ZERO
@@ -177,6 +177,7 @@ impl Lock {
             interrupted,
             inherited: document.done,
             ledger_time,
+            transactions: deployment.transactions,
         };
         match renewal {
             Ok(renewal) => {
