@@ -5,6 +5,7 @@
 //! sets `MONGODB_URI`. This crate declares no migrations itself: every test
 //! binary declares its own set, since a binary applies all it links.
 
+pub mod items;
 pub mod proxy;
 pub mod server;
 pub mod workers;
@@ -204,4 +205,49 @@ pub fn held_lock(fields: Document) -> Document {
     let mut lock = doc! { "version": 1_i64, "attempt": 0_i64, "phase": "held" };
     lock.extend(fields);
     lock
+}
+
+/// Inserts `{ field: value }` twice into `collection` under a unique index
+/// on `field`: the second insert fails on a duplicate key.
+///
+/// # Errors
+///
+/// The driver's, the duplicate key's among them.
+pub async fn insert_twice_unique(
+    db: &Database,
+    collection: &str,
+    field: &str,
+    value: &str,
+) -> Result<(), schema_core::mongodb::error::Error> {
+    let target = db.collection::<Document>(collection);
+    let unique = schema_core::mongodb::IndexModel::builder()
+        .keys(doc! { field: 1 })
+        .options(
+            schema_core::mongodb::options::IndexOptions::builder()
+                .unique(true)
+                .build(),
+        )
+        .build();
+    target.create_index(unique).await?;
+    target.insert_one(doc! { field: value }).await?;
+    target.insert_one(doc! { field: value }).await?;
+    Ok(())
+}
+
+/// The reply MongoDB gives an insert into `db.collection` refused on a
+/// duplicate key: its message quotes the value, as the emulator's does not.
+pub fn duplicate_key_reply(db: &str, collection: &str, field: &str, value: &str) -> Document {
+    doc! {
+        "ok": 1.0,
+        "n": 0,
+        "writeErrors": [{
+            "index": 0,
+            "code": 11000,
+            "errmsg": format!(
+                "E11000 duplicate key error collection: {db}.{collection} index: {field}_1 dup key: {{ {field}: \"{value}\" }}"
+            ),
+            "keyPattern": { field: 1 },
+            "keyValue": { field: value },
+        }],
+    }
 }

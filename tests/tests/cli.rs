@@ -556,19 +556,7 @@ async fn a_failed_migration_shows_the_index_and_the_code_but_not_the_duplicate_v
     // The second insert is refused as MongoDB refuses a duplicate key, its
     // message quoting the value (the emulator's message does not).
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    let refusal = doc! {
-        "ok": 1.0,
-        "n": 0,
-        "writeErrors": [{
-            "index": 0,
-            "code": 11000,
-            "errmsg": format!(
-                "E11000 duplicate key error collection: {}.users index: email_1 dup key: {{ email: \"{sentinel}\" }}",
-                db.name()
-            ),
-            "keyValue": { "email": sentinel },
-        }],
-    };
+    let refusal = schema_tests::duplicate_key_reply(db.name(), "users", "email", sentinel);
     let through = [("MONGODB_URI", proxy.uri())];
     let through: Vec<(&str, &str)> = through
         .iter()

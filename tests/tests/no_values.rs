@@ -8,9 +8,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Document, doc};
-use schema_core::mongodb::options::{ClientOptions, IndexOptions};
-use schema_core::mongodb::{Database, IndexModel};
+use schema_core::mongodb::options::ClientOptions;
 use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::{fresh_database, record_ids};
@@ -23,15 +23,7 @@ const SENTINEL: &str = "sentinel-7f3a91@example.org";
 /// duplicate key whose message quotes the value.
 #[migration(id = "v_0001_users", group = "duplicate")]
 async fn duplicate_users(db: &Database) -> Result<(), schema_core::mongodb::error::Error> {
-    let users = db.collection::<Document>("users");
-    let unique = IndexModel::builder()
-        .keys(doc! { "email": 1 })
-        .options(IndexOptions::builder().unique(true).build())
-        .build();
-    users.create_index(unique).await?;
-    users.insert_one(doc! { "email": SENTINEL }).await?;
-    users.insert_one(doc! { "email": SENTINEL }).await?;
-    Ok(())
+    schema_tests::insert_twice_unique(db, "users", "email", SENTINEL).await
 }
 
 /// Inserts one user, which the server rejects (see the test).
@@ -103,23 +95,15 @@ async fn a_duplicate_keys_value_shows_nowhere_but_the_index_and_the_code_do() {
     // message quoting the value (the emulator's message does not).
     let inserts = std::sync::atomic::AtomicUsize::new(0);
     let duplicate = proxy.add(Rule::new(
-        Match::command("insert").on("users").when(move |_| {
-            inserts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
-        }),
-        Fault::Reply(doc! {
-            "ok": 1.0,
-            "n": 0,
-            "writeErrors": [{
-                "index": 0,
-                "code": 11000,
-                "errmsg": format!(
-                    "E11000 duplicate key error collection: {}.users index: email_1 dup key: {{ email: \"{SENTINEL}\" }}",
-                    db.name()
-                ),
-                "keyPattern": { "email": 1 },
-                "keyValue": { "email": SENTINEL },
-            }],
-        }),
+        Match::command("insert")
+            .on("users")
+            .when(move |_| inserts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1),
+        Fault::Reply(schema_tests::duplicate_key_reply(
+            db.name(),
+            "users",
+            "email",
+            SENTINEL,
+        )),
     ));
     let (error, log) = apply_capturing(&proxy.database(&db).await, "duplicate").await;
     assert_eq!(duplicate.hits(), 1, "the second insert was refused");

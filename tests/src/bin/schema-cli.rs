@@ -7,8 +7,7 @@
 use std::process::ExitCode;
 
 use schema_core::mongodb::bson::{Document, doc};
-use schema_core::mongodb::options::IndexOptions;
-use schema_core::mongodb::{Database, IndexModel, error::Error};
+use schema_core::mongodb::{Database, error::Error};
 use schema_core::{SchemaManager, migration};
 use schema_tests::note_ran;
 
@@ -33,14 +32,7 @@ async fn invoices(db: &Database) -> Result<(), Error> {
         .as_ref()
         .and_then(|document| document.get_str("email").ok())
     {
-        let users = db.collection::<Document>("users");
-        let unique = IndexModel::builder()
-            .keys(doc! { "email": 1 })
-            .options(IndexOptions::builder().unique(true).build())
-            .build();
-        users.create_index(unique).await?;
-        users.insert_one(doc! { "email": email }).await?;
-        users.insert_one(doc! { "email": email }).await?;
+        schema_tests::insert_twice_unique(db, "users", "email", email).await?;
     }
     Ok(())
 }
