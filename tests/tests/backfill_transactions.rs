@@ -3,10 +3,10 @@
 //! tests may run on, which reports itself standalone, with the lock's own
 //! `hello` answered as a replica set member would answer it. The driver
 //! then sends each batch as a transaction, which the emulator commits and
-//! aborts. It has no isolation: a write of another client can land inside
-//! a transaction and commit it, so these tests run one at a time, and
-//! check the commit and abort paths, not isolation, which only a real
-//! replica set shows.
+//! aborts. It does not isolate them (another client's write can land
+//! inside a transaction, on the one connection it keeps), so these tests
+//! run one at a time, and check the commit and abort paths, not isolation,
+//! which only a real replica set shows.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -163,8 +163,26 @@ async fn a_batch_whose_checkpoint_finds_the_lock_another_s_is_not_applied() {
         .expect_err("the lease is lost");
     assert_eq!(taken.hits(), 1, "the second batch's checkpoint matched nothing");
     assert_eq!(error.kind(), "lock_lost", "{error:?}");
-    // The first batch committed; the second, rolled back with its
-    // transaction, changed nothing.
-    assert_eq!(tally(&db, "items").await, [(0, 150), (1, 100)].into());
+    // Nothing committed the second batch: its transaction was aborted.
+    let seen = proxy.seen();
+    let taken_at = seen
+        .iter()
+        .position(|command| command.command == "findAndModify" && in_transaction(&command.body))
+        .and_then(|first| {
+            seen.iter()
+                .skip(first + 1)
+                .position(|command| command.command == "findAndModify" && in_transaction(&command.body))
+                .map(|second| first + 1 + second)
+        })
+        .expect("the second batch's checkpoint was sent");
+    let after: Vec<&str> = seen[taken_at..]
+        .iter()
+        .filter(|command| in_transaction(&command.body))
+        .map(|command| command.command.as_str())
+        .collect();
+    assert_eq!(after, ["findAndModify", "abortTransaction"]);
     assert!(record_ids(&db, "schema_versions").await.is_empty());
+    // The first batch committed; the second, rolled back with its
+    // aborted transaction, changed nothing.
+    assert_eq!(tally(&db, "items").await, [(0, 150), (1, 100)].into());
 }

@@ -168,6 +168,8 @@ impl Walk {
                 abort(&mut session, self.bound).await;
                 return Err(match not_staged {
                     NotStaged::Lost(error) => NotCommitted::Lost(error),
+                    // Aborted first: losing the lease drops the migration.
+                    NotStaged::Taken => NotCommitted::Lost(checkpoints.lose()),
                     NotStaged::Failed(failure) => classify(failure),
                     NotStaged::Again => NotCommitted::Again {
                         failure: Failure::TimedOut(self.bound),

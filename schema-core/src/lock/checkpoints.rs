@@ -159,6 +159,13 @@ impl Checkpoints {
             .await
     }
 
+    /// Notes that the lock is another's, for good, after a write staged in a
+    /// transaction matched nothing ([`NotStaged::Taken`]): the lease is
+    /// lost. Returns the [`Error::LockLost`] to report.
+    pub(crate) fn lose(&self) -> Error {
+        self.writer.lose(&self.migration)
+    }
+
     /// The checkpoint saved under `key`, once any write whose outcome was
     /// unknown is settled.
     ///

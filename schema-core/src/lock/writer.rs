@@ -130,8 +130,12 @@ impl Staged<'_> {
 
 /// Why a write inside a transaction was not staged.
 pub(crate) enum NotStaged {
-    /// The lease is over or the lock is another's: [`Error::LockLost`].
+    /// The lease is over by this process's clock: [`Error::LockLost`].
     Lost(Error),
+    /// The write matched nothing: the lock is another's. Abort the
+    /// transaction, then [`Writer::lose`]: losing the clock first would
+    /// drop the migration, abort and all, at its next await.
+    Taken,
     /// It, or the read settling an earlier write, failed.
     Failed(Failure),
     /// It matched nothing while an earlier write may have landed: the next
@@ -400,7 +404,9 @@ impl Writer {
             Ok(None) => {
                 unstage(&mut known);
                 if known.unresolved.is_empty() {
-                    Err(NotStaged::Lost(self.taken(write.id)))
+                    // Lost for good; the clock is told once the
+                    // transaction is aborted (see `NotStaged::Taken`).
+                    Err(NotStaged::Taken)
                 } else {
                     // An earlier write may have landed meanwhile: settled
                     // by the next try.
@@ -542,6 +548,11 @@ impl Writer {
             collection: collection.name().to_owned(),
             reason,
         })
+    }
+
+    /// The lock is another's, for good: the lease is lost.
+    pub(crate) fn lose(&self, id: &str) -> Error {
+        self.taken(id)
     }
 
     /// A write of this holder matched nothing: the lock is another's, or
