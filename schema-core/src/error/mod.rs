@@ -2,11 +2,13 @@
 //! in it ([`server`]).
 
 mod server;
+mod words;
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 pub use self::server::ServerError;
 pub(crate) use self::server::{shown, without_values};
+use self::words::{describe_cycle, describe_not_idempotent, quoted};
 use crate::registry::Location;
 
 /// A boxed error from a migration function, whatever type it returned.
@@ -498,47 +500,6 @@ impl Error {
             Error::InvalidUri { .. } => "invalid_uri",
         }
     }
-}
-
-/// `` `a`, `b` `` for messages.
-fn quoted(ids: &[String]) -> String {
-    let quoted: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
-    quoted.join(", ")
-}
-
-fn describe_not_idempotent(ids: &[String], reasons: &[String]) -> String {
-    let described: Vec<String> = ids
-        .iter()
-        .zip(reasons)
-        .map(|(id, reason)| format!("`{id}` ({reason})"))
-        .collect();
-    described.join(", ")
-}
-
-fn describe_cycle(ids: &[String]) -> String {
-    let mut text = String::from("migrations ");
-    for (index, id) in ids.iter().enumerate() {
-        let separator = match index {
-            0 => "",
-            _ if index + 1 == ids.len() => " and ",
-            _ => ", ",
-        };
-        let _ = write!(text, "{separator}`{id}`");
-    }
-    text.push_str(" depend on each other in a cycle (");
-    for (index, id) in ids.iter().enumerate() {
-        let next = &ids[(index + 1) % ids.len()];
-        match index {
-            0 => {
-                let _ = write!(text, "`{id}` runs after `{next}`");
-            }
-            _ => {
-                let _ = write!(text, ", `{id}` after `{next}`");
-            }
-        }
-    }
-    text.push_str("); remove one of these `after` entries");
-    text
 }
 
 #[cfg(test)]

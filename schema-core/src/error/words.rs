@@ -1,0 +1,45 @@
+//! The sentences of errors that list several things: ids in backticks, a
+//! cycle, the reasons migrations are not idempotent.
+
+use std::fmt::Write as _;
+
+/// `` `a`, `b` `` for messages.
+pub(super) fn quoted(ids: &[String]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
+    quoted.join(", ")
+}
+
+pub(super) fn describe_not_idempotent(ids: &[String], reasons: &[String]) -> String {
+    let described: Vec<String> = ids
+        .iter()
+        .zip(reasons)
+        .map(|(id, reason)| format!("`{id}` ({reason})"))
+        .collect();
+    described.join(", ")
+}
+
+pub(super) fn describe_cycle(ids: &[String]) -> String {
+    let mut text = String::from("migrations ");
+    for (index, id) in ids.iter().enumerate() {
+        let separator = match index {
+            0 => "",
+            _ if index + 1 == ids.len() => " and ",
+            _ => ", ",
+        };
+        let _ = write!(text, "{separator}`{id}`");
+    }
+    text.push_str(" depend on each other in a cycle (");
+    for (index, id) in ids.iter().enumerate() {
+        let next = &ids[(index + 1) % ids.len()];
+        match index {
+            0 => {
+                let _ = write!(text, "`{id}` runs after `{next}`");
+            }
+            _ => {
+                let _ = write!(text, ", `{id}` after `{next}`");
+            }
+        }
+    }
+    text.push_str("); remove one of these `after` entries");
+    text
+}
