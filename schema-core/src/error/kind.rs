@@ -1,0 +1,67 @@
+//! What code asks of an error: its kind as a stable name, the server's
+//! error behind it; and the one constructor of database errors.
+
+use super::{Error, ServerError};
+
+impl Error {
+    /// [`Error::Database`]: `source` failed while this crate was doing
+    /// `action`.
+    pub(crate) fn database(action: impl Into<String>, source: mongodb::error::Error) -> Error {
+        Error::Database {
+            action: action.into(),
+            source: ServerError::from(source),
+        }
+    }
+
+    /// The server's error behind this one, if there is one in its chain of
+    /// sources: for code that needs the server's code, or the driver's
+    /// error with every value in it ([`ServerError::raw`]).
+    pub fn server_error(&self) -> Option<&ServerError> {
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            if let Some(server) = cause.downcast_ref::<ServerError>() {
+                return Some(server);
+            }
+            source = cause.source();
+        }
+        None
+    }
+
+    /// A short, stable name for the kind of error, for scripts and logs:
+    /// `lock_held`, `lock_timeout`, `migration_failed`, `drift`,
+    /// `unknown_records`, `database`, ... (the variant's name in snake
+    /// case, with `Drifted` as `drift`). New kinds may be added; existing
+    /// ones do not change.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::DuplicateId { .. } => "duplicate_id",
+            Error::UnknownDependency { .. } => "unknown_dependency",
+            Error::Cycle { .. } => "cycle",
+            Error::CrossGroupDependency { .. } => "cross_group_dependency",
+            Error::Drifted { .. } => "drift",
+            Error::UnknownRecords { .. } => "unknown_records",
+            Error::UnknownMigration { .. } => "unknown_migration",
+            Error::NotIdempotent { .. } => "not_idempotent",
+            Error::LockHeld { .. } => "lock_held",
+            Error::MigrationFailed { .. } => "migration_failed",
+            Error::MigrationPanicked { .. } => "migration_panicked",
+            Error::RecordFailed { .. } => "record_failed",
+            Error::MalformedRecord { .. } => "malformed_record",
+            Error::MalformedLock { .. } => "malformed_lock",
+            Error::LockTimeout { .. } => "lock_timeout",
+            Error::LockLost { .. } => "lock_lost",
+            Error::LeaseRenewal { .. } => "lease_renewal",
+            Error::ServerTimeout { .. } => "server_timeout",
+            Error::Configuration { .. } => "configuration",
+            Error::IndexConflict { .. } => "index_conflict",
+            Error::RepeatedIndex { .. } => "repeated_index",
+            Error::InvalidBackfill { .. } => "invalid_backfill",
+            Error::BackfillFailed { .. } => "backfill_failed",
+            Error::BackfillOutcomeUnknown { .. } => "backfill_outcome_unknown",
+            Error::BackfillOutOfOrder { .. } => "backfill_out_of_order",
+            Error::UnexpectedReply { .. } => "unexpected_reply",
+            Error::Database { .. } => "database",
+            Error::InvalidUri { .. } => "invalid_uri",
+        }
+    }
+}
