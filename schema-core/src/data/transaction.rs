@@ -26,7 +26,7 @@ use mongodb::bson::Bson;
 use mongodb::options::{Acknowledgment, UpdateModifications, WriteConcern};
 use tracing::warn;
 
-use super::{ATTEMPTS, Walk, binary, position};
+use super::batches::{ATTEMPTS, Walk, binary, position};
 use crate::error::Error;
 use crate::faults::{Failure, MAX_WRITE_TIMEOUT, within};
 use crate::lock::{Checkpoints, NotStaged};

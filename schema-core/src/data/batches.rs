@@ -1,0 +1,274 @@
+//! The walk's reads and writes: where it starts (a checkpoint, or the
+//! beginning with a count), each batch's `_id`s read in order and checked
+//! ([`order`](super::order)), and each batch changed, with what is tried
+//! again after a failure and what stops the walk. The queries themselves
+//! are [`walk`](super::walk)'s; a batch as a transaction is
+//! [`transaction`](super::transaction)'s.
+
+use std::time::Duration;
+
+use mongodb::Collection;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::options::{Collation, UpdateModifications};
+use tracing::{info, warn};
+
+use super::context::Managed;
+use super::{Work, order, walk};
+use crate::error::{self, BoxError, Error, ServerError};
+use crate::faults::{Failure, jittered, within};
+use crate::stored::checkpoint::Checkpoint;
+
+/// How many times a batch's command is tried when the server fails it in a
+/// way worth another attempt (a failover, a lost connection): a read
+/// always, an update only when it certainly did not run or was declared
+/// [`idempotent`](Backfill::idempotent).
+pub(super) const ATTEMPTS: u32 = 5;
+
+/// How long one of a batch's commands may take outside a manager, where no
+/// lease bounds it.
+pub(super) const UNMANAGED_BOUND: Duration = Duration::from_secs(60);
+
+/// The walk itself: the collection, the filter and the batch size.
+pub(super) struct Walk {
+    pub(super) collection: Collection<Document>,
+    pub(super) filter: Document,
+    pub(super) batch_size: u32,
+    /// How long one of its commands may take.
+    pub(super) bound: Duration,
+    /// The update may be sent again when its outcome is unknown.
+    pub(super) idempotent: bool,
+}
+
+/// The simple (binary) collation: the walk's `_id > last` and its sort must
+/// agree with the order it checks, whatever the collection's default.
+pub(super) fn binary() -> Collation {
+    Collation::builder().locale("simple").build()
+}
+
+impl Walk {
+    /// Where the walk starts: after the checkpoint a previous run of the
+    /// migration saved, or, saved first under a manager, at the beginning
+    /// with the expected total. Returns whether it resumed.
+    pub(super) async fn begin(
+        &self,
+        managed: Option<&Managed>,
+        name: Option<&str>,
+    ) -> Result<(Checkpoint, bool), Error> {
+        let collection = self.collection.name();
+        let Some(managed) = managed else {
+            info!(
+                collection,
+                "backfill outside a managed migration: it runs without checkpoints"
+            );
+            let mut checkpoint = Checkpoint::detached(collection);
+            checkpoint.total = Some(self.count().await?);
+            return Ok((checkpoint, false));
+        };
+        let key = managed.checkpoints.claim(name.unwrap_or(collection));
+        let (mut checkpoint, resumed) = managed.checkpoints.start(&key, collection).await;
+        if checkpoint.total.is_none() {
+            checkpoint.total = Some(self.count().await?);
+        }
+        if resumed {
+            info!(
+                migration.id = managed.checkpoints.migration(),
+                collection,
+                done = checkpoint.visited,
+                total = checkpoint.total,
+                "resuming a backfill from its checkpoint"
+            );
+        } else {
+            info!(
+                migration.id = managed.checkpoints.migration(),
+                collection,
+                total = checkpoint.total,
+                "starting a backfill"
+            );
+            // Saved before the first batch, so the backfill shows from the
+            // start, with the server's time it started.
+            checkpoint.started_at = Some(managed.checkpoints.save(&checkpoint).await?);
+        }
+        Ok((checkpoint, resumed))
+    }
+
+    /// The documents expected: a count of the filter, or the collection's
+    /// estimated size when there is no filter.
+    pub(super) async fn count(&self) -> Result<u64, Error> {
+        let action = || {
+            format!(
+                "count the documents the backfill of `{}` visits",
+                self.collection.name()
+            )
+        };
+        let counted = if self.filter.is_empty() {
+            within(self.bound, self.collection.estimated_document_count()).await
+        } else {
+            within(self.bound, self.collection.count_documents(self.filter.clone())).await
+        };
+        counted.map_err(|failure| failure.into_error(action()))
+    }
+
+    /// The `_id`s of the next batch, in order, after `last`, and whether
+    /// they are the last: a batch that comes back short, even after a look
+    /// into the `_id` types that sort later, ends the walk.
+    pub(super) async fn next_ids(&self, last: Option<&Bson>) -> Result<(Vec<Bson>, bool), Error> {
+        let size = self.batch_size as usize;
+        let mut ids = self.find_ids(walk::after(&self.filter, last), size, last).await?;
+        if ids.len() < size {
+            // The bracket of `_id` types may be done, not the collection.
+            let tail = ids.last().or(last).cloned();
+            if let Some(query) = tail.as_ref().and_then(|tail| walk::beyond(&self.filter, tail)) {
+                let more = self.find_ids(query, size - ids.len(), last).await?;
+                ids.extend(more);
+            }
+        }
+        if let Err(out_of_order) = order::check(last, &ids) {
+            return Err(Error::BackfillOutOfOrder {
+                collection: self.collection.name().to_owned(),
+                before: out_of_order.before,
+                after: out_of_order.after,
+            });
+        }
+        let exhausted = ids.len() < size;
+        Ok((ids, exhausted))
+    }
+
+    pub(super) async fn find_ids(
+        &self,
+        query: Document,
+        limit: usize,
+        last: Option<&Bson>,
+    ) -> Result<Vec<Bson>, Error> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let batch = u32::try_from(limit).unwrap_or(u32::MAX);
+        let mut attempt = 1;
+        loop {
+            let read = async {
+                let mut cursor = self
+                    .collection
+                    .find(query.clone())
+                    .sort(doc! { "_id": 1 })
+                    .projection(doc! { "_id": 1 })
+                    .collation(binary())
+                    .limit(limit)
+                    .batch_size(batch)
+                    .max_time(self.bound)
+                    .await?;
+                let mut ids = Vec::new();
+                while cursor.advance().await? {
+                    let document: Document = cursor.deserialize_current()?;
+                    if let Some(id) = document.get("_id") {
+                        ids.push(id.clone());
+                    }
+                }
+                Ok(ids)
+            };
+            match within(self.bound, read).await {
+                Ok(ids) => return Ok(ids),
+                // A read changes nothing: another attempt is always safe.
+                Err(failure) if attempt < ATTEMPTS && failure.is_transient() => {
+                    self.again("read", &failure, attempt).await;
+                    attempt += 1;
+                }
+                Err(failure) => return Err(self.failed(last, failure)),
+            }
+        }
+    }
+
+    /// Changes the batch `ids` and adds its counts to `checkpoint`.
+    pub(super) async fn change(
+        &self,
+        work: &mut Work<'_>,
+        checkpoint: &mut Checkpoint,
+        ids: Vec<Bson>,
+    ) -> Result<(), Error> {
+        let last = checkpoint.position.clone();
+        let count = ids.len() as u64;
+        match work {
+            Work::Update(update) => {
+                let result = self.update(update, &ids, last.as_ref()).await?;
+                checkpoint.matched = Some(checkpoint.matched.unwrap_or(0) + result.matched_count);
+                checkpoint.modified = Some(checkpoint.modified.unwrap_or(0) + result.modified_count);
+            }
+            Work::EachBatch(work) => {
+                work(self.collection.clone(), ids)
+                    .await
+                    .map_err(|source| self.batch_failed(last.as_ref(), error::shown(source)))?;
+            }
+        }
+        checkpoint.visited += count;
+        Ok(())
+    }
+
+    /// Updates the batch `ids`. A failure that certainly did not run is
+    /// retried; one whose outcome is unknown is retried only for an
+    /// [`idempotent`](Backfill::idempotent) update, and otherwise stops
+    /// the walk without sending it again.
+    pub(super) async fn update(
+        &self,
+        update: &UpdateModifications,
+        ids: &[Bson],
+        last: Option<&Bson>,
+    ) -> Result<mongodb::results::UpdateResult, Error> {
+        let filter = walk::batch(&self.filter, ids);
+        let mut attempt = 1;
+        loop {
+            let sent = self
+                .collection
+                .update_many(filter.clone(), update.clone())
+                .collation(binary());
+            let failure = match within(self.bound, sent).await {
+                Ok(result) => return Ok(result),
+                Err(failure) => failure,
+            };
+            let again =
+                attempt < ATTEMPTS && failure.is_transient() && (failure.did_not_run() || self.idempotent);
+            if again {
+                self.again("update", &failure, attempt).await;
+                attempt += 1;
+                continue;
+            }
+            if failure.is_transient() && !failure.did_not_run() {
+                return Err(Error::BackfillOutcomeUnknown {
+                    collection: self.collection.name().to_owned(),
+                    after: position(last),
+                    source: failure.into_source(format!("update a batch of `{}`", self.collection.name())),
+                });
+            }
+            return Err(self.failed(last, failure));
+        }
+    }
+
+    /// Waits before another attempt at a batch's `command`.
+    pub(super) async fn again(&self, command: &str, failure: &Failure, attempt: u32) {
+        warn!(
+            error = ?failure,
+            collection = %self.collection.name(),
+            command,
+            attempt,
+            "a backfill's batch failed; trying it again"
+        );
+        tokio::time::sleep(jittered(Duration::from_millis(200) * attempt)).await;
+    }
+
+    pub(super) fn failed(&self, last: Option<&Bson>, failure: Failure) -> Error {
+        let source: BoxError = match failure {
+            Failure::Server(error) => Box::new(ServerError::from(error)),
+            timed_out => timed_out.into_source(format!("walk `{}`", self.collection.name())),
+        };
+        self.batch_failed(last, source)
+    }
+
+    pub(super) fn batch_failed(&self, last: Option<&Bson>, source: BoxError) -> Error {
+        Error::BackfillFailed {
+            collection: self.collection.name().to_owned(),
+            after: position(last),
+            source,
+        }
+    }
+}
+
+/// Where a walk stands, for errors: the last `_id` done, or `none`.
+pub(super) fn position(last: Option<&Bson>) -> String {
+    last.map_or_else(|| "none".to_owned(), ToString::to_string)
+}
