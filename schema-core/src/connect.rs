@@ -7,9 +7,9 @@ use std::time::Duration;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 
-use crate::error::Error;
 use crate::manager::SchemaManager;
-use crate::redact::{ScrubbedError, redact};
+use crate::support::error::Error;
+use crate::support::redact::{ScrubbedError, redact};
 
 /// An open connection: the client, the database to migrate, and the
 /// options the client was built from. Shut it down with

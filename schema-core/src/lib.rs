@@ -80,30 +80,40 @@
 //! to look at. A panic is caught only when the binary unwinds on panic (the
 //! default); with `panic = "abort"` the process ends.
 
+// The layers, from the ground up: each imports only from those before it
+// (ARCHITECTURE.md draws them).
+
+// 1. Errors, bounds and retries, redaction.
+mod support;
+
+// 2. What the application declares: registry, sets, order, helpers.
+mod declare;
+
+// 3. The documents kept in MongoDB.
+mod stored;
+
+// 4. Judging the declared set against the records, without I/O.
+mod assess;
+
+// 5. I/O: the versions collection and the lock.
+mod lock;
+mod records;
+
+// 6. Backfills, checkpointed under the lock.
+pub mod data;
+
+// 7. Running migrations under the lock.
+mod engine;
+
+// 8. The manager: each operation a short script.
+mod manager;
+
+// 9. The faces: the command line, tests, opening a connection.
 #[cfg(feature = "cli")]
 pub mod cli;
 mod connect;
-pub mod data;
-mod error;
-mod faults;
-pub mod indexes;
-mod json;
-mod lock;
-mod manager;
-mod migrations;
-mod owner;
-pub(crate) mod plan;
-mod policy;
-mod records;
-mod redact;
-mod registry;
-mod report;
-mod status;
-mod stored;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod unwind;
-mod validator;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -114,19 +124,21 @@ pub mod __private;
 #[doc = include_str!("../../README.md")]
 mod readme {}
 
+pub use assess::policy::Policy;
+pub use assess::report::{ApplyReport, ForgetReport, Interrupted, MarkReport};
+pub use assess::status::{LockStatus, MigrationStatus, State, Status, UnknownRecord};
 pub use connect::{Connection, connect};
-pub use error::{BoxError, Error, ServerError};
+pub use declare::indexes;
+pub use declare::registry::{DEFAULT_GROUP, Migration};
+pub use declare::set::Migrations;
+pub use declare::validator::{Validator, set_validator};
 pub use manager::SchemaManager;
-pub use migrations::Migrations;
-pub use policy::Policy;
-pub use redact::redact;
-pub use registry::{DEFAULT_GROUP, Location, Migration};
-pub use report::{ApplyReport, ForgetReport, Interrupted, MarkReport};
 pub use schema_macros::migration;
 #[cfg(feature = "testing")]
 pub use schema_macros::test;
-pub use status::{LockStatus, MigrationStatus, State, Status, UnknownRecord};
-pub use validator::{Validator, set_validator};
+pub use support::error::{BoxError, Error, ServerError};
+pub use support::location::Location;
+pub use support::redact::redact;
 
 /// The MongoDB driver this crate is built on, so an application can name
 /// `schema_core::mongodb::Database` without a dependency of its own.

@@ -6,11 +6,12 @@ use std::future::Future;
 pub use inventory;
 pub use mongodb::Database;
 
-pub use crate::registry::{Location, Migration, MigrationFuture};
+pub use crate::declare::registry::{Migration, MigrationFuture};
+pub use crate::support::location::Location;
 #[cfg(feature = "testing")]
 pub use crate::testing::__run as run_test;
 
-use crate::error::BoxError;
+use crate::support::error::BoxError;
 
 /// The error type of a migration: any type that converts into [`BoxError`].
 ///

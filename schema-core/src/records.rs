@@ -7,11 +7,12 @@ use mongodb::bson::{Bson, DateTime, Document, doc};
 use mongodb::{Collection, Database};
 use tracing::warn;
 
-use crate::error::Error;
-use crate::faults::{Failure, bookkeeping, jittered, within};
-use crate::registry::Migration;
+use crate::declare::registry::Migration;
 use crate::stored::lock::Completion;
-use crate::stored::record::{self, Malformed, VersionRecord};
+use crate::stored::record::{self, Malformed, Stored, VersionRecord};
+use crate::support::error::Error;
+use crate::support::faults::{Failure, bookkeeping, within};
+use crate::support::retry::Attempts;
 
 /// Migrations are few, so one batch holds them all and reading them is a
 /// single round trip.
@@ -20,15 +21,6 @@ const BATCH_SIZE: u32 = 100_000;
 /// The longest a read of the whole collection may take: generous, since it
 /// includes finding a server, but finite.
 const READ_BOUND: Duration = Duration::from_secs(60);
-
-/// What the versions collection holds.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Stored {
-    /// The records this crate can read.
-    pub(crate) records: Vec<VersionRecord>,
-    /// The documents it cannot: written by hand or by another tool.
-    pub(crate) malformed: Vec<Malformed>,
-}
 
 /// The versions collection, read on the primary with majority read concern
 /// and written with majority writes, so a record, once seen, survives a
@@ -114,17 +106,20 @@ impl Records {
         keep_trying: impl Fn() -> bool,
     ) -> Result<(), Error> {
         let record = VersionRecord::of(completion, applied_at).to_document();
-        loop {
-            let failure = match within(self.bound, self.collection.insert_one(record.clone())).await {
-                Ok(_) => return Ok(()),
-                Err(failure) if failure.is_duplicate_key() => return self.already_recorded(completion).await,
-                Err(failure) => failure,
-            };
-            if !failure.is_transient() || !keep_trying() {
-                return Err(self.record_failed(&completion.id, failure));
-            }
-            warn!(error = ?failure, migration.id = %completion.id, "could not record the migration; trying again");
-            tokio::time::sleep(jittered(Duration::from_millis(100))).await;
+        let inserted = Attempts::while_live(Duration::from_millis(100))
+            .run(
+                keep_trying,
+                Failure::is_transient,
+                |failure, _| {
+                    warn!(error = ?failure, migration.id = %completion.id, "could not record the migration; trying again");
+                },
+                async |_| within(self.bound, self.collection.insert_one(record.clone())).await,
+            )
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(failure) if failure.is_duplicate_key() => self.already_recorded(completion).await,
+            Err(failure) => Err(self.record_failed(&completion.id, failure)),
         }
     }
 

@@ -24,10 +24,10 @@ use mongodb::Database;
 use mongodb::bson::{Bson, Document, doc};
 
 use crate::connect::{Connection, connect};
-use crate::error::Error;
+use crate::declare::set::Migrations;
 use crate::manager::SchemaManager;
-use crate::migrations::Migrations;
-use crate::unwind::CatchUnwind;
+use crate::support::error::Error;
+use crate::support::panic;
 
 /// The environment variable that names the test server.
 pub const URI_VARIABLE: &str = "MONGODB_URI";
@@ -138,7 +138,7 @@ pub async fn check_idempotent(manager: &SchemaManager) -> Result<(), Error> {
     let mut reasons = Vec::new();
     for migration in manager.ordered()? {
         let before = snapshot(db).await?;
-        let outcome = CatchUnwind(migration.run(db)).await;
+        let outcome = panic::caught(migration.run(db)).await;
         let reason = match outcome {
             Ok(Ok(())) => {
                 let after = snapshot(db).await?;
@@ -214,7 +214,7 @@ async fn first_batch(db: &Database, command: Document) -> Result<Vec<Document>, 
 /// on its own (`v`, `ns`).
 async fn indexes(db: &Database, collection: &str) -> Result<BTreeMap<String, Document>, Error> {
     let mut indexes = BTreeMap::new();
-    for mut index in crate::indexes::list_indexes(db, collection).await? {
+    for mut index in crate::declare::indexes::list_indexes(db, collection).await? {
         index.remove("v");
         index.remove("ns");
         let name = index.get_str("name").unwrap_or_default().to_owned();
@@ -312,7 +312,7 @@ where
             Ok(database) => database,
             Err(error) => return Some(format!("could not prepare the test database: {error:?}")),
         };
-        let outcome = CatchUnwind(Box::pin(test(database.database().clone()))).await;
+        let outcome = panic::caught(test(database.database().clone())).await;
         let failure = match outcome {
             Ok(result) => result.into_outcome().err(),
             Err(message) => Some(format!("panicked: {message}")),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::percent;
+use super::text::percent;
 use crate::data::Progress;
 
 /// How often, at most, a line tells how a backfill is going when stderr is

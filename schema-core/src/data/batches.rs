@@ -14,15 +14,17 @@ use tracing::{info, warn};
 
 use super::context::Managed;
 use super::{Work, order, walk};
-use crate::error::{self, BoxError, Error, ServerError};
-use crate::faults::{Failure, jittered, within};
 use crate::stored::checkpoint::Checkpoint;
+use crate::support::convert;
+use crate::support::error::{self, BoxError, Error, ServerError};
+use crate::support::faults::{Failure, within};
+use crate::support::retry::Attempts;
 
 /// How many times a batch's command is tried when the server fails it in a
 /// way worth another attempt (a failover, a lost connection): a read
 /// always, an update only when it certainly did not run or was declared
 /// [`idempotent`](Backfill::idempotent).
-pub(super) const ATTEMPTS: u32 = 5;
+pub(super) const BATCH_ATTEMPTS: Attempts = Attempts::at_most(5, Duration::from_millis(200));
 
 /// How long one of a batch's commands may take outside a manager, where no
 /// lease bounds it.
@@ -139,10 +141,10 @@ impl Walk {
         limit: usize,
         last: Option<&Bson>,
     ) -> Result<Vec<Bson>, Error> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let limit = convert::saturating_i64(limit);
         let batch = u32::try_from(limit).unwrap_or(u32::MAX);
-        let mut attempt = 1;
-        loop {
+        // A read changes nothing: another attempt is always safe.
+        let read = async |_| {
             let read = async {
                 let mut cursor = self
                     .collection
@@ -163,16 +165,17 @@ impl Walk {
                 }
                 Ok(ids)
             };
-            match within(self.bound, read).await {
-                Ok(ids) => return Ok(ids),
-                // A read changes nothing: another attempt is always safe.
-                Err(failure) if attempt < ATTEMPTS && failure.is_transient() => {
-                    self.again("read", &failure, attempt).await;
-                    attempt += 1;
-                }
-                Err(failure) => return Err(self.failed(last, failure)),
-            }
-        }
+            within(self.bound, read).await
+        };
+        BATCH_ATTEMPTS
+            .run(
+                || true,
+                Failure::is_transient,
+                |failure, n| self.again("read", failure, n),
+                read,
+            )
+            .await
+            .map_err(|failure| self.failed(last, failure))
     }
 
     /// Changes the batch `ids` and adds its counts to `checkpoint`.
@@ -211,36 +214,41 @@ impl Walk {
         last: Option<&Bson>,
     ) -> Result<mongodb::results::UpdateResult, Error> {
         let filter = walk::batch(&self.filter, ids);
-        let mut attempt = 1;
-        loop {
+        // Sent again only when it certainly did not run, or running it
+        // twice changes nothing.
+        let worth_another =
+            |failure: &Failure| failure.is_transient() && (failure.did_not_run() || self.idempotent);
+        let update = async |_| {
             let sent = self
                 .collection
                 .update_many(filter.clone(), update.clone())
                 .collation(binary());
-            let failure = match within(self.bound, sent).await {
-                Ok(result) => return Ok(result),
-                Err(failure) => failure,
-            };
-            let again =
-                attempt < ATTEMPTS && failure.is_transient() && (failure.did_not_run() || self.idempotent);
-            if again {
-                self.again("update", &failure, attempt).await;
-                attempt += 1;
-                continue;
-            }
-            if failure.is_transient() && !failure.did_not_run() {
-                return Err(Error::BackfillOutcomeUnknown {
-                    collection: self.collection.name().to_owned(),
-                    after: position(last),
-                    source: failure.into_source(format!("update a batch of `{}`", self.collection.name())),
-                });
-            }
-            return Err(self.failed(last, failure));
+            within(self.bound, sent).await
+        };
+        let failure = match BATCH_ATTEMPTS
+            .run(
+                || true,
+                worth_another,
+                |failure, n| self.again("update", failure, n),
+                update,
+            )
+            .await
+        {
+            Ok(result) => return Ok(result),
+            Err(failure) => failure,
+        };
+        if failure.is_transient() && !failure.did_not_run() {
+            return Err(Error::BackfillOutcomeUnknown {
+                collection: self.collection.name().to_owned(),
+                after: position(last),
+                source: failure.into_source(format!("update a batch of `{}`", self.collection.name())),
+            });
         }
+        Err(self.failed(last, failure))
     }
 
-    /// Waits before another attempt at a batch's `command`.
-    pub(super) async fn again(&self, command: &str, failure: &Failure, attempt: u32) {
+    /// Logs that a batch's `command` failed and goes again.
+    pub(super) fn again(&self, command: &str, failure: &impl std::fmt::Debug, attempt: u32) {
         warn!(
             error = ?failure,
             collection = %self.collection.name(),
@@ -248,7 +256,6 @@ impl Walk {
             attempt,
             "a backfill's batch failed; trying it again"
         );
-        tokio::time::sleep(jittered(Duration::from_millis(200) * attempt)).await;
     }
 
     pub(super) fn failed(&self, last: Option<&Bson>, failure: Failure) -> Error {

@@ -95,15 +95,15 @@ use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{CollectionOptions, ReadPreference, SelectionCriteria, UpdateModifications};
 use mongodb::{Collection, Database};
 
-pub use crate::status::BackfillStatus;
+pub use crate::assess::status::BackfillStatus;
 pub(crate) use context::{Managed, scope};
 pub(crate) use progress::Observer;
 pub use progress::Progress;
 
 use self::batches::{UNMANAGED_BOUND, Walk};
 use self::progress::{Pace, Reporter};
-use crate::error::{BoxError, Error};
 use crate::stored::checkpoint::Checkpoint;
+use crate::support::error::{BoxError, Error};
 
 /// A batched walk over the documents of one collection that match a filter,
 /// changing them batch by batch; see the [module](self) for how it resumes.
@@ -152,7 +152,7 @@ pub struct BackfillReport {
     /// checkpoint; `None` when it started from the beginning.
     pub resumed_from: Option<u64>,
     /// How long this run took. In JSON, `elapsed_ms`.
-    #[serde(rename = "elapsed_ms", serialize_with = "crate::json::millis")]
+    #[serde(rename = "elapsed_ms", serialize_with = "crate::support::json::millis")]
     pub elapsed: Duration,
 }
 

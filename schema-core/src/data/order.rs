@@ -18,6 +18,7 @@ use std::cmp::Ordering;
 use mongodb::bson::{Bson, Document};
 
 use super::walk;
+use crate::support::convert;
 
 /// Where a batch broke the order: the `_id` before and the one that came
 /// after it, as the server's shell shows them.
@@ -100,12 +101,10 @@ enum Number {
 }
 
 fn number(value: &Bson) -> Option<Number> {
-    match value {
-        Bson::Int32(n) => Some(Number::Integer(i64::from(*n))),
-        Bson::Int64(n) => Some(Number::Integer(*n)),
-        Bson::Double(n) => Some(Number::Double(*n)),
-        // Decimal128 has no arithmetic here: its order is not told.
-        _ => None,
+    // Decimal128 has no arithmetic here: its order is not told.
+    match convert::integer(value) {
+        Some(n) => Some(Number::Integer(n)),
+        None => value.as_f64().map(Number::Double),
     }
 }
 

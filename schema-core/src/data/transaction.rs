@@ -26,11 +26,11 @@ use mongodb::bson::Bson;
 use mongodb::options::{Acknowledgment, UpdateModifications, WriteConcern};
 use tracing::warn;
 
-use super::batches::{ATTEMPTS, Walk, binary, position};
-use crate::error::Error;
-use crate::faults::{Failure, MAX_WRITE_TIMEOUT, within};
+use super::batches::{BATCH_ATTEMPTS, Walk, binary, position};
 use crate::lock::{Checkpoints, NotStaged};
 use crate::stored::checkpoint::Checkpoint;
+use crate::support::error::Error;
+use crate::support::faults::{Failure, MAX_WRITE_TIMEOUT, within};
 
 /// Server codes that say the deployment takes no transaction after all.
 const TRANSACTIONS_REFUSED: &[i32] = &[
@@ -74,54 +74,56 @@ impl Walk {
         next.position = ids.last().cloned();
         next.batches += 1;
         next.visited += ids.len() as u64;
-        let mut attempt = 1;
-        loop {
-            if attempt > 1
-                && let Some(saved) = checkpoints.saved(&next.key).await?
+        let attempt = async |number: u32| {
+            if number > 1
+                && let Some(saved) = checkpoints.saved(&next.key).await.map_err(NotCommitted::Lost)?
                 && saved.batches >= next.batches
                 && saved.position == next.position
             {
                 // A commit whose reply was lost had landed.
-                *checkpoint = saved;
-                return Ok(true);
+                return Ok(Some(saved));
             }
             match self.try_transaction(update, &next, ids, checkpoints).await {
-                Ok(done) => {
-                    *checkpoint = done;
-                    return Ok(true);
-                }
-                Err(NotCommitted::Refused) if attempt == 1 => {
-                    warn!(
-                        collection = %self.collection.name(),
-                        "the server refused a transaction: the backfill goes on without, each batch \
-                         and its checkpoint apart"
-                    );
-                    return Ok(false);
-                }
-                Err(NotCommitted::Refused) => {
-                    return Err(self.batch_failed(
-                        last.as_ref(),
-                        "the server refused a transaction it took before".into(),
-                    ));
-                }
-                Err(NotCommitted::Lost(error)) => return Err(error),
-                Err(NotCommitted::Failed(failure)) => return Err(self.failed(last.as_ref(), failure)),
-                Err(NotCommitted::Again { failure, .. }) if attempt < ATTEMPTS => {
-                    self.again("transaction", &failure, attempt).await;
-                    attempt += 1;
-                }
-                Err(NotCommitted::Again { failure, unknown }) => {
-                    if unknown {
-                        return Err(Error::BackfillOutcomeUnknown {
-                            collection: self.collection.name().to_owned(),
-                            after: position(last.as_ref()),
-                            source: failure
-                                .into_source(format!("commit a batch of `{}`", self.collection.name())),
-                        });
-                    }
-                    return Err(self.failed(last.as_ref(), failure));
-                }
+                Ok(done) => Ok(Some(done)),
+                // Refused at once: this deployment takes no transaction.
+                Err(NotCommitted::Refused) if number == 1 => Ok(None),
+                Err(other) => Err(other),
             }
+        };
+        let again = |failure: &NotCommitted, n| {
+            if let NotCommitted::Again { failure, .. } = failure {
+                self.again("transaction", failure, n);
+            }
+        };
+        let worth_another = |failure: &NotCommitted| matches!(failure, NotCommitted::Again { .. });
+        match BATCH_ATTEMPTS.run(|| true, worth_another, again, attempt).await {
+            Ok(Some(done)) => {
+                *checkpoint = done;
+                Ok(true)
+            }
+            Ok(None) => {
+                warn!(
+                    collection = %self.collection.name(),
+                    "the server refused a transaction: the backfill goes on without, each batch \
+                     and its checkpoint apart"
+                );
+                Ok(false)
+            }
+            Err(NotCommitted::Refused) => Err(self.batch_failed(
+                last.as_ref(),
+                "the server refused a transaction it took before".into(),
+            )),
+            Err(NotCommitted::Lost(error)) => Err(error),
+            Err(NotCommitted::Failed(failure)) => Err(self.failed(last.as_ref(), failure)),
+            Err(NotCommitted::Again {
+                failure,
+                unknown: true,
+            }) => Err(Error::BackfillOutcomeUnknown {
+                collection: self.collection.name().to_owned(),
+                after: position(last.as_ref()),
+                source: failure.into_source(format!("commit a batch of `{}`", self.collection.name())),
+            }),
+            Err(NotCommitted::Again { failure, .. }) => Err(self.failed(last.as_ref(), failure)),
         }
     }
 
@@ -208,7 +210,7 @@ impl Walk {
 fn classify(failure: Failure) -> NotCommitted {
     let refused = match &failure {
         Failure::Server(error) => {
-            crate::faults::code(error).is_some_and(|code| TRANSACTIONS_REFUSED.contains(&code))
+            crate::support::error::code(error).is_some_and(|code| TRANSACTIONS_REFUSED.contains(&code))
         }
         Failure::TimedOut(_) => false,
     };

@@ -20,10 +20,12 @@ use tracing::{debug, warn};
 
 use super::clock::Stamp;
 use super::{Held, Lock, MIN_SHARDED_LEASE, SHARDED_CLOCK_MARGIN};
-use crate::error::Error;
-use crate::faults::{Failure, jittered, within};
-use crate::owner::Owner;
 use crate::stored::lock::{self as format, LockDocument, Phase};
+use crate::support::convert;
+use crate::support::error::Error;
+use crate::support::faults::{Failure, within};
+use crate::support::owner::Owner;
+use crate::support::retry;
 
 /// The shortest bound on one attempt while waiting for the lock, so that a
 /// nearly spent wait still gives the server a fair chance to answer.
@@ -199,11 +201,7 @@ impl Lock {
                     },
                 });
             }
-            let pause = jittered(self.poll_interval());
-            let pause = deadline.map_or(pause, |deadline| {
-                pause.min(deadline.saturating_duration_since(now))
-            });
-            tokio::time::sleep(pause).await;
+            retry::pause(self.poll_interval(), deadline).await;
         }
     }
 
@@ -400,5 +398,5 @@ impl Lock {
 /// The lease in milliseconds, as stored; a lease too long for that is
 /// stored as the longest.
 pub(super) fn lease_ms(lease: Duration) -> i64 {
-    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
+    convert::millis(lease)
 }

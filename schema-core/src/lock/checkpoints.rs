@@ -16,10 +16,10 @@ use tracing::warn;
 
 use super::writer::{Next, Write, Writer, came_back_without};
 pub(crate) use super::writer::{NotStaged, Staged};
-use crate::error::Error;
-use crate::registry::Migration;
+use crate::declare::registry::Migration;
 use crate::stored::checkpoint::Checkpoint;
 use crate::stored::lock::Contents;
+use crate::support::error::Error;
 
 /// The checkpoints of one migration's backfills, while it runs under a
 /// lease.

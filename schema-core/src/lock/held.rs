@@ -11,10 +11,10 @@ use super::checkpoints::Checkpoints;
 use super::renewal::Renewal;
 use super::writer::{Next, Write, Writer, came_back_without};
 use super::{Interrupted, Lock};
-use crate::error::Error;
-use crate::owner::Owner;
-use crate::registry::Migration;
+use crate::declare::registry::Migration;
 use crate::stored::lock::{Completion, Phase};
+use crate::support::error::Error;
+use crate::support::owner::Owner;
 
 /// The lock, held by this process until [`Held::release`].
 pub(crate) struct Held<'l> {

@@ -60,12 +60,12 @@ use self::acquire::{Deployment, Stop};
 use self::clock::{LeaseClock, Stamp};
 use self::renewal::{Renewal, Target};
 use self::writer::Writer;
-use crate::error::Error;
-use crate::faults::{bookkeeping, within};
-use crate::owner::Owner;
-use crate::report::Interrupted;
-use crate::status::{BackfillStatus, LockStatus};
+use crate::assess::report::Interrupted;
+use crate::assess::status::{BackfillStatus, LockStatus};
 use crate::stored::lock::{self as format, LockDocument, Phase};
+use crate::support::error::Error;
+use crate::support::faults::{bookkeeping, within};
+use crate::support::owner::Owner;
 
 /// The shortest lease on a sharded cluster: there the end of a lease is
 /// judged by a mongos's clock while renewals are stamped by a shard

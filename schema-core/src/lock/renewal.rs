@@ -42,8 +42,8 @@ use tokio::sync::oneshot;
 use tracing::{debug, error, warn};
 
 use super::writer::{Next, Write, Writer};
-use crate::error::Error;
-use crate::unwind::CatchUnwind;
+use crate::support::error::{BoxError, Error};
+use crate::support::panic;
 
 /// How long a renewal thread may take to build its runtime and client.
 const START_BOUND: Duration = Duration::from_secs(30);
@@ -135,7 +135,7 @@ impl Drop for Renewal {
     }
 }
 
-fn failed(reason: &str, source: Option<crate::BoxError>) -> Error {
+fn failed(reason: &str, source: Option<BoxError>) -> Error {
     Error::LeaseRenewal {
         reason: reason.to_owned(),
         source,
@@ -170,7 +170,7 @@ fn renew_on_own_thread(
                 return;
             }
         };
-        let collection = crate::faults::bookkeeping(
+        let collection = crate::support::faults::bookkeeping(
             &client.database(&target.database),
             &target.collection,
             target.write_timeout,
@@ -192,7 +192,7 @@ async fn supervise(
 ) {
     loop {
         let renewing = Box::pin(renew(&writer, &collection, &mut stopped));
-        match CatchUnwind(renewing).await {
+        match panic::caught(renewing).await {
             Ok(()) => return,
             Err(panic) => {
                 error!(%panic, "the schema lock's renewal panicked; starting it again");

@@ -26,7 +26,7 @@ use mongodb::bson::{DateTime, Document, doc};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::Checkpoint;
-use crate::registry::Migration;
+use crate::declare::registry::Migration;
 
 /// Whether the lock's holder still holds it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -147,7 +147,7 @@ pub(crate) mod saturating {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub(crate) fn serialize<S: Serializer>(count: &u64, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_i64(i64::try_from(*count).unwrap_or(i64::MAX))
+        serializer.serialize_i64(crate::support::convert::saturating_i64(*count))
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {

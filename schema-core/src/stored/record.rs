@@ -18,6 +18,15 @@ use serde::{Deserialize, Serialize};
 
 use super::lock::Completion;
 
+/// What the versions collection holds, as read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Stored {
+    /// The records this crate can read.
+    pub(crate) records: Vec<VersionRecord>,
+    /// The documents it cannot: written by hand or by another tool.
+    pub(crate) malformed: Vec<Malformed>,
+}
+
 /// One applied migration, as stored in the versions collection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct VersionRecord {

@@ -41,9 +41,10 @@ mod staged;
 
 pub(crate) use self::staged::{NotStaged, Staged};
 use super::clock::{LeaseClock, Stamp};
-use crate::error::Error;
-use crate::faults::{Failure, jittered, within};
 use crate::stored::lock::{self as format, Contents, LockDocument};
+use crate::support::error::Error;
+use crate::support::faults::{Failure, within};
+use crate::support::retry;
 
 /// Whether a write is tried again after a failure whose outcome is
 /// unknown.
@@ -253,7 +254,7 @@ impl Writer {
                             }
                             looked_after_end = true;
                         }
-                        tokio::time::sleep(jittered(self.poll)).await;
+                        retry::pause(self.poll, None).await;
                         continue;
                     }
                 }
@@ -292,7 +293,7 @@ impl Writer {
                 // Matched nothing: an earlier attempt may have landed
                 // meanwhile; otherwise the lock is another's.
                 Ok(None) if known.unresolved.len() > 1 => {
-                    tokio::time::sleep(jittered(self.poll)).await;
+                    retry::pause(self.poll, None).await;
                 }
                 Ok(None) => return Err(self.taken(write.id)),
                 Err(failure) if failure.is_transient() => {
@@ -300,7 +301,7 @@ impl Writer {
                         return Err(failure.into_error((write.action)()));
                     }
                     warn!(error = ?failure, migration.id = write.id, "could not write to the schema lock; trying again");
-                    tokio::time::sleep(jittered(self.poll)).await;
+                    retry::pause(self.poll, None).await;
                 }
                 Err(failure) => {
                     // Refused: it did not land.

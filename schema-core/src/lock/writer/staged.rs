@@ -9,10 +9,10 @@ use mongodb::options::ReturnDocument;
 use mongodb::{ClientSession, Collection};
 
 use super::{Attempt, Known, Write, Writer};
-use crate::error::Error;
-use crate::faults::{Failure, within};
 use crate::lock::clock::Stamp;
 use crate::stored::lock::{self as format, Contents};
+use crate::support::error::Error;
+use crate::support::faults::{Failure, within};
 
 /// A write sent inside a transaction that has not ended: it holds the
 /// writer, so nothing else is written to the lock meanwhile.

@@ -26,12 +26,11 @@ mod conflict;
 mod constructors;
 
 use mongodb::bson::{Document, doc};
-use mongodb::error::ErrorKind;
 use mongodb::{Database, IndexModel};
 
 pub use constructors::{IndexModelExt, ascending, default_name, descending, keys, text, ttl};
 
-use crate::error::Error;
+use crate::support::error::{self, Error};
 
 /// The server's codes for an index that contradicts an existing one:
 /// IndexAlreadyExists, IndexOptionsConflict and IndexKeySpecsConflict.
@@ -103,7 +102,7 @@ pub async fn ensure_indexes(
 /// Whether the server refused an index because an existing one
 /// contradicts it.
 fn is_conflict(error: &mongodb::error::Error) -> bool {
-    matches!(&*error.kind, ErrorKind::Command(command) if CONFLICT_CODES.contains(&command.code))
+    error::code(error).is_some_and(|code| CONFLICT_CODES.contains(&code))
 }
 
 /// The spec of `model` as `createIndexes` sends it.
@@ -136,6 +135,8 @@ pub(crate) async fn list_indexes(db: &Database, collection: &str) -> Result<Vec<
 
 #[cfg(test)]
 mod tests {
+    use mongodb::error::ErrorKind;
+
     use super::*;
     use mongodb::error::CommandError;
 

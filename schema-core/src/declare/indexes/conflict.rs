@@ -3,6 +3,8 @@
 
 use mongodb::bson::{Bson, Document};
 
+use crate::support::convert;
+
 /// A declared index that an existing one contradicts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Conflict {
@@ -122,12 +124,9 @@ fn show_keys(spec: &Document) -> String {
 }
 
 fn number(value: &Bson) -> Option<f64> {
-    match value {
-        Bson::Int32(n) => Some(f64::from(*n)),
-        Bson::Int64(n) => Some(*n as f64),
-        Bson::Double(n) => Some(*n),
-        _ => None,
-    }
+    convert::integer(value)
+        .map(|n| n as f64)
+        .or_else(|| value.as_f64())
 }
 
 /// Equal as MongoDB compares index specs: numbers by value, whatever

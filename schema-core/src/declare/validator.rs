@@ -2,10 +2,9 @@
 
 use mongodb::Database;
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::error::ErrorKind;
 use mongodb::options::{ValidationAction, ValidationLevel};
 
-use crate::error::Error;
+use crate::support::error::{self, Error};
 
 /// The server's code for creating a collection that exists.
 const NAMESPACE_EXISTS: i32 = 48;
@@ -113,7 +112,7 @@ pub async fn set_validator(db: &Database, collection: &str, validator: Validator
         match created {
             Ok(()) => return Ok(()),
             // Created by someone else meanwhile: change it instead.
-            Err(error) if matches!(&*error.kind, ErrorKind::Command(c) if c.code == NAMESPACE_EXISTS) => {}
+            Err(error) if error::code(&error) == Some(NAMESPACE_EXISTS) => {}
             Err(error) => return Err(failed(error)),
         }
     }

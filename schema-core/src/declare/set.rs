@@ -3,9 +3,9 @@
 
 use std::fmt;
 
-use crate::error::Error;
-use crate::plan;
-use crate::registry::{self, DEFAULT_GROUP, Migration};
+use crate::declare::order;
+use crate::declare::registry::{self, DEFAULT_GROUP, Migration};
+use crate::support::error::Error;
 
 /// Migrations checked and in the order they apply: duplicates, unknown
 /// dependencies and cycles are errors when the set is made, before anything
@@ -92,7 +92,7 @@ impl Migrations {
     pub fn new(migrations: impl IntoIterator<Item = &'static Migration>) -> Result<Migrations, Error> {
         let migrations: Vec<&'static Migration> = migrations.into_iter().collect();
         Ok(Migrations {
-            ordered: plan::order(&migrations)?,
+            ordered: order::order(&migrations)?,
         })
     }
 
@@ -144,7 +144,8 @@ impl fmt::Debug for Migrations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{Location, MigrationFuture};
+    use crate::declare::registry::MigrationFuture;
+    use crate::support::location::Location;
 
     fn never_run(_: &mongodb::Database) -> MigrationFuture<'_> {
         Box::pin(async { Ok(()) })

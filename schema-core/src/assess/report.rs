@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use mongodb::bson::DateTime;
 
-use crate::records::Stored;
-use crate::registry::Migration;
-use crate::status::{self, State};
+use crate::assess::status::{self, State};
+use crate::declare::registry::Migration;
+use crate::stored::record::Stored;
 
 /// What one [`SchemaManager::apply_all`](crate::SchemaManager::apply_all) call did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -28,7 +28,10 @@ pub struct ApplyReport {
     /// How long each migration took, by id: measured for those this call
     /// applied, as recorded for the others (absent for records written
     /// without a duration). In JSON, `durations_ms`.
-    #[serde(rename = "durations_ms", serialize_with = "crate::json::millis_by_id")]
+    #[serde(
+        rename = "durations_ms",
+        serialize_with = "crate::support::json::millis_by_id"
+    )]
     pub durations: HashMap<String, Duration>,
     /// Set when this call took the lock over from a process whose lease had
     /// ended, usually because it died while applying migrations.
@@ -91,7 +94,7 @@ pub struct Interrupted {
     /// completed, if any. It was not recorded, so it runs (again).
     pub migration: Option<String>,
     /// When its lease ended, by the server's clock.
-    #[serde(serialize_with = "crate::json::time")]
+    #[serde(serialize_with = "crate::support::json::time")]
     pub lease_ended_at: DateTime,
     /// Migrations the previous holder completed but had not recorded yet:
     /// this process recorded them without running them again.
@@ -101,8 +104,9 @@ pub struct Interrupted {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{Location, MigrationFuture};
+    use crate::declare::registry::MigrationFuture;
     use crate::stored::record::VersionRecord;
+    use crate::support::location::Location;
 
     fn never_run(_: &mongodb::Database) -> MigrationFuture<'_> {
         Box::pin(async { Ok(()) })

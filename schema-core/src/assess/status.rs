@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use mongodb::bson::DateTime;
 
-use crate::policy::Policy;
-use crate::records::Stored;
-use crate::registry::Migration;
+use crate::assess::policy::Policy;
+use crate::declare::registry::Migration;
 use crate::stored::checkpoint::Checkpoint;
+use crate::stored::record::Stored;
 use crate::stored::record::VersionRecord;
 
 /// Every migration this binary knows, in apply order, with its state, and
@@ -59,10 +59,10 @@ pub struct BackfillStatus {
     /// The lock's holder now (`host:pid:random`).
     pub owner: String,
     /// When the backfill started, by the server's clock.
-    #[serde(serialize_with = "crate::json::optional_time")]
+    #[serde(serialize_with = "crate::support::json::optional_time")]
     pub started_at: Option<DateTime>,
     /// When a checkpoint of the lock last moved, by the server's clock.
-    #[serde(serialize_with = "crate::json::optional_time")]
+    #[serde(serialize_with = "crate::support::json::optional_time")]
     pub updated_at: Option<DateTime>,
 }
 
@@ -99,15 +99,15 @@ pub struct LockStatus {
     /// The holder's process id.
     pub pid: Option<i64>,
     /// When it took the lock.
-    #[serde(serialize_with = "crate::json::optional_time")]
+    #[serde(serialize_with = "crate::support::json::optional_time")]
     pub since: Option<DateTime>,
     /// The migration it is applying, or about to apply.
     pub running: Option<String>,
     /// When it last renewed its lease.
-    #[serde(serialize_with = "crate::json::time")]
+    #[serde(serialize_with = "crate::support::json::time")]
     pub renewed_at: DateTime,
     /// When its lease ends unless renewed.
-    #[serde(serialize_with = "crate::json::time")]
+    #[serde(serialize_with = "crate::support::json::time")]
     pub lease_ends_at: DateTime,
     /// Whether the lease has ended by the server's clock (or was let go):
     /// the next start takes the lock over.
@@ -139,10 +139,13 @@ pub struct MigrationStatus {
     #[serde(flatten)]
     pub state: State,
     /// When it was recorded, if it was and the record says.
-    #[serde(serialize_with = "crate::json::optional_time")]
+    #[serde(serialize_with = "crate::support::json::optional_time")]
     pub applied_at: Option<DateTime>,
     /// How long it took, if the record says. In JSON, `duration_ms`.
-    #[serde(rename = "duration_ms", serialize_with = "crate::json::optional_millis")]
+    #[serde(
+        rename = "duration_ms",
+        serialize_with = "crate::support::json::optional_millis"
+    )]
     pub duration: Option<Duration>,
     /// Which process recorded it, if the record says.
     pub applied_by: Option<String>,
@@ -178,7 +181,7 @@ pub struct UnknownRecord {
     /// The recorded description, if any.
     pub description: Option<String>,
     /// When it was recorded, if the record says.
-    #[serde(serialize_with = "crate::json::optional_time")]
+    #[serde(serialize_with = "crate::support::json::optional_time")]
     pub applied_at: Option<DateTime>,
     /// What is wrong with the document, when it is not a record this crate
     /// can read (its `id` is then its `_id` as shown in messages).
@@ -295,8 +298,8 @@ pub(crate) fn status(ordered: &[&Migration], stored: &Stored) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::Location;
     use crate::stored::record::Malformed;
+    use crate::support::location::Location;
 
     fn never_run(_: &mongodb::Database) -> crate::__private::MigrationFuture<'_> {
         Box::pin(async { Ok(()) })

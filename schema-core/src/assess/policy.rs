@@ -3,8 +3,7 @@
 
 use tracing::warn;
 
-use crate::error::Error;
-use crate::report::ApplyReport;
+use crate::support::error::Error;
 
 /// How [`SchemaManager`](crate::SchemaManager) treats drift or unknown
 /// records, set with
@@ -24,7 +23,7 @@ pub enum Policy {
     Fail,
 }
 
-/// Refuses the drift and unknown records of `report` that the policies
+/// Refuses the `drifted` migrations and `unknown` records that the policies
 /// make errors, and warns about those they make warnings. `collection` is
 /// the versions collection, for the error.
 ///
@@ -35,26 +34,27 @@ pub(crate) fn vet(
     on_drift: Policy,
     on_unknown: Policy,
     collection: &str,
-    report: &ApplyReport,
+    drifted: &[String],
+    unknown: &[String],
 ) -> Result<(), Error> {
-    if on_drift == Policy::Fail && !report.drifted.is_empty() {
+    if on_drift == Policy::Fail && !drifted.is_empty() {
         return Err(Error::Drifted {
-            ids: report.drifted.clone(),
+            ids: drifted.to_vec(),
         });
     }
-    if on_unknown == Policy::Fail && !report.unknown.is_empty() {
+    if on_unknown == Policy::Fail && !unknown.is_empty() {
         return Err(Error::UnknownRecords {
             collection: collection.to_owned(),
-            ids: report.unknown.clone(),
+            ids: unknown.to_vec(),
         });
     }
     if on_drift == Policy::Warn {
-        for id in &report.drifted {
+        for id in drifted {
             warn!(migration.id = %id, "migration was edited after it was applied; the edit has not run");
         }
     }
     if on_unknown == Policy::Warn {
-        for id in &report.unknown {
+        for id in unknown {
             warn!(
                 migration.id = %id,
                 "the versions collection holds a record this binary does not declare \
@@ -69,26 +69,22 @@ pub(crate) fn vet(
 mod tests {
     use super::*;
 
-    fn report(drifted: &[&str], unknown: &[&str]) -> ApplyReport {
-        ApplyReport {
-            drifted: drifted.iter().map(|id| (*id).to_owned()).collect(),
-            unknown: unknown.iter().map(|id| (*id).to_owned()).collect(),
-            ..ApplyReport::default()
-        }
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| (*id).to_owned()).collect()
     }
 
     #[test]
     fn each_policy_refuses_only_its_own_kind() {
-        let both = report(&["a"], &["z"]);
-        assert!(vet(Policy::Warn, Policy::Ignore, "v", &both).is_ok());
+        let (drifted, unknown) = (ids(&["a"]), ids(&["z"]));
+        assert!(vet(Policy::Warn, Policy::Ignore, "v", &drifted, &unknown).is_ok());
         assert!(matches!(
-            vet(Policy::Fail, Policy::Warn, "v", &both),
+            vet(Policy::Fail, Policy::Warn, "v", &drifted, &unknown),
             Err(Error::Drifted { ids }) if ids == ["a"]
         ));
         assert!(matches!(
-            vet(Policy::Ignore, Policy::Fail, "v", &both),
+            vet(Policy::Ignore, Policy::Fail, "v", &drifted, &unknown),
             Err(Error::UnknownRecords { collection, ids }) if collection == "v" && ids == ["z"]
         ));
-        assert!(vet(Policy::Fail, Policy::Fail, "v", &report(&[], &[])).is_ok());
+        assert!(vet(Policy::Fail, Policy::Fail, "v", &[], &[]).is_ok());
     }
 }

@@ -84,10 +84,21 @@ impl std::error::Error for ServerError {}
 
 /// `source` as this crate shows it: a driver error in it is replaced by its
 /// [`ServerError`]; any other error, the migration's own, is kept.
-pub(crate) fn shown(source: crate::BoxError) -> crate::BoxError {
+pub(crate) fn shown(source: super::BoxError) -> super::BoxError {
     match source.downcast::<mongodb::error::Error>() {
         Ok(raw) => Box::new(ServerError::from(*raw)),
         Err(other) => other,
+    }
+}
+
+/// The server's error code in `error`, for command, write and write
+/// concern errors.
+pub(crate) fn code(error: &mongodb::error::Error) -> Option<i32> {
+    match &*error.kind {
+        ErrorKind::Command(command) => Some(command.code),
+        ErrorKind::Write(WriteFailure::WriteError(write)) => Some(write.code),
+        ErrorKind::Write(WriteFailure::WriteConcernError(concern)) => Some(concern.code),
+        _ => None,
     }
 }
 

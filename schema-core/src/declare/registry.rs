@@ -5,7 +5,8 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::error::BoxError;
+use crate::support::error::BoxError;
+use crate::support::location::Location;
 
 /// The future of a running migration, with its error boxed.
 pub type MigrationFuture<'db> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'db>>;
@@ -112,46 +113,6 @@ impl fmt::Debug for Migration {
             .field("checksum", &self.checksum)
             .field("location", &self.location)
             .finish_non_exhaustive()
-    }
-}
-
-/// The source location of a `#[migration]` function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Location {
-    file: &'static str,
-    line: u32,
-    module_path: &'static str,
-}
-
-impl Location {
-    #[doc(hidden)]
-    pub const fn __new(file: &'static str, line: u32, module_path: &'static str) -> Self {
-        Location {
-            file,
-            line,
-            module_path,
-        }
-    }
-
-    /// The source file, as `file!()` gives it.
-    pub fn file(&self) -> &'static str {
-        self.file
-    }
-
-    /// The line of the function's name.
-    pub fn line(&self) -> u32 {
-        self.line
-    }
-
-    /// The module the function is declared in, as `module_path!()` gives it.
-    pub fn module_path(&self) -> &'static str {
-        self.module_path
-    }
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{} (in `{}`)", self.file, self.line, self.module_path)
     }
 }
 

@@ -8,9 +8,9 @@ mod words;
 use std::fmt;
 
 pub use self::server::ServerError;
-pub(crate) use self::server::{shown, without_values};
+pub(crate) use self::server::{code, shown, without_values};
 use self::words::{describe_cycle, describe_not_idempotent, quoted};
-use crate::registry::Location;
+use crate::support::location::Location;
 
 /// A boxed error from a migration function, whatever type it returned.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

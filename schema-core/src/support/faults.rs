@@ -3,17 +3,16 @@
 //! failover, a lost connection, a timeout: worth another attempt) or final.
 
 use std::future::IntoFuture;
-use std::hash::BuildHasher;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mongodb::bson::Document;
-use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::error::ErrorKind;
 use mongodb::options::{
     Acknowledgment, CollectionOptions, ReadConcern, ReadPreference, SelectionCriteria, WriteConcern,
 };
 use mongodb::{Collection, Database};
 
-use crate::error::{BoxError, Error, ServerError};
+use crate::support::error::{BoxError, Error, ServerError, code};
 
 /// The server's code for a duplicate key.
 pub(crate) const DUPLICATE_KEY: i32 = 11000;
@@ -164,29 +163,6 @@ pub(crate) fn is_transient(error: &mongodb::error::Error) -> bool {
     }
 }
 
-/// The server's error code in `error`, for command, write and write
-/// concern errors.
-pub(crate) fn code(error: &mongodb::error::Error) -> Option<i32> {
-    match &*error.kind {
-        ErrorKind::Command(command) => Some(command.code),
-        ErrorKind::Write(WriteFailure::WriteError(write)) => Some(write.code),
-        ErrorKind::Write(WriteFailure::WriteConcernError(concern)) => Some(concern.code),
-        _ => None,
-    }
-}
-
-/// A pause before another attempt: `base` scaled by a random factor in
-/// `[0.5, 1.5)`, so processes that failed together do not retry together.
-///
-/// The randomness comes from the standard library's per-process random
-/// hash keys, not from the process id, which containers share.
-pub(crate) fn jittered(base: Duration) -> Duration {
-    let bits = std::collections::hash_map::RandomState::new().hash_one(Instant::now());
-    // The top 53 bits as a fraction in [0, 1).
-    let fraction = (bits >> 11) as f64 / (1_u64 << 53) as f64;
-    base.mul_f64(0.5 + fraction)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,22 +216,5 @@ mod tests {
         let forever = bookkeeping(&db, "schema_lock", Duration::MAX);
         let write = forever.write_concern().expect("a write concern");
         assert_eq!(write.w_timeout, Some(MAX_WRITE_TIMEOUT));
-    }
-
-    #[test]
-    fn jitter_stays_within_half_and_one_and_a_half_times_the_base() {
-        let base = Duration::from_millis(100);
-        let pauses: Vec<Duration> = (0..200).map(|_| jittered(base)).collect();
-        assert!(
-            pauses
-                .iter()
-                .all(|pause| *pause >= base / 2 && *pause < base * 3 / 2)
-        );
-        let distinct: std::collections::HashSet<_> = pauses.iter().collect();
-        assert!(
-            distinct.len() > 100,
-            "the pauses vary: {} distinct",
-            distinct.len()
-        );
     }
 }

@@ -4,8 +4,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 
-use crate::error::Error;
-use crate::registry::Migration;
+use crate::declare::registry::Migration;
+use crate::support::error::Error;
 
 /// Checks `migrations` and returns them in the order they must run.
 ///
@@ -189,7 +189,7 @@ pub(crate) fn with_dependencies<'m>(ordered: &[&'m Migration], id: &'m str) -> H
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::Location;
+    use crate::support::location::Location;
 
     fn never_run(_: &mongodb::Database) -> crate::__private::MigrationFuture<'_> {
         Box::pin(async { Ok(()) })

@@ -1,0 +1,280 @@
+//! What the command line prints: the tables and lines a person reads, and
+//! the JSON a script reads.
+
+use std::fmt::Write as _;
+
+use mongodb::bson::DateTime;
+use serde_json::json;
+use unicode_width::UnicodeWidthStr;
+
+use crate::assess::report::ApplyReport;
+use crate::assess::status::BackfillStatus;
+use crate::assess::status::{LockStatus, State, Status};
+use crate::declare::registry::Migration;
+
+/// A status as `status --json` prints it: the [`Status`] and whether it
+/// passes `--check`.
+#[derive(serde::Serialize)]
+pub(super) struct StatusOutput<'s> {
+    #[serde(flatten)]
+    pub(super) status: &'s Status,
+    pub(super) up_to_date: bool,
+}
+
+/// `value` as one line of JSON.
+pub(super) fn to_json(value: &impl serde::Serialize) -> String {
+    match serde_json::to_string(value) {
+        Ok(text) => format!("{text}\n"),
+        // The crate's reports hold strings, numbers and lists only; a
+        // failure would be a bug, and is said rather than hidden.
+        Err(error) => format!(
+            "{}\n",
+            json!({ "error": { "kind": "internal", "message": error.to_string() } })
+        ),
+    }
+}
+
+pub(super) fn lock_text(status: Option<&LockStatus>) -> String {
+    let Some(status) = status else {
+        return "nobody holds the schema lock\n".to_owned();
+    };
+    let mut text = String::new();
+    let _ = writeln!(text, "holder:       {}", status.owner);
+    let _ = writeln!(
+        text,
+        "process:      {} (pid {})",
+        status.host.as_deref().unwrap_or("?"),
+        status.pid.map_or_else(|| "?".to_owned(), |pid| pid.to_string())
+    );
+    let _ = writeln!(text, "since:        {}", date(status.since));
+    let _ = writeln!(text, "running:      {}", status.running.as_deref().unwrap_or("-"));
+    let _ = writeln!(text, "renewed at:   {}", date(Some(status.renewed_at)));
+    let state = if status.released {
+        "released; the next start takes it at once and finishes what it holds"
+    } else if status.expired {
+        "ended; the next start takes it over, or `unlock` removes it"
+    } else {
+        "live"
+    };
+    let _ = writeln!(
+        text,
+        "lease ends:   {} ({state})",
+        date(Some(status.lease_ends_at))
+    );
+    if !status.unrecorded.is_empty() {
+        let _ = writeln!(text, "unrecorded:   {}", status.unrecorded.join(", "));
+    }
+    for backfill in &status.backfills {
+        let _ = writeln!(text, "{}", backfill_line(backfill));
+    }
+    text
+}
+
+/// One backfill under way, from its checkpoint: `backfill of
+/// 0010_events_status on events: 12000 of 100000 done (12%) in 12 batches,
+/// by host:1234, since ..., last moved ...`. Its key is named when it is
+/// not its collection (a named backfill, or a later one on the same
+/// collection).
+pub(super) fn backfill_line(backfill: &BackfillStatus) -> String {
+    let mut line = String::from("backfill ");
+    if backfill.key != backfill.collection {
+        let _ = write!(line, "{} ", backfill.key);
+    }
+    let _ = write!(
+        line,
+        "of {} on {}: {}",
+        backfill.migration, backfill.collection, backfill.done
+    );
+    if let Some(total) = backfill.total {
+        let _ = write!(line, " of {total}");
+    }
+    line.push_str(" done");
+    if let Some(percent) = percent(backfill.done, backfill.total) {
+        let _ = write!(line, " ({percent}%)");
+    }
+    let batches = if backfill.batches == 1 { "batch" } else { "batches" };
+    let _ = write!(
+        line,
+        " in {} {batches}, by {}, since {}, last moved {}",
+        backfill.batches,
+        backfill.by,
+        date(backfill.started_at),
+        date(backfill.updated_at)
+    );
+    line
+}
+
+/// `done` in whole percent of a known, non-zero `total`, at most 100.
+pub(super) fn percent(done: u64, total: Option<u64>) -> Option<u64> {
+    let total = total.filter(|total| *total > 0)?;
+    let percent = u128::from(done) * 100 / u128::from(total);
+    Some(u64::try_from(percent).unwrap_or(u64::MAX).min(100))
+}
+
+fn state_name(state: &State) -> &'static str {
+    match state {
+        State::Pending => "pending",
+        State::Applied => "applied",
+        State::Drifted { .. } => "drifted",
+    }
+}
+
+fn date(at: Option<DateTime>) -> String {
+    at.and_then(|at| at.try_to_rfc3339_string().ok())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+pub(super) fn status_table(status: &Status) -> String {
+    let mut rows = vec![[
+        "ID".to_owned(),
+        "STATE".to_owned(),
+        "APPLIED AT".to_owned(),
+        "DURATION".to_owned(),
+        "DESCRIPTION".to_owned(),
+    ]];
+    for migration in &status.migrations {
+        rows.push([
+            migration.id.clone(),
+            state_name(&migration.state).to_owned(),
+            date(migration.applied_at),
+            migration.duration.map_or_else(
+                || "-".to_owned(),
+                |duration| format!("{} ms", duration.as_millis()),
+            ),
+            migration.description.clone(),
+        ]);
+    }
+    for record in &status.unknown {
+        rows.push([
+            record.id.clone(),
+            "unknown".to_owned(),
+            date(record.applied_at),
+            "-".to_owned(),
+            match (&record.problem, &record.description) {
+                (Some(problem), _) => format!("(not a record: {problem})"),
+                (None, Some(description)) => description.clone(),
+                (None, None) => "(not declared in this binary)".to_owned(),
+            },
+        ]);
+    }
+    let mut text = table(&rows);
+    let (pending, drifted, unknown) = (
+        status.pending().len(),
+        status.drifted().len(),
+        status.unknown.len(),
+    );
+    let _ = writeln!(text, "\n{pending} pending, {drifted} drifted, {unknown} unknown");
+    for backfill in &status.backfills {
+        let _ = writeln!(text, "{}", backfill_line(backfill));
+    }
+    text
+}
+
+pub(super) fn plan_table(plan: &[&Migration]) -> String {
+    if plan.is_empty() {
+        return "nothing to apply\n".to_owned();
+    }
+    let mut rows = vec![["#".to_owned(), "ID".to_owned(), "DESCRIPTION".to_owned()]];
+    for (position, migration) in plan.iter().enumerate() {
+        rows.push([
+            (position + 1).to_string(),
+            migration.id().to_owned(),
+            migration.description().to_owned(),
+        ]);
+    }
+    table(&rows)
+}
+
+pub(super) fn plan_json(plan: &[&Migration]) -> String {
+    to_json(&json!({ "pending": plan }))
+}
+
+pub(super) fn apply_text(report: &ApplyReport) -> String {
+    let mut text = String::new();
+    for id in &report.applied {
+        let took = report
+            .durations
+            .get(id)
+            .map_or(0, |duration| duration.as_millis());
+        let _ = writeln!(text, "applied {id} ({took} ms)");
+    }
+    let _ = writeln!(
+        text,
+        "{} applied, {} already applied",
+        report.applied.len(),
+        report.already_applied.len()
+    );
+    text
+}
+
+/// Rows as columns padded to their widest cell.
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.width());
+        }
+    }
+    let mut text = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate() {
+            if column + 1 == N {
+                line.push_str(cell);
+            } else {
+                // Padded by display width: `format!`'s width counts chars,
+                // which is wrong for wide and combining characters.
+                let padding = widths[column].saturating_sub(cell.width());
+                let _ = write!(line, "{cell}{:padding$}  ", "");
+            }
+        }
+        let _ = writeln!(text, "{}", line.trim_end());
+    }
+    text
+}
+
+pub(super) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backfill_under_way_reads_as_one_line() {
+        let mut backfill = BackfillStatus {
+            migration: "0010_events_status".to_owned(),
+            key: "events".to_owned(),
+            collection: "events".to_owned(),
+            done: 12_000,
+            total: Some(100_000),
+            batches: 12,
+            position: Some("12000".to_owned()),
+            by: "api-1:1234".to_owned(),
+            owner: "api-1:1234:abc".to_owned(),
+            started_at: Some(DateTime::from_millis(1_790_000_000_000)),
+            updated_at: Some(DateTime::from_millis(1_790_000_060_000)),
+        };
+        assert_eq!(
+            backfill_line(&backfill),
+            "backfill of 0010_events_status on events: 12000 of 100000 done (12%) in 12 batches, \
+             by api-1:1234, since 2026-09-21T14:13:20Z, last moved 2026-09-21T14:14:20Z"
+        );
+        backfill.key = "events#2".to_owned();
+        backfill.total = None;
+        backfill.batches = 1;
+        backfill.started_at = None;
+        assert_eq!(
+            backfill_line(&backfill),
+            "backfill events#2 of 0010_events_status on events: 12000 done in 1 batch, \
+             by api-1:1234, since -, last moved 2026-09-21T14:14:20Z"
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! The operations of [`SchemaManager`], each a short script: check the
+//! configuration, take the declared set, read the records, vet them, and
+//! hand the engine what to do under the lock.
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::SchemaManager;
+use crate::assess::policy;
+use crate::assess::report::{self, ApplyReport, ForgetReport, MarkReport};
+use crate::assess::status::{self, LockStatus, Status};
+use crate::declare::order;
+use crate::declare::registry::Migration;
+use crate::engine::vet_stored;
+use crate::support::error::Error;
+
+impl SchemaManager {
+    /// Applies every registered migration that the versions collection does
+    /// not record yet, in dependency order, recording each one after it
+    /// succeeds.
+    ///
+    /// The configuration and the registered set are checked before anything
+    /// is sent to the server. When nothing is pending, this costs one read
+    /// of the versions collection and takes no lock. Otherwise it takes the
+    /// lock (waiting for another process that holds it), reads the versions
+    /// collection again, applies what is still missing and releases the
+    /// lock, also when a migration fails or panics. It returns once every
+    /// migration this binary knows is recorded, by this process or another.
+    ///
+    /// While it holds the lock, the lease is renewed outside the
+    /// migration's task (see [`lease_client`](SchemaManager::lease_client)),
+    /// and each migration counts as complete only once a write that only
+    /// the lease's holder can make notes it in the lock; only then is it
+    /// recorded. A process that takes the lock over after a crash records
+    /// what was completed and runs again only what was not.
+    ///
+    /// The tokio runtime must have its time driver enabled, as
+    /// `#[tokio::main]` does. If the returned future is dropped half way,
+    /// the lock is released when its lease ends.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Configuration`] when the lock and versions collections are
+    ///   the same or the lease is shorter than
+    ///   [`MIN_LOCK_LEASE`](SchemaManager::MIN_LOCK_LEASE) (or, on a sharded
+    ///   cluster, [`MIN_SHARDED_LOCK_LEASE`](SchemaManager::MIN_SHARDED_LOCK_LEASE));
+    /// - [`Error::LeaseRenewal`] when the lease's renewal cannot start;
+    ///   nothing is run;
+    /// - [`Error::DuplicateId`], [`Error::UnknownDependency`] or
+    ///   [`Error::Cycle`] when the registered set is invalid; the database
+    ///   is not touched;
+    /// - [`Error::Database`] or [`Error::ServerTimeout`] when the server
+    ///   cannot be reached or read in time, and [`Error::MalformedRecord`]
+    ///   when a stored record has another shape; nothing is run;
+    /// - [`Error::LockTimeout`] when another process held the lock longer
+    ///   than the wait timeout;
+    /// - [`Error::MigrationFailed`] or [`Error::MigrationPanicked`] when a
+    ///   migration fails: it is not recorded, later ones do not run, and
+    ///   earlier ones of the same call stay recorded;
+    /// - [`Error::LockLost`] when this process's lease ended (by its own
+    ///   clock) or another process took the lock over before a migration
+    ///   was noted as complete;
+    /// - [`Error::RecordFailed`] when a migration was completed but its
+    ///   record could not be written; the next start writes it.
+    pub async fn apply_all(&self) -> Result<ApplyReport, Error> {
+        self.check_configuration()?;
+        let ordered = self.ordered()?;
+        let engine = self.engine();
+        let stored = engine.records.read_all().await?;
+        vet_stored(&ordered, &stored, &engine.records)?;
+        let (pending, report) = report::split(&ordered, &stored);
+        let (drifted, unknown) = (&report.drifted, &report.unknown);
+        policy::vet(
+            self.on_drift,
+            self.on_unknown,
+            &self.versions_collection,
+            drifted,
+            unknown,
+        )?;
+        let Some(first) = pending.first() else {
+            return Ok(report);
+        };
+
+        let noted = first.id();
+        let (mut report, interrupted) = engine
+            .under_lock(self.lock_wait_timeout, Some(noted), async |held, stored| {
+                engine.apply_pending(&ordered, held, stored, noted).await
+            })
+            .await?;
+        report.interrupted = interrupted;
+        Ok(report)
+    }
+
+    /// Every known migration in apply order with its state, the records no
+    /// registered migration has, and, while a migration is pending, the
+    /// backfills under way. Reads the versions collection once (and the
+    /// lock when something is pending); writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// Those of an invalid registered set ([`Error::DuplicateId`],
+    /// [`Error::UnknownDependency`], [`Error::Cycle`]), [`Error::Database`]
+    /// and [`Error::MalformedRecord`].
+    pub async fn status(&self) -> Result<Status, Error> {
+        let ordered = self.ordered()?;
+        let records = self.records();
+        let stored = records.read_all().await?;
+        vet_stored(&ordered, &stored, &records)?;
+        let mut status = status::status(&ordered, &stored);
+        if !status.is_up_to_date() {
+            // Only a migration still to apply can have a backfill under way.
+            status.backfills = self.lock().backfills().await?;
+        }
+        Ok(status)
+    }
+
+    /// What [`apply_all`](SchemaManager::apply_all) would run now, in order,
+    /// without running it. Writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`status`](SchemaManager::status).
+    pub async fn plan(&self) -> Result<Vec<&'static Migration>, Error> {
+        let ordered = self.ordered()?;
+        let records = self.records();
+        let stored = records.read_all().await?;
+        vet_stored(&ordered, &stored, &records)?;
+        Ok(report::split(&ordered, &stored).0)
+    }
+
+    /// Removes the record of migration `id`, so the next
+    /// [`apply_all`](SchemaManager::apply_all) runs it again. Takes the lock
+    /// for the removal, without waiting; first records what a previous
+    /// holder completed and clears the lock's ledger of it (so nothing left
+    /// there can record `id` again without running it), and confirms the
+    /// lease just before removing.
+    ///
+    /// Allowed while the lock is kept, released, for the checkpoints of a
+    /// backfill that has not finished: those belong to a migration not yet
+    /// recorded, which `forget` cannot remove, and they stay for its next
+    /// run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`], [`Error::UnknownMigration`] when no
+    /// registered migration has `id`, [`Error::LockHeld`] while another
+    /// process holds the lock, [`Error::LockLost`], [`Error::Database`] and
+    /// [`Error::ServerTimeout`].
+    pub async fn forget(&self, id: &str) -> Result<ForgetReport, Error> {
+        self.check_configuration()?;
+        let ordered = self.ordered()?;
+        let migration = find(&ordered, id)?;
+        let engine = self.engine();
+        let (removed, interrupted) = engine
+            .under_lock(Duration::ZERO, None, async |held, _| {
+                held.note_running(migration.id(), None).await?;
+                engine.records.delete(migration.id()).await
+            })
+            .await?;
+        info!(
+            migration.id = id,
+            removed, "forgot migration; it runs again on the next apply"
+        );
+        Ok(ForgetReport { removed, interrupted })
+    }
+
+    /// Removes the record `id` of a migration this binary does not declare:
+    /// one a newer version applied and an older one is rolled back over, or
+    /// a document that is not a record. Takes the lock like
+    /// [`forget`](SchemaManager::forget). `id` is the record's `_id` as
+    /// [`status`](SchemaManager::status) shows it; an `_id` that is not a
+    /// string is matched as an integer or an ObjectId when `id` reads as one.
+    ///
+    /// # Errors
+    ///
+    /// As [`forget`](SchemaManager::forget), except that any id is
+    /// accepted.
+    pub async fn forget_unknown(&self, id: &str) -> Result<ForgetReport, Error> {
+        self.check_configuration()?;
+        let engine = self.engine();
+        let (removed, interrupted) = engine
+            .under_lock(Duration::ZERO, None, async |held, _| {
+                held.note_running(id, None).await?;
+                engine.records.delete_any(id).await
+            })
+            .await?;
+        info!(
+            record.id = id,
+            removed, "forgot a record this binary does not declare"
+        );
+        Ok(ForgetReport { removed, interrupted })
+    }
+
+    /// Who holds the schema lock, if anyone: owner, host, process, since
+    /// when, the migration it is running, when its lease ends by the
+    /// server's clock and whether it already has. Writes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MalformedLock`] naming the field when the lock document has
+    /// another shape (remove it with
+    /// [`unlock_force`](SchemaManager::unlock_force)), [`Error::Database`]
+    /// and [`Error::ServerTimeout`].
+    pub async fn lock_status(&self) -> Result<Option<LockStatus>, Error> {
+        self.check_configuration()?;
+        self.lock().status().await
+    }
+
+    /// Removes a lock whose lease has ended, after recording what its
+    /// holder completed. Returns whether there was a lock to remove. A
+    /// lock whose lease has ended is taken over by the next start anyway;
+    /// this clears it without starting one.
+    ///
+    /// A lock that holds the checkpoints of a backfill (see [`data`]) is
+    /// kept, released, so that the next start resumes the backfill;
+    /// [`unlock_force`](SchemaManager::unlock_force) removes them too, and
+    /// the backfill then starts again from the beginning.
+    ///
+    /// [`data`]: crate::data
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockHeld`] while the lease is live (see
+    /// [`unlock_force`](SchemaManager::unlock_force)),
+    /// [`Error::MalformedLock`], [`Error::Database`] and
+    /// [`Error::ServerTimeout`].
+    pub async fn unlock(&self) -> Result<bool, Error> {
+        self.check_configuration()?;
+        let engine = self.engine();
+        if engine.lock.status().await?.is_none() {
+            return Ok(false);
+        }
+        // Taking the lock records what its holder completed; releasing it
+        // is the removal.
+        engine
+            .under_lock(Duration::ZERO, None, async |_, _| Ok(()))
+            .await?;
+        info!("removed a schema lock whose lease had ended");
+        Ok(true)
+    }
+
+    /// Removes the lock whatever its state: live, expired or malformed.
+    /// Returns whether there was one.
+    ///
+    /// Dangerous while its holder is alive: another process can then take
+    /// the lock and run the migration the holder is running, a second time
+    /// and at once. The holder itself records nothing more (its next write
+    /// to the lock no longer matches) and stops with [`Error::LockLost`].
+    /// Completions its holder had not recorded are dropped with the lock,
+    /// and those migrations run again. Use it for a malformed lock, or when
+    /// the holder is known to be gone.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`], [`Error::Database`] and
+    /// [`Error::ServerTimeout`].
+    pub async fn unlock_force(&self) -> Result<bool, Error> {
+        self.check_configuration()?;
+        let removed = self.lock().remove().await?;
+        if removed {
+            warn!("removed the schema lock by force");
+        }
+        Ok(removed)
+    }
+
+    /// Records migration `id` and every migration it depends on as applied
+    /// without running them: a baseline, for a database whose indexes
+    /// already exist. A drifted migration among them gets its current
+    /// checksum recorded, accepting the edit. Waits for the lock like
+    /// `apply_all`, and fences each record like a completed migration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`], [`Error::UnknownMigration`] when no
+    /// registered migration has `id`, [`Error::LockTimeout`],
+    /// [`Error::LockLost`], [`Error::Database`], [`Error::ServerTimeout`]
+    /// and [`Error::RecordFailed`].
+    pub async fn mark_applied(&self, id: &str) -> Result<MarkReport, Error> {
+        self.check_configuration()?;
+        let ordered = self.ordered()?;
+        find(&ordered, id)?;
+        let wanted = order::with_dependencies(&ordered, id);
+        let engine = self.engine();
+        let (marked, interrupted) = engine
+            .under_lock(self.lock_wait_timeout, None, async |held, stored| {
+                engine.mark(&ordered, &wanted, held, stored).await
+            })
+            .await?;
+        Ok(MarkReport { marked, interrupted })
+    }
+}
+
+fn find(ordered: &[&'static Migration], id: &str) -> Result<&'static Migration, Error> {
+    ordered
+        .iter()
+        .copied()
+        .find(|migration| migration.id() == id)
+        .ok_or_else(|| Error::UnknownMigration { id: id.to_owned() })
+}
