@@ -5,7 +5,7 @@ use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, Item, ItemFn, LitStr, ReturnType};
 
-use crate::args::{Args, MAX_ID_LEN};
+use crate::args::{MAX_ID_LEN, MigrationArgs};
 use crate::errors::Errors;
 use crate::{crate_path, item};
 
@@ -15,7 +15,7 @@ use crate::{crate_path, item};
 /// so the rest of the crate keeps type-checking while the user fixes them.
 pub(crate) fn migration(args: TokenStream, input: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let args = Args::parse(args, &mut errors);
+    let args = MigrationArgs::parse(args, &mut errors);
     let function = match syn::parse2::<Item>(input.clone()) {
         Ok(Item::Fn(function)) => function,
         Ok(other) => {
@@ -37,8 +37,9 @@ pub(crate) fn migration(args: TokenStream, input: TokenStream) -> TokenStream {
             let compile_error = error.to_compile_error();
             quote!(#function #compile_error)
         }
-        // `Args::parse` reports a missing id, so this arm is unreachable in
-        // practice; emitting the function alone is still correct.
+        // `MigrationArgs::parse` reports a missing id, so this arm is
+        // unreachable in practice; emitting the function alone is still
+        // correct.
         (Ok(()), None) => quote!(#function),
     }
 }
@@ -67,7 +68,7 @@ fn item_head(item: &Item) -> TokenStream {
     }
 }
 
-fn register(function: &ItemFn, id: &LitStr, args: &Args) -> TokenStream {
+fn register(function: &ItemFn, id: &LitStr, args: &MigrationArgs) -> TokenStream {
     let name = &function.sig.ident;
     let description = args
         .description

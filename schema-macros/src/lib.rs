@@ -4,11 +4,11 @@
 //! this crate generates refers to `schema-core` by absolute paths (under the
 //! name the calling crate gives it), and the attribute is documented there.
 //!
-//! The crate is split by phase: `args` parses the attribute's arguments,
-//! `item` checks the annotated function, `expand` writes the registration,
-//! `crate_path` finds the path it reaches schema-core by, and `errors`
-//! gathers every mistake so one build shows them all. `test` expands
-//! `#[schema_core::test]`.
+//! The crate is split by phase: `args` parses the arguments of both
+//! attributes, one way for both, `item` checks the annotated function,
+//! `expand` writes the registration, `crate_path` finds the path it reaches
+//! schema-core by, and `errors` gathers every mistake so one build shows
+//! them all. `test` expands `#[schema_core::test]`.
 
 mod args;
 mod checksum;

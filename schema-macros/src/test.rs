@@ -3,9 +3,9 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
-use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, ItemFn, Lit, LitStr, Meta, Token};
+use syn::ItemFn;
 
+use crate::args::TestArgs;
 use crate::errors::Errors;
 
 /// Expands `#[schema_core::test(args)] async fn name(db: Database) { ... }`.
@@ -14,7 +14,7 @@ use crate::errors::Errors;
 /// type-checks.
 pub(crate) fn test(args: TokenStream, input: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let (group, explicit_crate) = parse_args(args, &mut errors);
+    let args = TestArgs::parse(args, &mut errors);
     let function = match syn::parse2::<ItemFn>(input.clone()) {
         Ok(function) => function,
         Err(error) => {
@@ -40,7 +40,7 @@ pub(crate) fn test(args: TokenStream, input: TokenStream) -> TokenStream {
         return quote!(#function #error);
     }
 
-    let schema_core = crate::crate_path::schema_core(explicit_crate.as_ref());
+    let schema_core = crate::crate_path::schema_core(args.krate.as_ref());
     let name = &function.sig.ident;
     let body_name = format_ident!("__schema_core_test_{}", name);
     let mut body = function.clone();
@@ -48,7 +48,7 @@ pub(crate) fn test(args: TokenStream, input: TokenStream) -> TokenStream {
     body.attrs.clear();
     body.vis = syn::Visibility::Inherited;
     let attrs = &function.attrs;
-    let group = match group {
+    let group = match &args.group {
         Some(group) => quote!(::core::option::Option::Some(#group)),
         None => quote!(::core::option::Option::None),
     };
@@ -64,53 +64,4 @@ pub(crate) fn test(args: TokenStream, input: TokenStream) -> TokenStream {
             )
         }
     }
-}
-
-/// `group = "billing"` and `crate = "path"`, both optional.
-fn parse_args(args: TokenStream, errors: &mut Errors) -> (Option<LitStr>, Option<syn::Path>) {
-    let mut group = None;
-    let mut explicit_crate = None;
-    if args.is_empty() {
-        return (group, explicit_crate);
-    }
-    let parser = Punctuated::<Meta, Token![,]>::parse_terminated;
-    let metas = match syn::parse::Parser::parse2(parser, args) {
-        Ok(metas) => metas,
-        Err(error) => {
-            errors.push(error);
-            return (group, explicit_crate);
-        }
-    };
-    for meta in metas {
-        let Meta::NameValue(pair) = &meta else {
-            errors.spanned(&meta, "write `group = \"billing\"` or `crate = \"path\"`");
-            continue;
-        };
-        let value = match &pair.value {
-            Expr::Lit(ExprLit {
-                lit: Lit::Str(value), ..
-            }) => value.clone(),
-            other => {
-                errors.spanned(other, "takes a string literal");
-                continue;
-            }
-        };
-        if pair.path.is_ident("group") {
-            group = Some(value);
-        } else if pair.path.is_ident("crate") {
-            match value.parse::<syn::Path>() {
-                Ok(path) => explicit_crate = Some(path),
-                Err(_) => errors.spanned(
-                    &value,
-                    "`crate` takes the path of schema-core, such as \"schema\"",
-                ),
-            }
-        } else {
-            errors.spanned(
-                &pair.path,
-                "unknown argument; `#[schema_core::test]` takes `group` and `crate`",
-            );
-        }
-    }
-    (group, explicit_crate)
 }

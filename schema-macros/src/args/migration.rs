@@ -1,0 +1,79 @@
+//! The arguments of `#[migration(...)]`.
+
+use proc_macro2::TokenStream;
+use syn::{LitStr, Path};
+
+use super::{Key, Keys, values};
+use crate::errors::Errors;
+
+/// The keys `#[migration]` takes.
+const KEYS: Keys = Keys(&[
+    Key {
+        name: "id",
+        example: "id = \"0001_name\"",
+        missing: Some(
+            "missing `id`: write `#[migration(id = \"0001_name\")]` with an id that never changes once deployed",
+        ),
+        once: "a migration has exactly one id",
+    },
+    Key {
+        name: "after",
+        example: "after = \"0000_other\"",
+        missing: None,
+        once: "list every dependency once: `after = [\"a\", \"b\"]`",
+    },
+    Key {
+        name: "description",
+        example: "description = \"...\"",
+        missing: None,
+        once: "keep one",
+    },
+    Key {
+        name: "group",
+        example: "group = \"billing\"",
+        missing: None,
+        once: "a migration belongs to one group",
+    },
+    Key {
+        name: "crate",
+        example: "crate = \"schema\"",
+        missing: None,
+        once: "keep one",
+    },
+]);
+
+/// The arguments of one `#[migration(...)]`, each checked on its own.
+#[derive(Default)]
+pub(crate) struct MigrationArgs {
+    /// `id = "0001_events"`: the name recorded in `schema_versions`.
+    pub(crate) id: Option<LitStr>,
+    /// `after = ...`: the ids of the migrations that run first.
+    pub(crate) after: Vec<LitStr>,
+    /// `description = "..."`: stored with the record.
+    pub(crate) description: Option<LitStr>,
+    /// `group = "billing"`: the group the migration belongs to.
+    pub(crate) group: Option<LitStr>,
+    /// `crate = "path"`: where the generated code finds schema-core.
+    pub(crate) krate: Option<Path>,
+}
+
+impl MigrationArgs {
+    /// Parses `tokens`, recording every mistake in `errors`; what could be
+    /// read is returned even when some of it was wrong.
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> MigrationArgs {
+        let mut args = MigrationArgs::default();
+        KEYS.parse(tokens, errors, |key, value, errors| match key {
+            "id" => args.id = values::id(value, errors),
+            "after" => args.after = values::dependencies(value, errors),
+            "description" => args.description = values::string(value, key, errors),
+            "group" => args.group = values::group(value, errors),
+            "crate" => args.krate = values::crate_path(value, errors),
+            // `Keys::parse` passes only the keys of `KEYS`.
+            _ => {}
+        });
+        if let Some(id) = &args.id {
+            values::check_dependencies(id, &args.after, errors);
+        }
+        args
+    }
+}

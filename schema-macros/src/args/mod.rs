@@ -1,0 +1,135 @@
+//! Parses the arguments of the crate's attributes: `key = value` pairs,
+//! read the same way for `#[migration(...)]` and `#[schema_core::test(...)]`.
+//!
+//! An attribute describes the keys it takes as a [`Keys`]; [`Keys::parse`]
+//! rejects the mistakes that are the same for every attribute (arguments
+//! that do not parse, an unknown key, one without a value, one given twice,
+//! a required one left out) and hands every other value to the attribute,
+//! which reads it with the typed readers of `values`. Each attribute's own file builds its
+//! arguments from the two: `migration` for [`MigrationArgs`], `schema_test`
+//! for [`TestArgs`].
+
+mod migration;
+mod schema_test;
+#[cfg(test)]
+mod tests;
+mod values;
+
+pub(crate) use migration::MigrationArgs;
+pub(crate) use schema_test::TestArgs;
+pub(crate) use values::MAX_ID_LEN;
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::{Expr, Meta, Token};
+
+use crate::errors::Errors;
+
+/// The keys one attribute takes, in the order its messages list them.
+pub(crate) struct Keys(pub(crate) &'static [Key]);
+
+/// One key an attribute takes.
+pub(crate) struct Key {
+    /// The key as written: `group`.
+    pub(crate) name: &'static str,
+    /// The key written out with a value, to show how: `group = "billing"`.
+    pub(crate) example: &'static str,
+    /// The message when the key is left out, for a key the attribute needs;
+    /// `None` for an optional key.
+    pub(crate) missing: Option<&'static str>,
+    /// What to do about the key given twice, after "`group` is given twice; ".
+    pub(crate) once: &'static str,
+}
+
+impl Keys {
+    /// Parses `tokens` as `key = value` pairs and calls `read` with each
+    /// accepted key's name and value, in the order they are written.
+    ///
+    /// Every mistake is recorded in `errors`, in the order it is written,
+    /// interleaved with those `read` records; the pairs that are right are
+    /// still read. A key the attribute needs that is not given at all is
+    /// reported last.
+    pub(crate) fn parse(
+        &self,
+        tokens: TokenStream,
+        errors: &mut Errors,
+        mut read: impl FnMut(&'static str, &Expr, &mut Errors),
+    ) {
+        let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
+            Ok(metas) => metas,
+            Err(error) => {
+                errors.push(syn::Error::new(
+                    error.span(),
+                    format!("{error}; {}", self.usage()),
+                ));
+                return;
+            }
+        };
+        let mut given: Vec<&'static str> = Vec::new();
+        for meta in &metas {
+            let path = meta.path();
+            let known = path
+                .get_ident()
+                .and_then(|ident| self.0.iter().find(|key| ident == key.name));
+            let Some(key) = known else {
+                let name = path
+                    .get_ident()
+                    .map(|ident| format!(" `{ident}`"))
+                    .unwrap_or_default();
+                errors.spanned(
+                    path,
+                    format!("unknown argument{name}; expected one of {}", self.names()),
+                );
+                continue;
+            };
+            let repeated = given.contains(&key.name);
+            given.push(key.name);
+            let Meta::NameValue(pair) = meta else {
+                errors.spanned(
+                    meta,
+                    format!("`{0}` needs a value: write `{0} = \"...\"`", key.name),
+                );
+                continue;
+            };
+            if repeated {
+                errors.spanned(meta, format!("`{}` is given twice; {}", key.name, key.once));
+                continue;
+            }
+            read(key.name, &pair.value, errors);
+        }
+        for key in self.0.iter().filter(|key| !given.contains(&key.name)) {
+            if let Some(message) = key.missing {
+                errors.push(syn::Error::new(Span::call_site(), message));
+            }
+        }
+    }
+
+    /// The keys, as in "expected one of `id`, `after` and `crate`".
+    fn names(&self) -> String {
+        list(self.0.iter().map(|key| key.name))
+    }
+
+    /// How to write the arguments, shown when they do not parse.
+    fn usage(&self) -> String {
+        let (required, optional): (Vec<&Key>, Vec<&Key>) =
+            self.0.iter().partition(|key| key.missing.is_some());
+        let optional = list(optional.iter().map(|key| key.example));
+        if required.is_empty() {
+            format!("write the arguments as any of {optional}")
+        } else {
+            let required = list(required.iter().map(|key| key.example));
+            format!("write the arguments as {required}, optionally followed by any of {optional}")
+        }
+    }
+}
+
+/// "`a`, `b` and `c`": each item in backticks, the last two joined by "and".
+fn list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let items: Vec<String> = items.into_iter().map(|item| format!("`{item}`")).collect();
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,48 @@
+//! The arguments of `#[schema_core::test(...)]`.
+
+use proc_macro2::TokenStream;
+use syn::{LitStr, Path};
+
+use super::{Key, Keys, values};
+use crate::errors::Errors;
+
+/// The keys `#[schema_core::test]` takes, both optional.
+const KEYS: Keys = Keys(&[
+    Key {
+        name: "group",
+        example: "group = \"billing\"",
+        missing: None,
+        once: "a test gets the migrations of one group",
+    },
+    Key {
+        name: "crate",
+        example: "crate = \"schema\"",
+        missing: None,
+        once: "keep one",
+    },
+]);
+
+/// The arguments of one `#[schema_core::test(...)]`.
+#[derive(Default)]
+pub(crate) struct TestArgs {
+    /// `group = "billing"`: the group whose migrations the test's database
+    /// gets; the default group without it.
+    pub(crate) group: Option<LitStr>,
+    /// `crate = "path"`: where the generated code finds schema-core.
+    pub(crate) krate: Option<Path>,
+}
+
+impl TestArgs {
+    /// Parses `tokens`, recording every mistake in `errors`; what could be
+    /// read is returned even when some of it was wrong.
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> TestArgs {
+        let mut args = TestArgs::default();
+        KEYS.parse(tokens, errors, |key, value, errors| match key {
+            "group" => args.group = values::group(value, errors),
+            "crate" => args.krate = values::crate_path(value, errors),
+            // `Keys::parse` passes only the keys of `KEYS`.
+            _ => {}
+        });
+        args
+    }
+}
