@@ -44,28 +44,15 @@
 //!
 //! # Layout
 //!
-//! - [`registry`](crate::Migration): what the binary declares;
-//! - [`Migrations`]: a declared set (all, or one group), checked and
-//!   ordered;
-//! - `plan`: validation and ordering, pure and without I/O;
-//! - `records`: what the versions collection holds;
-//! - [`Status`]: where each migration stands (pending, applied, drifted);
-//! - [`Policy`]: what a start does about drift and unknown records;
-//! - `report`: what the manager's operations report ([`ApplyReport`], ...);
-//! - `lock`: the lease lock that lets one process at a time apply, with
-//!   its ledger of fenced completions, the backfills' fenced checkpoints,
-//!   the holder's own lease clock and renewal from outside the migration's
-//!   task;
-//! - `faults`: bounds on the lock's and the records' commands, and which
-//!   server errors are worth another attempt;
-//! - [`indexes`] and [`set_validator`] (with a [`Validator`]): helpers for
-//!   what migrations do;
-//! - [`data`]: batched backfills that checkpoint in the lock and resume
-//!   after a crash or a takeover;
-//! - [`SchemaManager`]: ties them together;
-//! - [`connect`]: an optional way to open the database from a URI, with
-//!   `redact` keeping its secrets out of errors;
-//! - `cli` (feature `cli`) and `testing` (feature `testing`).
+//! What an application uses: [`migration`] and [`Migrations`] (what it
+//! declares), [`SchemaManager`] (what it runs at start), [`indexes`] and
+//! [`set_validator`] (what its migrations call), [`data`] (backfills that
+//! resume after a crash), [`connect`], and with features `cli` and
+//! `testing` a command line and test support. Inside, the crate is built in
+//! layers (errors and retries; declarations; stored documents; assessment;
+//! the records and the lock; backfills; the engine; the manager), each
+//! importing only from those below it: `ARCHITECTURE.md` in the repository
+//! draws them.
 //!
 //! # Failures
 //!
