@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use syn::{LitStr, Path};
 
-use super::{Key, Keys, values};
+use super::{CRATE, Key, Keys, values};
 use crate::errors::Errors;
 
 /// The keys `#[migration]` takes.
@@ -34,12 +34,7 @@ const KEYS: Keys = Keys(&[
         missing: None,
         once: "a migration belongs to one group",
     },
-    Key {
-        name: "crate",
-        example: "crate = \"schema\"",
-        missing: None,
-        once: "keep one",
-    },
+    CRATE,
 ]);
 
 /// The arguments of one `#[migration(...)]`, each checked on its own.

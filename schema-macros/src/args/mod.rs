@@ -26,6 +26,15 @@ use syn::{Expr, Meta, Token};
 
 use crate::errors::Errors;
 
+/// `crate = "schema"`: where the generated code finds schema-core, taken
+/// by every attribute.
+pub(crate) const CRATE: Key = Key {
+    name: "crate",
+    example: "crate = \"schema\"",
+    missing: None,
+    once: "keep one",
+};
+
 /// The keys one attribute takes, in the order its messages list them.
 pub(crate) struct Keys(pub(crate) &'static [Key]);
 

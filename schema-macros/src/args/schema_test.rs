@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use syn::{LitStr, Path};
 
-use super::{Key, Keys, values};
+use super::{CRATE, Key, Keys, values};
 use crate::errors::Errors;
 
 /// The keys `#[schema_core::test]` takes, both optional.
@@ -14,12 +14,7 @@ const KEYS: Keys = Keys(&[
         missing: None,
         once: "a test gets the migrations of one group",
     },
-    Key {
-        name: "crate",
-        example: "crate = \"schema\"",
-        missing: None,
-        once: "keep one",
-    },
+    CRATE,
 ]);
 
 /// The arguments of one `#[schema_core::test(...)]`.
