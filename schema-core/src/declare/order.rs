@@ -207,7 +207,7 @@ mod tests {
             Box::leak(after.into_boxed_slice()),
             "0000000000000000",
             never_run,
-            Location::__new("plan.rs", 1, "tests"),
+            Location::__new("order.rs", 1, "tests"),
         )))
     }
 
