@@ -113,7 +113,7 @@ impl Records {
                 |failure, _| {
                     warn!(error = ?failure, migration.id = %completion.id, "could not record the migration; trying again");
                 },
-                async |_| within(self.bound, self.collection.insert_one(record.clone())).await,
+                |_| within(self.bound, self.collection.insert_one(record.clone())),
             )
             .await;
         match inserted {

@@ -144,8 +144,9 @@ impl Walk {
         let limit = convert::saturating_i64(limit);
         let batch = u32::try_from(limit).unwrap_or(u32::MAX);
         // A read changes nothing: another attempt is always safe.
-        let read = async |_| {
-            let read = async {
+        let query = &query;
+        let read = |_| {
+            let read = async move {
                 let mut cursor = self
                     .collection
                     .find(query.clone())
@@ -165,7 +166,7 @@ impl Walk {
                 }
                 Ok(ids)
             };
-            within(self.bound, read).await
+            within(self.bound, read)
         };
         BATCH_ATTEMPTS
             .run(
@@ -218,12 +219,12 @@ impl Walk {
         // twice changes nothing.
         let worth_another =
             |failure: &Failure| failure.is_transient() && (failure.did_not_run() || self.idempotent);
-        let update = async |_| {
+        let update = |_| {
             let sent = self
                 .collection
                 .update_many(filter.clone(), update.clone())
                 .collation(binary());
-            within(self.bound, sent).await
+            within(self.bound, sent)
         };
         let failure = match BATCH_ATTEMPTS
             .run(

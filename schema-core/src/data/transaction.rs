@@ -74,7 +74,8 @@ impl Walk {
         next.position = ids.last().cloned();
         next.batches += 1;
         next.visited += ids.len() as u64;
-        let attempt = async |number: u32| {
+        let next = &next;
+        let attempt = move |number: u32| async move {
             if number > 1
                 && let Some(saved) = checkpoints.saved(&next.key).await.map_err(NotCommitted::Lost)?
                 && saved.batches >= next.batches
@@ -83,7 +84,7 @@ impl Walk {
                 // A commit whose reply was lost had landed.
                 return Ok(Some(saved));
             }
-            match self.try_transaction(update, &next, ids, checkpoints).await {
+            match self.try_transaction(update, next, ids, checkpoints).await {
                 Ok(done) => Ok(Some(done)),
                 // Refused at once: this deployment takes no transaction.
                 Err(NotCommitted::Refused) if number == 1 => Ok(None),

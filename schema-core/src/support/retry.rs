@@ -42,12 +42,16 @@ impl Attempts {
     /// `worth_another`, the last of the attempts, or any once `live` says
     /// the caller's lease has ended. Before each new attempt, `again` hears
     /// of the failure (to log it) and the jittered pause is waited.
-    pub(crate) async fn run<T, F>(
+    ///
+    /// `attempt` is a closure returning a future rather than an async
+    /// closure: the future of an async closure that borrows is not known to
+    /// be `Send` for every lifetime, and a migration's future must be.
+    pub(crate) async fn run<T, F, A: Future<Output = Result<T, F>>>(
         self,
         live: impl Fn() -> bool,
         worth_another: impl Fn(&F) -> bool,
         again: impl Fn(&F, u32),
-        mut attempt: impl AsyncFnMut(u32) -> Result<T, F>,
+        mut attempt: impl FnMut(u32) -> A,
     ) -> Result<T, F> {
         let mut number = 1;
         loop {
@@ -117,9 +121,9 @@ mod tests {
     #[tokio::test]
     async fn a_command_is_sent_again_only_while_worth_it_and_allowed() {
         let sent = Cell::new(0);
-        let fails = async |_: u32| -> Result<(), &str> {
+        let fails = |_: u32| {
             sent.set(sent.get() + 1);
-            Err("transient")
+            async { Err::<(), &str>("transient") }
         };
         let bounded = Attempts::at_most(3, Duration::from_millis(1));
         assert_eq!(
@@ -145,7 +149,7 @@ mod tests {
         );
         assert_eq!(sent.replace(0), 4);
 
-        let second = async |number: u32| if number == 2 { Ok(number) } else { Err("once") };
+        let second = |number: u32| async move { if number == 2 { Ok(number) } else { Err("once") } };
         assert_eq!(forever.run(|| true, |_| true, |_, _| {}, second).await, Ok(2));
     }
 }
