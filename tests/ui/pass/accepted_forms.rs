@@ -1,4 +1,6 @@
 //! Every accepted form of the attribute compiles, and registers what it says.
+// Public migrations are among the forms; they need no documentation here.
+#![allow(missing_docs)]
 
 use schema_core::migration;
 use schema_core::mongodb::{self, Database};
@@ -12,7 +14,11 @@ async fn doc_comment(_db: &Database) -> Result<(), mongodb::error::Error> {
 }
 
 /// This comment is overruled
-#[migration(id = "0002_explicit", description = "Described explicitly", after = "0001_doc")]
+#[migration(
+    id = "0002_explicit",
+    description = "Described explicitly",
+    after = "0001_doc"
+)]
 async fn explicit(_db: &Database) -> Result<(), anyhow::Error> {
     Ok(())
 }
@@ -39,7 +45,9 @@ pub async fn user_error(_db: &Database) -> Result<(), AppError> {
 }
 
 #[migration(id = "0005_boxed", after = ["0003_list"],)]
-pub(crate) async fn boxed(database: &mongodb::Database) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+pub(crate) async fn boxed(
+    database: &mongodb::Database,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     database.name();
     Ok(())
 }
@@ -65,13 +73,31 @@ fn main() {
     let expected: [(&str, &str, &str, &[&str]); 7] = [
         ("0001_doc", default, "Described by its doc comment", &[]),
         ("0002_explicit", default, "Described explicitly", &["0001_doc"]),
-        ("0003_list", default, "dependency_list", &["0001_doc", "0002_explicit"]),
+        (
+            "0003_list",
+            default,
+            "dependency_list",
+            &["0001_doc", "0002_explicit"],
+        ),
         ("0004.user-error_Type", default, "", &[]),
         ("0005_boxed", default, "boxed", &["0003_list"]),
         ("0006_string_error", default, "string_error", &[]),
-        ("0007_invoices", "billing-v2_EU", "invoices", &["0006_string_error"]),
+        (
+            "0007_invoices",
+            "billing-v2_EU",
+            "invoices",
+            &["0006_string_error"],
+        ),
     ];
     assert_eq!(found, expected);
     // The functions stay callable as written.
-    let _ = (doc_comment, explicit, dependency_list, user_error, boxed, string_error, invoices);
+    let _ = (
+        doc_comment,
+        explicit,
+        dependency_list,
+        user_error,
+        boxed,
+        string_error,
+        invoices,
+    );
 }

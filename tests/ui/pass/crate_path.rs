@@ -1,5 +1,7 @@
 //! `crate = "..."` tells the attribute where schema-core is, for a crate
 //! that reaches it through a re-export or under another name.
+// The re-export is `pub`, as a library re-exporting schema-core writes it.
+#![allow(unreachable_pub)]
 
 mod reexport {
     pub use schema_core as renamed;

@@ -26,7 +26,9 @@ fn __schema_core_run() {}
 static DUPLICATE_MIGRATION_ID_GUARD: () = ();
 
 #[schema_core::migration(id = "0001_events", after = "0000_base")]
-async fn events(_db: &schema_core::mongodb::Database) -> ::std::result::Result<(), schema_core::mongodb::error::Error> {
+async fn events(
+    _db: &schema_core::mongodb::Database,
+) -> ::std::result::Result<(), schema_core::mongodb::error::Error> {
     ::std::result::Result::Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! Backfills under faults, with real processes of `backfill-worker`: a
-//! holder killed (SIGKILL) in the middle of a backfill of 20,000 documents,
-//! and a holder paused (SIGSTOP) past its lease. The worker's update adds 1
+//! holder killed (SIGKILL) in the middle of a backfill of 4,000 documents in
+//! forty batches, and a holder paused (SIGSTOP) past its lease. The worker's update adds 1
 //! to each document, so a batch done twice shows. Each test first proves
 //! that its fault happened at that point of the backfill (the checkpoint
 //! in the lock shows the batches done), then asserts what the collection
@@ -17,15 +17,19 @@ use schema_tests::workers::{Worker, finish, kill, line, lock_document, signal, t
 use schema_tests::{documents, fresh_database, record_ids};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_backfill-worker");
-const DOCUMENTS: usize = 20_000;
-const BATCH: u64 = 500;
-/// Five seconds: the emulator the tests may run on answers one command at a
-/// time and scans the collection for each `_id` range read (a good part of
-/// a second over 20,000 documents on a loaded machine), so renewals of a
-/// short lease queue behind the backfill's reads.
+/// Forty batches: enough to stop a holder after a few of them and still be
+/// in the middle of the walk. The emulator the tests may run on scans the
+/// collection for each `_id` range read, so each batch costs time in
+/// proportion to the whole collection: a small one keeps the walk short.
+const DOCUMENTS: usize = 4_000;
+const BATCH: u64 = 100;
+/// Five seconds: the emulator answers one command at a time and scans the
+/// collection for each `_id` range read, and the other tests of the suite
+/// use it meanwhile, so renewals of a short lease queue behind the
+/// backfill's reads.
 const LEASE_MS: u64 = 5_000;
 
-/// One scenario at a time: both backfill 20,000 documents on a server that
+/// One scenario at a time: each backfills its collection on a server that
 /// answers one command at a time.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -201,7 +205,7 @@ async fn a_holder_paused_past_its_lease_is_resumed_and_moves_no_checkpoint_when_
     // slowed so that it is still at work when the paused one wakes.
     let mut waiter = Worker::new(WORKER, &db, LEASE_MS)
         .env("BACKFILL_BATCH", BATCH)
-        .env("BACKFILL_RATE", 2_000)
+        .env("BACKFILL_RATE", 1_000)
         .spawn();
     let (_, taken_at) = wait_for_batches(&db, &mut waiter, 1).await;
     assert!(

@@ -3,25 +3,25 @@
 //! (also when the server answers nonsense or nothing), an acquisition whose
 //! reply was lost is recognised, a misconfiguration is refused before any
 //! command, and a lost lease is reported as such even when the migration
-//! also failed.
+//! also failed. The set is the group `lock_bounds`.
 
 use std::time::{Duration, Instant};
 
 use schema_core::mongodb::bson::{DateTime, Document, doc};
 use schema_core::mongodb::{Database, error::Error as DriverError};
-use schema_core::{Error, SchemaManager, migration};
+use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::{
     chain, documents, fresh_database, monitored_database, note_ran, ran, record_ids, take_commands,
 };
 
-#[migration(id = "b_0001")]
+#[migration(id = "b_0001", group = "lock_bounds")]
 async fn first(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "b_0001").await
 }
 
 /// Blocks its thread past the lease when the test asks for it, then fails
-#[migration(id = "b_0002_blocks", after = "b_0001")]
+#[migration(id = "b_0002_blocks", group = "lock_bounds", after = "b_0001")]
 async fn blocks(db: &Database) -> Result<(), schema_core::BoxError> {
     note_ran(db, "b_0002_blocks").await?;
     if let Some(block) = db.collection::<Document>("block").find_one(doc! {}).await? {
@@ -35,6 +35,11 @@ async fn blocks(db: &Database) -> Result<(), schema_core::BoxError> {
         return Err("the blocking migration gave up".into());
     }
     Ok(())
+}
+
+/// A manager of this file's migrations, the group `lock_bounds`, on `db`.
+fn manager(db: &Database) -> SchemaManager {
+    SchemaManager::new(db.clone()).migrations(Migrations::group("lock_bounds").expect("a valid group"))
 }
 
 fn lock_commands() -> Match {
@@ -57,7 +62,7 @@ const WAIT: Duration = Duration::from_millis(1_500);
 /// Applies through `proxy` with a wait of [`WAIT`], expecting it to give
 /// up within twice that; returns the error.
 async fn gives_up_in_time(proxy: &FaultProxy, db: &Database, lease: Option<Duration>) -> Error {
-    let mut manager = SchemaManager::new(proxy.database(db).await).lock_wait_timeout(WAIT);
+    let mut manager = manager(&proxy.database(db).await).lock_wait_timeout(WAIT);
     if let Some(lease) = lease {
         manager = manager.lock_lease(lease);
     }
@@ -134,7 +139,7 @@ async fn a_lock_insert_whose_reply_was_lost_is_recognised_as_taken() {
     let lost =
         proxy.add(Rule::new(Match::command("insert").on("schema_lock"), Fault::BlackholeReply).times(1));
 
-    let report = SchemaManager::new(proxy.database(&db).await)
+    let report = manager(&proxy.database(&db).await)
         .lock_lease(Duration::from_millis(1_500))
         .apply_all()
         .await
@@ -155,14 +160,14 @@ async fn a_lock_insert_whose_reply_was_lost_is_recognised_as_taken() {
 #[tokio::test]
 async fn misconfigurations_are_refused_before_any_command() {
     let (db, sent) = monitored_database("misconfigured").await;
-    let same = SchemaManager::new(db.clone())
+    let same = manager(&db)
         .lock_collection("schema_versions")
         .apply_all()
         .await
         .unwrap_err();
     assert!(matches!(same, Error::Configuration { .. }), "{same:?}");
     assert!(same.to_string().contains("`schema_versions`"), "{same}");
-    let short = SchemaManager::new(db.clone())
+    let short = manager(&db)
         .lock_lease(Duration::from_millis(10))
         .forget("b_0001")
         .await
@@ -183,7 +188,7 @@ async fn a_lost_lease_and_a_failed_migration_are_reported_together() {
         .await
         .unwrap();
 
-    let error = SchemaManager::new(db.clone())
+    let error = manager(&db)
         .lock_lease(Duration::from_millis(600))
         .apply_all()
         .await
@@ -210,7 +215,7 @@ async fn a_malformed_lock_document_is_an_error_not_a_wait() {
         .unwrap();
 
     let started = Instant::now();
-    let error = SchemaManager::new(db.clone())
+    let error = manager(&db)
         .lock_wait_timeout(Duration::from_secs(600))
         .apply_all()
         .await

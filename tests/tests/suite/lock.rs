@@ -1,21 +1,22 @@
 //! The schema lock seen from one process: the commands of a start with one
 //! migration pending (a start with nothing pending is in `command_counts.rs`),
 //! waiting for a live holder, taking over from a dead one, and losing the lease.
+//! The set is the group `lock`.
 
 use std::time::Duration;
 
 use schema_core::mongodb::bson::{DateTime, Document, doc};
 use schema_core::mongodb::{Database, error::Error as DriverError};
-use schema_core::{Error, SchemaManager, migration};
+use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::{documents, fresh_database, monitored_database, note_ran, ran, record_ids, take_commands};
 
-#[migration(id = "l_0001")]
+#[migration(id = "l_0001", group = "lock")]
 async fn first(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "l_0001").await
 }
 
 /// Hands the lock to an intruder while running, when the test asks for it
-#[migration(id = "l_0002_steals", after = "l_0001")]
+#[migration(id = "l_0002_steals", group = "lock", after = "l_0001")]
 async fn steals(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "l_0002_steals").await?;
     if db
@@ -29,6 +30,11 @@ async fn steals(db: &Database) -> Result<(), DriverError> {
             .await?;
     }
     Ok(())
+}
+
+/// A manager of this file's migrations, the group `lock`, on `db`.
+fn manager(db: &Database) -> SchemaManager {
+    SchemaManager::new(db.clone()).migrations(Migrations::group("lock").expect("a valid group"))
 }
 
 fn hour_from_now(sign: i64) -> DateTime {
@@ -63,7 +69,7 @@ async fn a_start_with_one_migration_pending_sends_exactly_these_commands() {
         .unwrap();
     take_commands(&sent);
 
-    let report = SchemaManager::new(db.clone()).apply_all().await.expect("apply");
+    let report = manager(&db).apply_all().await.expect("apply");
     assert_eq!(report.applied, ["l_0002_steals"]);
     assert_eq!(
         take_commands(&sent),
@@ -87,7 +93,7 @@ async fn waiting_for_a_live_holder_times_out_naming_it() {
     let db = fresh_database("lock_timeout").await;
     plant_lock(&db, "schema_lock", hour_from_now(1)).await;
 
-    let error = SchemaManager::new(db.clone())
+    let error = manager(&db)
         .lock_wait_timeout(Duration::from_millis(300))
         .apply_all()
         .await
@@ -116,7 +122,7 @@ async fn an_expired_lease_is_taken_over_and_the_interrupted_migration_reported()
     let db = fresh_database("expired_lease").await;
     plant_lock(&db, "locks", hour_from_now(-1)).await;
 
-    let report = SchemaManager::new(db.clone())
+    let report = manager(&db)
         .lock_collection("locks")
         .lock_wait_timeout(Duration::from_secs(30))
         .apply_all()
@@ -138,7 +144,7 @@ async fn a_lost_lease_stops_the_run_before_recording() {
         .await
         .unwrap();
 
-    let error = SchemaManager::new(db.clone()).apply_all().await.unwrap_err();
+    let error = manager(&db).apply_all().await.unwrap_err();
     assert!(
         matches!(&error, Error::LockLost { id, source: None } if id == "l_0002_steals"),
         "{error:?}"

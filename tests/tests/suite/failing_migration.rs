@@ -1,18 +1,19 @@
 //! A migration that fails stops the run: it is not recorded, later ones do
-//! not run, earlier ones stay recorded, and the error names it.
+//! not run, earlier ones stay recorded, and the error names it. The set is
+//! the group `failing`.
 
 use schema_core::mongodb::bson::{Document, doc};
 use schema_core::mongodb::{Database, error::Error as DriverError, error::ErrorKind};
-use schema_core::{Error, SchemaManager, migration};
+use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::{documents, fresh_database, note_ran, ran, record_ids};
 
-#[migration(id = "0001_first")]
+#[migration(id = "0001_first", group = "failing")]
 async fn first(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "0001_first").await
 }
 
 /// Inserts the same `_id` twice, which every server refuses
-#[migration(id = "0002_fails", after = "0001_first")]
+#[migration(id = "0002_fails", group = "failing", after = "0001_first")]
 async fn fails(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "0002_fails").await?;
     let things = db.collection::<Document>("things");
@@ -21,13 +22,13 @@ async fn fails(db: &Database) -> Result<(), DriverError> {
     Ok(())
 }
 
-#[migration(id = "0003_never", after = "0002_fails")]
+#[migration(id = "0003_never", group = "failing", after = "0002_fails")]
 async fn never(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "0003_never").await
 }
 
 /// Independent of the failing one, but sorts after it
-#[migration(id = "0004_independent")]
+#[migration(id = "0004_independent", group = "failing")]
 async fn independent(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "0004_independent").await
 }
@@ -35,7 +36,7 @@ async fn independent(db: &Database) -> Result<(), DriverError> {
 #[tokio::test]
 async fn a_failing_migration_stops_the_run_and_is_not_recorded() {
     let db = fresh_database("failing_migration").await;
-    let manager = SchemaManager::new(db.clone());
+    let manager = SchemaManager::new(db.clone()).migrations(Migrations::group("failing").unwrap());
 
     let error = manager.apply_all().await.unwrap_err();
     let Error::MigrationFailed { id, source } = &error else {

@@ -1,31 +1,37 @@
 //! Checksums, drift, unknown records, strict mode, and the operations that
-//! change records: `forget` and `mark_applied`.
+//! change records: `forget` and `mark_applied`. The set is the group
+//! `operability`.
 
 use schema_core::mongodb::bson::{DateTime, Document, doc};
 use schema_core::mongodb::{Database, error::Error as DriverError};
-use schema_core::{Error, Policy, SchemaManager, State, migration};
+use schema_core::{Error, Migrations, Policy, SchemaManager, State, migration};
 use schema_tests::{fresh_database, monitored_database, note_ran, ran, record_ids, take_commands};
 
-#[migration(id = "p_0001")]
+#[migration(id = "p_0001", group = "operability")]
 async fn first(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "p_0001").await
 }
 
-#[migration(id = "p_0002", after = "p_0001")]
+#[migration(id = "p_0002", group = "operability", after = "p_0001")]
 async fn second(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "p_0002").await
 }
 
-#[migration(id = "p_0003", after = "p_0002")]
+#[migration(id = "p_0003", group = "operability", after = "p_0002")]
 async fn third(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "p_0003").await
 }
 
 // The same body as `third`, formatted and commented differently.
-#[migration(id = "p_0004_same_body", after = "p_0003")]
+#[migration(id = "p_0004_same_body", group = "operability", after = "p_0003")]
 async fn same_body(db: &Database) -> Result<(), DriverError> {
     // Only layout and this comment differ.
     note_ran(db, "p_0003").await
+}
+
+/// A manager of this file's migrations, the group `operability`, on `db`.
+fn manager(db: &Database) -> SchemaManager {
+    SchemaManager::new(db.clone()).migrations(Migrations::group("operability").expect("a valid group"))
 }
 
 fn checksum(id: &str) -> &'static str {
@@ -57,7 +63,7 @@ fn checksums_ignore_formatting_and_comments_but_not_edits() {
 #[tokio::test]
 async fn records_carry_the_checksum_and_status_tells_each_state() {
     let db = fresh_database("status_states").await;
-    let manager = SchemaManager::new(db.clone());
+    let manager = manager(&db);
     let status = manager.status().await.unwrap();
     assert_eq!(
         status.pending(),
@@ -105,7 +111,7 @@ async fn records_carry_the_checksum_and_status_tells_each_state() {
 #[tokio::test]
 async fn strict_mode_refuses_drift_and_unknown_records_before_running_anything() {
     let db = fresh_database("strict").await;
-    let manager = SchemaManager::new(db.clone()).strict(true);
+    let manager = manager(&db).strict(true);
     manager.apply_all().await.unwrap();
     manager.forget("p_0003").await.unwrap();
     set_checksum(&db, "p_0001", "ffffffffffffffff").await;
@@ -140,7 +146,7 @@ async fn strict_mode_refuses_drift_and_unknown_records_before_running_anything()
 #[tokio::test]
 async fn forget_then_apply_reruns_exactly_that_migration() {
     let db = fresh_database("forget").await;
-    let manager = SchemaManager::new(db.clone());
+    let manager = manager(&db);
     manager.apply_all().await.unwrap();
     assert!(manager.forget("p_0002").await.unwrap().removed);
     assert!(
@@ -163,7 +169,7 @@ async fn forget_then_apply_reruns_exactly_that_migration() {
 #[tokio::test]
 async fn forget_refuses_while_another_process_holds_the_lock() {
     let db = fresh_database("forget_locked").await;
-    let manager = SchemaManager::new(db.clone());
+    let manager = manager(&db);
     manager.apply_all().await.unwrap();
     db.collection::<Document>("schema_lock")
         .insert_one(schema_tests::held_lock(doc! {
@@ -190,7 +196,7 @@ async fn forget_refuses_while_another_process_holds_the_lock() {
 #[tokio::test]
 async fn mark_applied_records_a_migration_and_its_dependencies_without_running_them() {
     let db = fresh_database("mark_applied").await;
-    let manager = SchemaManager::new(db.clone());
+    let manager = manager(&db);
     let marked = manager.mark_applied("p_0002").await.unwrap();
     assert_eq!(marked.marked, ["p_0001", "p_0002"]);
     assert_eq!(marked.interrupted, None);
@@ -208,7 +214,7 @@ async fn mark_applied_records_a_migration_and_its_dependencies_without_running_t
 #[tokio::test]
 async fn status_and_plan_only_read() {
     let (db, sent) = monitored_database("read_only").await;
-    let manager = SchemaManager::new(db.clone());
+    let manager = manager(&db);
     let plan: Vec<&str> = manager.plan().await.unwrap().iter().map(|m| m.id()).collect();
     assert_eq!(plan, ["p_0001", "p_0002", "p_0003", "p_0004_same_body"]);
     manager.status().await.unwrap();
@@ -230,16 +236,16 @@ async fn status_and_plan_only_read() {
 #[tokio::test]
 async fn each_policy_governs_only_its_own_kind() {
     let db = fresh_database("policies").await;
-    SchemaManager::new(db.clone()).apply_all().await.unwrap();
+    manager(&db).apply_all().await.unwrap();
     set_checksum(&db, "p_0001", "ffffffffffffffff").await;
 
     // Drift alone: refused only by a failing drift policy.
-    let drift_fails = SchemaManager::new(db.clone()).on_drift(Policy::Fail);
+    let drift_fails = manager(&db).on_drift(Policy::Fail);
     assert!(matches!(
         drift_fails.apply_all().await,
         Err(Error::Drifted { .. })
     ));
-    let unknown_fails = SchemaManager::new(db.clone()).on_unknown(Policy::Fail);
+    let unknown_fails = manager(&db).on_unknown(Policy::Fail);
     let report = unknown_fails
         .apply_all()
         .await
@@ -247,7 +253,7 @@ async fn each_policy_governs_only_its_own_kind() {
     assert_eq!(report.drifted, ["p_0001"]);
 
     // An unknown record alone: refused only by a failing unknown policy.
-    let ignoring = SchemaManager::new(db.clone()).on_drift(Policy::Ignore);
+    let ignoring = manager(&db).on_drift(Policy::Ignore);
     ignoring.mark_applied("p_0001").await.unwrap();
     db.collection::<Document>("schema_versions")
         .insert_one(doc! { "_id": "p_0010_newer" })

@@ -4,7 +4,7 @@
 //! Most tests run the `schema-cli` binary. The progress of `apply` needs a
 //! migration with a backfill, which that binary's set has not: its test
 //! runs this test binary again as the command line, on the migration
-//! declared here.
+//! declared here (the group `cli`).
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use schema_core::data::Backfill;
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{DateTime, Document, doc};
-use schema_core::{SchemaManager, migration};
+use schema_core::{Migrations, SchemaManager, migration};
 use schema_tests::{documents, fresh_database, ran, record_ids};
 
 const ALL: [&str; 3] = ["o_0001_orders", "o_0002_orders_ttl", "o_0003_invoices"];
@@ -274,7 +274,7 @@ const AS_CLI: &str = "SCHEMA_CLI_TEST_ARGS";
 
 /// Every event gets a status, ten at a time and at most 100 a second, so
 /// that 400 take four seconds.
-#[migration(id = "c_0001_events_status")]
+#[migration(id = "c_0001_events_status", group = "cli")]
 async fn events_status(db: &Database) -> Result<(), schema_core::Error> {
     Backfill::new(db, "events")
         .filter(doc! { "status": { "$exists": false } })
@@ -426,7 +426,7 @@ fn this_binary_as_cli(db: &Database, args: &str) -> Output {
     Command::new(this)
         .args([
             "--exact",
-            "apply_tells_how_its_backfills_go_on_a_piped_stderr",
+            "cli::apply_tells_how_its_backfills_go_on_a_piped_stderr",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -440,7 +440,8 @@ fn this_binary_as_cli(db: &Database, args: &str) -> Output {
 async fn run_as_cli(args: &str) {
     let (_, client, db) = schema_tests::worker_database().await.expect("the test database");
     let args = std::iter::once("schema-cli").chain(args.split(' '));
-    let code = schema_core::cli::run_with(SchemaManager::new(db), args).await;
+    let manager = SchemaManager::new(db).migrations(Migrations::group("cli").expect("a valid group"));
+    let code = schema_core::cli::run_with(manager, args).await;
     client.shutdown().await;
     assert_eq!(code, std::process::ExitCode::SUCCESS);
 }

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use schema_core::mongodb::bson::{Bson, DateTime, Document, doc};
 use schema_core::mongodb::{Database, error::Error as DriverError};
-use schema_core::{Error, SchemaManager, migration};
+use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::{chain, documents, fresh_database, note_ran, ran, record_ids};
 
-// The set: a diamond (a_base, b_left, b_right, c_join), a chain whose ids
+// The set, the group `apply`: a diamond (a_base, b_left, b_right, c_join), a chain whose ids
 // sort against it (y_first, x_second, w_third) and an independent migration
 // (0_tie) that sorts before everything.
 const ORDER: [&str; 8] = [
@@ -18,19 +18,19 @@ const ORDER: [&str; 8] = [
 /// Independent of everything
 ///
 /// Only the first line of this comment is the description.
-#[migration(id = "0_tie")]
+#[migration(id = "0_tie", group = "apply")]
 async fn tie(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "0_tie").await
 }
 
-#[migration(id = "a_base")]
+#[migration(id = "a_base", group = "apply")]
 async fn base(db: &Database) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     note_ran(db, "a_base").await?;
     Ok(())
 }
 
 /// Left side of the diamond
-#[migration(id = "b_left", after = "a_base")]
+#[migration(id = "b_left", group = "apply", after = "a_base")]
 async fn left(db: &Database) -> anyhow::Result<()> {
     note_ran(db, "b_left").await?;
     Ok(())
@@ -48,33 +48,38 @@ impl std::fmt::Display for AppError {
 impl std::error::Error for AppError {}
 
 /// This comment is ignored: the description argument wins
-#[migration(id = "b_right", after = ["a_base"], description = "Right side of the diamond")]
+#[migration(id = "b_right", group = "apply", after = ["a_base"], description = "Right side of the diamond")]
 async fn right(db: &Database) -> Result<(), AppError> {
     note_ran(db, "b_right").await.map_err(|_| AppError)
 }
 
 /// Joins both sides
-#[migration(id = "c_join", after = ["b_left", "b_right"])]
+#[migration(id = "c_join", group = "apply", after = ["b_left", "b_right"])]
 async fn join(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "c_join").await
 }
 
 /// Third link of the chain
-#[migration(id = "w_third", after = "x_second")]
+#[migration(id = "w_third", group = "apply", after = "x_second")]
 async fn third(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "w_third").await
 }
 
 /// Second link of the chain
-#[migration(id = "x_second", after = "y_first")]
+#[migration(id = "x_second", group = "apply", after = "y_first")]
 async fn second(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "x_second").await
 }
 
 /// First link of the chain
-#[migration(id = "y_first")]
+#[migration(id = "y_first", group = "apply")]
 async fn first(db: &Database) -> Result<(), DriverError> {
     note_ran(db, "y_first").await
+}
+
+/// A manager of this file's migrations, the group `apply`, on `db`.
+fn manager(db: &Database) -> SchemaManager {
+    SchemaManager::new(db.clone()).migrations(Migrations::group("apply").expect("a valid group"))
 }
 
 fn expected(ids: &[&str]) -> Vec<String> {
@@ -85,7 +90,7 @@ fn expected(ids: &[&str]) -> Vec<String> {
 async fn applies_every_migration_in_dependency_order_and_records_each() {
     let db = fresh_database("applies_in_order").await;
     let before = DateTime::now();
-    let report = SchemaManager::new(db.clone()).apply_all().await.expect("apply");
+    let report = manager(&db).apply_all().await.expect("apply");
     let after = DateTime::now();
 
     assert_eq!(report.applied, expected(&ORDER));
@@ -136,7 +141,7 @@ async fn applies_every_migration_in_dependency_order_and_records_each() {
 #[tokio::test]
 async fn a_second_apply_is_a_no_op() {
     let db = fresh_database("second_apply").await;
-    let manager = SchemaManager::new(db.clone());
+    let manager = manager(&db);
     manager.apply_all().await.expect("first apply");
     let records_before = documents(&db, "schema_versions").await;
 
@@ -159,7 +164,7 @@ async fn only_the_missing_migrations_run() {
         .await
         .unwrap();
 
-    let report = SchemaManager::new(db.clone()).apply_all().await.expect("apply");
+    let report = manager(&db).apply_all().await.expect("apply");
     let rest = ["0_tie", "b_left", "b_right", "c_join", "x_second", "w_third"];
     assert_eq!(report.applied, expected(&rest));
     assert_eq!(report.already_applied, expected(&["a_base", "y_first"]));
@@ -170,7 +175,7 @@ async fn only_the_missing_migrations_run() {
 #[tokio::test]
 async fn the_versions_collection_is_configurable() {
     let db = fresh_database("versions_collection").await;
-    SchemaManager::new(db.clone())
+    manager(&db)
         .versions_collection("applied_migrations")
         .apply_all()
         .await
@@ -188,7 +193,7 @@ async fn a_malformed_record_of_a_declared_migration_is_named_with_the_way_out_an
         .await
         .unwrap();
 
-    let error = SchemaManager::new(db.clone()).apply_all().await.unwrap_err();
+    let error = manager(&db).apply_all().await.unwrap_err();
     let Error::MalformedRecord {
         collection,
         id,
@@ -211,7 +216,7 @@ async fn a_malformed_record_of_a_declared_migration_is_named_with_the_way_out_an
     );
 
     // The way out the message names works.
-    let manager = SchemaManager::new(db.clone());
+    let manager = manager(&db);
     assert!(manager.forget("a_base").await.unwrap().removed);
     manager.apply_all().await.expect("apply after forgetting");
     assert_eq!(ran(&db).await, ORDER);
@@ -227,7 +232,7 @@ async fn a_foreign_document_is_an_unknown_record_not_a_failure() {
         .await
         .unwrap();
 
-    let manager = SchemaManager::new(db.clone());
+    let manager = manager(&db);
     let report = manager
         .apply_all()
         .await
@@ -270,9 +275,15 @@ async fn an_unreachable_server_is_an_error_that_hides_the_password() {
 
     // The bound only keeps a broken driver from hanging the suite; the
     // server selection timeout above is what ends the call.
-    let result = tokio::time::timeout(Duration::from_secs(60), connection.manager().apply_all())
-        .await
-        .expect("apply_all gives up on its own");
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        connection
+            .manager()
+            .migrations(Migrations::group("apply").unwrap())
+            .apply_all(),
+    )
+    .await
+    .expect("apply_all gives up on its own");
     connection.shutdown().await;
     let error = result.unwrap_err();
     assert!(matches!(error, Error::Database { .. }), "{error:?}");

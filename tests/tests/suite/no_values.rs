@@ -56,9 +56,29 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Registers, once per process, a global subscriber that shows nothing.
+///
+/// The capture below is a subscriber of the test's thread alone. While it
+/// is the only subscriber registered, tracing asks whichever thread first
+/// reaches a call site whether that call site is wanted, and caches the
+/// answer for every thread: in this binary, other tests' threads (which
+/// have no subscriber) reach the manager's call sites at the same time and
+/// would switch them off for the capture too. With a second subscriber
+/// registered, tracing asks every registered subscriber instead.
+fn register_a_global_subscriber() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::OFF)
+            .finish()
+            .try_init();
+    });
+}
+
 /// Applies `group` to `db` with the log captured; returns the error and
 /// the log.
 async fn apply_capturing(db: &Database, group: &str) -> (Error, String) {
+    register_a_global_subscriber();
     let captured = Captured::default();
     let writer = captured.clone();
     let _guard = tracing_subscriber::fmt()

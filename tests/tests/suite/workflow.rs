@@ -6,7 +6,7 @@
 
 use saphyr::{LoadableYamlNode, Yaml};
 
-const WORKFLOW: &str = include_str!("../../.github/workflows/mongodb.yml");
+const WORKFLOW: &str = include_str!("../../../.github/workflows/mongodb.yml");
 
 /// The value under `key` of the mapping `node`, or a message saying where
 /// it is missing.
