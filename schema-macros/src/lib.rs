@@ -22,20 +22,11 @@ use proc_macro::TokenStream;
 
 /// Registers an async function as a schema migration.
 ///
-/// ```
-/// use schema_core::migration;
-/// use schema_core::mongodb::{Database, error::Error};
-///
-/// /// TTL on events.timestamp
-/// #[migration(id = "0002_events_ttl", after = "0001_events")]
-/// async fn events_ttl(db: &Database) -> Result<(), Error> {
-///     // create indexes, set validators...
-///     Ok(())
-/// }
-/// # #[migration(id = "0001_events")]
-/// # async fn events(db: &Database) -> Result<(), Error> { Ok(()) }
-/// # fn main() {}
-/// ```
+// The example is compiled and run by the tests (`tests/ui/pass/documented.rs`)
+// rather than as a doctest: this crate's doctests would need schema-core as
+// a dev-dependency, which cargo builds, with the driver, a second time with
+// the features of a proc-macro's dependencies.
+#[doc = concat!("```ignore\n", include_str!("../doc/migration.rs"), "```")]
 ///
 /// `SchemaManager::apply_all` runs every migration registered this way in
 /// the binary, once per database, in the order their `after` arguments
