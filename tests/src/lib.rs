@@ -5,6 +5,7 @@
 //! sets `MONGODB_URI`. This crate declares no migrations itself: every test
 //! binary declares its own set, since a binary applies all it links.
 
+pub mod builds;
 pub mod items;
 pub mod proxy;
 pub mod server;

@@ -26,6 +26,7 @@ fn the_same_id_in_two_linked_crates_fails_the_build() {
     // same and the driver and schema-core already built are reused: only
     // the fixture itself compiles. Cargo no longer holds the target
     // directory's lock once the tests run.
+    schema_tests::builds::yield_cores_to_other_tests();
     let mut build = Command::new(env!("CARGO"));
     build
         .args(["test", "--workspace", "--no-run", "--locked"])
