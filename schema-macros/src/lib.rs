@@ -22,7 +22,7 @@ use proc_macro::TokenStream;
 
 /// Registers an async function as a schema migration.
 ///
-// The example is compiled and run by the tests (`tests/compile/ui/pass/documented.rs`)
+// The example is compiled and run by the tests (`tests/ui/pass/documented.rs`)
 // rather than as a doctest: this crate's doctests would need schema-core as
 // a dev-dependency, which cargo builds, with the driver, a second time with
 // the features of a proc-macro's dependencies.

@@ -14,9 +14,7 @@
 //! in a group named after it and applies that group. The tests about the
 //! whole set of a binary stay binaries of their own: `collected.rs`,
 //! `groups.rs`, and `cycle.rs` and `unknown_dependency.rs`, whose invalid
-//! sets would fail every group of the binary that links them. What the
-//! compiler accepts and refuses of the attributes is checked by the crate
-//! `tests/compile`.
+//! sets would fail every group of the binary that links them.
 
 // Linking the example registers its migrations: the default group of this
 // binary.
@@ -28,6 +26,7 @@ mod backfill_faults;
 mod backfill_transactions;
 mod cli;
 mod command_counts;
+mod compile;
 mod concurrent_starts;
 mod duplicate_ids;
 mod example_schema;

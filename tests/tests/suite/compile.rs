@@ -13,5 +13,6 @@
 
 #[test]
 fn misuse_of_the_attribute_is_a_compile_error() {
+    schema_tests::builds::yield_cores_to_other_tests();
     trybuild::TestCases::new().compile_fail("ui/fail/*.rs");
 }

@@ -3,7 +3,7 @@
 
 #![allow(unused_variables)] // the example names its parameter as users would
 
-include!("../../../../schema-macros/doc/migration.rs");
+include!("../../../schema-macros/doc/migration.rs");
 
 #[migration(id = "0001_events")]
 async fn events(_db: &Database) -> Result<(), Error> {
