@@ -1,5 +1,5 @@
-//! Tests that run the compiler (the duplicate-id fixture's build) beside
-//! tests that measure time against a lease.
+//! Tests that run the compiler (trybuild's checks, the duplicate-id
+//! fixture's build) beside tests that measure time against a lease.
 
 use std::process::{Command, Stdio};
 

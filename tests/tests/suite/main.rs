@@ -14,10 +14,7 @@
 //! in a group named after it and applies that group. The tests about the
 //! whole set of a binary stay binaries of their own: `collected.rs`,
 //! `groups.rs`, and `cycle.rs` and `unknown_dependency.rs`, whose invalid
-//! sets would fail every group of the binary that links them. So does
-//! `compile.rs`, trybuild's check of every dependency: alone, it has both
-//! cores, and it holds the build directory's lock without the duplicate-id
-//! build here waiting on it.
+//! sets would fail every group of the binary that links them.
 
 // Linking the example registers its migrations: the default group of this
 // binary.
@@ -29,6 +26,7 @@ mod backfill_faults;
 mod backfill_transactions;
 mod cli;
 mod command_counts;
+mod compile;
 mod concurrent_starts;
 mod duplicate_ids;
 mod example_schema;

@@ -10,13 +10,9 @@
 //! trybuild only checks these cases (`cargo check`), where a case that must
 //! compile would have it build every dependency in full and then link and
 //! run each case one after the other.
-//!
-//! A test binary of its own, not a module of the suite: trybuild checks
-//! every dependency of this crate again (over a minute from a fresh clone),
-//! best done alone, and meanwhile holds the build directory's lock that the
-//! suite's duplicate-id build needs.
 
 #[test]
 fn misuse_of_the_attribute_is_a_compile_error() {
+    schema_tests::builds::yield_cores_to_other_tests();
     trybuild::TestCases::new().compile_fail("ui/fail/*.rs");
 }
