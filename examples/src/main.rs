@@ -3,6 +3,7 @@
 //!
 //! With arguments, it is the schema command line instead:
 //! `example-app status`, `plan`, `apply`, `forget <id>`, `mark-applied <id>`,
+//! `snapshot [--out FILE]`, `verify --snapshot schema.json`,
 //! each with `--json`.
 //!
 //! The server is `MONGODB_URI`, else a MongoDB on the default local port;

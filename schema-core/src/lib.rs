@@ -73,16 +73,19 @@
 // 1. Errors, bounds and retries, redaction.
 mod support;
 
-// 2. What the application declares: registry, sets, order, helpers.
+// 2. What the application declares: registry, sets, order, helpers, and
+//    the snapshot of the schema they declare.
 mod declare;
 
 // 3. The documents kept in MongoDB.
 mod stored;
 
-// 4. Judging the declared set against the records, without I/O.
+// 4. Judging the declared set against the records, and a live database
+//    against a snapshot, without I/O.
 mod assess;
 
-// 5. I/O: the versions collection and the lock.
+// 5. I/O: the versions collection, the lock, and reading a live schema.
+mod live;
 mod lock;
 mod records;
 
@@ -120,6 +123,27 @@ pub use declare::registry::{DEFAULT_GROUP, Migration};
 pub use declare::set::Migrations;
 pub use declare::validator::{Validator, set_validator};
 pub use manager::SchemaManager;
+
+/// The declared schema as a file to review, and a live database held
+/// against it.
+///
+/// [`SchemaManager::snapshot`] takes the [`Snapshot`](snapshot::Snapshot)
+/// of what the migrations declare (their indexes and validators, in
+/// canonical JSON to check in), and [`SchemaManager::verify`] compares a
+/// live database with one: the [`Drift`](snapshot::Drift) lists what is
+/// missing, extra or changed. `schema_core::testing::check_snapshot` keeps
+/// the checked-in file current in a test.
+///
+/// A migration that changes the schema with a raw command instead of a
+/// helper says what it did with the `declare_*` functions, so that the
+/// snapshot stays complete.
+pub mod snapshot {
+    pub use crate::assess::drift::{Difference, Drift, Subject};
+    pub use crate::declare::snapshot::{
+        Collection, Snapshot, declare_dropped_collection, declare_dropped_index, declare_indexes,
+        declare_validator,
+    };
+}
 pub use schema_macros::migration;
 #[cfg(feature = "testing")]
 pub use schema_macros::test;

@@ -1,7 +1,9 @@
 //! Judging the declared set against the stored records, without I/O: where
 //! each migration stands, what a start does about drift and unknown
-//! records, and what the operations report.
+//! records, what the operations report, and how a live database differs
+//! from a snapshot of the declared schema.
 
+pub(crate) mod drift;
 pub(crate) mod policy;
 pub(crate) mod report;
 pub(crate) mod status;

@@ -38,13 +38,22 @@
 //! ```
 //!
 //! Commands: `status [--check]`, `plan`, `apply`, `forget [--unknown] <id>`,
-//! `mark-applied <id>`, `lock` and `unlock [--force]`, each with `--json`
-//! for machine-readable output. With `--json`, an error is printed to
-//! stdout as `{"error": {"kind": ..., "message": ...}}`, `kind` being
-//! [`Error::kind`]. Exit status: 0 when fine; 1 on an error; 2 on a usage
-//! error; 3 from `status --check` while a migration is pending, or while
-//! drift or unknown records are present that the manager's policies make
-//! errors.
+//! `mark-applied <id>`, `lock`, `unlock [--force]`, `snapshot [--out FILE]`
+//! and `verify --snapshot FILE [--deny-extra]`, each with `--json` for
+//! machine-readable output. With `--json`, an error is printed to stdout as
+//! `{"error": {"kind": ..., "message": ...}}`, `kind` being
+//! [`Error::kind`]. Exit status: 0 when fine; 1 on an error (for `verify`:
+//! the database could not be checked); 2 on a usage error; 3 from `status
+//! --check` while a migration is pending, or while drift or unknown records
+//! are present that the manager's policies make errors, and from `verify`
+//! when a declared index or validator is missing or changed (or, with
+//! `--deny-extra`, one nobody declares is present).
+//!
+//! `verify --json` prints `{"drift": bool, "missing": [...], "extra":
+//! [...], "changed": [...]}`, each entry with `collection`, `kind`
+//! (`index` or `validator`), `keys` (the key pattern as an object, empty
+//! for a validator), `name` (for an index) and `details` (for a changed
+//! one, each option that differs).
 //!
 //! `apply` shows how the migrations' [backfills](crate::data::Backfill)
 //! are going, on stderr: a progress bar for each when stderr is a
@@ -54,11 +63,13 @@
 //! checkpoints in the lock.
 
 mod progress;
+mod schema;
 mod text;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -70,7 +81,8 @@ use crate::manager::SchemaManager;
 use crate::support::error::Error;
 
 /// The exit status of `status --check` while something is pending, or
-/// present that the manager's policies make an error.
+/// present that the manager's policies make an error, and of `verify` when
+/// it finds drift.
 pub const CHECK_FAILED: u8 = 3;
 
 const EXIT_STATUS: &str = "\
@@ -78,7 +90,8 @@ Exit status:
   0  done; for `status --check`, nothing is pending and nothing the policies refuse is present
   1  an error (with --json, printed to stdout as {\"error\": {\"kind\": ..., \"message\": ...}})
   2  a usage error
-  3  `status --check` found a pending migration, or drift or unknown records the policies refuse";
+  3  `status --check` found a pending migration, or drift or unknown records the policies refuse;
+     `verify` found a declared index or validator missing or changed (or, with --deny-extra, one undeclared)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -152,6 +165,28 @@ pub enum Command {
         #[command(flatten)]
         output: Output,
     },
+    /// The schema the migrations declare (indexes, validators), as canonical JSON to check in
+    Snapshot {
+        /// Write it to FILE instead of printing it
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// How it prints what it did.
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Compare the database's indexes and validators with a snapshot, read-only
+    #[command(after_help = EXIT_STATUS)]
+    Verify {
+        /// The snapshot file, as `snapshot` writes it
+        #[arg(long, value_name = "FILE")]
+        snapshot: PathBuf,
+        /// Count indexes and validators that nobody declares as drift (exit 3), not as warnings
+        #[arg(long)]
+        deny_extra: bool,
+        /// How it prints what it did.
+        #[command(flatten)]
+        output: Output,
+    },
 }
 
 /// How a command prints what it did.
@@ -173,7 +208,9 @@ impl Command {
             | Command::Forget { output, .. }
             | Command::MarkApplied { output, .. }
             | Command::Lock { output }
-            | Command::Unlock { output, .. } => output.json,
+            | Command::Unlock { output, .. }
+            | Command::Snapshot { output, .. }
+            | Command::Verify { output, .. } => output.json,
         }
     }
 }
@@ -333,5 +370,9 @@ async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u
             };
             (output, 0)
         }
+        Command::Snapshot { out, .. } => schema::snapshot(manager, out.as_deref(), json).await?,
+        Command::Verify {
+            snapshot, deny_extra, ..
+        } => schema::verify(manager, snapshot, *deny_extra, json).await?,
     })
 }

@@ -1,9 +1,13 @@
 //! What an application declares, and nothing it does to a database: the
 //! registry of `#[migration]` functions, the sets made of them, the order
-//! they run in, and the index and validator helpers migrations call.
+//! they run in, the index and validator helpers migrations call, and the
+//! snapshot of the schema those helpers declare (`capture` listens to them
+//! while a snapshot is taken).
 
+pub(crate) mod capture;
 pub mod indexes;
 pub(crate) mod order;
 pub(crate) mod registry;
 pub(crate) mod set;
+pub(crate) mod snapshot;
 pub(crate) mod validator;

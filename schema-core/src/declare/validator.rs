@@ -4,6 +4,7 @@ use mongodb::Database;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{ValidationAction, ValidationLevel};
 
+use crate::declare::capture::{self, Declared};
 use crate::support::error::{self, Error};
 
 /// The server's code for creating a collection that exists.
@@ -62,6 +63,16 @@ impl Validator {
         self.action = action;
         self
     }
+
+    /// The validator as `listCollections` shows it in a collection's
+    /// options: `validator`, `validationLevel`, `validationAction`.
+    pub(crate) fn as_options(&self) -> Document {
+        doc! {
+            "validator": { "$jsonSchema": self.schema.clone() },
+            "validationLevel": name(&self.level),
+            "validationAction": name(&self.action),
+        }
+    }
 }
 
 /// Sets the `$jsonSchema` validator of `collection`, with its validation
@@ -89,6 +100,10 @@ impl Validator {
 ///
 /// [`Error::Database`] when the server refuses the validator or fails.
 pub async fn set_validator(db: &Database, collection: &str, validator: Validator) -> Result<(), Error> {
+    let declared = Declared::Validator {
+        collection: collection.to_owned(),
+        validator: validator.as_options(),
+    };
     let Validator {
         schema,
         level,
@@ -110,7 +125,10 @@ pub async fn set_validator(db: &Database, collection: &str, validator: Validator
             .validation_action(action.clone())
             .await;
         match created {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                capture::note(db, || declared);
+                return Ok(());
+            }
             // Created by someone else meanwhile: change it instead.
             Err(error) if error::code(&error) == Some(NAMESPACE_EXISTS) => {}
             Err(error) => return Err(failed(error)),
@@ -124,6 +142,7 @@ pub async fn set_validator(db: &Database, collection: &str, validator: Validator
     })
     .await
     .map_err(failed)?;
+    capture::note(db, || declared);
     Ok(())
 }
 

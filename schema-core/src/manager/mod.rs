@@ -3,6 +3,7 @@
 //! before anything is sent. Its operations are in `operations`.
 
 mod operations;
+mod schema;
 
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 //! conversions.
 
 pub(crate) mod convert;
+pub(crate) mod diff;
 pub(crate) mod error;
 pub(crate) mod faults;
 pub(crate) mod json;

@@ -270,3 +270,17 @@ async fn the_status_backfill_gives_every_event_written_without_one_a_pending_sta
     assert_eq!(count(doc! { "status": "processed" }).await, 1, "a status is kept");
     assert_eq!(count(doc! { "status": { "$exists": false } }).await, 0);
 }
+
+/// The example ships the snapshot of the schema its migrations declare,
+/// `examples/schema.json`: a change to its migrations that changes the
+/// schema fails here until the file shows it (`SCHEMA_SNAPSHOT=overwrite`
+/// writes it).
+#[tokio::test]
+async fn the_examples_checked_in_snapshot_is_what_its_migrations_declare() {
+    let db = schema_tests::fresh_database("example_snapshot").await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/schema.json");
+    let checked = schema_core::testing::check_snapshot(&SchemaManager::new(db), path).await;
+    if let Err(error) = checked {
+        panic!("{error}");
+    }
+}

@@ -43,6 +43,7 @@ mod production;
 mod proxy;
 mod real_server;
 mod secrets;
+mod snapshot;
 mod srv;
 mod testing;
 mod workflow;

@@ -1,7 +1,8 @@
 //! What only a real MongoDB server does: refusing an index that contradicts
 //! an existing one, storing a collection's validator, building text
-//! indexes, sorting `_id`s of mixed types in one order, and sorting by a
-//! collection's default collation.
+//! indexes, sorting `_id`s of mixed types in one order, sorting by a
+//! collection's default collation, and listing every index shape as
+//! declared (so that `verify` finds no drift after `apply`).
 //!
 //! The emulator `scripts/with-mongodb` falls back to accepts all three
 //! commands without doing what they ask, so on it each test prints why it
@@ -279,4 +280,106 @@ async fn a_backfill_walks_string_ids_in_binary_order_whatever_the_collections_co
         .await
         .expect("count");
     assert_eq!(once, ids.len() as u64, "every document changed exactly once");
+}
+
+/// Every index shape the helpers offer, and a validator, on one collection.
+#[schema_core::migration(id = "r_0001_every_shape", group = "real_shapes")]
+async fn every_shape(db: &Database) -> Result<(), Error> {
+    use schema_core::indexes::{descending, keys};
+    use schema_core::mongodb::IndexModel;
+    use schema_core::mongodb::options::{Collation, CollationStrength, IndexOptions};
+
+    let collated = IndexOptions::builder()
+        .collation(
+            Collation::builder()
+                .locale("fr")
+                .strength(CollationStrength::Secondary)
+                .build(),
+        )
+        .build();
+    let hidden = IndexOptions::builder().hidden(true).build();
+    ensure_indexes(
+        db,
+        "shapes",
+        [
+            descending("at"),
+            keys(doc! { "tenant": 1, "created": -1 }),
+            ascending("status").partial(doc! { "status": { "$exists": true } }),
+            ascending("nickname").sparse(),
+            IndexModel::builder()
+                .keys(doc! { "name": 1 })
+                .options(collated)
+                .build(),
+            text(&["title", "body"])
+                .weights(doc! { "title": 5 })
+                .default_language("french"),
+            ttl("expires_at", Duration::from_secs(600)),
+            IndexModel::builder()
+                .keys(doc! { "rarely": 1 })
+                .options(hidden)
+                .build(),
+            ascending("code").unique(),
+        ],
+    )
+    .await?;
+    let validator = Validator::new(doc! { "bsonType": "object", "required": ["at"] })
+        .level(ValidationLevel::Moderate)
+        .action(ValidationAction::Warn);
+    set_validator(db, "shapes", validator).await
+}
+
+#[tokio::test]
+async fn verify_finds_no_drift_after_apply_for_every_index_shape_and_a_validator() {
+    let db = fresh_database("real_verify_shapes").await;
+    if skip_unless_real(
+        &db,
+        "a live database must list descending, partial, sparse, collated, text, TTL and hidden \
+         indexes and a validator as declared; the emulator drops most of these options and keeps \
+         no validators",
+    )
+    .await
+    {
+        return;
+    }
+    let manager = schema_core::SchemaManager::new(db.clone())
+        .migrations(schema_core::Migrations::group("real_shapes").expect("a valid set"));
+    let snapshot = manager.snapshot().await.expect("snapshot");
+    assert_eq!(snapshot.collection("shapes").expect("shapes").indexes().len(), 9);
+    manager.apply_all().await.expect("apply");
+    let drift = manager.verify(&snapshot).await.expect("verify");
+    assert!(drift.is_empty(), "{drift:#?}");
+
+    // A TTL changed by hand, as an operator would.
+    db.run_command(doc! { "collMod": "shapes", "index": { "keyPattern": { "expires_at": 1 }, "expireAfterSeconds": 60 } })
+        .await
+        .expect("collMod");
+    let drift = manager.verify(&snapshot).await.expect("verify");
+    assert_eq!(drift.changed.len(), 1, "{drift:#?}");
+    assert_eq!(
+        drift.changed[0].details,
+        ["expireAfterSeconds: declared 600, existing 60"]
+    );
+}
+
+#[tokio::test]
+async fn the_example_application_verifies_clean_against_its_checked_in_snapshot() {
+    let db = fresh_database("real_verify_example").await;
+    if skip_unless_real(
+        &db,
+        "the example's descending, text and TTL indexes and its validator must be listed as \
+         declared; the emulator drops directions, does not list text indexes and keeps no validators",
+    )
+    .await
+    {
+        return;
+    }
+    let manager = schema_core::SchemaManager::new(db.clone());
+    manager.apply_all().await.expect("apply");
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/schema.json");
+    let snapshot = schema_core::snapshot::Snapshot::from_json(
+        &std::fs::read_to_string(file).expect("the example's snapshot"),
+    )
+    .expect("a snapshot");
+    let drift = manager.verify(&snapshot).await.expect("verify");
+    assert!(drift.is_empty(), "{drift:#?}");
 }

@@ -1,9 +1,9 @@
 //! Why the server refused a declared index: the differences between what a
 //! migration declares and what `listIndexes` shows. Pure logic, no I/O.
 
-use mongodb::bson::{Bson, Document};
+use mongodb::bson::Document;
 
-use crate::support::convert;
+use super::compare::{option_differences, same_keys, show_keys};
 
 /// A declared index that an existing one contradicts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,125 +71,6 @@ pub(crate) fn repeated_declaration(declared: &[Document]) -> Option<String> {
 
 fn text<'d>(document: &'d Document, field: &str) -> Option<&'d str> {
     document.get_str(field).ok()
-}
-
-fn key(spec: &Document) -> Document {
-    spec.get_document("key").cloned().unwrap_or_default()
-}
-
-/// Text indexes are stored with the key `{ _fts: "text", _ftsx: 1 }` and
-/// their fields in `weights`, whatever keys were declared.
-fn is_text(spec: &Document) -> bool {
-    key(spec)
-        .iter()
-        .any(|(field, kind)| field == "_fts" || kind == &Bson::String("text".to_owned()))
-}
-
-/// The fields of a text index with their weights, sorted.
-fn text_weights(spec: &Document) -> Vec<(String, f64)> {
-    let mut weights: Vec<(String, f64)> = match spec.get_document("weights") {
-        Ok(weights) => weights
-            .iter()
-            .filter_map(|(field, weight)| number(weight).map(|weight| (field.clone(), weight)))
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    for (field, kind) in key(spec).iter() {
-        let declared_text = kind == &Bson::String("text".to_owned()) && field != "_fts";
-        if declared_text && !weights.iter().any(|(known, _)| known == field) {
-            weights.push((field.clone(), 1.0));
-        }
-    }
-    weights.sort_by(|a, b| a.0.cmp(&b.0));
-    weights
-}
-
-fn same_keys(a: &Document, b: &Document) -> bool {
-    if is_text(a) || is_text(b) {
-        return is_text(a) && is_text(b);
-    }
-    let (a, b) = (key(a), key(b));
-    a.len() == b.len()
-        && a.iter()
-            .zip(b.iter())
-            .all(|((field_a, kind_a), (field_b, kind_b))| field_a == field_b && same_value(kind_a, kind_b))
-}
-
-fn show_keys(spec: &Document) -> String {
-    if is_text(spec) {
-        let fields: Vec<String> = text_weights(spec).into_iter().map(|(field, _)| field).collect();
-        return format!("text over {}", fields.join(", "));
-    }
-    key(spec).to_string()
-}
-
-fn number(value: &Bson) -> Option<f64> {
-    convert::integer(value)
-        .map(|n| n as f64)
-        .or_else(|| value.as_f64())
-}
-
-/// Equal as MongoDB compares index specs: numbers by value, whatever
-/// their BSON type.
-fn same_value(a: &Bson, b: &Bson) -> bool {
-    match (number(a), number(b)) {
-        (Some(a), Some(b)) => a == b,
-        _ => match (a, b) {
-            (Bson::Document(a), Bson::Document(b)) => {
-                a.len() == b.len()
-                    && a.iter()
-                        .all(|(field, value)| b.get(field).is_some_and(|other| same_value(value, other)))
-            }
-            (Bson::Array(a), Bson::Array(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_value(a, b))
-            }
-            _ => a == b,
-        },
-    }
-}
-
-fn option_differences(spec: &Document, existing: &Document) -> Vec<String> {
-    let mut differences = Vec::new();
-    let mut compare = |field: &str, default: Option<Bson>| {
-        let declared = spec.get(field).cloned().or_else(|| default.clone());
-        let found = existing.get(field).cloned().or(default);
-        let same = match (&declared, &found) {
-            (Some(a), Some(b)) => same_value(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if !same {
-            let show = |value: &Option<Bson>| value.as_ref().map_or("absent".to_owned(), ToString::to_string);
-            differences.push(format!(
-                "{field}: declared {}, existing {}",
-                show(&declared),
-                show(&found)
-            ));
-        }
-    };
-    compare("unique", Some(Bson::Boolean(false)));
-    compare("sparse", Some(Bson::Boolean(false)));
-    compare("expireAfterSeconds", None);
-    compare("partialFilterExpression", None);
-    if is_text(spec) && is_text(existing) {
-        compare("default_language", Some(Bson::String("english".to_owned())));
-        let (declared, found) = (text_weights(spec), text_weights(existing));
-        if declared != found {
-            let show = |weights: &[(String, f64)]| {
-                let parts: Vec<String> = weights
-                    .iter()
-                    .map(|(field, weight)| format!("{field}: {weight}"))
-                    .collect();
-                format!("{{ {} }}", parts.join(", "))
-            };
-            differences.push(format!(
-                "weights: declared {}, existing {}",
-                show(&declared),
-                show(&found)
-            ));
-        }
-    }
-    differences
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+pub(crate) mod compare;
 mod conflict;
 mod constructors;
 
@@ -30,11 +31,16 @@ use mongodb::{Database, IndexModel};
 
 pub use constructors::{IndexModelExt, ascending, default_name, descending, keys, text, ttl};
 
+use crate::declare::capture::{self, Declared};
 use crate::support::error::{self, Error};
 
 /// The server's codes for an index that contradicts an existing one:
 /// IndexAlreadyExists, IndexOptionsConflict and IndexKeySpecsConflict.
 const CONFLICT_CODES: [i32; 3] = [68, 85, 86];
+
+/// The server's codes for dropping what does not exist.
+const INDEX_NOT_FOUND: i32 = 27;
+const NAMESPACE_NOT_FOUND: i32 = 26;
 
 /// Creates the `indexes` of `collection` that do not exist yet, in one
 /// `createIndexes` command. Unnamed indexes get MongoDB's default name
@@ -73,7 +79,13 @@ pub async fn ensure_indexes(
     }
     let target = db.collection::<Document>(collection);
     let error = match target.create_indexes(models).await {
-        Ok(_) => return Ok(()),
+        Ok(_) => {
+            capture::note(db, || Declared::Indexes {
+                collection: collection.to_owned(),
+                specs,
+            });
+            return Ok(());
+        }
         Err(error) => error,
     };
     if !is_conflict(&error) {
@@ -99,6 +111,44 @@ pub async fn ensure_indexes(
     }
 }
 
+/// Drops the index of `collection` on `keys` (its key pattern, as
+/// declared), if there is one: dropping an index or a collection that does
+/// not exist is not an error, so a migration that drops an index can run
+/// again. A snapshot taken afterwards no longer lists the index.
+///
+/// ```no_run
+/// use schema_core::indexes::drop_index;
+/// use schema_core::mongodb::bson::doc;
+///
+/// # async fn events(db: &schema_core::mongodb::Database) -> Result<(), schema_core::Error> {
+/// drop_index(db, "events", doc! { "legacy_id": 1 }).await
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Database`] when the server refuses or fails.
+pub async fn drop_index(db: &Database, collection: &str, keys: Document) -> Result<(), Error> {
+    let dropped = db
+        .run_command(doc! { "dropIndexes": collection, "index": keys.clone() })
+        .await;
+    match dropped {
+        Ok(_) => {}
+        Err(error) if matches!(error::code(&error), Some(INDEX_NOT_FOUND | NAMESPACE_NOT_FOUND)) => {}
+        Err(error) => {
+            return Err(Error::database(
+                format!("drop the index {keys} of `{collection}`"),
+                error,
+            ));
+        }
+    }
+    capture::note(db, || Declared::DroppedIndex {
+        collection: collection.to_owned(),
+        keys,
+    });
+    Ok(())
+}
+
 /// Whether the server refused an index because an existing one
 /// contradicts it.
 fn is_conflict(error: &mongodb::error::Error) -> bool {
@@ -106,7 +156,7 @@ fn is_conflict(error: &mongodb::error::Error) -> bool {
 }
 
 /// The spec of `model` as `createIndexes` sends it.
-fn spec(model: &IndexModel) -> Result<Document, Error> {
+pub(crate) fn spec(model: &IndexModel) -> Result<Document, Error> {
     mongodb::bson::to_document(model).map_err(|error| Error::UnexpectedReply {
         command: "createIndexes".to_owned(),
         reason: format!("an index declaration could not be encoded: {error}"),

@@ -62,6 +62,9 @@ impl Error {
             Error::UnexpectedReply { .. } => "unexpected_reply",
             Error::Database { .. } => "database",
             Error::InvalidUri { .. } => "invalid_uri",
+            Error::MalformedSnapshot { .. } => "malformed_snapshot",
+            Error::SnapshotMismatch { .. } => "snapshot_mismatch",
+            Error::SnapshotFile { .. } => "snapshot_file",
         }
     }
 }

@@ -1,11 +1,10 @@
 //! The one error type of the crate, and how the driver's errors are shown
 //! in it ([`server`]).
 
+mod debug;
 mod kind;
 mod server;
 mod words;
-
-use std::fmt;
 
 pub use self::server::ServerError;
 pub(crate) use self::server::{code, shown, without_values};
@@ -418,50 +417,36 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-}
 
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self}")?;
-        let mut source = std::error::Error::source(self);
-        if source.is_some() {
-            f.write_str("\n\nCaused by:")?;
-        }
-        let mut index = 0;
-        while let Some(cause) = source {
-            write!(f, "\n    {index}: {cause}")?;
-            index += 1;
-            source = cause.source();
-        }
-        if f.alternate() {
-            write!(f, "\n\nkind: {}", self.kind())?;
-        }
-        Ok(())
-    }
-}
+    /// A snapshot is not the JSON that
+    /// [`Snapshot::to_json`](crate::snapshot::Snapshot::to_json) writes.
+    #[error("the schema snapshot is malformed: {reason}")]
+    MalformedSnapshot {
+        /// What is wrong, and where.
+        reason: String,
+    },
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// A snapshot file differs from the schema the migrations declare.
+    #[error(
+        "{path} differs from the schema the migrations declare (- in the file, + declared); \
+         if the change is meant, write the file with SCHEMA_SNAPSHOT=overwrite and review it:\n{diff}"
+    )]
+    SnapshotMismatch {
+        /// The file.
+        path: String,
+        /// The lines that differ, as a unified diff.
+        diff: String,
+    },
 
-    #[test]
-    fn debug_shows_the_message_and_every_cause() {
-        let error = Error::RecordFailed {
-            id: "0001_events".into(),
-            collection: "schema_versions".into(),
-            source: Box::new(Error::ServerTimeout {
-                action: "insert into `schema_versions`".into(),
-                waited: std::time::Duration::from_secs(10),
-            }),
-        };
-        let debug = format!("{error:?}");
-        assert!(debug.starts_with("migration `0001_events` ran"), "{debug}");
-        assert!(
-            debug.contains("\n\nCaused by:\n    0: the server did not answer in time (10s)"),
-            "{debug}"
-        );
-        assert!(format!("{error:#?}").ends_with("kind: record_failed"));
-        let alone = Error::UnknownMigration { id: "x".into() };
-        assert_eq!(format!("{alone:?}"), "no registered migration has the id `x`");
-    }
+    /// A snapshot file could not be read or written.
+    #[error("could not {action} the schema snapshot {path}")]
+    SnapshotFile {
+        /// "read" or "write".
+        action: String,
+        /// The file.
+        path: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -1,5 +1,7 @@
 //! Test support (feature `testing`): a fresh database per test with the
-//! migrations applied, and a check that migrations are idempotent.
+//! migrations applied, a check that migrations are idempotent, and one
+//! that the checked-in snapshot of the schema is current
+//! ([`check_snapshot`]).
 //!
 //! ```no_run
 //! use schema_core::mongodb::Database;
@@ -13,6 +15,10 @@
 //! ```
 //!
 //! Both need a server: `MONGODB_URI` names it.
+
+mod snapshot;
+
+pub use snapshot::{SNAPSHOT_VARIABLE, check_snapshot};
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;

@@ -1,0 +1,133 @@
+//! What the schema helpers declare while a snapshot is being taken.
+//!
+//! [`SchemaManager::snapshot`](crate::SchemaManager::snapshot) applies the
+//! set to a scratch database and listens: each helper (`ensure_indexes`,
+//! `set_validator`, `drop_index`, and the `declare_*` functions for raw
+//! commands) notes what it declared here, keyed by the name of the database
+//! it was given. Keying by name rather than by task keeps what a migration
+//! declares from a task it spawned. Outside a snapshot nothing is listening
+//! and a helper's note costs one atomic load.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use mongodb::Database;
+use mongodb::bson::Document;
+
+/// One declaration, in the order the migrations made them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Declared {
+    /// Indexes as `createIndexes` sends them (`key`, `name`, options).
+    Indexes {
+        collection: String,
+        specs: Vec<Document>,
+    },
+    /// The collection's validator: `{ validator, validationLevel, validationAction }`.
+    Validator { collection: String, validator: Document },
+    /// The index on these keys is gone.
+    DroppedIndex { collection: String, keys: Document },
+    /// The collection and everything declared on it are gone.
+    DroppedCollection { collection: String },
+}
+
+/// How many captures are open, so that helpers skip the lock when none is.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// The open captures: a database's name and what was declared on it.
+static CAPTURES: Mutex<Vec<(String, Vec<Declared>)>> = Mutex::new(Vec::new());
+
+fn captures() -> MutexGuard<'static, Vec<(String, Vec<Declared>)>> {
+    // A panic while holding the lock cannot leave the list half changed.
+    CAPTURES.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Notes `declared` if a snapshot is listening to `db`.
+pub(crate) fn note(db: &Database, declared: impl FnOnce() -> Declared) {
+    if OPEN.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let mut captures = captures();
+    if let Some((_, found)) = captures.iter_mut().find(|(name, _)| name == db.name()) {
+        found.push(declared());
+    }
+}
+
+/// Listening to one database until [`Capture::finish`] or drop.
+#[derive(Debug)]
+pub(crate) struct Capture {
+    database: String,
+}
+
+impl Capture {
+    /// Starts listening to the database named `database`.
+    pub(crate) fn start(database: &str) -> Capture {
+        captures().push((database.to_owned(), Vec::new()));
+        OPEN.fetch_add(1, Ordering::AcqRel);
+        Capture {
+            database: database.to_owned(),
+        }
+    }
+
+    /// Stops listening and returns what was declared, in order.
+    pub(crate) fn finish(self) -> Vec<Declared> {
+        self.take()
+    }
+
+    fn take(&self) -> Vec<Declared> {
+        let mut captures = captures();
+        match captures.iter().position(|(name, _)| *name == self.database) {
+            Some(position) => {
+                OPEN.fetch_sub(1, Ordering::AcqRel);
+                captures.swap_remove(position).1
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+
+    #[tokio::test]
+    async fn only_the_listened_database_is_noted_and_only_until_finished() {
+        let client = mongodb::Client::with_uri_str("mongodb://127.0.0.1:1/?connectTimeoutMS=1")
+            .await
+            .expect("a client is made without connecting");
+        let (scratch, other) = (
+            client.database("capture_scratch"),
+            client.database("capture_other"),
+        );
+        let dropped = |collection: &str| Declared::DroppedCollection {
+            collection: collection.to_owned(),
+        };
+        note(&scratch, || dropped("before"));
+        let capture = Capture::start(scratch.name());
+        note(&scratch, || dropped("events"));
+        note(&other, || dropped("elsewhere"));
+        note(&scratch, || Declared::DroppedIndex {
+            collection: "events".into(),
+            keys: doc! { "a": 1 },
+        });
+        let declared = capture.finish();
+        note(&scratch, || dropped("after"));
+        assert_eq!(
+            declared,
+            [
+                dropped("events"),
+                Declared::DroppedIndex {
+                    collection: "events".into(),
+                    keys: doc! { "a": 1 }
+                }
+            ]
+        );
+        assert!(Capture::start("capture_dropped").take().is_empty());
+    }
+}

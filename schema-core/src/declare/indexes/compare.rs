@@ -1,0 +1,251 @@
+//! Comparing two index specs as MongoDB does: the key pattern (text indexes
+//! by their fields, whatever keys were declared) and the options that make
+//! an index behave differently. Used to explain a refused declaration
+//! (`conflict`) and to find drift between a snapshot and a live database.
+//! Pure logic, no I/O.
+
+use mongodb::bson::{Bson, Document};
+
+use crate::support::convert;
+
+/// The options compared, with the value the server assumes when one is
+/// absent. Anything else the server adds (`v`, `textIndexVersion`,
+/// `2dsphereIndexVersion`, `ns`) is not compared.
+const OPTIONS: [(&str, Option<Assumed>); 11] = [
+    ("unique", Some(Assumed::Bool(false))),
+    ("sparse", Some(Assumed::Bool(false))),
+    ("hidden", Some(Assumed::Bool(false))),
+    ("expireAfterSeconds", None),
+    ("partialFilterExpression", None),
+    ("wildcardProjection", None),
+    ("bits", None),
+    ("min", None),
+    ("max", None),
+    ("default_language", Some(Assumed::Text("english"))),
+    ("language_override", Some(Assumed::Text("language"))),
+];
+
+/// A default value, spelled so that it can be a constant.
+#[derive(Clone, Copy)]
+enum Assumed {
+    Bool(bool),
+    Text(&'static str),
+}
+
+impl Assumed {
+    fn value(self) -> Bson {
+        match self {
+            Assumed::Bool(value) => Bson::Boolean(value),
+            Assumed::Text(value) => Bson::String(value.to_owned()),
+        }
+    }
+}
+
+pub(crate) fn key(spec: &Document) -> Document {
+    spec.get_document("key").cloned().unwrap_or_default()
+}
+
+/// Text indexes are stored with the key `{ _fts: "text", _ftsx: 1 }` and
+/// their fields in `weights`, whatever keys were declared.
+pub(crate) fn is_text(spec: &Document) -> bool {
+    key(spec)
+        .iter()
+        .any(|(field, kind)| field == "_fts" || kind == &Bson::String("text".to_owned()))
+}
+
+/// The fields of a text index with their weights, sorted.
+fn text_weights(spec: &Document) -> Vec<(String, f64)> {
+    let mut weights: Vec<(String, f64)> = match spec.get_document("weights") {
+        Ok(weights) => weights
+            .iter()
+            .filter_map(|(field, weight)| number(weight).map(|weight| (field.clone(), weight)))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    for (field, kind) in key(spec).iter() {
+        let declared_text = kind == &Bson::String("text".to_owned()) && field != "_fts";
+        if declared_text && !weights.iter().any(|(known, _)| known == field) {
+            weights.push((field.clone(), 1.0));
+        }
+    }
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    weights
+}
+
+/// Whether two specs index the same keys: the same fields in the same order
+/// with the same directions or types. A collection has at most one text
+/// index, so any two text indexes have the same keys.
+pub(crate) fn same_keys(a: &Document, b: &Document) -> bool {
+    if is_text(a) || is_text(b) {
+        return is_text(a) && is_text(b);
+    }
+    let (a, b) = (key(a), key(b));
+    a.len() == b.len()
+        && a.iter()
+            .zip(b.iter())
+            .all(|((field_a, kind_a), (field_b, kind_b))| field_a == field_b && same_value(kind_a, kind_b))
+}
+
+/// The keys of `spec` for a message: the key pattern, or a text index's
+/// fields.
+pub(crate) fn show_keys(spec: &Document) -> String {
+    if is_text(spec) {
+        let fields: Vec<String> = text_weights(spec).into_iter().map(|(field, _)| field).collect();
+        return format!("text over {}", fields.join(", "));
+    }
+    key(spec).to_string()
+}
+
+fn number(value: &Bson) -> Option<f64> {
+    convert::integer(value)
+        .map(|n| n as f64)
+        .or_else(|| value.as_f64())
+}
+
+/// Equal as MongoDB compares index specs: numbers by value, whatever
+/// their BSON type, and a document's fields whatever their order.
+pub(crate) fn same_value(a: &Bson, b: &Bson) -> bool {
+    match (number(a), number(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => match (a, b) {
+            (Bson::Document(a), Bson::Document(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .all(|(field, value)| b.get(field).is_some_and(|other| same_value(value, other)))
+            }
+            (Bson::Array(a), Bson::Array(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_value(a, b))
+            }
+            _ => a == b,
+        },
+    }
+}
+
+/// What differs between the options of `declared` and of `existing`, as
+/// `field: declared X, existing Y`; empty when they behave the same. The
+/// name is not compared.
+pub(crate) fn option_differences(declared: &Document, existing: &Document) -> Vec<String> {
+    let mut differences = Vec::new();
+    let show = |value: &Option<Bson>| value.as_ref().map_or("absent".to_owned(), ToString::to_string);
+    for (field, default) in OPTIONS {
+        let text_only = matches!(field, "default_language" | "language_override");
+        if text_only && !(is_text(declared) && is_text(existing)) {
+            continue;
+        }
+        let default = default.map(Assumed::value);
+        let ours = declared.get(field).cloned().or_else(|| default.clone());
+        let theirs = existing.get(field).cloned().or(default);
+        let same = match (&ours, &theirs) {
+            (Some(a), Some(b)) => same_value(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            differences.push(format!(
+                "{field}: declared {}, existing {}",
+                show(&ours),
+                show(&theirs)
+            ));
+        }
+    }
+    if !same_collation(
+        declared.get_document("collation").ok(),
+        existing.get_document("collation").ok(),
+    ) {
+        let show = |value: Option<&Document>| value.map_or("absent".to_owned(), ToString::to_string);
+        differences.push(format!(
+            "collation: declared {}, existing {}",
+            show(declared.get_document("collation").ok()),
+            show(existing.get_document("collation").ok())
+        ));
+    }
+    if is_text(declared) && is_text(existing) {
+        let (ours, theirs) = (text_weights(declared), text_weights(existing));
+        if ours != theirs {
+            let show = |weights: &[(String, f64)]| {
+                let parts: Vec<String> = weights
+                    .iter()
+                    .map(|(field, weight)| format!("{field}: {weight}"))
+                    .collect();
+                format!("{{ {} }}", parts.join(", "))
+            };
+            differences.push(format!(
+                "weights: declared {}, existing {}",
+                show(&ours),
+                show(&theirs)
+            ));
+        }
+    }
+    differences
+}
+
+/// The server lists a collation with every field filled in (`strength`,
+/// `caseLevel`, ..., and the ICU `version`): the same as the declared one
+/// when each declared field has the listed value. The simple binary
+/// comparison (`locale: "simple"`) is no collation at all.
+fn same_collation(declared: Option<&Document>, existing: Option<&Document>) -> bool {
+    let simple = |collation: Option<&Document>| {
+        collation.is_none_or(|collation| collation.get_str("locale") == Ok("simple"))
+    };
+    match (declared, existing) {
+        _ if simple(declared) && simple(existing) => true,
+        (Some(declared), Some(existing)) => declared.iter().all(|(field, value)| {
+            existing
+                .get(field)
+                .is_some_and(|listed| same_value(value, listed))
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+
+    #[test]
+    fn a_collation_matches_its_listed_form_with_the_server_defaults() {
+        let declared = doc! { "key": { "name": 1 }, "collation": { "locale": "fr", "strength": 2 } };
+        let listed = doc! {
+            "key": { "name": 1 },
+            "collation": {
+                "locale": "fr", "caseLevel": false, "caseFirst": "off", "strength": 2,
+                "numericOrdering": false, "alternate": "non-ignorable", "maxVariable": "punct",
+                "normalization": false, "backwards": false, "version": "57.1",
+            },
+        };
+        assert!(option_differences(&declared, &listed).is_empty());
+        let other = doc! { "key": { "name": 1 }, "collation": { "locale": "de", "strength": 2 } };
+        assert_eq!(option_differences(&other, &listed).len(), 1);
+        assert_eq!(
+            option_differences(&doc! { "key": { "name": 1 } }, &listed).len(),
+            1
+        );
+        let simple = doc! { "key": { "name": 1 }, "collation": { "locale": "simple" } };
+        assert!(option_differences(&simple, &doc! { "key": { "name": 1 } }).is_empty());
+    }
+
+    #[test]
+    fn hidden_false_is_the_same_as_absent_and_hidden_true_is_not() {
+        let plain = doc! { "key": { "a": 1 } };
+        assert!(option_differences(&doc! { "key": { "a": 1 }, "hidden": false }, &plain).is_empty());
+        assert_eq!(
+            option_differences(&doc! { "key": { "a": 1 }, "hidden": true }, &plain),
+            ["hidden: declared true, existing false"]
+        );
+    }
+
+    #[test]
+    fn text_options_are_compared_only_between_text_indexes() {
+        let declared = doc! { "key": { "title": "text" }, "default_language": "french" };
+        let listed = doc! {
+            "key": { "_fts": "text", "_ftsx": 1 }, "weights": { "title": 1 },
+            "default_language": "english", "language_override": "language", "textIndexVersion": 3,
+        };
+        assert!(same_keys(&declared, &listed));
+        assert_eq!(
+            option_differences(&declared, &listed),
+            [r#"default_language: declared "french", existing "english""#]
+        );
+    }
+}
