@@ -4,6 +4,7 @@
 //! conversions.
 
 pub(crate) mod convert;
+#[cfg(any(feature = "testing", test))]
 pub(crate) mod diff;
 pub(crate) mod error;
 pub(crate) mod faults;
