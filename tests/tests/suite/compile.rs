@@ -1,6 +1,13 @@
 //! What the compiler checks: every misuse of `#[migration]` is an error at
 //! the right place.
 //!
+//! The mistakes found while expanding the attributes (their arguments, the
+//! shape of the function) are cases in modules of a few files
+//! (`arguments.rs`, `function_shape.rs`, `test_arguments.rs`): trybuild
+//! checks each file as a binary that loads the metadata of schema-core and
+//! the driver, so a file per mistake cost seconds each. Those found by the
+//! type checker keep a file each, so one cannot hide another.
+//!
 //! The expected compiler output lives next to each case in `ui/fail/`;
 //! after a deliberate change, regenerate it with `TRYBUILD=overwrite` and
 //! review the diff like code.

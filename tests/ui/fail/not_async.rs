@@ -1,9 +1,0 @@
-use schema_core::migration;
-use schema_core::mongodb::{Database, error::Error};
-
-#[migration(id = "0001_events")]
-fn events(_db: &Database) -> Result<(), Error> {
-    Ok(())
-}
-
-fn main() {}
