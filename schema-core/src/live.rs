@@ -9,7 +9,8 @@ use mongodb::Database;
 use mongodb::bson::{Bson, Document, doc};
 
 use crate::assess::drift::LiveCollection;
-use crate::support::error::{self, Error};
+use crate::declare::indexes::list_indexes;
+use crate::support::error::Error;
 
 /// How many `listIndexes` are in flight at once: enough to hide the round
 /// trips of a database with many collections, few enough not to take every
@@ -69,25 +70,4 @@ pub(crate) async fn read(
         }
     }
     Ok(found)
-}
-
-/// The server's code for a collection that does not exist (dropped since
-/// it was listed): it has no indexes.
-const NAMESPACE_NOT_FOUND: i32 = 26;
-
-async fn list_indexes(db: &Database, collection: &str) -> Result<Vec<Document>, Error> {
-    let listed = async {
-        db.run_cursor_command(doc! { "listIndexes": collection })
-            .await?
-            .try_collect()
-            .await
-    };
-    match listed.await {
-        Ok(indexes) => Ok(indexes),
-        Err(error) if error::code(&error) == Some(NAMESPACE_NOT_FOUND) => Ok(Vec::new()),
-        Err(error) => Err(Error::database(
-            format!("list the indexes of `{collection}`"),
-            error,
-        )),
-    }
 }

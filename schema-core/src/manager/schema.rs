@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::SchemaManager;
 use crate::assess::drift::{self, Drift};
 use crate::declare::capture::Capture;
+use crate::declare::registry::Migration;
 use crate::declare::snapshot::Snapshot;
 use crate::live;
 use crate::support::error::Error;
@@ -37,7 +38,7 @@ impl SchemaManager {
     /// scratch database cannot be dropped.
     pub async fn snapshot(&self) -> Result<Snapshot, Error> {
         self.check_configuration()?;
-        let groups: Vec<String> = self.ordered()?.iter().map(|m| m.group().to_owned()).collect();
+        let groups = groups_of(&self.ordered()?);
         let scratch = self.db.client().database(&scratch_name(self.db.name()));
         let mut manager = self.clone();
         manager.db = scratch.clone();
@@ -77,10 +78,7 @@ impl SchemaManager {
     ///   [`Error::Cycle`] when the registered set is invalid;
     /// - [`Error::Database`] when the server cannot be read.
     pub async fn verify(&self, snapshot: &Snapshot) -> Result<Drift, Error> {
-        let ordered = self.ordered()?;
-        let mut groups: Vec<String> = ordered.iter().map(|m| m.group().to_owned()).collect();
-        groups.sort();
-        groups.dedup();
+        let groups = groups_of(&self.ordered()?);
         if !groups.is_empty() && groups != snapshot.groups() {
             return Err(Error::Configuration {
                 reason: format!(
@@ -95,6 +93,15 @@ impl SchemaManager {
         let found = live::read(&self.db, &names).await?;
         Ok(drift::compare(snapshot, &found))
     }
+}
+
+/// The groups `migrations` belong to, sorted, each once: what a snapshot
+/// records and what `verify` holds it to.
+fn groups_of(migrations: &[&Migration]) -> Vec<String> {
+    let mut groups: Vec<String> = migrations.iter().map(|m| m.group().to_owned()).collect();
+    groups.sort();
+    groups.dedup();
+    groups
 }
 
 /// A database name no one else uses: `<database>_snapshot_<suffix>`, within

@@ -7,7 +7,7 @@ use crate::declare::capture::Declared;
 
 fn snapshot() -> Snapshot {
     Snapshot::fold(
-        ["default".to_owned()],
+        vec!["default".to_owned()],
         vec![
             Declared::Indexes {
                 collection: "events".into(),
@@ -124,7 +124,7 @@ fn validators_are_compared_with_their_level_and_action() {
     assert_eq!(drift.missing[0].subject, Subject::Validator);
 
     let undeclared = Snapshot::fold(
-        ["default".to_owned()],
+        vec!["default".to_owned()],
         vec![Declared::Indexes {
             collection: "events".into(),
             specs: vec![doc! { "key": { "event_id": 1 }, "name": "event_id_1", "unique": true }],

@@ -26,6 +26,7 @@ pub(crate) mod compare;
 mod conflict;
 mod constructors;
 
+use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use mongodb::{Database, IndexModel};
 
@@ -163,24 +164,23 @@ pub(crate) fn spec(model: &IndexModel) -> Result<Document, Error> {
     })
 }
 
-/// The indexes of `collection`, as `listIndexes` lists them.
+/// The indexes of `collection`, as `listIndexes` lists them (every batch
+/// of the cursor); none when the collection does not exist.
 pub(crate) async fn list_indexes(db: &Database, collection: &str) -> Result<Vec<Document>, Error> {
-    let failed = |source| Error::database(format!("list the indexes of `{collection}`"), source);
-    let reply = db
-        .run_command(doc! { "listIndexes": collection })
-        .await
-        .map_err(failed)?;
-    let batch = reply
-        .get_document("cursor")
-        .and_then(|cursor| cursor.get_array("firstBatch"))
-        .map_err(|_| Error::UnexpectedReply {
-            command: "listIndexes".to_owned(),
-            reason: "it has no `cursor.firstBatch`".to_owned(),
-        })?;
-    Ok(batch
-        .iter()
-        .filter_map(|index| index.as_document().cloned())
-        .collect())
+    let listed = async {
+        db.run_cursor_command(doc! { "listIndexes": collection })
+            .await?
+            .try_collect()
+            .await
+    };
+    match listed.await {
+        Ok(indexes) => Ok(indexes),
+        Err(error) if error::code(&error) == Some(NAMESPACE_NOT_FOUND) => Ok(Vec::new()),
+        Err(error) => Err(Error::database(
+            format!("list the indexes of `{collection}`"),
+            error,
+        )),
+    }
 }
 
 #[cfg(test)]

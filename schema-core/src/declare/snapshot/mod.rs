@@ -41,11 +41,9 @@ pub struct Collection {
 
 impl Snapshot {
     /// The snapshot of `declared`, the declarations of a set whose
-    /// migrations belong to `groups`, in the order they were made.
-    pub(crate) fn fold(groups: impl IntoIterator<Item = String>, declared: Vec<Declared>) -> Snapshot {
-        let mut groups: Vec<String> = groups.into_iter().collect();
-        groups.sort();
-        groups.dedup();
+    /// migrations belong to `groups` (sorted, each once), in the order they
+    /// were made.
+    pub(crate) fn fold(groups: Vec<String>, declared: Vec<Declared>) -> Snapshot {
         let mut collections: BTreeMap<String, Collection> = BTreeMap::new();
         for declaration in declared {
             match declaration {

@@ -40,7 +40,7 @@ fn declared() -> Vec<Declared> {
 
 #[test]
 fn the_json_is_canonical_and_reads_back_to_the_same_snapshot() {
-    let snapshot = Snapshot::fold(["default".to_owned()], declared());
+    let snapshot = Snapshot::fold(vec!["default".to_owned()], declared());
     let json = snapshot.to_json();
     assert_eq!(
         json,
@@ -108,8 +108,8 @@ fn the_order_of_declarations_in_different_collections_does_not_matter() {
     let mut reversed = declared();
     reversed.reverse();
     assert_eq!(
-        Snapshot::fold(["default".to_owned()], reversed).to_json(),
-        Snapshot::fold(["default".to_owned()], declared()).to_json()
+        Snapshot::fold(vec!["default".to_owned()], reversed).to_json(),
+        Snapshot::fold(vec!["default".to_owned()], declared()).to_json()
     );
 }
 
@@ -129,7 +129,7 @@ fn a_later_declaration_wins_and_drops_remove() {
             collection: "audit".into(),
         },
     ]);
-    let snapshot = Snapshot::fold(["default".to_owned()], declared);
+    let snapshot = Snapshot::fold(vec!["default".to_owned()], declared);
     assert_eq!(snapshot.collections().len(), 1);
     let events = snapshot.collection("events").expect("events");
     assert_eq!(
@@ -142,7 +142,7 @@ fn a_later_declaration_wins_and_drops_remove() {
 #[test]
 fn compound_keys_keep_their_order() {
     let snapshot = Snapshot::fold(
-        ["default".to_owned()],
+        vec!["default".to_owned()],
         vec![indexes(
             "events",
             vec![doc! { "key": { "z": 1, "a": -1 }, "name": "z_1_a_-1" }],
