@@ -6,6 +6,7 @@
 //! binary declares its own set, since a binary applies all it links.
 
 pub mod builds;
+pub mod diagnostics;
 pub mod items;
 pub mod proxy;
 pub mod server;

@@ -105,7 +105,9 @@ mod id_too_long {
     use schema_core::migration;
     use schema_core::mongodb::{Database, error::Error};
 
-    #[migration(id = "0001_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]
+    #[migration(
+        id = "0001_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    )]
     async fn long(_db: &Database) -> Result<(), Error> {
         Ok(())
     }
@@ -157,7 +159,14 @@ mod repeated_argument {
     use schema_core::migration;
     use schema_core::mongodb::{Database, error::Error};
 
-    #[migration(id = "0001_a", id = "0001_b", description = "a", description = "b", after = "x", after = "y")]
+    #[migration(
+        id = "0001_a",
+        id = "0001_b",
+        description = "a",
+        description = "b",
+        after = "x",
+        after = "y"
+    )]
     async fn repeated(_db: &Database) -> Result<(), Error> {
         Ok(())
     }
