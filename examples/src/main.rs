@@ -1,8 +1,10 @@
 //! Starts like every process of the application: connect, bring the schema
-//! up to date, then (in a real process) go on to serve.
+//! up to date, then (in a real process) go on to serve while the
+//! background migration builds its index.
 //!
 //! With arguments, it is the schema command line instead:
-//! `example-app status`, `plan`, `apply`, `forget <id>`, `mark-applied <id>`,
+//! `example-app status`, `plan`, `apply`, `wait --timeout <seconds>`,
+//! `forget <id>`, `mark-applied <id>`,
 //! `snapshot [--out FILE]`, `verify --snapshot schema.json`,
 //! each with `--json`.
 //!
@@ -63,11 +65,38 @@ async fn start(uri: &str) -> Result<(), schema_core::Error> {
         connection.database().name(),
         schema_core::redact(uri)
     );
-    let applied = connection.manager().apply_all().await;
+    let started = std::time::Instant::now();
+    let manager = connection.manager();
+    let report = match manager.apply_all().await {
+        Ok(report) => report,
+        Err(error) => {
+            connection.shutdown().await;
+            return Err(error);
+        }
+    };
+    // Here a service would start serving; its background migrations go on
+    // in a task of this process.
+    let ready = started.elapsed();
+    println!("ready after {} ms", ready.as_millis());
+    if !report.background.is_empty() {
+        println!(
+            "serving while background migrations run: {}",
+            report.background.join(", ")
+        );
+    }
+    // An example ends, so it waits for them; a service would go on serving
+    // (and tell readiness probes for a feature with `is_applied`).
+    let waited = manager.wait_applied(std::time::Duration::from_secs(600)).await;
+    if !report.background.is_empty() && waited.is_ok() {
+        println!(
+            "background migrations recorded after {} ms",
+            started.elapsed().as_millis()
+        );
+    }
     // Close the connections while the runtime still runs, instead of
     // leaving it to the client's drop at exit.
     connection.shutdown().await;
-    let report = applied?;
+    waited?;
     // The set the manager applied: the default group, in apply order.
     let migrations = schema_core::Migrations::default_group()?;
     let width = migrations
@@ -79,6 +108,8 @@ async fn start(uri: &str) -> Result<(), schema_core::Error> {
         let id = migration.id();
         let state = if report.applied.iter().any(|applied| applied == id) {
             "applied"
+        } else if report.background.iter().any(|left| left == id) {
+            "in background"
         } else {
             "already applied"
         };
@@ -91,15 +122,16 @@ async fn start(uri: &str) -> Result<(), schema_core::Error> {
             migration.description()
         );
     }
-    if report.applied.is_empty() {
+    if report.applied.is_empty() && report.background.is_empty() {
         println!(
             "nothing to apply: all {} migrations were already applied",
             report.already_applied.len()
         );
     } else {
         println!(
-            "applied {} migrations, {} were already applied",
+            "applied {} migrations at start and {} in the background, {} were already applied",
             report.applied.len(),
+            report.background.len(),
             report.already_applied.len()
         );
     }

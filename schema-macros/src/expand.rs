@@ -84,6 +84,7 @@ fn register(function: &ItemFn, id: &LitStr, args: &MigrationArgs) -> TokenStream
     let checksum = crate::checksum::checksum(function.block.to_token_stream());
     let call = boxed_call(function, &private);
     let group = args.group.as_ref().map(|group| quote!(.__in_group(#group)));
+    let background = args.background.then(|| quote!(.__in_background()));
     quote! {
         #function
 
@@ -106,6 +107,7 @@ fn register(function: &ItemFn, id: &LitStr, args: &MigrationArgs) -> TokenStream
                     #private::Location::__new(::core::file!(), #line, ::core::module_path!()),
                 )
                 #group
+                #background
             }
         };
     }

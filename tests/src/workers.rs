@@ -51,6 +51,16 @@ impl Worker {
     pub fn spawn(mut self) -> Child {
         self.command.spawn().expect("start apply-worker")
     }
+
+    /// Starts the process with `arguments`.
+    ///
+    /// # Panics
+    ///
+    /// When the binary cannot be started.
+    pub fn spawn_with(mut self, arguments: &[&str]) -> Child {
+        self.command.args(arguments);
+        self.spawn()
+    }
 }
 
 /// Waits for `child`, killing it if it runs past the deadline.
@@ -99,6 +109,57 @@ pub fn signal(child: &Child, signal: &str) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill -{signal} {}", child.id());
+}
+
+/// The lines a running process prints on stdout, read as they come.
+pub struct Lines {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    /// Reads `child`'s stdout (which must be piped) from a thread of its
+    /// own; `child` keeps its stderr.
+    ///
+    /// # Panics
+    ///
+    /// When stdout is not piped.
+    pub fn of(child: &mut Child) -> Lines {
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The value of the first line `key=value` printed from now on, or
+    /// `None` when the process closes stdout or `deadline` passes first.
+    pub fn wait_for(&mut self, key: &str, deadline: Instant) -> Option<String> {
+        let prefix = format!("{key}=");
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.seen.push(line.clone());
+            if let Some(value) = line.strip_prefix(prefix.as_str()) {
+                return Some(value.to_owned());
+            }
+        }
+    }
+
+    /// Every line read so far, for messages.
+    pub fn seen(&self) -> String {
+        self.seen.join("\n")
+    }
 }
 
 /// Standard output and error of a finished worker, for messages.

@@ -75,3 +75,18 @@ async fn events_status(db: &Database) -> Result<(), Error> {
         .await?;
     Ok(())
 }
+
+/// Events by correlation id: tracing one request across services
+///
+/// A background migration: on a large event store the build takes minutes,
+/// and the service need not wait for it. Until it is recorded, a trace
+/// query scans the events of the time range instead of using the index.
+#[migration(id = "0011_events_by_correlation", after = "0001_events", background)]
+async fn events_by_correlation(db: &Database) -> Result<(), Error> {
+    ensure_indexes(
+        db,
+        "events",
+        [keys(doc! { "metadata.correlation_id": 1, "timestamp": -1 })],
+    )
+    .await
+}

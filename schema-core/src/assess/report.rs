@@ -36,6 +36,12 @@ pub struct ApplyReport {
     /// Set when this call took the lock over from a process whose lease had
     /// ended, usually because it died while applying migrations.
     pub interrupted: Option<Interrupted>,
+    /// Background migrations not recorded when this call returned, in
+    /// order: a task of this process applies them now (see
+    /// [`wait_applied`](crate::SchemaManager::wait_applied)). Empty when
+    /// the manager waits for them
+    /// ([`wait_for_background`](crate::SchemaManager::wait_for_background)).
+    pub background: Vec<String>,
 }
 
 /// What one [`SchemaManager::forget`](crate::SchemaManager::forget) call did.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use mongodb::bson::DateTime;
 
 use crate::assess::policy::Policy;
+use crate::assess::progress::{BackgroundTask, IndexBuild};
 use crate::declare::registry::Migration;
 use crate::stored::checkpoint::Checkpoint;
 use crate::stored::record::Stored;
@@ -28,6 +29,12 @@ pub struct Status {
     /// The backfills of a migration under way or interrupted, from their
     /// checkpoints in the lock: by whom, how far, since when.
     pub backfills: Vec<BackfillStatus>,
+    /// While something is pending, the index builds the server reports in
+    /// progress on this database (`$currentOp`); empty when none runs, or
+    /// when the server does not say (then their progress is unknown).
+    pub index_builds: Vec<IndexBuild>,
+    /// This process's background task: running, or why it stopped.
+    pub background: BackgroundTask,
 }
 
 /// Where a backfill of a migration not yet complete stands, from the
@@ -292,6 +299,8 @@ pub(crate) fn status(ordered: &[&Migration], stored: &Stored) -> Status {
         migrations,
         unknown,
         backfills: Vec::new(),
+        index_builds: Vec::new(),
+        background: BackgroundTask::default(),
     }
 }
 

@@ -65,6 +65,7 @@
 mod progress;
 mod schema;
 mod text;
+mod wait;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -76,13 +77,13 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use self::progress::Shown;
-use self::text::{StatusOutput, apply_text, chain, lock_text, plan_json, plan_table, status_table, to_json};
+use self::text::{StatusOutput, apply_text, lock_text, plan_json, plan_table, status_table, to_json};
 use crate::manager::SchemaManager;
-use crate::support::error::Error;
+use crate::support::error::{Error, chain};
 
 /// The exit status of `status --check` while something is pending, or
-/// present that the manager's policies make an error, and of `verify` when
-/// it finds drift.
+/// present that the manager's policies make an error, of `verify` when it
+/// finds drift, and of `wait` when it times out.
 pub const CHECK_FAILED: u8 = 3;
 
 const EXIT_STATUS: &str = "\
@@ -91,7 +92,8 @@ Exit status:
   1  an error (with --json, printed to stdout as {\"error\": {\"kind\": ..., \"message\": ...}})
   2  a usage error
   3  `status --check` found a pending migration, or drift or unknown records the policies refuse;
-     `verify` found a declared index or validator missing or changed (or, with --deny-extra, one undeclared)";
+     `verify` found a declared index or validator missing or changed (or, with --deny-extra, one undeclared);
+     `wait` timed out with migrations still pending";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -125,7 +127,7 @@ pub enum Command {
         #[command(flatten)]
         output: Output,
     },
-    /// Apply every pending migration
+    /// Apply every pending migration, background migrations included
     Apply {
         /// How it prints what it did.
         #[command(flatten)]
@@ -146,6 +148,16 @@ pub enum Command {
     MarkApplied {
         /// The migration id
         id: String,
+        /// How it prints what it did.
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Wait until every migration is recorded (for an init container or a deploy step)
+    #[command(after_help = EXIT_STATUS)]
+    Wait {
+        /// Give up after this many seconds, with exit status 3
+        #[arg(long, value_name = "SECONDS")]
+        timeout: u64,
         /// How it prints what it did.
         #[command(flatten)]
         output: Output,
@@ -207,6 +219,7 @@ impl Command {
             | Command::Apply { output }
             | Command::Forget { output, .. }
             | Command::MarkApplied { output, .. }
+            | Command::Wait { output, .. }
             | Command::Lock { output }
             | Command::Unlock { output, .. }
             | Command::Snapshot { output, .. }
@@ -306,7 +319,8 @@ async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u
             (if json { plan_json(&plan) } else { plan_table(&plan) }, 0)
         }
         Command::Apply { .. } => {
-            let report = manager.apply_all().await?;
+            // A command runs to the end: the background migrations too.
+            let report = manager.clone().wait_for_background(true).apply_all().await?;
             (
                 if json {
                     to_json(&report)
@@ -369,6 +383,9 @@ async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u
                 "nobody holds the schema lock\n".to_owned()
             };
             (output, 0)
+        }
+        Command::Wait { timeout, .. } => {
+            wait::wait(manager, std::time::Duration::from_secs(*timeout), json).await?
         }
         Command::Snapshot { out, .. } => schema::snapshot(manager, out.as_deref(), json).await?,
         Command::Verify {

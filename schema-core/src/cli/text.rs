@@ -7,6 +7,7 @@ use mongodb::bson::DateTime;
 use serde_json::json;
 use unicode_width::UnicodeWidthStr;
 
+use crate::assess::progress::{BackgroundTask, IndexBuild};
 use crate::assess::report::ApplyReport;
 use crate::assess::status::BackfillStatus;
 use crate::assess::status::{LockStatus, State, Status};
@@ -167,7 +168,47 @@ pub(super) fn status_table(status: &Status) -> String {
     for backfill in &status.backfills {
         let _ = writeln!(text, "{}", backfill_line(backfill));
     }
+    for build in &status.index_builds {
+        let _ = writeln!(text, "{}", index_build_line(build));
+    }
+    text.push_str(&background_text(&status.background));
     text
+}
+
+/// One index build in progress: `index build on events (at_1): 40 of 100
+/// done (40%)`, or `...: progress unknown` when the server does not say.
+pub(super) fn index_build_line(build: &IndexBuild) -> String {
+    let mut line = format!("index build on {}", build.collection);
+    if !build.indexes.is_empty() {
+        let _ = write!(line, " ({})", build.indexes.join(", "));
+    }
+    match (build.done, build.total) {
+        (Some(done), total) => {
+            let _ = write!(line, ": {done}");
+            if let Some(total) = total {
+                let _ = write!(line, " of {total}");
+            }
+            line.push_str(" done");
+            if let Some(percent) = build.percent() {
+                let _ = write!(line, " ({percent}%)");
+            }
+        }
+        (None, _) => line.push_str(": progress unknown"),
+    }
+    line
+}
+
+/// This process's background task, when it runs or has stopped on a
+/// failure; nothing otherwise.
+fn background_text(task: &BackgroundTask) -> String {
+    match (&task.failed, task.running) {
+        (Some(failed), _) => format!(
+            "background migrations stopped before `{}` was recorded: {}\n",
+            failed.id, failed.message
+        ),
+        (None, true) => "background migrations are being applied by this process\n".to_owned(),
+        (None, false) => String::new(),
+    }
 }
 
 pub(super) fn plan_table(plan: &[&Migration]) -> String {
@@ -204,6 +245,14 @@ pub(super) fn apply_text(report: &ApplyReport) -> String {
         report.applied.len(),
         report.already_applied.len()
     );
+    if !report.background.is_empty() {
+        let _ = writeln!(
+            text,
+            "{} background migration(s) left to this process's task: {}",
+            report.background.len(),
+            report.background.join(", ")
+        );
+    }
     text
 }
 
@@ -229,16 +278,6 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
             }
         }
         let _ = writeln!(text, "{}", line.trim_end());
-    }
-    text
-}
-
-pub(super) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
     }
     text
 }

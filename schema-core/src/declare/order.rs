@@ -76,7 +76,35 @@ pub(crate) fn order<'m>(migrations: &[&'m Migration]) -> Result<Vec<&'m Migratio
             ids: find_cycle(&sorted, &waiting_on, index_of),
         });
     }
-    Ok(ordered)
+    background_last(ordered)
+}
+
+/// Moves the background migrations after all the others, each part in the
+/// order it had: still an order that respects `after`, since no migration
+/// that runs at start may depend on a background one (refused here, with
+/// the first such pair in `ordered`).
+fn background_last(ordered: Vec<&Migration>) -> Result<Vec<&Migration>, Error> {
+    let background: HashSet<&str> = ordered
+        .iter()
+        .filter(|migration| migration.is_background())
+        .map(|migration| migration.id())
+        .collect();
+    if background.is_empty() {
+        return Ok(ordered);
+    }
+    for migration in ordered.iter().filter(|migration| !migration.is_background()) {
+        if let Some(dependency) = migration.after().iter().find(|id| background.contains(**id)) {
+            return Err(Error::BackgroundDependency {
+                id: migration.id().to_owned(),
+                background: (*dependency).to_owned(),
+            });
+        }
+    }
+    let (mut at_start, in_background): (Vec<_>, Vec<_>) = ordered
+        .into_iter()
+        .partition(|migration| !migration.is_background());
+    at_start.extend(in_background);
+    Ok(at_start)
 }
 
 /// Who runs after whom, as one flat array sliced per migration rather than
@@ -209,6 +237,49 @@ mod tests {
             never_run,
             Location::__new("order.rs", 1, "tests"),
         )))
+    }
+
+    fn in_background(migration: &'static Migration) -> &'static Migration {
+        // `Migration` is not `Copy`; the attribute builds a fresh one.
+        let background = Migration::__new(
+            migration.id(),
+            migration.description(),
+            migration.after(),
+            migration.checksum(),
+            never_run,
+            migration.location(),
+        )
+        .__in_background();
+        Box::leak(Box::new(background))
+    }
+
+    #[test]
+    fn background_migrations_go_last_each_part_in_its_order() {
+        let set = [
+            migration("0001", &[]),
+            in_background(migration("0002_slow", &["0001"])),
+            migration("0003", &["0001"]),
+            in_background(migration("0004_slower", &["0002_slow", "0003"])),
+            migration("0005", &[]),
+        ];
+        assert_eq!(
+            ids(order(&set)),
+            ["0001", "0003", "0005", "0002_slow", "0004_slower"]
+        );
+    }
+
+    #[test]
+    fn a_migration_at_start_after_a_background_one_is_refused() {
+        let set = [
+            in_background(migration("0001_slow", &[])),
+            migration("0002", &["0001_slow"]),
+        ];
+        match order(&set) {
+            Err(Error::BackgroundDependency { id, background }) => {
+                assert_eq!((id.as_str(), background.as_str()), ("0002", "0001_slow"));
+            }
+            other => panic!("expected BackgroundDependency, got {other:?}"),
+        }
     }
 
     fn ids(result: Result<Vec<&Migration>, Error>) -> Vec<&'static str> {

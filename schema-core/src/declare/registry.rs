@@ -20,8 +20,9 @@ pub const DEFAULT_GROUP: &str = "default";
 /// Values of this type are made by the attribute; [`SchemaManager`]
 /// collects them from every module and every linked crate.
 ///
-/// It serializes as its id, group, description, `after`, checksum and
-/// location (what `plan --json` prints).
+/// It serializes as its id, group, description, `after`, checksum,
+/// whether it runs in the background, and location (what `plan --json`
+/// prints).
 ///
 /// [`SchemaManager`]: crate::SchemaManager
 #[derive(serde::Serialize)]
@@ -31,6 +32,7 @@ pub struct Migration {
     description: &'static str,
     after: &'static [&'static str],
     checksum: &'static str,
+    background: bool,
     #[serde(skip)]
     run: for<'db> fn(&'db mongodb::Database) -> MigrationFuture<'db>,
     location: Location,
@@ -52,6 +54,7 @@ impl Migration {
             description,
             after,
             checksum,
+            background: false,
             run,
             location,
         }
@@ -61,6 +64,14 @@ impl Migration {
     #[doc(hidden)]
     pub const fn __in_group(mut self, group: &'static str) -> Self {
         self.group = group;
+        self
+    }
+
+    /// Lets the migration finish after the service is up
+    /// (`#[migration(background)]`).
+    #[doc(hidden)]
+    pub const fn __in_background(mut self) -> Self {
+        self.background = true;
         self
     }
 
@@ -92,6 +103,13 @@ impl Migration {
         self.checksum
     }
 
+    /// Whether it is a background migration (`#[migration(background)]`):
+    /// [`apply_all`](crate::SchemaManager::apply_all) returns before it is
+    /// applied, and a task of the same process applies it afterwards.
+    pub fn is_background(&self) -> bool {
+        self.background
+    }
+
     /// Where the migration is declared.
     pub fn location(&self) -> Location {
         self.location
@@ -111,6 +129,7 @@ impl fmt::Debug for Migration {
             .field("description", &self.description)
             .field("after", &self.after)
             .field("checksum", &self.checksum)
+            .field("background", &self.background)
             .field("location", &self.location)
             .finish_non_exhaustive()
     }

@@ -15,16 +15,20 @@ use crate::support::error::Error;
 impl Engine<'_> {
     /// Under the lock: reads the records again, since another process may
     /// have applied migrations meanwhile, records what a previous holder
-    /// completed, and applies what is still missing.
+    /// completed, and applies what is still missing: the background
+    /// migrations too when `with_background`, else only the others (which
+    /// come first in `ordered`).
     pub(crate) async fn apply_pending(
         &self,
         ordered: &[&'static Migration],
         held: &mut Held<'_>,
         stored: Stored,
         noted: &str,
+        with_background: bool,
     ) -> Result<ApplyReport, Error> {
         vet_stored(ordered, &stored, &self.records)?;
-        let (pending, mut report) = report::split(ordered, &stored);
+        let (mut pending, mut report) = report::split(ordered, &stored);
+        pending.retain(|migration| with_background || !migration.is_background());
         let first = pending.first().map(|migration| migration.id());
         if first.is_some_and(|first| first != noted) {
             // Another process applied `noted` meanwhile; with nothing left

@@ -1,4 +1,4 @@
-//! Reading what a live database has of the declared collections, read-only:
+//! The declared collections of a live database, read-only:
 //! one `listCollections` for all of them (with the validators), then one
 //! `listIndexes` per collection that exists, a few at a time.
 

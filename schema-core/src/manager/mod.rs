@@ -1,16 +1,21 @@
 //! [`SchemaManager`]: what an application configures (the database, the
 //! collections, the lease, the set, the policies), and the checks made
-//! before anything is sent. Its operations are in `operations`.
+//! before anything is sent. Its operations are in `operations`; the
+//! background migrations' task and waiting for the schema in
+//! `background`; snapshots and verification in `schema`.
 
+mod background;
 mod operations;
 mod schema;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mongodb::Database;
 use mongodb::options::ClientOptions;
 use tracing::warn;
 
+use self::background::Background;
 use crate::assess::policy::Policy;
 use crate::data::{self, Observer, Progress};
 use crate::declare::registry::Migration;
@@ -56,6 +61,11 @@ pub struct SchemaManager {
     on_unknown: Policy,
     /// Hear of every batch of every backfill.
     observers: Vec<Observer>,
+    /// Whether `apply_all` applies the background migrations itself.
+    wait_for_background: bool,
+    /// What this manager and its clones know of the background task and
+    /// of what is recorded.
+    background: Arc<Background>,
 }
 
 /// Names the database and shows the settings, never the client's options:
@@ -74,7 +84,8 @@ impl std::fmt::Debug for SchemaManager {
             .field("on_drift", &self.on_drift)
             .field("on_unknown", &self.on_unknown)
             .field("observers", &self.observers.len())
-            .finish()
+            .field("wait_for_background", &self.wait_for_background)
+            .finish_non_exhaustive()
     }
 }
 
@@ -129,7 +140,20 @@ impl SchemaManager {
             on_drift: Policy::Warn,
             on_unknown: Policy::Warn,
             observers: Vec::new(),
+            wait_for_background: false,
+            background: Arc::default(),
         }
+    }
+
+    /// Has [`apply_all`](SchemaManager::apply_all) apply the background
+    /// migrations (`#[migration(background)]`) too before it returns, as
+    /// the command line's `apply`, `#[schema_core::test]` and
+    /// [`snapshot`](SchemaManager::snapshot) do. Without it (the default),
+    /// `apply_all` returns once the others are applied and a task of the
+    /// process applies the background ones.
+    pub fn wait_for_background(mut self, wait: bool) -> SchemaManager {
+        self.wait_for_background = wait;
+        self
     }
 
     /// Calls `observe` when each [`Backfill`](crate::data::Backfill) the

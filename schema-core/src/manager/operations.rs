@@ -13,6 +13,7 @@ use crate::assess::status::{self, LockStatus, Status};
 use crate::declare::order;
 use crate::declare::registry::Migration;
 use crate::engine::vet_stored;
+use crate::live;
 use crate::support::error::Error;
 
 impl SchemaManager {
@@ -78,24 +79,47 @@ impl SchemaManager {
             drifted,
             unknown,
         )?;
-        let Some(first) = pending.first() else {
-            return Ok(report);
+        self.background.saw(&stored);
+        let with_background = self.wait_for_background;
+        let mut report = match pending
+            .iter()
+            .find(|migration| with_background || !migration.is_background())
+        {
+            None => report,
+            Some(first) => {
+                let noted = first.id();
+                let (mut report, interrupted) = engine
+                    .under_lock(self.lock_wait_timeout, Some(noted), async |held, stored| {
+                        engine
+                            .apply_pending(&ordered, held, stored, noted, with_background)
+                            .await
+                    })
+                    .await?;
+                report.interrupted = interrupted;
+                report
+            }
         };
-
-        let noted = first.id();
-        let (mut report, interrupted) = engine
-            .under_lock(self.lock_wait_timeout, Some(noted), async |held, stored| {
-                engine.apply_pending(&ordered, held, stored, noted).await
-            })
-            .await?;
-        report.interrupted = interrupted;
+        self.background.recorded(&report.applied);
+        self.background.recorded(&report.already_applied);
+        if !with_background {
+            report.background = pending
+                .iter()
+                .filter(|migration| migration.is_background())
+                .map(|migration| migration.id().to_owned())
+                .filter(|id| !report.applied.contains(id) && !report.already_applied.contains(id))
+                .collect();
+            if !report.background.is_empty() {
+                self.start_background(&report.background)?;
+            }
+        }
         Ok(report)
     }
 
     /// Every known migration in apply order with its state, the records no
-    /// registered migration has, and, while a migration is pending, the
-    /// backfills under way. Reads the versions collection once (and the
-    /// lock when something is pending); writes nothing.
+    /// registered migration has, this process's background task, and,
+    /// while a migration is pending, the backfills and index builds under
+    /// way. Reads the versions collection once (and, when something is
+    /// pending, the lock and the server's `$currentOp`); writes nothing.
     ///
     /// # Errors
     ///
@@ -107,11 +131,15 @@ impl SchemaManager {
         let records = self.records();
         let stored = records.read_all().await?;
         vet_stored(&ordered, &stored, &records)?;
+        self.background.saw(&stored);
         let mut status = status::status(&ordered, &stored);
         if !status.is_up_to_date() {
-            // Only a migration still to apply can have a backfill under way.
+            // Only a migration still to apply can have a backfill or an
+            // index build under way.
             status.backfills = self.lock().backfills().await?;
+            status.index_builds = live::index_builds::read(&self.db).await;
         }
+        status.background = self.background.task();
         Ok(status)
     }
 

@@ -40,9 +40,12 @@ impl SchemaManager {
         self.check_configuration()?;
         let groups = groups_of(&self.ordered()?);
         let scratch = self.db.client().database(&scratch_name(self.db.name()));
-        let mut manager = self.clone();
+        // Everything applied before it returns, and what it learns kept
+        // apart from this manager's own database.
+        let mut manager = self.clone().wait_for_background(true);
         manager.db = scratch.clone();
         manager.observers.clear();
+        manager.background = Default::default();
         let capture = Capture::start(scratch.name());
         let applied = manager.apply_all().await;
         let declared = capture.finish();
@@ -90,7 +93,7 @@ impl SchemaManager {
             });
         }
         let names: Vec<&str> = snapshot.collections().map(|(name, _)| name).collect();
-        let found = live::read(&self.db, &names).await?;
+        let found = live::collections::read(&self.db, &names).await?;
         Ok(drift::compare(snapshot, &found))
     }
 }

@@ -66,8 +66,10 @@ impl TestDatabase {
         // The database the URI names, if any, is shared: always use a fresh one.
         let database = connection.client().database(&unique_name(test));
         let test_database = TestDatabase { connection, database };
+        // The background migrations too: a test starts from the whole schema.
         let applied = SchemaManager::new(test_database.database.clone())
             .migrations(migrations)
+            .wait_for_background(true)
             .apply_all()
             .await;
         match applied {
@@ -138,7 +140,7 @@ fn unique_name(test: &str) -> String {
 /// or changed something, and what; any error of
 /// [`SchemaManager::apply_all`] or of reading the collections.
 pub async fn check_idempotent(manager: &SchemaManager) -> Result<(), Error> {
-    manager.apply_all().await?;
+    manager.clone().wait_for_background(true).apply_all().await?;
     let db = manager.database();
     let mut ids = Vec::new();
     let mut reasons = Vec::new();

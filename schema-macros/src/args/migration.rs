@@ -15,24 +15,35 @@ const KEYS: Keys = Keys(&[
             "missing `id`: write `#[migration(id = \"0001_name\")]` with an id that never changes once deployed",
         ),
         once: "a migration has exactly one id",
+        flag: false,
     },
     Key {
         name: "after",
         example: "after = \"0000_other\"",
         missing: None,
         once: "list every dependency once: `after = [\"a\", \"b\"]`",
+        flag: false,
     },
     Key {
         name: "description",
         example: "description = \"...\"",
         missing: None,
         once: "keep one",
+        flag: false,
     },
     Key {
         name: "group",
         example: "group = \"billing\"",
         missing: None,
         once: "a migration belongs to one group",
+        flag: false,
+    },
+    Key {
+        name: "background",
+        example: "background",
+        missing: None,
+        once: "write it once",
+        flag: true,
     },
     CRATE,
 ]);
@@ -48,6 +59,8 @@ pub(crate) struct MigrationArgs {
     pub(crate) description: Option<LitStr>,
     /// `group = "billing"`: the group the migration belongs to.
     pub(crate) group: Option<LitStr>,
+    /// `background`: the migration may finish after the service is up.
+    pub(crate) background: bool,
     /// `crate = "path"`: where the generated code finds schema-core.
     pub(crate) krate: Option<Path>,
 }
@@ -57,13 +70,17 @@ impl MigrationArgs {
     /// read is returned even when some of it was wrong.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> MigrationArgs {
         let mut args = MigrationArgs::default();
-        KEYS.parse(tokens, errors, |key, value, errors| match key {
-            "id" => args.id = values::id(value, errors),
-            "after" => args.after = values::dependencies(value, errors),
-            "description" => args.description = values::string(value, key, errors),
-            "group" => args.group = values::group(value, errors),
-            "crate" => args.krate = values::crate_path(value, errors),
-            // `Keys::parse` passes only the keys of `KEYS`.
+        KEYS.parse(tokens, errors, |key, value, errors| match (key, value) {
+            ("background", None) => args.background = true,
+            ("id", Some(value)) => args.id = values::id(value, errors),
+            ("after", Some(value)) => args.after = values::dependencies(value, errors),
+            ("description", Some(value)) => {
+                args.description = values::string(value, key, errors);
+            }
+            ("group", Some(value)) => args.group = values::group(value, errors),
+            ("crate", Some(value)) => args.krate = values::crate_path(value, errors),
+            // `Keys::parse` passes only the keys of `KEYS`, with a value
+            // exactly when the key is not a flag.
             _ => {}
         });
         if let Some(id) = &args.id {

@@ -33,6 +33,7 @@ pub(crate) const CRATE: Key = Key {
     example: "crate = \"schema\"",
     missing: None,
     once: "keep one",
+    flag: false,
 };
 
 /// The keys one attribute takes, in the order its messages list them.
@@ -49,11 +50,14 @@ pub(crate) struct Key {
     pub(crate) missing: Option<&'static str>,
     /// What to do about the key given twice, after "`group` is given twice; ".
     pub(crate) once: &'static str,
+    /// A flag is written alone (`background`), never with a value.
+    pub(crate) flag: bool,
 }
 
 impl Keys {
-    /// Parses `tokens` as `key = value` pairs and calls `read` with each
-    /// accepted key's name and value, in the order they are written.
+    /// Parses `tokens` as `key = value` pairs and flags, and calls `read`
+    /// with each accepted key's name and value (`None` for a flag), in the
+    /// order they are written.
     ///
     /// Every mistake is recorded in `errors`, in the order it is written,
     /// interleaved with those `read` records; the pairs that are right are
@@ -63,7 +67,7 @@ impl Keys {
         &self,
         tokens: TokenStream,
         errors: &mut Errors,
-        mut read: impl FnMut(&'static str, &Expr, &mut Errors),
+        mut read: impl FnMut(&'static str, Option<&Expr>, &mut Errors),
     ) {
         let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
             Ok(metas) => metas,
@@ -94,18 +98,29 @@ impl Keys {
             };
             let repeated = given.contains(&key.name);
             given.push(key.name);
-            let Meta::NameValue(pair) = meta else {
-                errors.spanned(
-                    meta,
-                    format!("`{0}` needs a value: write `{0} = \"...\"`", key.name),
-                );
-                continue;
+            let value = match (meta, key.flag) {
+                (Meta::Path(_), true) => None,
+                (Meta::NameValue(pair), false) => Some(&pair.value),
+                (_, true) => {
+                    errors.spanned(
+                        meta,
+                        format!("`{0}` is a flag and takes no value: write `{0}` alone", key.name),
+                    );
+                    continue;
+                }
+                (_, false) => {
+                    errors.spanned(
+                        meta,
+                        format!("`{0}` needs a value: write `{0} = \"...\"`", key.name),
+                    );
+                    continue;
+                }
             };
             if repeated {
                 errors.spanned(meta, format!("`{}` is given twice; {}", key.name, key.once));
                 continue;
             }
-            read(key.name, &pair.value, errors);
+            read(key.name, value, errors);
         }
         for key in self.0.iter().filter(|key| !given.contains(&key.name)) {
             if let Some(message) = key.missing {

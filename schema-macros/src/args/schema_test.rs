@@ -13,6 +13,7 @@ const KEYS: Keys = Keys(&[
         example: "group = \"billing\"",
         missing: None,
         once: "a test gets the migrations of one group",
+        flag: false,
     },
     CRATE,
 ]);
@@ -32,10 +33,10 @@ impl TestArgs {
     /// read is returned even when some of it was wrong.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> TestArgs {
         let mut args = TestArgs::default();
-        KEYS.parse(tokens, errors, |key, value, errors| match key {
-            "group" => args.group = values::group(value, errors),
-            "crate" => args.krate = values::crate_path(value, errors),
-            // `Keys::parse` passes only the keys of `KEYS`.
+        KEYS.parse(tokens, errors, |key, value, errors| match (key, value) {
+            ("group", Some(value)) => args.group = values::group(value, errors),
+            ("crate", Some(value)) => args.krate = values::crate_path(value, errors),
+            // `Keys::parse` passes only the keys of `KEYS`, each with a value.
             _ => {}
         });
         args

@@ -20,7 +20,7 @@ struct Attribute {
 
 const MIGRATION: Attribute = Attribute {
     required: "id = \"0001_a\", ",
-    keys: "`id`, `after`, `description`, `group` and `crate`",
+    keys: "`id`, `after`, `description`, `group`, `background` and `crate`",
     one_group: "a migration belongs to one group",
     parse: |tokens, errors| {
         MigrationArgs::parse(tokens, errors);
@@ -173,7 +173,7 @@ fn both_say_how_to_write_arguments_that_do_not_parse() {
         MIGRATION.mistakes("group = \"billing\" crate = \"schema\""),
         [
             "expected `,`; write the arguments as `id = \"0001_name\"`, optionally followed by any of \
-             `after = \"0000_other\"`, `description = \"...\"`, `group = \"billing\"` and `crate = \"schema\"`"
+             `after = \"0000_other\"`, `description = \"...\"`, `group = \"billing\"`, `background` and `crate = \"schema\"`"
         ]
     );
     assert_eq!(
@@ -233,6 +233,32 @@ fn the_migration_attribute_reads_its_arguments() {
     assert_eq!(args.description.map(|text| text.value()).as_deref(), Some("d"));
     assert_eq!(args.group.map(|group| group.value()).as_deref(), Some("g"));
     assert!(args.krate.is_some());
+    assert!(!args.background);
+
+    let mut errors = Errors::default();
+    let args = MigrationArgs::parse(quote::quote!(id = "0003_c", background), &mut errors);
+    assert!(messages(errors).is_empty());
+    assert!(args.background);
+}
+
+#[test]
+fn background_is_a_flag_given_once_and_only_to_migrations() {
+    let mut errors = Errors::default();
+    MigrationArgs::parse(
+        quote::quote!(id = "0001_a", background = true, background),
+        &mut errors,
+    );
+    assert_eq!(
+        messages(errors),
+        [
+            "`background` is a flag and takes no value: write `background` alone",
+            "`background` is given twice; write it once",
+        ]
+    );
+    assert_eq!(
+        TEST.mistakes("background"),
+        ["unknown argument `background`; expected one of `group` and `crate`"]
+    );
 }
 
 #[test]
@@ -254,7 +280,7 @@ fn the_migration_attribute_needs_an_id_and_checks_it_against_after() {
         messages(errors),
         [
             "the migration id contains ' '; ids use only ASCII letters, digits, `_`, `.` and `-`",
-            "unknown argument `colour`; expected one of `id`, `after`, `description`, `group` and `crate`",
+            "unknown argument `colour`; expected one of `id`, `after`, `description`, `group`, `background` and `crate`",
             "migration `bad id` cannot run after itself; remove it from `after`",
         ]
     );

@@ -8,7 +8,7 @@
 //! A binary applies the migrations it links (`SchemaManager::new` applies
 //! the default group, the migrations declared without `group`), and every
 //! group is checked against the whole registered set of the binary. Here the
-//! default group is the example application's ten migrations, linked as an
+//! default group is the example application's eleven migrations, linked as an
 //! application links its own (`command_counts`, `example_schema`,
 //! `testing`); every module that declares migrations of its own puts them
 //! in a group named after it and applies that group. The tests about the
@@ -24,6 +24,7 @@ mod apply;
 mod backfill;
 mod backfill_faults;
 mod backfill_transactions;
+mod background;
 mod cli;
 mod command_counts;
 mod compile;

@@ -1,5 +1,5 @@
 //! The `testing` feature: `#[schema_core::test]`, `TestDatabase`, and
-//! `check_idempotent` on the example application's ten migrations and on
+//! `check_idempotent` on the example application's eleven migrations and on
 //! two that are not idempotent.
 
 use std::sync::{Arc, Mutex};
@@ -53,8 +53,8 @@ async fn the_example_applications_migrations_are_idempotent() {
     let db = fresh_database("idempotent_example").await;
     check_idempotent(&SchemaManager::new(db.clone()))
         .await
-        .expect("the ten example migrations are idempotent");
-    assert_eq!(record_ids(&db, "schema_versions").await.len(), 10);
+        .expect("the eleven example migrations are idempotent");
+    assert_eq!(record_ids(&db, "schema_versions").await.len(), 11);
 }
 
 #[tokio::test]
@@ -75,7 +75,7 @@ async fn migrations_that_are_not_idempotent_are_named_with_what_they_did() {
 #[schema_core::test]
 async fn a_test_gets_a_database_of_its_own_with_the_migrations_applied(db: Database) {
     assert!(db.name().starts_with("t_"), "{}", db.name());
-    assert_eq!(record_ids(&db, "schema_versions").await.len(), 10);
+    assert_eq!(record_ids(&db, "schema_versions").await.len(), 11);
 }
 
 #[schema_core::test(group = "broken")]
@@ -94,7 +94,7 @@ async fn a_test_database_by_hand_is_dropped_when_asked() {
         .unwrap();
     let db = test.database().clone();
     let name = db.name().to_owned();
-    assert_eq!(record_ids(&db, "schema_versions").await.len(), 10);
+    assert_eq!(record_ids(&db, "schema_versions").await.len(), 11);
     let client = db.client().clone();
     test.drop_database().await.unwrap();
     let names = fresh_database("by_hand_check")
@@ -130,7 +130,7 @@ fn a_failing_test_keeps_its_database() {
         let kept = probe.client().database(&name);
         assert_eq!(
             record_ids(&kept, "schema_versions").await.len(),
-            10,
+            11,
             "{name} was kept"
         );
         kept.drop().await.unwrap();

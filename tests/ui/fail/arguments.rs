@@ -21,6 +21,21 @@ mod after_repeated {
     }
 }
 
+mod background_with_a_value {
+    use schema_core::migration;
+    use schema_core::mongodb::{Database, error::Error};
+
+    #[migration(id = "0001_events", background = true)]
+    async fn with_value(_db: &Database) -> Result<(), Error> {
+        Ok(())
+    }
+
+    #[migration(id = "0002_events", background, background)]
+    async fn twice(_db: &Database) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 mod bad_crate_path {
     use schema_core::migration;
     use schema_core::mongodb::{Database, error::Error};

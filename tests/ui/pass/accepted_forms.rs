@@ -62,7 +62,25 @@ async fn invoices(_db: &Database) -> Result<(), mongodb::error::Error> {
     Ok(())
 }
 
+/// Allowed to finish after the start
+#[migration(
+    group = "billing-v2_EU",
+    background,
+    id = "0008_slow",
+    after = "0007_invoices"
+)]
+async fn slow(_db: &Database) -> Result<(), mongodb::error::Error> {
+    Ok(())
+}
+
 fn main() {
+    let background: Vec<_> = schema_core::Migrations::registered()
+        .unwrap()
+        .iter()
+        .filter(|m| m.is_background())
+        .map(|m| m.id())
+        .collect();
+    assert_eq!(background, ["0008_slow"]);
     let found: Vec<_> = schema_core::Migrations::registered()
         .unwrap()
         .iter()
@@ -70,7 +88,7 @@ fn main() {
         .collect();
     // Without `group`, a migration is in the default group.
     let default = schema_core::DEFAULT_GROUP;
-    let expected: [(&str, &str, &str, &[&str]); 7] = [
+    let expected: [(&str, &str, &str, &[&str]); 8] = [
         ("0001_doc", default, "Described by its doc comment", &[]),
         ("0002_explicit", default, "Described explicitly", &["0001_doc"]),
         (
@@ -88,6 +106,12 @@ fn main() {
             "invoices",
             &["0006_string_error"],
         ),
+        (
+            "0008_slow",
+            "billing-v2_EU",
+            "Allowed to finish after the start",
+            &["0007_invoices"],
+        ),
     ];
     assert_eq!(found, expected);
     // The functions stay callable as written.
@@ -99,5 +123,6 @@ fn main() {
         boxed,
         string_error,
         invoices,
+        slow,
     );
 }

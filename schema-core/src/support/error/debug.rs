@@ -1,9 +1,21 @@
 //! `{:?}` of an [`Error`]: its message and every cause, and with `{:#?}`
-//! its kind, as `main` returning an error shows it.
+//! its kind, as `main` returning an error shows it; and the same on one
+//! line, for the command line and status reports.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use super::Error;
+
+/// `error`'s message followed by each of its causes, separated by `: `.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

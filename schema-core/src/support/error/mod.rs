@@ -6,9 +6,10 @@ mod kind;
 mod server;
 mod words;
 
+pub(crate) use self::debug::chain;
 pub use self::server::ServerError;
 pub(crate) use self::server::{code, shown, without_values};
-use self::words::{describe_cycle, describe_not_idempotent, quoted};
+use self::words::{describe_cycle, describe_not_applied, describe_not_idempotent, quoted};
 use crate::support::location::Location;
 
 /// A boxed error from a migration function, whatever type it returned.
@@ -88,6 +89,19 @@ pub enum Error {
         /// The ids on the cycle: each runs after the next, and the last
         /// runs after the first.
         ids: Vec<String>,
+    },
+
+    /// A migration that runs at start depends on a background migration,
+    /// which may still be running once the start is done.
+    #[error(
+        "migration `{id}` runs at start but after `{background}`, a background migration that may \
+         finish only after the start: mark `{id}` `background` too, or remove the `after`"
+    )]
+    BackgroundDependency {
+        /// The migration declared without `background`.
+        id: String,
+        /// The background migration it names.
+        background: String,
     },
 
     /// Applied migrations whose bodies were edited since, refused by
@@ -170,6 +184,30 @@ pub enum Error {
         id: String,
         /// The panic's message, when it had a textual one.
         message: String,
+    },
+
+    /// The background migrations of this process stopped before all were
+    /// recorded; `source` says why (a migration failed, the server could
+    /// not be reached, ...). The next start of a process tries them again.
+    #[error("the background migrations stopped before `{id}` was recorded; the next start tries again")]
+    BackgroundFailed {
+        /// The first background migration not recorded.
+        id: String,
+        /// What stopped them, as the background task met it.
+        #[source]
+        source: std::sync::Arc<Error>,
+    },
+
+    /// [`wait_applied`](crate::SchemaManager::wait_applied) gave up: when
+    /// its timeout passed, some migrations were still not recorded.
+    #[error("{}", describe_not_applied(pending, running.as_deref(), *waited))]
+    NotApplied {
+        /// The migrations not recorded, in apply order.
+        pending: Vec<String>,
+        /// The one a holder of the lock noted as running, if any.
+        running: Option<String>,
+        /// How long it waited.
+        waited: std::time::Duration,
     },
 
     /// A migration ran and its completion was fenced in the lock's ledger,

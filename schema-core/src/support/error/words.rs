@@ -2,6 +2,7 @@
 //! cycle, the reasons migrations are not idempotent.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 /// `` `a`, `b` `` for messages.
 pub(super) fn quoted(ids: &[String]) -> String {
@@ -42,4 +43,17 @@ pub(super) fn describe_cycle(ids: &[String]) -> String {
     }
     text.push_str("); remove one of these `after` entries");
     text
+}
+
+pub(super) fn describe_not_applied(pending: &[String], running: Option<&str>, waited: Duration) -> String {
+    let running = running
+        .map(|id| format!(" (`{id}` is running)"))
+        .unwrap_or_default();
+    format!(
+        "after {waited:?}, {} not recorded yet{running}",
+        match pending {
+            [one] => format!("migration `{one}` is"),
+            _ => format!("migrations {} are", quoted(pending)),
+        }
+    )
 }

@@ -1,0 +1,371 @@
+//! Background migrations (`#[migration(background)]`): `apply_all` returns
+//! before them and a task of the process applies them; `wait_applied`,
+//! `is_applied`, `status` and the command line's `wait` tell how far the
+//! schema is. In this process with the group `background`; as real
+//! processes with `background-service` (a start, a kill during the
+//! background migration, the `wait` command).
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use schema_core::mongodb::bson::{Document, doc};
+use schema_core::mongodb::{Database, error::Error as DriverError};
+use schema_core::{Error, Migrations, SchemaManager, migration};
+use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
+use schema_tests::workers::{self, Lines, Worker};
+use schema_tests::{fresh_database, monitored_database, note_ran, ran, record_ids, take_commands};
+
+const GROUP: &str = "background";
+const AT_START: &str = "bgt_0001_at_start";
+const GATED: &str = "bgt_0002_gated";
+
+#[migration(id = "bgt_0001_at_start", group = "background")]
+async fn at_start(db: &Database) -> Result<(), DriverError> {
+    note_ran(db, AT_START).await
+}
+
+/// Runs until the collection `gate` holds a document, and fails when it
+/// says `fail: true`
+#[migration(
+    id = "bgt_0002_gated",
+    group = "background",
+    after = "bgt_0001_at_start",
+    background
+)]
+async fn gated(db: &Database) -> Result<(), DriverError> {
+    note_ran(db, "bgt_0002_gated started").await?;
+    let opened = loop {
+        if let Some(opened) = db.collection::<Document>("gate").find_one(doc! {}).await? {
+            break opened;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    if opened.get_bool("fail").unwrap_or(false) {
+        return Err(DriverError::custom("the gate said to fail"));
+    }
+    note_ran(db, "bgt_0002_gated finished").await
+}
+
+fn manager(db: &Database) -> SchemaManager {
+    SchemaManager::new(db.clone())
+        .migrations(Migrations::group(GROUP).expect("the group is valid"))
+        .lock_lease(Duration::from_secs(2))
+}
+
+async fn open_gate(db: &Database, fail: bool) {
+    db.collection::<Document>("gate")
+        .insert_one(doc! { "fail": fail })
+        .await
+        .expect("open the gate");
+}
+
+/// Waits until `ran` holds `note`.
+async fn until_ran(db: &Database, note: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ran(db).await.iter().any(|seen| seen == note) {
+        assert!(Instant::now() < deadline, "{note} in time: {:?}", ran(db).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn apply_all_returns_before_a_background_migration_and_a_task_applies_it() {
+    let db = fresh_database("background_task").await;
+    let manager = manager(&db);
+
+    let report = manager.apply_all().await.expect("apply");
+    assert_eq!(report.applied, [AT_START]);
+    assert_eq!(report.background, [GATED]);
+    assert!(manager.is_applied(AT_START));
+    assert!(!manager.is_applied(GATED));
+    // The task runs it, and it is not recorded while it runs.
+    until_ran(&db, "bgt_0002_gated started").await;
+    assert_eq!(record_ids(&db, "schema_versions").await, [AT_START]);
+    assert!(manager.status().await.expect("status").background.running);
+
+    let error = manager
+        .wait_applied(Duration::from_millis(300))
+        .await
+        .expect_err("still running");
+    let Error::NotApplied { pending, running, .. } = &error else {
+        panic!("expected NotApplied, got {error:?}");
+    };
+    assert_eq!(pending, &[GATED]);
+    assert_eq!(running.as_deref(), Some(GATED));
+    assert_eq!(error.kind(), "not_applied");
+
+    open_gate(&db, false).await;
+    manager
+        .wait_applied(Duration::from_secs(20))
+        .await
+        .expect("applied once the gate opens");
+    assert!(manager.is_applied(GATED));
+    assert_eq!(record_ids(&db, "schema_versions").await, [AT_START, GATED]);
+    assert_eq!(
+        ran(&db).await,
+        [AT_START, "bgt_0002_gated started", "bgt_0002_gated finished"]
+    );
+    // A clone shares what the manager knows.
+    assert!(manager.clone().is_applied(GATED));
+}
+
+#[tokio::test]
+async fn a_failing_background_migration_is_reported_and_not_recorded() {
+    let db = fresh_database("background_fails").await;
+    open_gate(&db, true).await;
+    let manager = manager(&db);
+
+    let report = manager.apply_all().await.expect("the start succeeds");
+    assert_eq!(report.background, [GATED]);
+    let error = manager
+        .wait_applied(Duration::from_secs(20))
+        .await
+        .expect_err("the background migration fails");
+    let Error::BackgroundFailed { id, source } = &error else {
+        panic!("expected BackgroundFailed, got {error:?}");
+    };
+    assert_eq!(id, GATED);
+    assert_eq!(source.kind(), "migration_failed");
+    assert_eq!(record_ids(&db, "schema_versions").await, [AT_START]);
+    assert!(!manager.is_applied(GATED));
+
+    let status = manager.status().await.expect("status");
+    assert_eq!(status.pending(), [GATED]);
+    assert!(!status.background.running);
+    let failed = status.background.failed.expect("status reports the failure");
+    assert_eq!((failed.id.as_str(), failed.kind), (GATED, "migration_failed"));
+    assert!(failed.message.contains(GATED), "{}", failed.message);
+}
+
+#[tokio::test]
+async fn wait_for_background_applies_everything_before_apply_all_returns() {
+    let db = fresh_database("background_inline").await;
+    open_gate(&db, false).await;
+    let report = manager(&db)
+        .wait_for_background(true)
+        .apply_all()
+        .await
+        .expect("apply");
+    assert_eq!(report.applied, [AT_START, GATED]);
+    assert!(report.background.is_empty());
+    assert_eq!(record_ids(&db, "schema_versions").await, [AT_START, GATED]);
+}
+
+#[tokio::test]
+async fn waiting_reads_the_records_once_per_interval() {
+    let (db, sent) = monitored_database("background_wait_reads").await;
+    let manager = manager(&db);
+    manager.apply_all().await.expect("apply");
+    until_ran(&db, "bgt_0002_gated started").await;
+
+    take_commands(&sent);
+    let timeout = SchemaManager::WAIT_INTERVAL * 5 / 2;
+    let error = manager.wait_applied(timeout).await.expect_err("still running");
+    assert_eq!(error.kind(), "not_applied");
+    let commands = take_commands(&sent);
+    let count = |name: &str, collection: &str| {
+        commands
+            .iter()
+            .filter(|(sent, target)| sent == name && target == collection)
+            .count()
+    };
+    // At 0, 1, 2 and 2.5 intervals; then the lock, for what runs.
+    let reads = count("find", "schema_versions");
+    assert!((3..=4).contains(&reads), "{reads} reads: {commands:?}");
+    assert_eq!(count("find", "schema_lock"), 1, "{commands:?}");
+
+    open_gate(&db, false).await;
+    manager
+        .wait_applied(Duration::from_secs(20))
+        .await
+        .expect("applied");
+}
+
+#[tokio::test]
+async fn status_shows_an_index_build_the_server_reports_and_unknown_otherwise() {
+    let db = fresh_database("background_index_build").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+
+    // The emulator reports no operation: nothing is shown, and status
+    // does not fail.
+    let status = manager(&proxied).status().await.expect("status");
+    assert!(status.index_builds.is_empty());
+
+    let rule = proxy.add(Rule::new(
+        Match::command("aggregate").when(|body| {
+            body.get_array("pipeline").is_ok_and(|pipeline| {
+                pipeline
+                    .first()
+                    .and_then(|stage| stage.as_document())
+                    .is_some_and(|stage| stage.contains_key("$currentOp"))
+            })
+        }),
+        Fault::Reply(current_op_reply(db.name())),
+    ));
+    let status = manager(&proxied).status().await.expect("status");
+    assert_eq!(rule.hits(), 1, "the proxy answered the $currentOp");
+    let [build] = status.index_builds.as_slice() else {
+        panic!("one build: {:?}", status.index_builds);
+    };
+    assert_eq!(build.collection, "events");
+    assert_eq!(build.indexes, ["at_1"]);
+    assert_eq!(
+        (build.done, build.total, build.percent()),
+        (Some(40), Some(100), Some(40))
+    );
+}
+
+/// What MongoDB's `$currentOp` answers while `db.events` builds `at_1`
+/// (its fields as 7.0 lists them), and an operation on another database.
+fn current_op_reply(db: &str) -> Document {
+    doc! {
+        "ok": 1.0,
+        "cursor": {
+            "id": 0_i64,
+            "ns": "admin.$cmd.aggregate",
+            "firstBatch": [
+                {
+                    "type": "op",
+                    "active": true,
+                    "op": "command",
+                    "ns": format!("{db}.events"),
+                    "command": {
+                        "createIndexes": "events",
+                        "indexes": [{ "key": { "at": 1 }, "name": "at_1" }],
+                        "$db": db,
+                    },
+                    "msg": "Index Build: scanning collection Index Build: scanning collection: 40/100 40%",
+                    "progress": { "done": 40_i64, "total": 100_i64 },
+                },
+                {
+                    "op": "command",
+                    "ns": "other.things",
+                    "command": { "createIndexes": "things", "indexes": [], "$db": "other" },
+                    "progress": { "done": 1_i64, "total": 2_i64 },
+                },
+            ],
+        },
+    }
+}
+
+const SERVICE: &str = env!("CARGO_BIN_EXE_background-service");
+const SERVICE_AT_START: &str = "bg_0001_events";
+const SERVICE_BACKGROUND: &str = "bg_0002_backfill";
+
+/// The service's command line on `db` (through `uri`), to its end; waited
+/// for off the runtime's thread, which runs the proxy.
+async fn command(db: &Database, uri: &str, arguments: &[&str]) -> Output {
+    let child = Worker::new(SERVICE, db, 2000).through(uri).spawn_with(arguments);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    tokio::task::spawn_blocking(move || workers::finish(child, deadline))
+        .await
+        .expect("wait for the command")
+}
+
+#[tokio::test]
+async fn a_service_is_ready_while_its_background_migration_runs_and_wait_tells() {
+    let db = fresh_database("background_service").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut service = Worker::new(SERVICE, &db, 2000).spawn();
+    let mut lines = Lines::of(&mut service);
+
+    let ready = lines.wait_for("ready", deadline);
+    assert_eq!(ready.as_deref(), Some(SERVICE_BACKGROUND), "{}", lines.seen());
+    until_ran(&db, "bg_0002_backfill started").await;
+    assert_eq!(record_ids(&db, "schema_versions").await, [SERVICE_AT_START]);
+
+    // `wait` gives up with status 3, naming what runs and, from the
+    // server's report (injected: the emulator reports none), how far.
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    proxy.add(Rule::new(
+        Match::command("aggregate").when(|body| format!("{body:?}").contains("$currentOp")),
+        Fault::Reply(current_op_reply(db.name())),
+    ));
+    let waited = command(&db, &proxy.uri(), &["wait", "--timeout", "1"]).await;
+    let text = workers::text(&waited);
+    assert_eq!(waited.status.code(), Some(3), "{text}");
+    assert!(
+        text.contains(&format!("1 pending: {SERVICE_BACKGROUND}")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("running: {SERVICE_BACKGROUND}")), "{text}");
+    assert!(
+        text.contains("index build on events (at_1): 40 of 100 done (40%)"),
+        "{text}"
+    );
+    // Without a report, the progress is unknown, not zero.
+    let waited = command(&db, &schema_tests::uri(), &["wait", "--timeout", "0", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&waited.stdout).expect("JSON");
+    assert_eq!(waited.status.code(), Some(3), "{}", workers::text(&waited));
+    assert_eq!(json["pending"], serde_json::json!([SERVICE_BACKGROUND]));
+    assert_eq!(json["running"], SERVICE_BACKGROUND);
+    assert_eq!(json["index_builds"], serde_json::json!([]));
+
+    open_gate(&db, false).await;
+    assert_eq!(lines.wait_for("done", deadline).as_deref(), Some("ok"));
+    let finished = workers::finish(service, deadline);
+    assert!(finished.status.success(), "{}", workers::text(&finished));
+
+    let waited = command(&db, &schema_tests::uri(), &["wait", "--timeout", "10"]).await;
+    assert_eq!(waited.status.code(), Some(0), "{}", workers::text(&waited));
+    assert_eq!(
+        record_ids(&db, "schema_versions").await,
+        [SERVICE_AT_START, SERVICE_BACKGROUND]
+    );
+    assert_eq!(
+        ran(&db).await,
+        [
+            SERVICE_AT_START,
+            "bg_0002_backfill started",
+            "bg_0002_backfill finished"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn after_a_kill_during_the_background_migration_the_next_start_is_ready_at_once_then_finishes_it() {
+    let db = fresh_database("background_killed").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // A lease long enough that the next start is surely ready before it
+    // ends.
+    let mut first = Worker::new(SERVICE, &db, 5000).spawn();
+    let mut lines = Lines::of(&mut first);
+    assert!(lines.wait_for("ready", deadline).is_some(), "{}", lines.seen());
+    until_ran(&db, "bg_0002_backfill started").await;
+    let first_pid = i64::from(first.id());
+    workers::kill(first, deadline);
+
+    let mut second = Worker::new(SERVICE, &db, 5000).spawn();
+    let mut lines = Lines::of(&mut second);
+    let ready = lines.wait_for("ready", deadline);
+    // Ready while the dead process's lease still holds the lock: the start
+    // did not wait for it.
+    let lock = workers::lock_document(&db).await.expect("the dead holder's lock");
+    let pid = lock
+        .get("pid")
+        .and_then(|pid| pid.as_i64().or(pid.as_i32().map(i64::from)));
+    assert_eq!(pid, Some(first_pid), "{lock:?}");
+    assert_eq!(ready.as_deref(), Some(SERVICE_BACKGROUND), "{}", lines.seen());
+    assert_eq!(record_ids(&db, "schema_versions").await, [SERVICE_AT_START]);
+
+    // Once that lease ends, the second takes over and finishes it.
+    open_gate(&db, false).await;
+    assert_eq!(lines.wait_for("done", deadline).as_deref(), Some("ok"));
+    let finished = workers::finish(second, deadline);
+    assert!(finished.status.success(), "{}", workers::text(&finished));
+    assert_eq!(
+        record_ids(&db, "schema_versions").await,
+        [SERVICE_AT_START, SERVICE_BACKGROUND],
+        "each recorded once"
+    );
+    assert_eq!(
+        ran(&db).await,
+        [
+            SERVICE_AT_START,
+            "bg_0002_backfill started",
+            "bg_0002_backfill started",
+            "bg_0002_backfill finished"
+        ]
+    );
+}
