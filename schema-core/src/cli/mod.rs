@@ -258,7 +258,9 @@ where
 ///
 /// `apply` without `--json` shows its backfills' progress on stderr
 /// through an observer added to a clone of `manager`, besides any
-/// [`on_progress`](SchemaManager::on_progress) observer `manager` has.
+/// [`on_progress`](SchemaManager::on_progress) observer `manager` has, and
+/// the index builds the server reports in progress (read every two
+/// seconds while it runs).
 pub async fn execute(manager: &SchemaManager, command: &Command) -> ExitCode {
     let shown = match command {
         Command::Apply { output } if !output.json => Some(Shown::new(std::io::stderr().is_terminal())),
@@ -272,7 +274,13 @@ pub async fn execute(manager: &SchemaManager, command: &Command) -> ExitCode {
         }
         None => manager,
     };
-    let outcome = output(manager, command).await;
+    let outcome = match &shown {
+        Some(shown) => tokio::select! {
+            outcome = output(manager, command) => outcome,
+            never = shown.watch_index_builds(manager.database()) => match never {},
+        },
+        None => output(manager, command).await,
+    };
     if let Some(shown) = &shown {
         // Before anything else is printed, so that no bar is drawn over it.
         shown.close();

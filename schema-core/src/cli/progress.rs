@@ -1,6 +1,7 @@
 //! How `apply` shows its backfills' progress on stderr: a bar for each on
 //! a terminal, otherwise a line at most every two seconds for each and one
-//! when it finishes.
+//! when it finishes; and, read from the server every two seconds, the
+//! index builds in progress on the database.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -10,8 +11,12 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::text::percent;
+use mongodb::Database;
+
+use super::text::{index_build_line, percent};
+use crate::assess::progress::IndexBuild;
 use crate::data::Progress;
+use crate::live;
 
 /// How often, at most, a line tells how a backfill is going when stderr is
 /// not a terminal.
@@ -29,6 +34,8 @@ enum Display {
     Bars {
         bars: MultiProgress,
         running: HashMap<Key, ProgressBar>,
+        /// Index builds by collection and index names.
+        builds: HashMap<String, ProgressBar>,
     },
     /// When each running backfill was last told of, or first heard of.
     Lines { told: HashMap<Key, Instant> },
@@ -40,6 +47,7 @@ impl Shown {
             Display::Bars {
                 bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
                 running: HashMap::new(),
+                builds: HashMap::new(),
             }
         } else {
             Display::Lines { told: HashMap::new() }
@@ -65,21 +73,79 @@ impl Shown {
     pub(super) fn close(&self) {
         let mut display = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         match &mut *display {
-            Display::Bars { running, .. } => {
-                for (_, bar) in running.drain() {
+            Display::Bars { running, builds, .. } => {
+                let bars = running.drain().map(|(_, bar)| bar);
+                for bar in bars.chain(builds.drain().map(|(_, bar)| bar)) {
                     bar.abandon();
                 }
             }
             Display::Lines { told } => told.clear(),
         }
     }
+
+    /// Reads the index builds in progress on `db` every [`LINE_EVERY`] and
+    /// shows them, until dropped (when `apply` ends). The first read comes
+    /// after the first interval, so a quick `apply` sends none.
+    pub(super) async fn watch_index_builds(&self, db: &Database) -> std::convert::Infallible {
+        loop {
+            tokio::time::sleep(LINE_EVERY).await;
+            let builds = live::index_builds::read(db).await;
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .show_builds(&builds);
+        }
+    }
 }
 
 impl Display {
+    /// A bar for each index build (a spinner when the server gives no
+    /// numbers), finished once the server no longer lists it; a line each
+    /// otherwise.
+    fn show_builds(&mut self, listed: &[IndexBuild]) {
+        match self {
+            Display::Bars { bars, builds, .. } => {
+                let keys: Vec<String> = listed.iter().map(build_key).collect();
+                builds.retain(|key, bar| {
+                    let listed = keys.contains(key);
+                    if !listed {
+                        bar.finish();
+                    }
+                    listed
+                });
+                for (build, key) in listed.iter().zip(keys) {
+                    let bar = builds.entry(key.clone()).or_insert_with(|| {
+                        let template = match build.total {
+                            Some(_) => "{prefix} [{bar:30}] {pos}/{len} ({percent}%)",
+                            None => "{prefix} {spinner} progress unknown",
+                        };
+                        let bar = ProgressBar::with_draw_target(build.total, ProgressDrawTarget::hidden());
+                        bar.set_style(
+                            ProgressStyle::with_template(template)
+                                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                        );
+                        bar.set_prefix(key);
+                        bars.add(bar)
+                    });
+                    if let Some(total) = build.total {
+                        bar.set_length(total);
+                    }
+                    bar.set_position(build.done.unwrap_or(0));
+                }
+            }
+            Display::Lines { .. } => {
+                let mut stderr = std::io::stderr().lock();
+                for build in listed {
+                    let _ = writeln!(stderr, "{}", index_build_line(build));
+                }
+            }
+        }
+    }
+
     fn show(&mut self, progress: &Progress, now: Instant) {
         let key = (progress.migration.clone(), progress.key.clone());
         match self {
-            Display::Bars { bars, running } => {
+            Display::Bars { bars, running, .. } => {
                 let bar = running.entry(key.clone()).or_insert_with(|| {
                     // Added once it shows this progress, so that it is
                     // never drawn empty.
@@ -118,6 +184,16 @@ fn tell_now(told: &mut HashMap<Key, Instant>, key: Key, finished: bool, now: Ins
     } else {
         false
     }
+}
+
+/// How an index build is named on its bar: `index build on events
+/// (at_1)`.
+fn build_key(build: &IndexBuild) -> String {
+    format!(
+        "index build on {} ({})",
+        build.collection,
+        build.indexes.join(", ")
+    )
 }
 
 /// A bar for a backfill whose total is known, a spinner otherwise.

@@ -38,6 +38,9 @@ const AFTER_FAILURE: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub(crate) struct Background {
     shared: Mutex<Shared>,
+    /// Wakes the waiters of `wait_applied` when the task stops, so that a
+    /// waiter in the same process does not sleep out its interval.
+    stopped: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -86,9 +89,12 @@ impl Background {
     }
 
     fn stop(&self, failure: Option<(String, Error)>) {
-        let mut shared = self.lock();
-        shared.running = false;
-        shared.failure = failure.map(|(id, error)| (id, Arc::new(error)));
+        {
+            let mut shared = self.lock();
+            shared.running = false;
+            shared.failure = failure.map(|(id, error)| (id, Arc::new(error)));
+        }
+        self.stopped.notify_waiters();
     }
 
     /// The error [`SchemaManager::wait_applied`] returns for the last
@@ -124,9 +130,10 @@ impl SchemaManager {
     /// this process or another, background migrations included.
     ///
     /// It reads the versions collection once per
-    /// [`WAIT_INTERVAL`](SchemaManager::WAIT_INTERVAL), so it suits a
-    /// deploy step or a test as well as a process that must not serve a
-    /// feature before its background migration is done.
+    /// [`WAIT_INTERVAL`](SchemaManager::WAIT_INTERVAL), and at once when
+    /// this process's background task stops, so it suits a deploy step or
+    /// a test as well as a process that must not serve a feature before
+    /// its background migration is done.
     ///
     /// # Errors
     ///
@@ -141,6 +148,11 @@ impl SchemaManager {
         let records = self.records();
         let started = Instant::now();
         loop {
+            // Listening from before the read, so that a task stopping
+            // between the read and the sleep still wakes this waiter.
+            let stopped = self.background.stopped.notified();
+            let mut stopped = std::pin::pin!(stopped);
+            stopped.as_mut().enable();
             let stored = records.read_all().await?;
             vet_stored(&ordered, &stored, &records)?;
             self.background.saw(&stored);
@@ -165,7 +177,11 @@ impl SchemaManager {
                     waited,
                 });
             }
-            tokio::time::sleep(Self::WAIT_INTERVAL.min(timeout - waited)).await;
+            let interval = tokio::time::sleep(Self::WAIT_INTERVAL.min(timeout - waited));
+            tokio::select! {
+                () = interval => {}
+                () = stopped => {}
+            }
         }
     }
 

@@ -369,3 +369,43 @@ async fn after_a_kill_during_the_background_migration_the_next_start_is_ready_at
         ]
     );
 }
+
+#[tokio::test]
+async fn the_commands_apply_runs_the_background_migrations_too_showing_index_builds() {
+    let db = fresh_database("background_cli_apply").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let current_op = proxy.add(Rule::new(
+        Match::command("aggregate").when(|body| format!("{body:?}").contains("$currentOp")),
+        Fault::Reply(current_op_reply(db.name())),
+    ));
+    let apply = Worker::new(SERVICE, &db, 2000)
+        .through(&proxy.uri())
+        .spawn_with(&["apply"]);
+    until_ran(&db, "bg_0002_backfill started").await;
+    // While it runs, `apply` asks the server for index builds every two
+    // seconds and shows them.
+    assert!(
+        current_op.wait_for_hits(1, Duration::from_secs(20)).await,
+        "apply asked for the index builds"
+    );
+    open_gate(&db, false).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let applied = tokio::task::spawn_blocking(move || workers::finish(apply, deadline))
+        .await
+        .expect("wait for apply");
+    let text = workers::text(&applied);
+    assert!(applied.status.success(), "{text}");
+    assert!(
+        String::from_utf8_lossy(&applied.stderr)
+            .contains("index build on events (at_1): 40 of 100 done (40%)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("applied bg_0002_backfill"),
+        "the background migration is applied before apply exits: {text}"
+    );
+    assert_eq!(
+        record_ids(&db, "schema_versions").await,
+        [SERVICE_AT_START, SERVICE_BACKGROUND]
+    );
+}

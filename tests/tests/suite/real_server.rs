@@ -1,8 +1,9 @@
 //! What only a real MongoDB server does: refusing an index that contradicts
 //! an existing one, storing a collection's validator, building text
 //! indexes, sorting `_id`s of mixed types in one order, sorting by a
-//! collection's default collation, and listing every index shape as
-//! declared (so that `verify` finds no drift after `apply`).
+//! collection's default collation, listing every index shape as declared
+//! (so that `verify` finds no drift after `apply`), and reporting an index
+//! build in progress with its numbers (`$currentOp`).
 //!
 //! The emulator `scripts/with-mongodb` falls back to accepts all three
 //! commands without doing what they ask, so on it each test prints why it
@@ -382,4 +383,56 @@ async fn the_example_application_verifies_clean_against_its_checked_in_snapshot(
     .expect("a snapshot");
     let drift = manager.verify(&snapshot).await.expect("verify");
     assert!(drift.is_empty(), "{drift:#?}");
+}
+
+/// Builds an index on the 200,000 documents of `big`: long enough to be
+/// seen in progress.
+#[schema_core::migration(id = "real_0001_big_index", group = "real_server_build")]
+async fn big_index(db: &Database) -> Result<(), Error> {
+    ensure_indexes(db, "big", [ascending("label")]).await
+}
+
+#[tokio::test]
+async fn an_index_build_in_progress_shows_in_status_with_the_servers_numbers() {
+    let db = fresh_database("real_index_build").await;
+    if skip_unless_real(
+        &db,
+        "$currentOp must list the running createIndexes with progress.done and progress.total; the \
+         emulator's currentOp is always empty",
+    )
+    .await
+    {
+        return;
+    }
+    let big = db.collection::<Document>("big");
+    for batch in 0..20 {
+        let documents = (0..10_000).map(|n| {
+            let n = batch * 10_000 + n;
+            doc! { "n": n, "label": format!("{:>12}-{}", n * 7919 % 200_000, "x".repeat(40)) }
+        });
+        big.insert_many(documents).await.expect("insert");
+    }
+    let manager = schema_core::SchemaManager::new(db.clone())
+        .migrations(schema_core::Migrations::group("real_server_build").expect("the group is valid"));
+    let applying = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.apply_all().await }
+    });
+    let mut seen = Vec::new();
+    while !applying.is_finished() {
+        let status = manager.status().await.expect("status");
+        seen.extend(
+            status
+                .index_builds
+                .into_iter()
+                .filter(|build| build.collection == "big" && build.total.is_some()),
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    applying.await.expect("the task").expect("apply");
+    let build = seen
+        .first()
+        .expect("the build was seen in progress, with its numbers");
+    assert_eq!(build.indexes, ["label_1"], "{build:?}");
+    assert!(build.done <= build.total, "{build:?}");
 }
