@@ -1,5 +1,6 @@
 //! The order migrations run in. Pure logic, no I/O: validate the declared
-//! set, then sort it topologically by `after`, breaking ties by id.
+//! set, then sort it topologically by `after`, breaking ties by id, with
+//! the background migrations last.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -11,13 +12,16 @@ use crate::support::error::Error;
 ///
 /// A migration comes after everything its `after` names; among migrations
 /// whose dependencies are all placed, the lowest id in byte order goes
-/// first, so the order is the same on every machine and every run.
+/// first, so the order is the same on every machine and every run. The
+/// background migrations then move after all the others.
 ///
 /// # Errors
 ///
 /// [`Error::DuplicateId`] when two migrations share an id,
-/// [`Error::UnknownDependency`] when an `after` names no migration, and
-/// [`Error::Cycle`] when dependencies form a cycle. When several problems
+/// [`Error::UnknownDependency`] when an `after` names no migration,
+/// [`Error::Cycle`] when dependencies form a cycle, and
+/// [`Error::BackgroundDependency`] when a migration run at start depends
+/// on a background one. When several problems
 /// exist, the one reported is chosen deterministically.
 pub(crate) fn order<'m>(migrations: &[&'m Migration]) -> Result<Vec<&'m Migration>, Error> {
     let mut sorted = migrations.to_vec();

@@ -35,8 +35,8 @@ impl Migrations {
     ///
     /// # Errors
     ///
-    /// [`Error::DuplicateId`], [`Error::UnknownDependency`] and
-    /// [`Error::Cycle`].
+    /// [`Error::DuplicateId`], [`Error::UnknownDependency`],
+    /// [`Error::Cycle`] and [`Error::BackgroundDependency`].
     pub fn registered() -> Result<Migrations, Error> {
         Migrations::new(registry::registered())
     }

@@ -27,7 +27,13 @@ impl SchemaManager {
     /// lock (waiting for another process that holds it), reads the versions
     /// collection again, applies what is still missing and releases the
     /// lock, also when a migration fails or panics. It returns once every
-    /// migration this binary knows is recorded, by this process or another.
+    /// migration this binary knows is recorded, by this process or another,
+    /// except the background ones (`#[migration(background)]`): those come
+    /// last, and unless [`wait_for_background`](SchemaManager::wait_for_background)
+    /// is set, `apply_all` returns before them, names them in
+    /// [`ApplyReport::background`], and a task it spawns on the current
+    /// tokio runtime applies them in the same way (see
+    /// [`wait_applied`](SchemaManager::wait_applied)).
     ///
     /// While it holds the lock, the lease is renewed outside the
     /// migration's task (see [`lease_client`](SchemaManager::lease_client)),
@@ -48,9 +54,9 @@ impl SchemaManager {
     ///   cluster, [`MIN_SHARDED_LOCK_LEASE`](SchemaManager::MIN_SHARDED_LOCK_LEASE));
     /// - [`Error::LeaseRenewal`] when the lease's renewal cannot start;
     ///   nothing is run;
-    /// - [`Error::DuplicateId`], [`Error::UnknownDependency`] or
-    ///   [`Error::Cycle`] when the registered set is invalid; the database
-    ///   is not touched;
+    /// - [`Error::DuplicateId`], [`Error::UnknownDependency`],
+    ///   [`Error::Cycle`] or [`Error::BackgroundDependency`] when the
+    ///   registered set is invalid; the database is not touched;
     /// - [`Error::Database`] or [`Error::ServerTimeout`] when the server
     ///   cannot be reached or read in time, and [`Error::MalformedRecord`]
     ///   when a stored record has another shape; nothing is run;
@@ -79,7 +85,6 @@ impl SchemaManager {
             drifted,
             unknown,
         )?;
-        self.background.saw(&stored);
         let with_background = self.wait_for_background;
         let mut report = match pending
             .iter()
