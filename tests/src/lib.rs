@@ -125,6 +125,15 @@ pub async fn worker_database() -> Result<(ClientOptions, Client, Database), Stri
     Ok((options, client, db))
 }
 
+/// [`worker_database`] for a test binary's `main`: its error printed to
+/// stderr as `error: ...`, and `None`, on which `main` exits with failure.
+pub async fn connect_worker() -> Option<(ClientOptions, Client, Database)> {
+    worker_database()
+        .await
+        .inspect_err(|message| eprintln!("error: {message}"))
+        .ok()
+}
+
 /// The indexes of `collection`, as `listIndexes` lists them.
 ///
 /// # Panics

@@ -26,10 +26,7 @@ impl IndexBuild {
     /// The share done, from 0 to 100, when the server reports both numbers
     /// and the total is not zero; `None` is unknown, never 0.
     pub fn percent(&self) -> Option<u64> {
-        match (self.done, self.total) {
-            (Some(done), Some(total)) if total > 0 => Some(done.min(total) * 100 / total),
-            _ => None,
-        }
+        convert::percent(self.done?, self.total)
     }
 }
 
@@ -162,5 +159,6 @@ mod tests {
         assert_eq!(build(Some(0), Some(0)).percent(), None);
         assert_eq!(build(Some(5), None).percent(), None);
         assert_eq!(build(Some(7), Some(5)).percent(), Some(100));
+        assert_eq!(build(Some(u64::MAX), Some(u64::MAX)).percent(), Some(100));
     }
 }

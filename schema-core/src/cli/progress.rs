@@ -13,10 +13,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use mongodb::Database;
 
-use super::text::{index_build_line, percent};
+use super::text::index_build_line;
 use crate::assess::progress::IndexBuild;
 use crate::data::Progress;
 use crate::live;
+use crate::support::convert::percent;
 
 /// How often, at most, a line tells how a backfill is going when stderr is
 /// not a terminal.
@@ -205,15 +206,21 @@ fn new_bar(progress: &Progress) -> ProgressBar {
         ),
         None => (None, "{prefix} {spinner} {pos} done {msg}"),
     };
-    // Drawn once it is added to the others.
-    let bar = ProgressBar::with_draw_target(length, ProgressDrawTarget::hidden());
-    // The templates are constants that parse; were one not to, the default
-    // style would do rather than a panic.
-    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let bar = hidden_bar(length, template);
     bar.set_prefix(match &progress.migration {
         Some(migration) => format!("{migration} on {}", progress.collection),
         None => progress.collection.clone(),
     });
+    bar
+}
+
+/// A bar of `length` (a spinner without one) drawn as `template`, hidden
+/// until it is added to the others.
+fn hidden_bar(length: Option<u64>, template: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(length, ProgressDrawTarget::hidden());
+    // The templates are constants that parse; were one not to, the default
+    // style would do rather than a panic.
+    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
     bar
 }
 

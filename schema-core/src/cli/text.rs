@@ -12,6 +12,7 @@ use crate::assess::report::ApplyReport;
 use crate::assess::status::BackfillStatus;
 use crate::assess::status::{LockStatus, State, Status};
 use crate::declare::registry::Migration;
+use crate::support::convert::percent;
 
 /// A status as `status --json` prints it: the [`Status`] and whether it
 /// passes `--check`.
@@ -103,13 +104,6 @@ pub(super) fn backfill_line(backfill: &BackfillStatus) -> String {
         date(backfill.updated_at)
     );
     line
-}
-
-/// `done` in whole percent of a known, non-zero `total`, at most 100.
-pub(super) fn percent(done: u64, total: Option<u64>) -> Option<u64> {
-    let total = total.filter(|total| *total > 0)?;
-    let percent = u128::from(done) * 100 / u128::from(total);
-    Some(u64::try_from(percent).unwrap_or(u64::MAX).min(100))
 }
 
 fn state_name(state: &State) -> &'static str {

@@ -21,7 +21,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 use super::SchemaManager;
 use crate::assess::progress::{BackgroundFailure, BackgroundTask};
-use crate::declare::registry::Migration;
+use crate::assess::report;
 use crate::engine::vet_stored;
 use crate::stored::record::Stored;
 use crate::support::error::Error;
@@ -156,7 +156,11 @@ impl SchemaManager {
             let stored = records.read_all().await?;
             vet_stored(&ordered, &stored, &records)?;
             self.background.saw(&stored);
-            let pending = not_recorded(&ordered, &stored);
+            let (pending, _) = report::split(&ordered, &stored);
+            let pending: Vec<String> = pending
+                .iter()
+                .map(|migration| migration.id().to_owned())
+                .collect();
             if pending.is_empty() {
                 return Ok(());
             }
@@ -263,17 +267,6 @@ impl SchemaManager {
             return;
         }
     }
-}
-
-/// The ids of `ordered` that `stored` does not record, in order.
-fn not_recorded(ordered: &[&Migration], stored: &Stored) -> Vec<String> {
-    let recorded: HashSet<&str> = stored.records.iter().map(|record| record.id.as_str()).collect();
-    ordered
-        .iter()
-        .map(|migration| migration.id())
-        .filter(|id| !recorded.contains(id))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The migration an error names, when it names one.

@@ -1,6 +1,7 @@
 //! Numbers as documents hold them: a count or a duration written to the
-//! server saturates at `i64::MAX` rather than wrapping, and an integer
-//! read is read from either width.
+//! server saturates at `i64::MAX` rather than wrapping, an integer read is
+//! read from either width, and a share of counts is a percent that cannot
+//! overflow.
 
 use std::time::Duration;
 
@@ -25,6 +26,14 @@ pub(crate) fn integer(value: &Bson) -> Option<i64> {
     }
 }
 
+/// `done` in whole percent of a known, non-zero `total`, at most 100,
+/// whatever the sizes of the two (a server's counts among them).
+pub(crate) fn percent(done: u64, total: Option<u64>) -> Option<u64> {
+    let total = total.filter(|total| *total > 0)?;
+    let percent = u128::from(done) * 100 / u128::from(total);
+    Some(u64::try_from(percent).unwrap_or(u64::MAX).min(100))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,5 +48,15 @@ mod tests {
         assert_eq!(integer(&Bson::Int32(-3)), Some(-3));
         assert_eq!(integer(&Bson::Int64(1 << 40)), Some(1 << 40));
         assert_eq!(integer(&Bson::Double(1.0)), None);
+    }
+
+    #[test]
+    fn a_percent_is_of_a_known_total_and_never_overflows() {
+        assert_eq!(percent(40, Some(100)), Some(40));
+        assert_eq!(percent(7, Some(5)), Some(100));
+        assert_eq!(percent(u64::MAX, Some(u64::MAX)), Some(100));
+        assert_eq!(percent(u64::MAX / 2, Some(u64::MAX)), Some(49));
+        assert_eq!(percent(1, Some(0)), None);
+        assert_eq!(percent(1, None), None);
     }
 }

@@ -154,12 +154,8 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    let (options, client, db) = match schema_tests::worker_database().await {
-        Ok(connected) => connected,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
+    let Some((options, client, db)) = schema_tests::connect_worker().await else {
+        return ExitCode::FAILURE;
     };
     let mut manager = SchemaManager::new(db)
         .lock_lease(millis("WORKER_LEASE_MS", 5000))

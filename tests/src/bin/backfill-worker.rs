@@ -47,12 +47,8 @@ async fn backfill(db: &Database) -> Result<(), Error> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    let (options, client, db) = match schema_tests::worker_database().await {
-        Ok(connected) => connected,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
+    let Some((options, client, db)) = schema_tests::connect_worker().await else {
+        return ExitCode::FAILURE;
     };
     let lease = Duration::from_millis(number("WORKER_LEASE_MS").unwrap_or(5_000));
     let outcome = SchemaManager::new(db)

@@ -46,12 +46,8 @@ async fn backfill(db: &Database) -> Result<(), Error> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (options, _client, db) = match schema_tests::worker_database().await {
-        Ok(connected) => connected,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
+    let Some((options, _client, db)) = schema_tests::connect_worker().await else {
+        return ExitCode::FAILURE;
     };
     let lease = std::env::var("WORKER_LEASE_MS")
         .ok()

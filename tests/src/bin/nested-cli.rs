@@ -39,12 +39,8 @@ async fn main() -> ExitCode {
         }
         AppCommand::Schema(command) => command,
     };
-    let (_, client, db) = match schema_tests::worker_database().await {
-        Ok(connected) => connected,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
+    let Some((_, client, db)) = schema_tests::connect_worker().await else {
+        return ExitCode::FAILURE;
     };
     let code = schema_core::cli::execute(&SchemaManager::new(db), &command).await;
     client.shutdown().await;

@@ -39,12 +39,8 @@ async fn invoices(db: &Database) -> Result<(), Error> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (_, client, db) = match schema_tests::worker_database().await {
-        Ok(connected) => connected,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
+    let Some((_, client, db)) = schema_tests::connect_worker().await else {
+        return ExitCode::FAILURE;
     };
     let strict = std::env::var("SCHEMA_STRICT").is_ok_and(|value| value == "1");
     let manager = SchemaManager::new(db).strict(strict);

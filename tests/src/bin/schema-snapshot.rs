@@ -38,12 +38,8 @@ async fn sessions(db: &Database) -> Result<(), Error> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (_, client, db) = match schema_tests::worker_database().await {
-        Ok(connected) => connected,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
+    let Some((_, client, db)) = schema_tests::connect_worker().await else {
+        return ExitCode::FAILURE;
     };
     let manager = SchemaManager::new(db);
     let args: Vec<String> = std::env::args().collect();

@@ -12,12 +12,8 @@ pub(crate) async fn run() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter("warn")
         .init();
-    let (_, client, db) = match schema_tests::worker_database().await {
-        Ok(connected) => connected,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
+    let Some((_, client, db)) = schema_tests::connect_worker().await else {
+        return ExitCode::FAILURE;
     };
     let on_unknown = match std::env::var("ON_UNKNOWN").as_deref() {
         Ok("fail") => Policy::Fail,
