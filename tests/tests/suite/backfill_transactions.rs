@@ -186,3 +186,324 @@ async fn a_batch_whose_checkpoint_finds_the_lock_another_s_is_not_applied() {
     // aborted transaction, changed nothing.
     assert_eq!(tally(&db, "items").await, [(0, 150), (1, 100)].into());
 }
+
+/// The in-transaction statements `seen` sent for the batches of `items`, with
+/// every write to the lock outside a transaction (a renewal) between them:
+/// `update`, `findAndModify` and `commitTransaction` for each batch, `renew`
+/// for a renewal.
+fn statements(seen: &[schema_tests::proxy::Seen]) -> Vec<&'static str> {
+    seen.iter()
+        .filter_map(
+            |command| match (command.command.as_str(), command.target.as_str()) {
+                ("update", "items") if in_transaction(&command.body) => Some("update"),
+                ("findAndModify", "schema_lock") if in_transaction(&command.body) => Some("findAndModify"),
+                ("findAndModify", "schema_lock") => Some("renew"),
+                ("commitTransaction", _) => Some("commitTransaction"),
+                ("abortTransaction", _) => Some("abortTransaction"),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+/// The `_id`s a batch's `update` was sent for.
+fn batch_size(body: &Document) -> usize {
+    body.get_array("updates")
+        .ok()
+        .and_then(|updates| updates.first())
+        .and_then(|update| update.as_document())
+        .and_then(|update| update.get_document("q").ok())
+        .map(|query| {
+            let mut found = 0;
+            count_in(query, &mut found);
+            found
+        })
+        .unwrap_or(0)
+}
+
+/// The length of the `$in` list somewhere in `query`.
+fn count_in(query: &Document, found: &mut usize) {
+    for (key, value) in query {
+        match value {
+            schema_core::mongodb::bson::Bson::Array(values) if key == "$in" => *found = values.len(),
+            schema_core::mongodb::bson::Bson::Document(inner) => count_in(inner, found),
+            schema_core::mongodb::bson::Bson::Array(values) => {
+                for inner in values.iter().filter_map(|value| value.as_document()) {
+                    count_in(inner, found);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Renewals are due every 300 ms of a 900 ms lease, and each batch's update
+/// takes 400 ms: none of them is sent between a transaction's first
+/// statement and its end. On a real server a renewal there would move the
+/// version after the snapshot the update fixed, and the checkpoint's write,
+/// filtered on the moved version, would match nothing in that snapshot: the
+/// holder would take its own renewal for a takeover.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_renewal_lands_between_a_batch_s_first_statement_and_its_commit() {
+    use schema_tests::proxy::{Fault, Match, Rule};
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db = fresh_database("backfill_renewal_order").await;
+    let Some(proxy) = as_replica_set(&db).await else {
+        return;
+    };
+    insert(&db, "items", integers(250)).await;
+    let slow = proxy.add(Rule::new(
+        Match::command("update").on("items").when(in_transaction),
+        Fault::Delay(std::time::Duration::from_millis(400)),
+    ));
+    manager(&proxy.database(&db).await, "transactions")
+        .lock_lease(std::time::Duration::from_millis(900))
+        .apply_all()
+        .await
+        .expect("apply");
+
+    assert_eq!(slow.hits(), 3, "each batch's update took 400 ms");
+    let seen = proxy.seen();
+    let order = statements(&seen);
+    assert!(
+        order.contains(&"renew"),
+        "renewals went on during the backfill: {order:?}"
+    );
+    let transactions: Vec<&[&str]> = order
+        .split(|statement| *statement == "renew")
+        .filter(|part| !part.is_empty())
+        .collect();
+    // Each run of statements between renewals is whole transactions.
+    for part in &transactions {
+        assert_eq!(
+            part.len() % 3,
+            0,
+            "a renewal fell inside a transaction: {order:?}"
+        );
+        for transaction in part.chunks(3) {
+            assert_eq!(
+                transaction,
+                ["update", "findAndModify", "commitTransaction"],
+                "{order:?}"
+            );
+        }
+    }
+    assert_eq!(tally(&db, "items").await, [(1, 250)].into());
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
+}
+
+/// The second batch's commit lands and its reply is lost; the read that
+/// follows lags behind it (as a majority read may on a real replica set)
+/// and still shows the lock before that commit. The try that follows must
+/// not commit the batch a second time: its checkpoint write, filtered on
+/// the version before the lost commit, matches nothing, it is aborted, and
+/// the next read settles the batch as done.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_commit_that_a_lagging_read_does_not_show_is_never_committed_twice() {
+    use std::sync::{Arc, Mutex};
+
+    use schema_tests::proxy::{Answer, Fault, Match, Rule};
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db = fresh_database("backfill_lagging_read").await;
+    let Some(proxy) = as_replica_set(&db).await else {
+        return;
+    };
+    insert(&db, "items", integers(250)).await;
+    // The second batch's update is slowed, so that the test reads the lock
+    // as it stands before that batch's commit: what the lagging read shows.
+    let updates = AtomicUsize::new(0);
+    let slowed = proxy.add(
+        Rule::new(
+            Match::command("update")
+                .on("items")
+                .when(move |body| in_transaction(body) && updates.fetch_add(1, Ordering::SeqCst) == 1),
+            Fault::Delay(std::time::Duration::from_secs(2)),
+        )
+        .times(1),
+    );
+    let commits = AtomicUsize::new(0);
+    let lost = proxy.add(
+        Rule::new(
+            Match::command("commitTransaction").when(move |_| commits.fetch_add(1, Ordering::SeqCst) == 1),
+            Fault::DropReply,
+        )
+        .times(1),
+    );
+    let before: Arc<Mutex<Option<Document>>> = Arc::default();
+    let shown = before.clone();
+    let after_loss = lost.clone();
+    let lagging = proxy.add(
+        Rule::new(
+            Match::command("find")
+                .on("schema_lock")
+                .when(move |_| after_loss.hits() > 0),
+            Fault::Answer(Answer::new(move |body| {
+                let lock = shown.lock().expect("the lock as it was").clone();
+                doc! {
+                    "ok": 1.0,
+                    "cursor": {
+                        "id": 0_i64,
+                        "ns": format!("{}.schema_lock", body.get_str("$db").unwrap_or_default()),
+                        "firstBatch": lock.into_iter().collect::<Vec<_>>(),
+                    },
+                }
+            })),
+        )
+        .times(1),
+    );
+    let through = proxy.database(&db).await;
+    let apply = tokio::spawn(async move {
+        manager(&through, "transactions")
+            .lock_lease(std::time::Duration::from_secs(30))
+            .apply_all()
+            .await
+    });
+    assert!(
+        slowed.wait_for_hits(1, std::time::Duration::from_secs(30)).await,
+        "the second batch's update was sent"
+    );
+    let lock = documents(&db, "schema_lock")
+        .await
+        .into_iter()
+        .next()
+        .expect("the lock");
+    *before.lock().expect("the lock as it was") = Some(lock);
+    apply.await.expect("the apply task").expect("apply");
+
+    assert_eq!(lost.hits(), 1, "the second commit's reply was lost");
+    assert_eq!(lagging.hits(), 1, "the read after it lagged");
+    assert_eq!(tally(&db, "items").await, [(1, 250)].into(), "each batch once");
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
+}
+
+/// A write conflict aborts a transaction at once (outside one the server
+/// retries it itself): six in a row, more than the five quick attempts a
+/// batch had, are ridden out with growing pauses while the lease lasts.
+#[tokio::test(flavor = "multi_thread")]
+async fn write_conflicts_inside_a_batch_s_transaction_are_tried_again_while_the_lease_lasts() {
+    use schema_tests::proxy::{Fault, Match, Rule};
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db = fresh_database("backfill_write_conflicts").await;
+    let Some(proxy) = as_replica_set(&db).await else {
+        return;
+    };
+    insert(&db, "items", integers(250)).await;
+    let conflicts = proxy.add(
+        Rule::new(
+            Match::command("update").on("items").when(in_transaction),
+            Fault::Reply(doc! {
+                "ok": 0.0, "code": 112, "codeName": "WriteConflict",
+                "errmsg": "Write conflict during plan execution and yielding is disabled.",
+                "errorLabels": ["TransientTransactionError"],
+            }),
+        )
+        .times(6),
+    );
+    manager(&proxy.database(&db).await, "transactions")
+        .lock_lease(std::time::Duration::from_secs(15))
+        .apply_all()
+        .await
+        .expect("apply");
+    assert_eq!(conflicts.hits(), 6, "six write conflicts in a row");
+    let aborts = statements(&proxy.seen())
+        .into_iter()
+        .filter(|statement| *statement == "abortTransaction")
+        .count();
+    assert_eq!(aborts, 6, "each conflicting transaction was aborted");
+    assert_eq!(tally(&db, "items").await, [(1, 250)].into());
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
+}
+
+/// A batch's update that the server ends for its transaction's lifetime
+/// (`TransactionExceededLifetimeLimitSeconds`) is tried again in halves,
+/// each committed with its checkpoint; the batches after it are whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_too_long_for_one_transaction_is_split_in_halves() {
+    use schema_tests::proxy::{Fault, Match, Rule};
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db = fresh_database("backfill_split").await;
+    let Some(proxy) = as_replica_set(&db).await else {
+        return;
+    };
+    insert(&db, "items", integers(250)).await;
+    let expired = proxy.add(
+        Rule::new(
+            Match::command("update").on("items").when(in_transaction),
+            Fault::Reply(doc! {
+                "ok": 0.0, "code": 290, "codeName": "TransactionExceededLifetimeLimitSeconds",
+                "errmsg": "Aborting transaction because it exceeded the lifetime limit",
+            }),
+        )
+        .times(1),
+    );
+    manager(&proxy.database(&db).await, "transactions")
+        .apply_all()
+        .await
+        .expect("apply");
+    assert_eq!(expired.hits(), 1);
+    let sizes: Vec<usize> = proxy
+        .seen()
+        .iter()
+        .filter(|command| command.command == "update" && command.target == "items")
+        .map(|command| batch_size(&command.body))
+        .collect();
+    assert_eq!(sizes, [100, 50, 50, 100, 50]);
+    assert_eq!(tally(&db, "items").await, [(1, 250)].into());
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
+}
+
+/// A batch's first statement that gets no answer within the transaction's
+/// time is given up on by the client, whose driver would abort that
+/// transaction only locally: its session is killed on the server, so the
+/// statement stops and holds nothing the next try meets. The batch is then
+/// tried in halves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_statement_given_up_on_has_its_session_killed_on_the_server() {
+    use schema_tests::proxy::{Fault, Match, Rule};
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db = fresh_database("backfill_kill_session").await;
+    let Some(proxy) = as_replica_set(&db).await else {
+        return;
+    };
+    insert(&db, "items", integers(250)).await;
+    // The first batch's update never reaches the server.
+    let held = proxy.add(
+        Rule::new(
+            Match::command("update").on("items").when(in_transaction),
+            Fault::Hold,
+        )
+        .times(1),
+    );
+    manager(&proxy.database(&db).await, "transactions")
+        .lock_lease(std::time::Duration::from_secs(3))
+        .apply_all()
+        .await
+        .expect("apply");
+    assert_eq!(held.held(), 1, "the first update is still held");
+    let seen = proxy.seen();
+    let first = seen
+        .iter()
+        .find(|command| command.command == "update" && command.target == "items")
+        .expect("the first batch's update");
+    let lsid = first.body.get_document("lsid").expect("a session").clone();
+    assert_eq!(
+        first.body.get_bool("startTransaction"),
+        Ok(true),
+        "it was its transaction's first statement"
+    );
+    let killed: Vec<&Document> = seen
+        .iter()
+        .filter(|command| command.command == "killSessions")
+        .filter_map(|command| command.body.get_array("killSessions").ok())
+        .flat_map(|sessions| sessions.iter().filter_map(|session| session.as_document()))
+        .collect();
+    assert_eq!(killed, [&lsid], "the held statement's session was killed");
+    let sizes: Vec<usize> = seen
+        .iter()
+        .filter(|command| command.command == "update" && command.target == "items")
+        .map(|command| batch_size(&command.body))
+        .collect();
+    assert_eq!(sizes, [100, 50, 50, 100, 50]);
+    assert_eq!(tally(&db, "items").await, [(1, 250)].into());
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
+}

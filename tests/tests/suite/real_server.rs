@@ -436,3 +436,81 @@ async fn an_index_build_in_progress_shows_in_status_with_the_servers_numbers() {
     assert_eq!(build.indexes, ["label_1"], "{build:?}");
     assert!(build.done <= build.total, "{build:?}");
 }
+
+#[schema_core::migration(id = "r_slow_batches", group = "real_server_slow_batches")]
+async fn slow_batches(db: &Database) -> Result<(), Error> {
+    // Each document's update builds and measures a long array: a batch of
+    // twenty takes a noticeable part of a second on any server.
+    let update = vec![doc! { "$set": {
+        "n": { "$add": ["$n", 1] },
+        "burned": { "$size": { "$range": [0, 400_000] } },
+    } }];
+    schema_core::data::Backfill::new(db, "heavy")
+        .update(update)
+        .batch_size(20)
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// On a replica set each batch and its checkpoint are one transaction,
+/// whose snapshot the batch's update fixes. With a 900 ms lease renewals
+/// are due every 300 ms, and each batch's update here takes longer than
+/// that: a renewal landing between the update and the checkpoint's write
+/// would move the lock's version after the snapshot, and the checkpoint's
+/// write would match nothing there and read as a takeover. The backfill
+/// must complete, every document changed once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_whose_batches_outlast_a_renewal_interval_completes_on_a_replica_set() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    let db = fresh_database("real_slow_batches").await;
+    if skip_unless_real(
+        &db,
+        "only a real replica set isolates a transaction's snapshot from the renewals beside it; \
+         the emulator isolates nothing",
+    )
+    .await
+    {
+        return;
+    }
+    if !schema_tests::server::is_replica_set(&db).await {
+        println!("skipped: a standalone MongoDB server runs no transaction; run on a replica set");
+        return;
+    }
+    let heavy = db.collection::<Document>("heavy");
+    heavy
+        .insert_many((0..100).map(|n| doc! { "_id": n, "n": 0 }))
+        .await
+        .expect("insert");
+    let batches: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let noted = batches.clone();
+    let started = Instant::now();
+    schema_core::SchemaManager::new(db.clone())
+        .migrations(schema_core::Migrations::group("real_server_slow_batches").expect("the group is valid"))
+        .lock_lease(Duration::from_millis(900))
+        .on_progress(move |_| noted.lock().expect("not poisoned").push(Instant::now()))
+        .apply_all()
+        .await
+        .expect("the backfill completes");
+    // The fault: a batch took longer than a renewal interval.
+    let batches = batches.lock().expect("not poisoned").clone();
+    let longest = std::iter::once(started)
+        .chain(batches.iter().copied())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or_default();
+    assert!(
+        longest > Duration::from_millis(300),
+        "no batch outlasted a renewal interval ({longest:?}): make each document's update heavier"
+    );
+    let counts: Vec<i32> = schema_tests::documents(&db, "heavy")
+        .await
+        .iter()
+        .map(|document| document.get_i32("n").unwrap_or(-1))
+        .collect();
+    assert_eq!(counts, vec![1; 100], "every document changed once");
+}
