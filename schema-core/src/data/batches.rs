@@ -17,7 +17,7 @@ use super::{Work, order, walk};
 use crate::stored::checkpoint::Checkpoint;
 use crate::support::convert;
 use crate::support::error::{self, BoxError, Error, ServerError};
-use crate::support::faults::{Failure, within};
+use crate::support::faults::{Failure, time_limit, within};
 use crate::support::retry::Attempts;
 
 /// How many times a batch's command is tried when the server fails it in a
@@ -155,7 +155,7 @@ impl Walk {
                     .collation(binary())
                     .limit(limit)
                     .batch_size(batch)
-                    .max_time(self.bound)
+                    .max_time(time_limit(self.bound))
                     .await?;
                 let mut ids = Vec::new();
                 while cursor.advance().await? {

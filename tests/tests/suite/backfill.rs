@@ -455,3 +455,47 @@ async fn a_failover_during_an_update_stops_the_walk_and_a_refusal_before_it_is_t
     assert_eq!(error.kind(), "backfill_outcome_unknown", "{error:?}");
     assert!(error.to_string().contains("after `_id` none"), "{error}");
 }
+
+#[migration(id = "b_forever", group = "backfill_forever")]
+async fn under_a_lease_without_end(db: &Database) -> Result<(), Error> {
+    Backfill::new(db, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(100)
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// A lease of `Duration::MAX` (documented as forever) bounds a backfill's
+/// commands too: their `maxTimeMS` is capped at the longest the server
+/// accepts, a 32-bit count of milliseconds, instead of failing in the
+/// driver (past 64 bits) or at the server (past 32, a lease over about 25
+/// days).
+#[tokio::test]
+async fn a_backfill_under_a_lease_of_duration_max_bounds_its_reads_as_the_server_allows() {
+    let (db, sent) = monitored_database("backfill_forever").await;
+    insert(&db, "items", integers(250)).await;
+    schema_tests::take_command_documents(&sent);
+    SchemaManager::new(db.clone())
+        .migrations(Migrations::group("backfill_forever").expect("a valid group"))
+        .lock_lease(std::time::Duration::MAX)
+        .apply_all()
+        .await
+        .expect("apply");
+    let limits: Vec<i64> = schema_tests::take_command_documents(&sent)
+        .iter()
+        .filter(|command| command.get_str("find") == Ok("items"))
+        .map(|command| match command.get("maxTimeMS") {
+            Some(Bson::Int32(limit)) => i64::from(*limit),
+            Some(Bson::Int64(limit)) => *limit,
+            other => panic!("a batch's read without a time limit: {other:?}"),
+        })
+        .collect();
+    assert!(limits.len() >= 3, "each batch's read was sent: {limits:?}");
+    assert!(
+        limits.iter().all(|limit| *limit == i64::from(i32::MAX)),
+        "each batch's read, capped: {limits:?}"
+    );
+    assert_eq!(tally(&db, "items").await, [(1, 250)].into());
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_forever"]);
+}
