@@ -94,6 +94,7 @@ use std::time::{Duration, Instant};
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{CollectionOptions, ReadPreference, SelectionCriteria, UpdateModifications};
 use mongodb::{Collection, Database};
+use tracing::warn;
 
 pub use crate::assess::status::BackfillStatus;
 pub(crate) use context::{Managed, scope};
@@ -343,13 +344,17 @@ impl<'a> Backfill<'a> {
             .is_some_and(|managed| managed.checkpoints.transactions());
         loop {
             pace.wait(checkpoint.visited - resumed_at).await;
-            let (ids, exhausted) = walk.next_ids(checkpoint.position.as_ref()).await?;
+            let at = batches::at(&checkpoint);
+            let (ids, exhausted) = walk.next_ids(checkpoint.position.as_ref(), &at).await?;
             let Some(last) = ids.last().cloned() else {
                 break;
             };
             if let Some(managed) = &managed {
                 managed.checkpoints.ensure_live()?;
             }
+            // Runs before this one that sent this batch's update and got
+            // no answer; none once it is done.
+            let unanswered = std::mem::take(&mut checkpoint.unanswered);
             let in_transaction = match (&managed, &work) {
                 (Some(managed), Work::Update(update)) if transactions => {
                     let done = walk
@@ -361,12 +366,38 @@ impl<'a> Backfill<'a> {
                 _ => false,
             };
             if !in_transaction {
-                walk.change(&mut work, &mut checkpoint, ids).await?;
+                let mut changed = walk.change(&mut work, &mut checkpoint, ids, &at).await;
+                if let (Err(Error::BackfillOutcomeUnknown { at_most, .. }), Some(managed)) =
+                    (&mut changed, &managed)
+                {
+                    // Kept in the checkpoint, so that the next run that
+                    // loses this batch's answer counts this run too.
+                    checkpoint.unanswered = unanswered.saturating_add(1);
+                    *at_most = Some(checkpoint.unanswered.saturating_add(1));
+                    if let Err(not_saved) = managed.checkpoints.save(&checkpoint).await {
+                        warn!(
+                            collection = %walk.collection.name(),
+                            error = %not_saved,
+                            "could not note in the checkpoint that a batch's update got no answer"
+                        );
+                    }
+                }
+                changed?;
                 checkpoint.position = Some(last);
                 checkpoint.batches += 1;
                 if let Some(managed) = &managed {
                     managed.checkpoints.save(&checkpoint).await?;
                 }
+            }
+            if unanswered > 0 {
+                warn!(
+                    collection = %walk.collection.name(),
+                    batch = checkpoint.batches,
+                    unanswered,
+                    "a batch whose update got no answer in earlier runs was done again: its documents \
+                     may have been changed up to {} times",
+                    unanswered.saturating_add(1)
+                );
             }
             reporter.tell(progress(&checkpoint, false));
             if exhausted {

@@ -26,7 +26,7 @@ use mongodb::bson::Bson;
 use mongodb::options::{Acknowledgment, UpdateModifications, WriteConcern};
 use tracing::warn;
 
-use super::batches::{BATCH_ATTEMPTS, Walk, binary, position};
+use super::batches::{BATCH_ATTEMPTS, Walk, at, binary};
 use crate::lock::{Checkpoints, NotStaged};
 use crate::stored::checkpoint::Checkpoint;
 use crate::support::error::Error;
@@ -69,7 +69,7 @@ impl Walk {
         ids: &[Bson],
         checkpoints: &Checkpoints,
     ) -> Result<bool, Error> {
-        let last = checkpoint.position.clone();
+        let at = &at(checkpoint);
         let mut next = checkpoint.clone();
         next.position = ids.last().cloned();
         next.batches += 1;
@@ -110,21 +110,21 @@ impl Walk {
                 );
                 Ok(false)
             }
-            Err(NotCommitted::Refused) => Err(self.batch_failed(
-                last.as_ref(),
-                "the server refused a transaction it took before".into(),
-            )),
+            Err(NotCommitted::Refused) => {
+                Err(self.batch_failed(at, "the server refused a transaction it took before".into()))
+            }
             Err(NotCommitted::Lost(error)) => Err(error),
-            Err(NotCommitted::Failed(failure)) => Err(self.failed(last.as_ref(), failure)),
+            Err(NotCommitted::Failed(failure)) => Err(self.failed(at, failure)),
             Err(NotCommitted::Again {
                 failure,
                 unknown: true,
             }) => Err(Error::BackfillOutcomeUnknown {
                 collection: self.collection.name().to_owned(),
-                after: position(last.as_ref()),
+                at: at.clone(),
+                at_most: None,
                 source: failure.into_source(format!("commit a batch of `{}`", self.collection.name())),
             }),
-            Err(NotCommitted::Again { failure, .. }) => Err(self.failed(last.as_ref(), failure)),
+            Err(NotCommitted::Again { failure, .. }) => Err(self.failed(at, failure)),
         }
     }
 
