@@ -43,7 +43,9 @@ pub(super) struct Walk {
 }
 
 /// The simple (binary) collation: the walk's `_id > last` and its sort must
-/// agree with the order it checks, whatever the collection's default.
+/// agree with the order it checks, whatever the collection's default. Asked
+/// for where a collation could change the comparison
+/// ([`walk::needs_collation`]).
 pub(super) fn binary() -> Collation {
     Collation::builder().locale("simple").build()
 }
