@@ -46,7 +46,7 @@ use mongodb::bson::{Bson, doc};
 use mongodb::options::{Acknowledgment, UpdateModifications, WriteConcern};
 use tracing::warn;
 
-use super::batches::{Walk, binary, position};
+use super::batches::{Walk, at, binary};
 use crate::lock::{Checkpoints, NotStaged};
 use crate::stored::checkpoint::Checkpoint;
 use crate::support::error::{self, Error};
@@ -160,7 +160,7 @@ impl Walk {
                         self.collection.name(),
                         checkpoints.lease().min(TRANSACTION_BUDGET),
                     ));
-                    return Err(self.batch_failed(checkpoint.position.as_ref(), source));
+                    return Err(self.batch_failed(&at(checkpoint), source));
                 }
             }
             first = false;
@@ -179,7 +179,7 @@ impl Walk {
         checkpoints: &Checkpoints,
         first: bool,
     ) -> Result<Part, Error> {
-        let last = checkpoint.position.clone();
+        let at = &at(checkpoint);
         let mut next = checkpoint.clone();
         next.position = part.last().cloned();
         next.batches += 1;
@@ -194,14 +194,13 @@ impl Walk {
                 }
                 Err(NotCommitted::Refused) if first && attempt == 1 => return Ok(Part::Refused),
                 Err(NotCommitted::Refused) => {
-                    return Err(self.batch_failed(
-                        last.as_ref(),
-                        "the server refused a transaction it took before".into(),
-                    ));
+                    return Err(
+                        self.batch_failed(at, "the server refused a transaction it took before".into())
+                    );
                 }
                 Err(NotCommitted::TooLong(failure)) => return Ok(Part::TooLong(failure)),
                 Err(NotCommitted::Lost(error)) => return Err(error),
-                Err(NotCommitted::Failed(failure)) => return Err(self.failed(last.as_ref(), failure)),
+                Err(NotCommitted::Failed(failure)) => return Err(self.failed(at, failure)),
                 Err(NotCommitted::Again { failure, unknown }) => (failure, unknown),
             };
             let (failure, unknown) = failure;
@@ -210,12 +209,13 @@ impl Walk {
                 return Err(if unknown {
                     Error::BackfillOutcomeUnknown {
                         collection: self.collection.name().to_owned(),
-                        after: position(last.as_ref()),
+                        at: at.clone(),
+                        at_most: None,
                         source: failure
                             .into_source(format!("commit a batch of `{}`", self.collection.name())),
                     }
                 } else {
-                    self.failed(last.as_ref(), failure)
+                    self.failed(at, failure)
                 });
             }
             self.again("transaction", &failure, attempt);
@@ -265,11 +265,11 @@ impl Walk {
             .await
             .map_err(|error| classify(Failure::Server(error)))?;
         let filter = super::walk::batch(&self.filter, ids);
-        let sent = self
-            .collection
-            .update_many(filter, update.clone())
-            .collation(binary())
-            .session(&mut session);
+        let mut sent = self.collection.update_many(filter, update.clone());
+        if super::walk::needs_collation(&self.filter, Some(ids)) {
+            sent = sent.collation(binary());
+        }
+        let sent = sent.session(&mut session);
         let result = match within(budget * 2 / 3, sent).await {
             Ok(result) => result,
             Err(failure) => {
