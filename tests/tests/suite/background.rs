@@ -291,6 +291,103 @@ async fn a_task_dropped_with_its_runtime_leaves_the_next_apply_to_start_another(
     assert_recorded_after_a_second_run(&db, &manager).await;
 }
 
+/// The primary `hello` names, when one answers.
+async fn primary(db: &Database) -> Option<String> {
+    let admin = db.client().database("admin");
+    let hello = admin.run_command(doc! { "hello": 1 }).await.ok()?;
+    hello.get_str("primary").ok().map(str::to_owned)
+}
+
+/// A real election while the background migration runs, on a replica set
+/// of three members: the primary steps down and another member is
+/// elected. Whatever the task meets (its lease lost, the migration's reads
+/// and writes refused, no primary for a while), it rides it out and the
+/// migration is recorded once. Run alone, since the election disturbs
+/// every other test on the set.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_election_during_a_background_migration_is_ridden_out() {
+    let db = fresh_database("background_election").await;
+    if schema_tests::server::require_replica_set_members(
+        &db,
+        3,
+        "the primary steps down while the background migration runs and another member is elected",
+    )
+    .await
+    {
+        return;
+    }
+    let manager = manager(&db);
+    let report = manager.apply_all().await.expect("apply");
+    assert_eq!(report.background, [GATED]);
+    until_ran(&db, "bgt_0002_gated started").await;
+
+    let before = primary(&db).await.expect("a primary");
+    // The reply can be lost with the connections the stepdown closes; the
+    // new primary below is what shows it happened.
+    let _ = db
+        .client()
+        .database("admin")
+        .run_command(doc! { "replSetStepDown": 30, "secondaryCatchUpPeriodSecs": 10 })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match primary(&db).await {
+            Some(now) if now != before => break,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no other primary than {before} was elected"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    open_gate(&db, false).await;
+    manager
+        .wait_applied(Duration::from_secs(120))
+        .await
+        .expect("the task rides the election out");
+    assert_eq!(record_ids(&db, "schema_versions").await, [AT_START, GATED]);
+    let ran = ran(&db).await;
+    assert_eq!(ran.iter().filter(|note| *note == FINISHED).count(), 1, "{ran:?}");
+}
+
+/// Through a real `mongos`: a lease shorter than the sharded minimum is
+/// refused before anything runs, and with the minimum the background
+/// migration is applied by the task and recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn over_a_mongos_a_background_migration_is_applied_and_a_short_lease_refused() {
+    let db = fresh_database("background_mongos").await;
+    if schema_tests::server::require_sharded(
+        &db,
+        "a mongos answers hello, so the lease is judged by its clock and must be at least the \
+         sharded minimum",
+    )
+    .await
+    {
+        return;
+    }
+    let error = manager(&db)
+        .apply_all()
+        .await
+        .expect_err("a 2-second lease is refused on a sharded cluster");
+    assert_eq!(error.kind(), "configuration", "{error:?}");
+    assert!(workers::lock_document(&db).await.is_none(), "no lock was written");
+    assert!(ran(&db).await.is_empty(), "nothing ran");
+
+    open_gate(&db, false).await;
+    let manager = manager(&db).lock_lease(SchemaManager::MIN_SHARDED_LOCK_LEASE);
+    let report = manager.apply_all().await.expect("apply");
+    assert_eq!(report.applied, [AT_START]);
+    assert_eq!(report.background, [GATED]);
+    manager
+        .wait_applied(Duration::from_secs(120))
+        .await
+        .expect("the task applies it");
+    assert_eq!(record_ids(&db, "schema_versions").await, [AT_START, GATED]);
+    assert_eq!(ran(&db).await, [AT_START, "bgt_0002_gated started", FINISHED]);
+}
+
 #[tokio::test]
 async fn wait_for_background_applies_everything_before_apply_all_returns() {
     let db = fresh_database("background_inline").await;
