@@ -290,23 +290,35 @@ impl Drop for Running {
     }
 }
 
-/// Whether the background task tries again after `failure`: the server
-/// did not answer in time, the lease was lost, a backfill's batch has an
-/// outcome unknown (the next run does it once more), or the server's error
-/// behind it, a migration's own included, is a transient one: a failover
-/// (`NotWritablePrimary`, `InterruptedDueToReplStateChange`,
-/// `ShutdownInProgress`, ...), the network, a write concern not met. The
-/// migration was not fenced, so the next attempt runs it again, as the
-/// next holder would after a crash. A panic, a migration's own error and
-/// any other refusal of the server are final.
+/// Whether the background task tries again after `failure`: it, or an
+/// error among its causes (a migration returns a backfill's error, which
+/// becomes the cause of `MigrationFailed`), says the server did not answer
+/// in time, the lease was lost, or a backfill's batch has an outcome
+/// unknown (the next run does it once more); or the first server error
+/// among them is a transient one: a failover (`NotWritablePrimary`,
+/// `InterruptedDueToReplStateChange`, `ShutdownInProgress`, ...), the
+/// network, a write concern not met. The migration was not fenced, so the
+/// next attempt runs it again, as the next holder would after a crash. A
+/// panic, a migration's own error and any other refusal of the server are
+/// final.
 fn worth_another(failure: &Error) -> bool {
-    match failure {
-        Error::ServerTimeout { .. } | Error::LockLost { .. } | Error::BackfillOutcomeUnknown { .. } => true,
-        Error::MigrationPanicked { .. } => false,
-        _ => failure
-            .server_error()
-            .is_some_and(|server| faults::is_transient(server.raw())),
+    if matches!(failure, Error::MigrationPanicked { .. }) {
+        return false;
     }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(failure);
+    while let Some(error) = cause {
+        if let Some(
+            Error::ServerTimeout { .. } | Error::LockLost { .. } | Error::BackfillOutcomeUnknown { .. },
+        ) = error.downcast_ref::<Error>()
+        {
+            return true;
+        }
+        if let Some(server) = error.downcast_ref::<ServerError>() {
+            return faults::is_transient(server.raw());
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// The failures of the background task in a row, told apart by their
@@ -384,6 +396,25 @@ mod tests {
             source: Box::new(refused(6)),
         };
         assert!(worth_another(&outcome_unknown));
+        // As a migration returns it, and a timeout under a backfill's
+        // failed batch.
+        let returned = Error::MigrationFailed {
+            id: "m".to_owned(),
+            source: Box::new(outcome_unknown),
+        };
+        assert!(worth_another(&returned));
+        let timed_out = Error::MigrationFailed {
+            id: "m".to_owned(),
+            source: Box::new(Error::BackfillFailed {
+                collection: "items".to_owned(),
+                after: "none".to_owned(),
+                source: Box::new(Error::ServerTimeout {
+                    action: "read a batch".to_owned(),
+                    waited: Duration::from_secs(1),
+                }),
+            }),
+        };
+        assert!(worth_another(&timed_out));
         // A duplicate key, a refused validation, a permission: final.
         for code in [11000, 121, 13] {
             assert!(!worth_another(&migration_failed("m", code)), "{code}");

@@ -8,6 +8,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use schema_core::data::Backfill;
 use schema_core::mongodb::bson::{Document, doc};
 use schema_core::mongodb::{Database, error::Error as DriverError};
 use schema_core::{Error, Migrations, SchemaManager, migration};
@@ -239,6 +240,58 @@ async fn transient_failures_are_counted_in_a_row_not_over_the_task_s_life() {
         "{ran:?}"
     );
     assert_eq!(ran.iter().filter(|note| *note == FINISHED).count(), 1, "{ran:?}");
+}
+
+/// A background migration that counts every item once, 100 at a time.
+#[migration(id = "bgb_0001_counted", group = "background_backfill", background)]
+async fn counted(db: &Database) -> Result<(), Error> {
+    Backfill::new(db, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(100)
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// A background backfill's second batch runs, and the reply to its update
+/// is lost with the connection. Without transactions (a standalone), the
+/// backfill does not send it again and stops with
+/// `BackfillOutcomeUnknown`, which the migration returns; the task tries
+/// again, like the next start would, and the second run resumes from the
+/// checkpoint: that batch is done once more, the others once. With
+/// transactions, the batch is retried inside the walk: all once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_background_backfill_batch_whose_outcome_is_unknown_is_done_again_by_the_task() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const COUNTED: &str = "bgb_0001_counted";
+    let db = fresh_database("background_outcome_unknown").await;
+    schema_tests::items::insert(&db, "items", schema_tests::items::integers(300)).await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let updates = AtomicUsize::new(0);
+    let lost = proxy.add(Rule::new(
+        Match::command("update")
+            .on("items")
+            .when(move |_| updates.fetch_add(1, Ordering::SeqCst) == 1),
+        Fault::DropReply,
+    ));
+    let manager = SchemaManager::new(proxied)
+        .migrations(Migrations::group("background_backfill").expect("the group is valid"))
+        .lock_lease(Duration::from_secs(2));
+
+    let report = manager.apply_all().await.expect("apply");
+    assert_eq!(report.background, [COUNTED]);
+    let outcome = manager.wait_applied(Duration::from_secs(30)).await;
+    assert_eq!(lost.hits(), 1, "the second batch's reply was lost: {outcome:?}");
+    outcome.expect("the task runs the migration again and records it");
+    assert_eq!(record_ids(&db, "schema_versions").await, [COUNTED]);
+    let tally = schema_tests::items::tally(&db, "items").await;
+    if schema_tests::server::is_replica_set(&db).await {
+        assert_eq!(tally, [(1, 300)].into());
+    } else {
+        assert_eq!(tally, [(1, 200), (2, 100)].into());
+    }
 }
 
 /// A runtime dropped while its background task runs the migration drops
