@@ -3,7 +3,11 @@
 //! `is_applied`, `status` and the command line's `wait` tell how far the
 //! schema is. In this process with the group `background`; as real
 //! processes with `background-service` (a start, a kill during the
-//! background migration, the `wait` command).
+//! background migration, the `wait` command). The task rides out
+//! transient failures (failovers injected by the proxy, a backfill's lost
+//! reply), counted in a row, and a task dropped with its runtime no longer
+//! counts as running. On real servers of the topology they need: a real
+//! election (three members) and a `mongos`.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
