@@ -46,7 +46,9 @@ async fn as_replica_set(db: &Database) -> Option<schema_tests::proxy::FaultProxy
     match kind(db).await {
         ServerKind::Real if is_replica_set(db).await => {}
         ServerKind::Real => {
-            println!("skipped: a standalone MongoDB server runs no transaction; run on a replica set");
+            let why = "a standalone MongoDB server runs no transaction";
+            let skipped = schema_tests::server::require_replica_set_members(db, 1, why).await;
+            assert!(skipped, "a real server that is no replica set member");
             return None;
         }
         ServerKind::Emulator => {

@@ -468,17 +468,14 @@ async fn a_backfill_whose_batches_outlast_a_renewal_interval_completes_on_a_repl
     use std::time::Instant;
 
     let db = fresh_database("real_slow_batches").await;
-    if skip_unless_real(
+    if schema_tests::server::require_replica_set_members(
         &db,
+        1,
         "only a real replica set isolates a transaction's snapshot from the renewals beside it; \
-         the emulator isolates nothing",
+         the emulator isolates nothing, and a standalone server runs no transaction",
     )
     .await
     {
-        return;
-    }
-    if !schema_tests::server::is_replica_set(&db).await {
-        println!("skipped: a standalone MongoDB server runs no transaction; run on a replica set");
         return;
     }
     let heavy = db.collection::<Document>("heavy");
