@@ -79,6 +79,9 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(2);
 /// How long killing a session on the server may take.
 const KILL_BOUND: Duration = Duration::from_secs(5);
 
+/// How many times a commit is sent when its answer is lost.
+const COMMIT_ATTEMPTS: u32 = 3;
+
 /// Why one try of a batch's transaction did not commit.
 enum NotCommitted {
     /// Nothing was applied (or it is settled before the next try): try
@@ -132,7 +135,23 @@ impl Walk {
         while !rest.is_empty() {
             let part = &rest[..size.min(rest.len())];
             match self.part(update, checkpoint, part, checkpoints, first).await? {
-                Part::Committed => rest = &rest[part.len()..],
+                Part::Committed => {
+                    // Usually the part; more when a commit of the whole
+                    // batch, whose outcome was unknown when it was split,
+                    // is found to have landed.
+                    let done = ids
+                        .iter()
+                        .position(|id| Some(id) == checkpoint.position.as_ref())
+                        .ok_or_else(|| {
+                            self.batch_failed(
+                                &at(checkpoint),
+                                "its checkpoint was found at an `_id` outside the batch it was \
+                                 committing"
+                                    .into(),
+                            )
+                        })?;
+                    rest = &ids[done + 1..];
+                }
                 Part::Refused => {
                     warn!(
                         collection = %self.collection.name(),
@@ -154,11 +173,10 @@ impl Walk {
                 }
                 Part::TooLong(failure) => {
                     let source = failure.into_source(format!(
-                        "update one document of `{}` within one transaction's time ({:?}: the lease's \
-                         remainder, at most {TRANSACTION_BUDGET:?}); make the update cheaper, or raise \
-                         the lease",
+                        "update one document of `{}` within one transaction's time (at most \
+                         {TRANSACTION_BUDGET:?}, and less than the lease); make the update cheaper, or \
+                         raise the lease",
                         self.collection.name(),
-                        checkpoints.lease().min(TRANSACTION_BUDGET),
                     ));
                     return Err(self.batch_failed(&at(checkpoint), source));
                 }
@@ -186,8 +204,12 @@ impl Walk {
         next.visited += part.len() as u64;
         let started = Instant::now();
         let mut attempt: u32 = 1;
+        // A commit whose outcome is not known yet: until it is settled,
+        // the part is not split (a smaller part would not recognise the
+        // whole one's checkpoint).
+        let mut unsettled = false;
         loop {
-            let failure = match self.try_transaction(update, &next, part, checkpoints).await {
+            let (failure, unknown) = match self.try_transaction(update, &next, part, checkpoints).await {
                 Ok(done) => {
                     *checkpoint = done;
                     return Ok(Part::Committed);
@@ -198,15 +220,24 @@ impl Walk {
                         self.batch_failed(at, "the server refused a transaction it took before".into())
                     );
                 }
-                Err(NotCommitted::TooLong(failure)) => return Ok(Part::TooLong(failure)),
+                // A stall, not a long update, may have timed out a part of
+                // one document, or a part whose earlier commit is
+                // unsettled: tried again as it is.
+                Err(NotCommitted::TooLong(failure @ Failure::TimedOut(_)))
+                    if part.len() == 1 || unsettled =>
+                {
+                    (failure, unsettled)
+                }
+                Err(NotCommitted::TooLong(failure)) if !unsettled => return Ok(Part::TooLong(failure)),
+                Err(NotCommitted::TooLong(failure)) => (failure, true),
                 Err(NotCommitted::Lost(error)) => return Err(error),
                 Err(NotCommitted::Failed(failure)) => return Err(self.failed(at, failure)),
                 Err(NotCommitted::Again { failure, unknown }) => (failure, unknown),
             };
-            let (failure, unknown) = failure;
+            unsettled |= unknown;
             let window = RETRY_WINDOW.min(checkpoints.lease());
             if started.elapsed() >= window || checkpoints.ensure_live().is_err() {
-                return Err(if unknown {
+                return Err(if unsettled {
                     Error::BackfillOutcomeUnknown {
                         collection: self.collection.name().to_owned(),
                         at: at.clone(),
@@ -228,7 +259,7 @@ impl Walk {
     }
 
     /// One try: with the lock's writer held, the update, the checkpoint
-    /// and the commit, in one session.
+    /// and the commit, in one session, all before one deadline.
     async fn try_transaction(
         &self,
         update: &UpdateModifications,
@@ -240,24 +271,26 @@ impl Walk {
         let saved = hold.saved(&next.key).await;
         if let Some(saved) = saved.map_err(|not_staged| self.not_staged(checkpoints, not_staged))?
             && saved.batches >= next.batches
-            && saved.position == next.position
         {
-            // An earlier try's commit, whose reply was lost, had landed:
-            // nothing more is sent for this batch.
+            // An earlier try's commit, whose reply was lost, had landed
+            // (this part's, or the whole batch's before it was split):
+            // nothing more is sent for it.
             return Ok(saved);
         }
         // A renewal that cannot land while the lease lasts ends the try
         // with its error.
         hold.refresh().await.map_err(NotCommitted::Lost)?;
-        // The whole transaction must end while the lease lasts and well
-        // within the server's transaction lifetime; the update gets two
-        // thirds of that.
+        // The whole transaction ends while the lease lasts and well within
+        // the server's transaction lifetime, each of its steps bounded by
+        // what is left of that; the update gets two thirds.
         let budget = hold.remaining().min(TRANSACTION_BUDGET);
+        let deadline = Instant::now() + budget;
+        let left = || deadline.saturating_duration_since(Instant::now());
         let client = self.collection.client();
-        let mut session = within(budget, client.start_session()).await.map_err(classify)?;
+        let mut session = within(left(), client.start_session()).await.map_err(classify)?;
         let write_concern = WriteConcern::builder()
             .w(Acknowledgment::Majority)
-            .w_timeout(self.bound.min(MAX_WRITE_TIMEOUT))
+            .w_timeout(budget.min(MAX_WRITE_TIMEOUT))
             .build();
         session
             .start_transaction()
@@ -273,12 +306,12 @@ impl Walk {
         let result = match within(budget * 2 / 3, sent).await {
             Ok(result) => result,
             Err(failure) => {
+                // The lock was not written: renewals may go on.
+                drop(hold);
                 end(&mut session, client, &failure).await;
                 return Err(match failure {
                     Failure::TimedOut(_) => NotCommitted::TooLong(failure),
-                    Failure::Server(ref server) if error::code(server) == Some(LIFETIME_EXCEEDED) => {
-                        NotCommitted::TooLong(failure)
-                    }
+                    failure if too_long(&failure) => NotCommitted::TooLong(failure),
                     other => classify(other),
                 });
             }
@@ -286,7 +319,7 @@ impl Walk {
         let mut next = next.clone();
         next.matched = Some(next.matched.unwrap_or(0) + result.matched_count);
         next.modified = Some(next.modified.unwrap_or(0) + result.modified_count);
-        let staged = match hold.stage(&next, &mut session).await {
+        let staged = match hold.stage(&next, &mut session, left()).await {
             Ok(staged) => staged,
             Err(not_staged) => {
                 match &not_staged {
@@ -294,32 +327,55 @@ impl Walk {
                     _ => abort(&mut session).await,
                 }
                 // Aborted first: losing the lease drops the migration.
-                return Err(self.not_staged(checkpoints, not_staged));
+                return Err(match not_staged {
+                    NotStaged::Failed(failure) if too_long(&failure) => NotCommitted::TooLong(failure),
+                    other => self.not_staged(checkpoints, other),
+                });
             }
         };
-        match within(budget, session.commit_transaction()).await {
-            Ok(()) => {
-                staged.committed();
-                Ok(next)
+        // A commit whose answer is lost is sent again on the same session,
+        // at the same transaction number: the server answers as it ended,
+        // committed or aborted, and commits it now if it had not arrived.
+        let mut commits = 0;
+        let failure = loop {
+            commits += 1;
+            match within(left(), session.commit_transaction()).await {
+                Ok(()) => {
+                    staged.committed();
+                    return Ok(next);
+                }
+                Err(Failure::Server(error))
+                    if error.contains_label("TransientTransactionError")
+                        && !error.contains_label("UnknownTransactionCommitResult") =>
+                {
+                    // Aborted by the server: nothing of it was applied.
+                    staged.aborted();
+                    let failure = Failure::Server(error);
+                    return Err(if too_long(&failure) {
+                        NotCommitted::TooLong(failure)
+                    } else {
+                        NotCommitted::Again {
+                            failure,
+                            unknown: false,
+                        }
+                    });
+                }
+                Err(failure) if commits < COMMIT_ATTEMPTS && !left().is_zero() => {
+                    warn!(error = ?failure, "a backfill's commit was not answered; sending it again");
+                }
+                Err(failure) => break failure,
             }
-            Err(Failure::Server(error)) if error.contains_label("TransientTransactionError") => {
-                // Aborted by the server: nothing of it was applied.
-                staged.aborted();
-                Err(NotCommitted::Again {
-                    failure: Failure::Server(error),
-                    unknown: false,
-                })
-            }
-            Err(failure) => {
-                // It may have committed: the checkpoint write stays
-                // unresolved, and the next try settles it first.
-                drop(staged);
-                Err(NotCommitted::Again {
-                    failure,
-                    unknown: true,
-                })
-            }
-        }
+        };
+        // Still unknown: the checkpoint write stays unresolved for the next
+        // try to settle, and the transaction, should it not have committed,
+        // is ended on the server so it holds nothing (the lock document
+        // above all) until its lifetime runs out.
+        drop(staged);
+        kill(&mut session, client).await;
+        Err(NotCommitted::Again {
+            failure,
+            unknown: true,
+        })
     }
 }
 
@@ -331,12 +387,19 @@ impl Walk {
             NotStaged::Lost(error) => NotCommitted::Lost(error),
             NotStaged::Taken => NotCommitted::Lost(checkpoints.lose()),
             NotStaged::Failed(failure) => classify(failure),
+            // An earlier write's outcome is still unknown.
             NotStaged::Again => NotCommitted::Again {
                 failure: Failure::TimedOut(self.bound),
-                unknown: false,
+                unknown: true,
             },
         }
     }
+}
+
+/// Whether the server ended the transaction for its lifetime
+/// (`transactionLifetimeLimitSeconds`), at any of its statements.
+fn too_long(failure: &Failure) -> bool {
+    matches!(failure, Failure::Server(error) if error::code(error) == Some(LIFETIME_EXCEEDED))
 }
 
 /// A failure before the commit: nothing of the transaction was applied.
@@ -367,17 +430,24 @@ fn classify(failure: Failure) -> NotCommitted {
 /// answered with an abort.
 async fn end(session: &mut ClientSession, client: &mongodb::Client, failure: &Failure) {
     if let Failure::TimedOut(_) = failure {
-        let admin = client.database("admin");
-        let kill = admin.run_command(doc! { "killSessions": [session.id().clone()] });
-        if let Err(failure) = within(KILL_BOUND, kill).await {
-            warn!(
-                error = ?failure,
-                "could not end a backfill's transaction on the server; the server ends it when its \
-                 lifetime runs out"
-            );
-        }
+        kill(session, client).await;
     }
     abort(session).await;
+}
+
+/// Kills `session` on the server (`killSessions`, which any user may send
+/// for its own sessions): its running statement stops, and its
+/// transaction is aborted unless it has committed.
+async fn kill(session: &mut ClientSession, client: &mongodb::Client) {
+    let admin = client.database("admin");
+    let kill = admin.run_command(doc! { "killSessions": [session.id().clone()] });
+    if let Err(failure) = within(KILL_BOUND, kill).await {
+        warn!(
+            error = ?failure,
+            "could not end a backfill's transaction on the server; the server ends it when its \
+             lifetime runs out"
+        );
+    }
 }
 
 /// Aborts the transaction of `session`, as far as the server answers: one

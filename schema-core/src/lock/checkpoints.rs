@@ -236,8 +236,9 @@ impl<'c> CheckpointHold<'c> {
         self.hold.remaining()
     }
 
-    /// Saves `checkpoint` inside the transaction of `session`: it lands if
-    /// and when the transaction commits (see [`Staged`]).
+    /// Saves `checkpoint` inside the transaction of `session`, given up on
+    /// after `bound`: it lands if and when the transaction commits (see
+    /// [`Staged`]).
     ///
     /// # Errors
     ///
@@ -246,13 +247,14 @@ impl<'c> CheckpointHold<'c> {
         self,
         checkpoint: &Checkpoint,
         session: &mut ClientSession,
+        bound: std::time::Duration,
     ) -> Result<Staged<'c>, NotStaged> {
         let checkpoints = self.checkpoints;
         let checkpoint = checkpoints.signed(checkpoint);
         let action = || format!("save a checkpoint of a backfill of `{}`", checkpoints.migration);
         let write = Write::until_lost(&checkpoints.migration, &action).checkpointed();
         self.hold
-            .stage(&checkpoints.collection, session, write, |contents| {
+            .stage(&checkpoints.collection, session, write, bound, |contents| {
                 with(contents, &checkpoint)
             })
             .await

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use schema_core::data::Backfill;
 use schema_core::mongodb::Database;
-use schema_core::mongodb::bson::{DateTime, Document, doc};
+use schema_core::mongodb::bson::{Bson, DateTime, Document, doc};
 use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::items::{insert, integers, tally};
 use schema_tests::{documents, fresh_database, record_ids};
@@ -82,6 +82,60 @@ fn transaction_commands(proxy: &schema_tests::proxy::FaultProxy) -> Vec<(String,
         .collect()
 }
 
+/// A rule losing the replies to the commits of one transaction: the
+/// `nth` (from 0) transaction to commit, every time its commit is sent
+/// (again by the driver on a replica set, where a commit is a retryable
+/// write, and again by the backfill), `times` times in all, or every time.
+fn lose_commit_replies(
+    proxy: &schema_tests::proxy::FaultProxy,
+    nth: usize,
+    times: Option<usize>,
+) -> schema_tests::proxy::RuleHandle {
+    use std::sync::Mutex;
+
+    use schema_tests::proxy::{Fault, Match, Rule};
+    let commits = AtomicUsize::new(0);
+    let lost: Mutex<Option<(Bson, Bson)>> = Mutex::new(None);
+    let rule = Rule::new(
+        Match::command("commitTransaction").when(move |body| {
+            let transaction = (
+                body.get("lsid").cloned().unwrap_or(Bson::Null),
+                body.get("txnNumber").cloned().unwrap_or(Bson::Null),
+            );
+            let mut lost = lost.lock().expect("not poisoned");
+            if lost.is_none() && commits.fetch_add(1, Ordering::SeqCst) == nth {
+                *lost = Some(transaction.clone());
+            }
+            lost.as_ref() == Some(&transaction)
+        }),
+        Fault::DropReply,
+    );
+    proxy.add(match times {
+        Some(times) => rule.times(times),
+        None => rule,
+    })
+}
+
+/// How many times the commit of one transaction was sent: the most of any
+/// (`lsid`, `txnNumber`).
+fn most_commits_of_one_transaction(seen: &[schema_tests::proxy::Seen]) -> usize {
+    let mut counts: Vec<((Bson, Bson), usize)> = Vec::new();
+    for command in seen
+        .iter()
+        .filter(|command| command.command == "commitTransaction")
+    {
+        let key = (
+            command.body.get("lsid").cloned().unwrap_or(Bson::Null),
+            command.body.get("txnNumber").cloned().unwrap_or(Bson::Null),
+        );
+        match counts.iter_mut().find(|(seen, _)| *seen == key) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((key, 1)),
+        }
+    }
+    counts.into_iter().map(|(_, count)| count).max().unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn on_a_replica_set_each_batch_and_its_checkpoint_commit_as_one_transaction() {
     let _alone = ONE_AT_A_TIME.lock().await;
@@ -111,27 +165,30 @@ async fn on_a_replica_set_each_batch_and_its_checkpoint_commit_as_one_transactio
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_commit_reply_does_not_apply_a_batch_twice() {
-    use schema_tests::proxy::{Fault, Match, Rule};
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_lost_commit").await;
     let Some(proxy) = as_replica_set(&db).await else {
         return;
     };
     insert(&db, "items", integers(250)).await;
-    // The second batch's commit lands, and its reply is lost.
-    let commits = AtomicUsize::new(0);
-    let lost = proxy.add(
-        Rule::new(
-            Match::command("commitTransaction").when(move |_| commits.fetch_add(1, Ordering::SeqCst) == 1),
-            Fault::DropReply,
-        )
-        .times(1),
-    );
+    // The second batch's commit lands, and the replies to it and to the
+    // commit sent again after it are lost.
+    let lost = lose_commit_replies(&proxy, 1, Some(2));
     manager(&proxy.database(&db).await, "transactions")
         .apply_all()
         .await
         .expect("apply");
-    assert_eq!(lost.hits(), 1, "the second commit's reply was lost");
+    assert_eq!(lost.hits(), 2, "the second commit's replies were lost");
+    let seen = proxy.seen();
+    assert!(
+        most_commits_of_one_transaction(&seen) >= 3,
+        "the commit was sent again, at the same transaction number, until answered"
+    );
+    let updates = seen
+        .iter()
+        .filter(|command| command.command == "update" && command.target == "items")
+        .count();
+    assert_eq!(updates, 3, "no batch's update was sent twice");
     assert_eq!(tally(&db, "items").await, [(1, 250)].into(), "each batch once");
     assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
 }
@@ -239,8 +296,8 @@ fn count_in(query: &Document, found: &mut usize) {
     }
 }
 
-/// Renewals are due every 300 ms of a 900 ms lease, and each batch's update
-/// takes 400 ms: none of them is sent between a transaction's first
+/// Renewals are due every 3 s of a 9 s lease, and each batch's update takes
+/// 3.5 s: none of them is sent between a transaction's first
 /// statement and its end. On a real server a renewal there would move the
 /// version after the snapshot the update fixed, and the checkpoint's write,
 /// filtered on the moved version, would match nothing in that snapshot: the
@@ -253,18 +310,18 @@ async fn no_renewal_lands_between_a_batch_s_first_statement_and_its_commit() {
     let Some(proxy) = as_replica_set(&db).await else {
         return;
     };
-    insert(&db, "items", integers(250)).await;
+    insert(&db, "items", integers(200)).await;
     let slow = proxy.add(Rule::new(
         Match::command("update").on("items").when(in_transaction),
-        Fault::Delay(std::time::Duration::from_millis(400)),
+        Fault::Delay(std::time::Duration::from_millis(3_500)),
     ));
     manager(&proxy.database(&db).await, "transactions")
-        .lock_lease(std::time::Duration::from_millis(900))
+        .lock_lease(std::time::Duration::from_secs(9))
         .apply_all()
         .await
         .expect("apply");
 
-    assert_eq!(slow.hits(), 3, "each batch's update took 400 ms");
+    assert_eq!(slow.hits(), 2, "each batch's update took 3.5 s");
     let seen = proxy.seen();
     let order = statements(&seen);
     assert!(
@@ -290,90 +347,165 @@ async fn no_renewal_lands_between_a_batch_s_first_statement_and_its_commit() {
             );
         }
     }
-    assert_eq!(tally(&db, "items").await, [(1, 250)].into());
+    assert_eq!(tally(&db, "items").await, [(1, 200)].into());
     assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
 }
 
-/// The second batch's commit lands and its reply is lost; the read that
-/// follows lags behind it (as a majority read may on a real replica set)
-/// and still shows the lock before that commit. The try that follows must
-/// not commit the batch a second time: its checkpoint write, filtered on
-/// the version before the lost commit, matches nothing, it is aborted, and
-/// the next read settles the batch as done.
+/// The commit of the `nth` (from 0) batch's transaction lands and every
+/// reply to it is lost, also when it is sent again; the first read of the
+/// lock after that lags behind it (as a majority read may on a real
+/// replica set) and shows the lock as it was before that batch.
+struct LaggingRead {
+    /// The batch's update, slowed so that the test can read the lock as
+    /// it stands before its commit.
+    slowed: schema_tests::proxy::RuleHandle,
+    lost: schema_tests::proxy::RuleHandle,
+    lagging: schema_tests::proxy::RuleHandle,
+    before: std::sync::Arc<std::sync::Mutex<Option<Document>>>,
+}
+
+impl LaggingRead {
+    fn add(proxy: &schema_tests::proxy::FaultProxy, nth: usize) -> LaggingRead {
+        use schema_tests::proxy::{Answer, Fault, Match, Rule};
+        let updates = AtomicUsize::new(0);
+        let slowed = proxy.add(
+            Rule::new(
+                Match::command("update")
+                    .on("items")
+                    .when(move |body| in_transaction(body) && updates.fetch_add(1, Ordering::SeqCst) == nth),
+                Fault::Delay(std::time::Duration::from_secs(2)),
+            )
+            .times(1),
+        );
+        let lost = lose_commit_replies(proxy, nth, None);
+        let before: std::sync::Arc<std::sync::Mutex<Option<Document>>> = std::sync::Arc::default();
+        let shown = before.clone();
+        let after_loss = lost.clone();
+        let lagging = proxy.add(
+            Rule::new(
+                Match::command("find")
+                    .on("schema_lock")
+                    .when(move |_| after_loss.hits() > 0),
+                Fault::Answer(Answer::new(move |body| {
+                    let lock = shown.lock().expect("the lock as it was").clone();
+                    doc! {
+                        "ok": 1.0,
+                        "cursor": {
+                            "id": 0_i64,
+                            "ns": format!("{}.schema_lock", body.get_str("$db").unwrap_or_default()),
+                            "firstBatch": lock.into_iter().collect::<Vec<_>>(),
+                        },
+                    }
+                })),
+            )
+            .times(1),
+        );
+        LaggingRead {
+            slowed,
+            lost,
+            lagging,
+            before,
+        }
+    }
+
+    /// Applies the group through the proxy with a lease of 30 s, reading
+    /// the lock as it stands while the batch's update is slowed.
+    async fn apply(&self, db: &Database, through: Database) {
+        let apply = tokio::spawn(async move {
+            manager(&through, "transactions")
+                .lock_lease(std::time::Duration::from_secs(30))
+                .apply_all()
+                .await
+        });
+        assert!(
+            self.slowed
+                .wait_for_hits(1, std::time::Duration::from_secs(30))
+                .await,
+            "the batch's update was sent"
+        );
+        let lock = documents(db, "schema_lock")
+            .await
+            .into_iter()
+            .next()
+            .expect("the lock");
+        *self.before.lock().expect("the lock as it was") = Some(lock);
+        apply.await.expect("the apply task").expect("apply");
+        assert!(
+            self.lost.hits() >= 3,
+            "the batch's commit replies were lost: {}",
+            self.lost.hits()
+        );
+        assert_eq!(self.lagging.hits(), 1, "the read after the loss lagged");
+    }
+}
+
+/// The second batch's commit lands, every reply to it is lost, and the read
+/// that follows lags behind it. The try after that read must not commit the
+/// batch a second time: its checkpoint write, filtered on the version
+/// before the lost commit, matches nothing, it is aborted, and the next
+/// read settles the batch as done.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_commit_that_a_lagging_read_does_not_show_is_never_committed_twice() {
-    use std::sync::{Arc, Mutex};
-
-    use schema_tests::proxy::{Answer, Fault, Match, Rule};
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_lagging_read").await;
     let Some(proxy) = as_replica_set(&db).await else {
         return;
     };
     insert(&db, "items", integers(250)).await;
-    // The second batch's update is slowed, so that the test reads the lock
-    // as it stands before that batch's commit: what the lagging read shows.
-    let updates = AtomicUsize::new(0);
-    let slowed = proxy.add(
+    let lagging = LaggingRead::add(&proxy, 1);
+    lagging.apply(&db, proxy.database(&db).await).await;
+    // The try after the lagging read sent the batch again, and its
+    // checkpoint write matched nothing: it was aborted, not committed.
+    let order = statements(&proxy.seen());
+    let aborted = order
+        .windows(3)
+        .any(|window| window == ["update", "findAndModify", "abortTransaction"]);
+    assert!(aborted, "the try after the lagging read was aborted: {order:?}");
+    assert_eq!(tally(&db, "items").await, [(1, 250)].into(), "each batch once");
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
+}
+
+/// The first batch's commit lands unanswered and a lagging read does not
+/// show it; the try after that read meets the server's transaction
+/// lifetime. The batch is not split while its commit is unsettled: a half
+/// would not recognise the whole batch's checkpoint and would be applied
+/// again. The next read settles the whole batch as done.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_whose_commit_is_unsettled_is_not_split_and_not_applied_twice() {
+    use schema_tests::proxy::{Fault, Match, Rule};
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db = fresh_database("backfill_unsettled_split").await;
+    let Some(proxy) = as_replica_set(&db).await else {
+        return;
+    };
+    insert(&db, "items", integers(250)).await;
+    let lagging = LaggingRead::add(&proxy, 0);
+    let after_loss = lagging.lost.clone();
+    let expired = proxy.add(
         Rule::new(
             Match::command("update")
                 .on("items")
-                .when(move |body| in_transaction(body) && updates.fetch_add(1, Ordering::SeqCst) == 1),
-            Fault::Delay(std::time::Duration::from_secs(2)),
+                .when(move |body| in_transaction(body) && after_loss.hits() > 0),
+            Fault::Reply(doc! {
+                "ok": 0.0, "code": 290, "codeName": "TransactionExceededLifetimeLimitSeconds",
+                "errmsg": "Aborting transaction because it exceeded the lifetime limit",
+            }),
         )
         .times(1),
     );
-    let commits = AtomicUsize::new(0);
-    let lost = proxy.add(
-        Rule::new(
-            Match::command("commitTransaction").when(move |_| commits.fetch_add(1, Ordering::SeqCst) == 1),
-            Fault::DropReply,
-        )
-        .times(1),
+    lagging.apply(&db, proxy.database(&db).await).await;
+    assert_eq!(
+        expired.hits(),
+        1,
+        "the try after the lagging read met the lifetime"
     );
-    let before: Arc<Mutex<Option<Document>>> = Arc::default();
-    let shown = before.clone();
-    let after_loss = lost.clone();
-    let lagging = proxy.add(
-        Rule::new(
-            Match::command("find")
-                .on("schema_lock")
-                .when(move |_| after_loss.hits() > 0),
-            Fault::Answer(Answer::new(move |body| {
-                let lock = shown.lock().expect("the lock as it was").clone();
-                doc! {
-                    "ok": 1.0,
-                    "cursor": {
-                        "id": 0_i64,
-                        "ns": format!("{}.schema_lock", body.get_str("$db").unwrap_or_default()),
-                        "firstBatch": lock.into_iter().collect::<Vec<_>>(),
-                    },
-                }
-            })),
-        )
-        .times(1),
-    );
-    let through = proxy.database(&db).await;
-    let apply = tokio::spawn(async move {
-        manager(&through, "transactions")
-            .lock_lease(std::time::Duration::from_secs(30))
-            .apply_all()
-            .await
-    });
-    assert!(
-        slowed.wait_for_hits(1, std::time::Duration::from_secs(30)).await,
-        "the second batch's update was sent"
-    );
-    let lock = documents(&db, "schema_lock")
-        .await
-        .into_iter()
-        .next()
-        .expect("the lock");
-    *before.lock().expect("the lock as it was") = Some(lock);
-    apply.await.expect("the apply task").expect("apply");
-
-    assert_eq!(lost.hits(), 1, "the second commit's reply was lost");
-    assert_eq!(lagging.hits(), 1, "the read after it lagged");
+    let sizes: Vec<usize> = proxy
+        .seen()
+        .iter()
+        .filter(|command| command.command == "update" && command.target == "items")
+        .map(|command| batch_size(&command.body))
+        .collect();
+    assert_eq!(sizes, [100, 100, 100, 50], "the first batch was never split");
     assert_eq!(tally(&db, "items").await, [(1, 250)].into(), "each batch once");
     assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
 }

@@ -145,7 +145,8 @@ impl<'w> Hold<'w> {
     }
 
     /// Sends one write inside the transaction of `session`, filtered on the
-    /// version this hold knows, and keeps the writer held until the
+    /// version this hold knows and given up on after `bound` (or the
+    /// writer's own bound, if shorter), and keeps the writer held until the
     /// transaction ends: [`Staged::committed`] when it commits,
     /// [`Staged::aborted`] when it is aborted. Dropped without either (the
     /// commit's outcome unknown), the write stays unresolved, and the next
@@ -163,6 +164,7 @@ impl<'w> Hold<'w> {
         collection: &Collection<Document>,
         session: &mut ClientSession,
         write: Write<'_>,
+        bound: Duration,
         next: impl Fn(&Contents) -> Contents,
     ) -> Result<Staged<'w>, NotStaged> {
         let Hold { writer, mut known } = self;
@@ -190,7 +192,7 @@ impl<'w> Hold<'w> {
             .find_one_and_update(filter, update)
             .return_document(ReturnDocument::After)
             .session(&mut *session);
-        let outcome = within(writer.bound, command).await;
+        let outcome = within(bound.min(writer.bound), command).await;
         // Until its transaction commits, the write cannot land; if it is
         // not staged, the transaction is aborted and it never will.
         let unstage = |known: &mut Known| known.unresolved.retain(|attempt| attempt.number != number);
