@@ -392,7 +392,8 @@ mod tests {
         }
         let outcome_unknown = Error::BackfillOutcomeUnknown {
             collection: "items".to_owned(),
-            after: "none".to_owned(),
+            at: "its first batch".to_owned(),
+            at_most: None,
             source: Box::new(refused(6)),
         };
         assert!(worth_another(&outcome_unknown));
@@ -407,7 +408,7 @@ mod tests {
             id: "m".to_owned(),
             source: Box::new(Error::BackfillFailed {
                 collection: "items".to_owned(),
-                after: "none".to_owned(),
+                at: "its first batch".to_owned(),
                 source: Box::new(Error::ServerTimeout {
                     action: "read a batch".to_owned(),
                     waited: Duration::from_secs(1),
