@@ -16,7 +16,8 @@ use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Document, doc};
 use schema_core::snapshot::{Snapshot, Subject, declare_indexes};
 use schema_core::{Error, Migrations, SchemaManager, migration};
-use schema_tests::{fresh_database, monitored_database, take_commands};
+use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
+use schema_tests::{fresh_database, index_documents, monitored_database, take_commands};
 
 const GROUP: &str = "snapshot";
 
@@ -385,4 +386,70 @@ async fn the_command_line_writes_a_snapshot_and_verify_exits_3_on_drift_with_jso
 
     let unreadable = schema_snapshot(&db, &["verify", "--snapshot", "/nonexistent/schema.json"], &[]);
     assert_eq!(unreadable.status.code(), Some(1), "{}", text(&unreadable));
+}
+
+/// A text index is stored under `{ _fts: "text", _ftsx: 1 }`, so the
+/// server answers IndexNotFound to a drop by the declared keys. The
+/// emulator does not list text indexes: the listing a real server gives is
+/// injected by the proxy, naming an index the emulator has, and the drop
+/// must reach that index by its name.
+#[tokio::test]
+async fn dropping_a_text_index_by_its_declared_fields_drops_it_by_name() {
+    let db = fresh_database("snapshot_drop_text").await;
+    db.run_command(doc! {
+        "createIndexes": "articles",
+        "indexes": [{ "key": { "title": 1 }, "name": "title_text" }],
+    })
+    .await
+    .expect("an index by hand");
+    let name = index_documents(&db, "articles")
+        .await
+        .into_iter()
+        .find(|index| {
+            index
+                .get_document("key")
+                .is_ok_and(|key| key.contains_key("title"))
+        })
+        .and_then(|index| index.get_str("name").ok().map(str::to_owned))
+        .expect("the index is listed");
+
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let listing = proxy.add(Rule::new(
+        Match::command("listIndexes").on("articles"),
+        Fault::Reply(doc! {
+            "ok": 1.0,
+            "cursor": {
+                "id": 0_i64,
+                "ns": format!("{}.articles", db.name()),
+                "firstBatch": [
+                    { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
+                    {
+                        "v": 2, "key": { "_fts": "text", "_ftsx": 1 }, "name": &name,
+                        "weights": { "title": 1 }, "default_language": "english",
+                        "language_override": "language", "textIndexVersion": 3,
+                    },
+                ],
+            },
+        }),
+    ));
+    drop_index(&proxied, "articles", doc! { "title": "text" })
+        .await
+        .expect("dropped");
+    assert_eq!(listing.hits(), 1, "the proxy answered the listing");
+    let drops: Vec<Document> = proxy
+        .seen()
+        .into_iter()
+        .filter(|seen| seen.command == "dropIndexes")
+        .map(|seen| seen.body)
+        .collect();
+    assert_eq!(drops.len(), 1, "{drops:?}");
+    assert_eq!(drops[0].get_str("index"), Ok(name.as_str()), "{drops:?}");
+    listing.remove();
+    let left: Vec<String> = index_documents(&db, "articles")
+        .await
+        .iter()
+        .filter_map(|index| index.get_str("name").ok().map(str::to_owned))
+        .collect();
+    assert!(!left.contains(&name), "{left:?}");
 }

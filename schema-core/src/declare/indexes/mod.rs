@@ -27,7 +27,7 @@ mod conflict;
 mod constructors;
 
 use futures_util::TryStreamExt;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::{Bson, Document, doc};
 use mongodb::{Database, IndexModel};
 
 pub use constructors::{IndexModelExt, ascending, default_name, descending, keys, text, ttl};
@@ -117,6 +117,13 @@ pub async fn ensure_indexes(
 /// not exist is not an error, so a migration that drops an index can run
 /// again. A snapshot taken afterwards no longer lists the index.
 ///
+/// The index is looked up with `listIndexes` and dropped by its name, since
+/// the server does not always store the declared keys: a text index
+/// declared on `{ title: "text" }` is stored under
+/// `{ _fts: "text", _ftsx: 1 }`, and is found by being a text index.
+/// When several indexes have these keys (they differ by collation or
+/// partial filter), the server is asked to drop by keys and refuses.
+///
 /// ```no_run
 /// use schema_core::indexes::drop_index;
 /// use schema_core::mongodb::bson::doc;
@@ -128,19 +135,39 @@ pub async fn ensure_indexes(
 ///
 /// # Errors
 ///
-/// [`Error::Database`] when the server refuses or fails.
+/// [`Error::Database`] when the server refuses or fails; the snapshot then
+/// does not count the index as dropped.
 pub async fn drop_index(db: &Database, collection: &str, keys: Document) -> Result<(), Error> {
-    let dropped = db
-        .run_command(doc! { "dropIndexes": collection, "index": keys.clone() })
-        .await;
-    match dropped {
-        Ok(_) => {}
-        Err(error) if matches!(error::code(&error), Some(INDEX_NOT_FOUND | NAMESPACE_NOT_FOUND)) => {}
-        Err(error) => {
-            return Err(Error::database(
-                format!("drop the index {keys} of `{collection}`"),
-                error,
-            ));
+    let declared = doc! { "key": keys.clone() };
+    let listed = list_indexes(db, collection).await?;
+    let named: Vec<&str> = listed
+        .iter()
+        .filter(|index| compare::same_keys(&declared, index))
+        .filter_map(|index| index.get_str("name").ok())
+        .collect();
+    let index = match named.as_slice() {
+        // Absent, or the collection is: nothing to drop.
+        [] => None,
+        [name] => Some(Bson::String((*name).to_owned())),
+        _ => Some(Bson::Document(keys.clone())),
+    };
+    if let Some(index) = index {
+        let dropped = db
+            .run_command(doc! { "dropIndexes": collection, "index": index })
+            .await;
+        match dropped {
+            Ok(_) => {}
+            // Dropped by someone else since the listing.
+            Err(error) if matches!(error::code(&error), Some(INDEX_NOT_FOUND | NAMESPACE_NOT_FOUND)) => {}
+            Err(error) => {
+                return Err(Error::database(
+                    format!(
+                        "drop the index {} of `{collection}`",
+                        compare::show_keys(&declared)
+                    ),
+                    error,
+                ));
+            }
         }
     }
     capture::note(db, || Declared::DroppedIndex {
