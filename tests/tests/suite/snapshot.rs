@@ -96,6 +96,22 @@ async fn databases_named(db: &Database, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// How the scratch databases of a snapshot of `db` are named: the first 32
+/// bytes of its name, then `_snapshot_` (a random suffix follows).
+fn scratch_prefix(db: &Database) -> String {
+    let name = db.name();
+    let mut end = name.len().min(32);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}_snapshot_", &name[..end])
+}
+
+/// The scratch databases of snapshots of `db` still on the server.
+async fn scratch_databases(db: &Database) -> Vec<String> {
+    databases_named(db, &scratch_prefix(db)).await
+}
+
 fn keys_of(subject: &Subject) -> Document {
     match subject {
         Subject::Index { keys, .. } => keys.clone(),
@@ -151,7 +167,7 @@ async fn the_snapshot_holds_what_the_migrations_declare_the_same_every_time_and_
     // The manager's own database was not touched; no scratch database is left.
     let collections = db.list_collection_names().await.expect("listCollections");
     assert!(collections.is_empty(), "{collections:?}");
-    let scratch = databases_named(&db, &format!("{}_snapshot_", db.name())).await;
+    let scratch = scratch_databases(&db).await;
     assert!(scratch.is_empty(), "{scratch:?}");
 }
 
@@ -166,7 +182,7 @@ async fn a_failing_migration_fails_the_snapshot_and_its_scratch_database_is_drop
         matches!(&error, Error::MigrationFailed { id, .. } if id == "f_0002_fails"),
         "{error:?}"
     );
-    let scratch = databases_named(&db, &format!("{}_snapshot_", db.name())).await;
+    let scratch = scratch_databases(&db).await;
     assert!(scratch.is_empty(), "{scratch:?}");
 }
 
@@ -452,4 +468,146 @@ async fn dropping_a_text_index_by_its_declared_fields_drops_it_by_name() {
         .filter_map(|index| index.get_str("name").ok().map(str::to_owned))
         .collect();
     assert!(!left.contains(&name), "{left:?}");
+}
+
+#[tokio::test]
+async fn a_snapshot_in_a_given_database_is_the_same_and_empties_it_of_what_it_created() {
+    let db = fresh_database("snapshot_given").await;
+    let scratch = fresh_database("snapshot_given_scratch").await;
+    let expected = manager(&db, GROUP).snapshot().await.expect("snapshot");
+    let snapshot = manager(&db, GROUP)
+        .snapshot_database(scratch.clone())
+        .snapshot()
+        .await
+        .expect("snapshot in the given database");
+    assert_eq!(snapshot.to_json(), expected.to_json());
+    // The given database is empty again, no other was made, and the
+    // manager's own was not touched.
+    let left = scratch.list_collection_names().await.expect("listCollections");
+    assert!(left.is_empty(), "{left:?}");
+    let made = scratch_databases(&db).await;
+    assert!(made.is_empty(), "{made:?}");
+    assert!(
+        db.list_collection_names()
+            .await
+            .expect("listCollections")
+            .is_empty()
+    );
+
+    // One that holds anything is refused, and kept as it was.
+    scratch
+        .collection::<Document>("kept")
+        .insert_one(doc! { "n": 1 })
+        .await
+        .expect("insert");
+    let error = manager(&db, GROUP)
+        .snapshot_database(scratch.clone())
+        .snapshot()
+        .await
+        .expect_err("not empty");
+    assert_eq!(error.kind(), "configuration", "{error}");
+    assert!(error.to_string().contains("must start empty"), "{error}");
+    assert_eq!(
+        scratch.list_collection_names().await.expect("listCollections"),
+        ["kept"]
+    );
+    assert_eq!(
+        scratch
+            .collection::<Document>("kept")
+            .count_documents(doc! {})
+            .await
+            .expect("count"),
+        1
+    );
+    // And so is the manager's own database.
+    let error = manager(&db, GROUP)
+        .snapshot_database(db.clone())
+        .snapshot()
+        .await
+        .expect_err("its own database");
+    assert_eq!(error.kind(), "configuration", "{error}");
+    scratch.drop().await.expect("drop the scratch database");
+}
+
+/// A user with `readWrite` on its own database only is refused the scratch
+/// database: the server's Unauthorized, injected for the snapshot's first
+/// command there, as a real server answers it.
+#[tokio::test]
+async fn a_user_refused_the_scratch_database_is_told_to_name_one() {
+    let db = fresh_database("snapshot_unauthorized").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let prefix = scratch_prefix(&db);
+    let refused = proxy.add(Rule::new(
+        Match::any().when(move |body| body.get_str("$db").is_ok_and(|name| name.starts_with(&prefix))),
+        Fault::error(
+            13,
+            "Unauthorized",
+            "not authorized on the database to execute command",
+        ),
+    ));
+    let error = manager(&proxied, GROUP).snapshot().await.expect_err("refused");
+    assert!(refused.hits() >= 1, "the proxy refused the scratch database");
+    let Error::SnapshotUnauthorized { database, .. } = &error else {
+        panic!("expected SnapshotUnauthorized, got {error:?}");
+    };
+    assert!(database.starts_with(&scratch_prefix(&db)), "{database}");
+    assert_eq!(error.kind(), "snapshot_unauthorized");
+    let message = error.to_string();
+    assert!(message.contains("SchemaManager::snapshot_database"), "{message}");
+    assert!(message.contains("Unauthorized"), "{message}");
+    assert_eq!(error.server_error().and_then(|server| server.code()), Some(13));
+    refused.remove();
+    // Through `snapshot_database`, the same user succeeds.
+    let scratch = fresh_database("snapshot_unauthorized_scratch").await;
+    let given = proxy.database(&scratch).await;
+    manager(&proxied, GROUP)
+        .snapshot_database(given)
+        .snapshot()
+        .await
+        .expect("snapshot in the given database");
+    assert!(scratch_databases(&db).await.is_empty());
+}
+
+/// The scratch database's drop is given up on after a third of the lease
+/// instead of waiting for ever: held at the proxy.
+#[tokio::test]
+async fn a_scratch_drop_that_never_answers_is_given_up_on() {
+    let db = fresh_database("snapshot_drop_held").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let held = proxy.add(Rule::new(Match::command("dropDatabase"), Fault::Hold));
+    let manager = manager(&proxied, GROUP).lock_lease(Duration::from_secs(2));
+    let error = tokio::time::timeout(Duration::from_secs(20), manager.snapshot())
+        .await
+        .expect("given up on, not held for ever")
+        .expect_err("the drop is not answered");
+    assert_eq!(held.held(), 1, "the proxy held the dropDatabase");
+    assert_eq!(error.kind(), "server_timeout", "{error}");
+    assert!(error.to_string().contains("drop the scratch database"), "{error}");
+    held.remove();
+    // Let through, the drop lands in the end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !scratch_databases(&db).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the held drop lands");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_command_line_takes_a_snapshot_in_a_named_database() {
+    let db = fresh_database("snapshot_cli_named").await;
+    let scratch = fresh_database("snapshot_cli_named_scratch").await;
+    let plain = schema_snapshot(&db, &["snapshot"], &[]);
+    assert!(plain.status.success(), "{}", text(&plain));
+    let named = schema_snapshot(&db, &["snapshot", "--snapshot-database", scratch.name()], &[]);
+    assert!(named.status.success(), "{}", text(&named));
+    assert_eq!(named.stdout, plain.stdout);
+    assert!(
+        scratch
+            .list_collection_names()
+            .await
+            .expect("listCollections")
+            .is_empty()
+    );
 }
