@@ -220,3 +220,23 @@ async fn a_build_waiting_for_its_commit_quorum_shows_once_in_status_and_on_the_c
     assert!(lines[0].contains("(at_1)"), "{text}");
     assert!(lines[0].contains("waiting for its commit quorum"), "{text}");
 }
+
+/// A `$currentOp` the server never answers is given up on: the status
+/// comes back, its index builds unknown (none listed), instead of waiting
+/// for ever.
+#[tokio::test]
+async fn a_current_op_that_never_answers_leaves_the_builds_unknown_and_status_answers() {
+    let db = fresh_database("index_builds_current_op_held").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let held = proxy.add(Rule::new(current_op(), Fault::Hold));
+    let manager = SchemaManager::new(proxied).migrations(Migrations::group(GROUP).expect("a valid set"));
+    let status = tokio::time::timeout(Duration::from_secs(60), manager.status())
+        .await
+        .expect("status answers, not held for ever")
+        .expect("status");
+    assert_eq!(held.held(), 1, "the proxy held the $currentOp");
+    assert!(status.index_builds.is_empty(), "{:?}", status.index_builds);
+    assert_eq!(status.pending(), [BOUNDED]);
+    held.remove();
+}
