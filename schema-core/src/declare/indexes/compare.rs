@@ -86,6 +86,34 @@ pub(crate) fn same_keys(a: &Document, b: &Document) -> bool {
             .all(|((field_a, kind_a), (field_b, kind_b))| field_a == field_b && same_value(kind_a, kind_b))
 }
 
+/// Whether two specs index the same fields, a text index by its fields:
+/// stricter than [`same_keys`], which holds any two text indexes the same
+/// (a collection has one). A text index declared on `{ title: "text" }`
+/// is listed with the key `{ _fts: "text", _ftsx: 1 }` and its fields in
+/// `weights`; the keys besides the text ones must match in order too.
+pub(crate) fn same_fields(a: &Document, b: &Document) -> bool {
+    if !(is_text(a) && is_text(b)) {
+        return same_keys(a, b);
+    }
+    let names =
+        |spec: &Document| -> Vec<String> { text_weights(spec).into_iter().map(|(field, _)| field).collect() };
+    let others = |spec: &Document| -> Vec<(String, Bson)> {
+        key(spec)
+            .into_iter()
+            .filter(|(field, kind)| {
+                !matches!(field.as_str(), "_fts" | "_ftsx") && kind != &Bson::String("text".to_owned())
+            })
+            .collect()
+    };
+    let (others_a, others_b) = (others(a), others(b));
+    names(a) == names(b)
+        && others_a.len() == others_b.len()
+        && others_a
+            .iter()
+            .zip(&others_b)
+            .all(|((field_a, kind_a), (field_b, kind_b))| field_a == field_b && same_value(kind_a, kind_b))
+}
+
 /// The keys of `spec` for a message: the key pattern, or a text index's
 /// fields.
 pub(crate) fn show_keys(spec: &Document) -> String {
@@ -305,6 +333,43 @@ mod tests {
         let with_id = doc! { "key": { "$**": 1 }, "wildcardProjection": { "sku": 1, "_id": 1 } };
         let listed = doc! { "key": { "$**": 1 }, "wildcardProjection": { "sku": true, "_id": false } };
         assert_eq!(option_differences(&with_id, &listed).len(), 1);
+    }
+
+    #[test]
+    fn a_text_index_is_found_by_its_fields_in_its_listed_form() {
+        let listed = doc! {
+            "key": { "category": 1, "_fts": "text", "_ftsx": 1 }, "name": "category_1_title_text_body_text",
+            "weights": { "title": 1, "body": 1 }, "textIndexVersion": 3,
+        };
+        let declared = |key: Document| doc! { "key": key };
+        assert!(same_fields(
+            &declared(doc! { "category": 1, "title": "text", "body": "text" }),
+            &listed
+        ));
+        assert!(same_fields(
+            &declared(doc! { "category": 1, "body": "text", "title": "text" }),
+            &listed
+        ));
+        assert!(!same_fields(
+            &declared(doc! { "category": 1, "title": "text" }),
+            &listed
+        ));
+        assert!(!same_fields(
+            &declared(doc! { "title": "text", "body": "text" }),
+            &listed
+        ));
+        assert!(!same_fields(
+            &declared(doc! { "category": -1, "title": "text", "body": "text" }),
+            &listed
+        ));
+        assert!(
+            same_keys(&declared(doc! { "summary": "text" }), &listed),
+            "one text index a collection"
+        );
+        assert!(same_fields(
+            &declared(doc! { "a": 1 }),
+            &doc! { "key": { "a": 1 } }
+        ));
     }
 
     #[test]

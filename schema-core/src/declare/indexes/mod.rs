@@ -231,7 +231,7 @@ impl<'a> IntoFuture for EnsureIndexes<'a> {
 /// The index is looked up with `listIndexes` and dropped by its name, since
 /// the server does not always store the declared keys: a text index
 /// declared on `{ title: "text" }` is stored under
-/// `{ _fts: "text", _ftsx: 1 }`, and is found by being a text index.
+/// `{ _fts: "text", _ftsx: 1 }`, and is found by its fields (`weights`).
 /// When several indexes have these keys (they differ by collation or
 /// partial filter), the server is asked to drop by keys and refuses.
 ///
@@ -253,7 +253,7 @@ pub async fn drop_index(db: &Database, collection: &str, keys: Document) -> Resu
     let listed = list_indexes(db, collection).await?;
     let named: Vec<&str> = listed
         .iter()
-        .filter(|index| compare::same_keys(&declared, index))
+        .filter(|index| compare::same_fields(&declared, index))
         .filter_map(|index| index.get_str("name").ok())
         .collect();
     let index = match named.as_slice() {
