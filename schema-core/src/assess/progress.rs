@@ -20,6 +20,16 @@ pub struct IndexBuild {
     pub done: Option<u64>,
     /// Units of work the current phase has, when the server reports it.
     pub total: Option<u64>,
+    /// The phase the server names (`scanning collection`, `inserting keys
+    /// from external sorter into index`, `draining writes received during
+    /// build`), when it says.
+    pub phase: Option<String>,
+    /// Whether the build has scanned the collection and waits to commit:
+    /// on a replica set, for its commit quorum (by default every voting
+    /// data-bearing member), draining the writes that arrive meanwhile. A
+    /// build that stays so waits for members that are behind or down; see
+    /// [`EnsureIndexes::commit_quorum`](crate::indexes::EnsureIndexes::commit_quorum).
+    pub waiting_for_commit_quorum: bool,
 }
 
 impl IndexBuild {
@@ -53,45 +63,125 @@ pub struct BackgroundFailure {
     pub message: String,
 }
 
-/// The `createIndexes` operations on `database` among `operations`, the
-/// documents `$currentOp` returns. An operation whose fields have other
-/// shapes is still listed, with what could be read.
+/// The phase in which a build drains the writes that arrived while it
+/// ran, and in which it waits for its commit quorum.
+const DRAINING: &str = "draining writes received during build";
+
+/// The index builds on `database` among `operations`, the documents
+/// `$currentOp` returns, each once. A build is listed by the client waiting
+/// for its `createIndexes` and by the server's builder (which reports the
+/// progress), and through a `mongos` once on each shard (`shard`): these
+/// are one build, its numbers summed over the shards. An operation whose
+/// fields have other shapes is still listed, with what could be read.
 pub(crate) fn index_builds(operations: &[Document], database: &str) -> Vec<IndexBuild> {
-    operations
-        .iter()
-        .filter_map(|operation| {
-            let command = operation.get_document("command").ok()?;
-            let collection = command.get_str("createIndexes").ok()?;
-            let on_database = match command.get_str("$db") {
-                Ok(name) => name == database,
-                // Older servers leave `$db` out; `ns` is `db.collection`.
-                Err(_) => operation
-                    .get_str("ns")
-                    .is_ok_and(|ns| ns.split_once('.').is_some_and(|(db, _)| db == database)),
-            };
-            if !on_database {
-                return None;
+    // Each build, and for it each shard's view: the first operation seen,
+    // then the numbers and phase of whichever reports them.
+    let mut builds: Vec<(IndexBuild, Vec<(String, IndexBuild)>)> = Vec::new();
+    for operation in operations {
+        let Some(build) = index_build(operation, database) else {
+            continue;
+        };
+        let shard = operation.get_str("shard").unwrap_or_default().to_owned();
+        let same = |known: &IndexBuild| {
+            known.collection == build.collection && same_names(&known.indexes, &build.indexes)
+        };
+        let at = match builds.iter().position(|(known, _)| same(known)) {
+            Some(at) => at,
+            None => {
+                builds.push((build.clone(), Vec::new()));
+                builds.len() - 1
             }
-            let indexes = command
-                .get_array("indexes")
-                .map(|indexes| {
-                    indexes
-                        .iter()
-                        .filter_map(|index| index.as_document()?.get_str("name").ok())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            let progress = operation.get_document("progress").ok();
-            let number = |field: &str| progress.and_then(|progress| count(progress.get(field)?));
-            Some(IndexBuild {
-                collection: collection.to_owned(),
-                indexes,
-                done: number("done"),
-                total: number("total"),
-            })
+        };
+        let shards = &mut builds[at].1;
+        match shards.iter_mut().find(|(name, _)| *name == shard) {
+            Some((_, seen)) => {
+                seen.done = seen.done.max(build.done);
+                seen.total = seen.total.max(build.total);
+                seen.phase = seen.phase.take().or(build.phase);
+            }
+            None => shards.push((shard, build)),
+        }
+    }
+    builds
+        .into_iter()
+        .map(|(mut build, shards)| {
+            let sum = |field: fn(&IndexBuild) -> Option<u64>| {
+                shards
+                    .iter()
+                    .map(|(_, seen)| field(seen))
+                    .try_fold(0_u64, |sum, n| Some(sum.saturating_add(n?)))
+            };
+            build.done = sum(|seen| seen.done);
+            build.total = sum(|seen| seen.total);
+            let phases: Vec<&str> = shards
+                .iter()
+                .filter_map(|(_, seen)| seen.phase.as_deref())
+                .collect();
+            build.phase = phases.first().map(|phase| (*phase).to_owned());
+            build.waiting_for_commit_quorum = !phases.is_empty()
+                && phases.len() == shards.len()
+                && phases.iter().all(|phase| *phase == DRAINING);
+            build
         })
         .collect()
+}
+
+fn same_names(a: &[String], b: &[String]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+/// One `$currentOp` document as an index build on `database`, if it is one.
+fn index_build(operation: &Document, database: &str) -> Option<IndexBuild> {
+    let command = operation.get_document("command").ok()?;
+    let collection = command.get_str("createIndexes").ok()?;
+    let on_database = match command.get_str("$db") {
+        Ok(name) => name == database,
+        // Older servers leave `$db` out; `ns` is `db.collection`.
+        Err(_) => operation
+            .get_str("ns")
+            .is_ok_and(|ns| ns.split_once('.').is_some_and(|(db, _)| db == database)),
+    };
+    if !on_database {
+        return None;
+    }
+    let indexes = command
+        .get_array("indexes")
+        .map(|indexes| {
+            indexes
+                .iter()
+                .filter_map(|index| index.as_document()?.get_str("name").ok())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let progress = operation.get_document("progress").ok();
+    let number = |field: &str| progress.and_then(|progress| count(progress.get(field)?));
+    Some(IndexBuild {
+        collection: collection.to_owned(),
+        indexes,
+        done: number("done"),
+        total: number("total"),
+        phase: operation.get_str("msg").ok().and_then(phase),
+        waiting_for_commit_quorum: false,
+    })
+}
+
+/// The phase a build's `msg` names: `Index Build: scanning collection
+/// Index Build: scanning collection: 40/100 40%` is `scanning collection`.
+fn phase(message: &str) -> Option<String> {
+    const PREFIX: &str = "Index Build: ";
+    let rest = message.strip_prefix(PREFIX)?;
+    let end = [rest.find(" Index Build:"), rest.find(':')]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(rest.len());
+    let phase = rest[..end].trim();
+    (!phase.is_empty()).then(|| phase.to_owned())
 }
 
 /// A count of either integer width, or a double holding one.
@@ -135,12 +225,16 @@ mod tests {
                     indexes: vec!["at_1".into(), "by_1".into()],
                     done: Some(40),
                     total: Some(100),
+                    phase: Some("scanning collection".into()),
+                    waiting_for_commit_quorum: false,
                 },
                 IndexBuild {
                     collection: "users".into(),
                     indexes: Vec::new(),
                     done: None,
                     total: None,
+                    phase: None,
+                    waiting_for_commit_quorum: false,
                 },
             ]
         );
@@ -155,10 +249,72 @@ mod tests {
             indexes: Vec::new(),
             done,
             total,
+            phase: None,
+            waiting_for_commit_quorum: false,
         };
         assert_eq!(build(Some(0), Some(0)).percent(), None);
         assert_eq!(build(Some(5), None).percent(), None);
         assert_eq!(build(Some(7), Some(5)).percent(), Some(100));
         assert_eq!(build(Some(u64::MAX), Some(u64::MAX)).percent(), Some(100));
+    }
+
+    /// The client waiting for its `createIndexes` (no numbers) and the
+    /// server's builder (with them), as a replica set member lists them.
+    fn client_and_builder(shard: Option<&str>, done: i64, total: i64, message: &str) -> [Document; 2] {
+        let command = doc! {
+            "createIndexes": "events",
+            "indexes": [{ "key": { "at": 1 }, "name": "at_1" }],
+            "$db": "app",
+        };
+        let mut client = doc! { "op": "command", "ns": "app.events", "command": command.clone() };
+        let mut builder = doc! {
+            "op": "command", "ns": "app.events", "command": command,
+            "msg": message, "progress": { "done": done, "total": total },
+        };
+        if let Some(shard) = shard {
+            client.insert("shard", shard);
+            builder.insert("shard", shard);
+        }
+        [client, builder]
+    }
+
+    #[test]
+    fn a_build_listed_by_its_client_and_its_builder_and_on_each_shard_is_shown_once() {
+        let scanning = "Index Build: scanning collection Index Build: scanning collection: 40/100 40%";
+        let one = client_and_builder(None, 40, 100, scanning);
+        let builds = index_builds(&one, "app");
+        assert_eq!(builds.len(), 1, "{builds:?}");
+        assert_eq!((builds[0].done, builds[0].total), (Some(40), Some(100)));
+        assert_eq!(builds[0].indexes, ["at_1"]);
+        assert!(!builds[0].waiting_for_commit_quorum);
+
+        // Through a mongos: each shard's client and builder.
+        let mut operations = client_and_builder(Some("shard-a"), 40, 100, scanning).to_vec();
+        operations.extend(client_and_builder(Some("shard-b"), 10, 50, scanning));
+        let builds = index_builds(&operations, "app");
+        assert_eq!(builds.len(), 1, "{builds:?}");
+        assert_eq!((builds[0].done, builds[0].total), (Some(50), Some(150)));
+        assert_eq!(builds[0].percent(), Some(33));
+        assert_eq!(builds[0].phase.as_deref(), Some("scanning collection"));
+    }
+
+    #[test]
+    fn a_build_that_has_scanned_and_drains_writes_is_waiting_for_its_commit_quorum() {
+        let draining = "Index Build: draining writes received during build";
+        let builds = index_builds(&client_and_builder(None, 0, 0, draining), "app");
+        assert_eq!(builds.len(), 1, "{builds:?}");
+        assert_eq!(builds[0].phase.as_deref(), Some(DRAINING));
+        assert!(builds[0].waiting_for_commit_quorum);
+
+        // Until every shard has scanned.
+        let mut operations = client_and_builder(Some("shard-a"), 0, 0, draining).to_vec();
+        operations.extend(client_and_builder(
+            Some("shard-b"),
+            10,
+            50,
+            "Index Build: scanning collection Index Build: scanning collection: 10/50 20%",
+        ));
+        let builds = index_builds(&operations, "app");
+        assert!(!builds[0].waiting_for_commit_quorum, "{builds:?}");
     }
 }

@@ -38,7 +38,8 @@
 //! ```
 //!
 //! Commands: `status [--check]`, `plan`, `apply`, `forget [--unknown] <id>`,
-//! `mark-applied <id>`, `lock`, `unlock [--force]`, `snapshot [--out FILE]`
+//! `mark-applied <id>`, `lock`, `unlock [--force]`, `snapshot [--out FILE]
+//! [--snapshot-database NAME]`
 //! and `verify --snapshot FILE [--deny-extra]`, each with `--json` for
 //! machine-readable output. With `--json`, an error is printed to stdout as
 //! `{"error": {"kind": ..., "message": ...}}`, `kind` being
@@ -182,6 +183,10 @@ pub enum Command {
         /// Write it to FILE instead of printing it
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Apply the migrations to this empty database of the same server, emptied afterwards,
+        /// instead of creating and dropping one (for a user allowed only certain databases)
+        #[arg(long, value_name = "NAME")]
+        snapshot_database: Option<String>,
         /// How it prints what it did.
         #[command(flatten)]
         output: Output,
@@ -395,7 +400,11 @@ async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u
         Command::Wait { timeout, .. } => {
             wait::wait(manager, std::time::Duration::from_secs(*timeout), json).await?
         }
-        Command::Snapshot { out, .. } => schema::snapshot(manager, out.as_deref(), json).await?,
+        Command::Snapshot {
+            out,
+            snapshot_database,
+            ..
+        } => schema::snapshot(manager, out.as_deref(), snapshot_database.as_deref(), json).await?,
         Command::Verify {
             snapshot, deny_extra, ..
         } => schema::verify(manager, snapshot, *deny_extra, json).await?,

@@ -117,8 +117,8 @@ impl Display {
                 for (build, key) in listed.iter().zip(keys) {
                     let bar = builds.entry(key.clone()).or_insert_with(|| {
                         let template = match build.total {
-                            Some(_) => "{prefix} [{bar:30}] {pos}/{len} ({percent}%)",
-                            None => "{prefix} {spinner} progress unknown",
+                            Some(_) => "{prefix} [{bar:30}] {pos}/{len} ({percent}%){msg}",
+                            None => "{prefix} {spinner} progress unknown{msg}",
                         };
                         let bar = ProgressBar::with_draw_target(build.total, ProgressDrawTarget::hidden());
                         bar.set_style(
@@ -132,6 +132,11 @@ impl Display {
                         bar.set_length(total);
                     }
                     bar.set_position(build.done.unwrap_or(0));
+                    bar.set_message(if build.waiting_for_commit_quorum {
+                        "; scanned, waiting for its commit quorum"
+                    } else {
+                        ""
+                    });
                 }
             }
             Display::Lines { .. } => {

@@ -14,12 +14,19 @@ use crate::declare::snapshot::Snapshot;
 use crate::manager::SchemaManager;
 use crate::support::error::Error;
 
-/// `snapshot [--out FILE]`: the snapshot's JSON, or where it was written.
+/// `snapshot [--out FILE] [--snapshot-database NAME]`: the snapshot's
+/// JSON, or where it was written.
 pub(super) async fn snapshot(
     manager: &SchemaManager,
     out: Option<&Path>,
+    scratch: Option<&str>,
     json: bool,
 ) -> Result<(String, u8), Error> {
+    let mut manager = manager.clone();
+    if let Some(name) = scratch {
+        let scratch = manager.database().client().database(name);
+        manager = manager.snapshot_database(scratch);
+    }
     let snapshot = manager.snapshot().await?.to_json();
     let Some(out) = out else {
         return Ok((snapshot, 0));

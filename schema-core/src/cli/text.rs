@@ -180,7 +180,9 @@ pub(super) fn status_table(status: &Status) -> String {
 }
 
 /// One index build in progress: `index build on events (at_1): 40 of 100
-/// done (40%)`, or `...: progress unknown` when the server does not say.
+/// done (40%)`, or `...: progress unknown` when the server does not say,
+/// and `...; scanned, waiting for its commit quorum ...` once the build
+/// waits to commit.
 pub(super) fn index_build_line(build: &IndexBuild) -> String {
     let mut line = format!("index build on {}", build.collection);
     if !build.indexes.is_empty() {
@@ -197,7 +199,13 @@ pub(super) fn index_build_line(build: &IndexBuild) -> String {
                 let _ = write!(line, " ({percent}%)");
             }
         }
+        (None, _) if build.waiting_for_commit_quorum => {}
         (None, _) => line.push_str(": progress unknown"),
+    }
+    if build.waiting_for_commit_quorum {
+        line.push_str(
+            "; scanned, waiting for its commit quorum (members behind or down keep it from committing)",
+        );
     }
     line
 }

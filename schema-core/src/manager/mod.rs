@@ -63,6 +63,8 @@ pub struct SchemaManager {
     observers: Vec<Observer>,
     /// Whether `apply_all` applies the background migrations itself.
     wait_for_background: bool,
+    /// Where `snapshot` applies the set; a new database when `None`.
+    snapshot_database: Option<Database>,
     /// What this manager and its clones know of the background task and
     /// of what is recorded.
     background: Arc<Background>,
@@ -85,6 +87,10 @@ impl std::fmt::Debug for SchemaManager {
             .field("on_unknown", &self.on_unknown)
             .field("observers", &self.observers.len())
             .field("wait_for_background", &self.wait_for_background)
+            .field(
+                "snapshot_database",
+                &self.snapshot_database.as_ref().map(Database::name),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -141,6 +147,7 @@ impl SchemaManager {
             on_unknown: Policy::Warn,
             observers: Vec::new(),
             wait_for_background: false,
+            snapshot_database: None,
             background: Arc::default(),
         }
     }

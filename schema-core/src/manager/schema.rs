@@ -3,7 +3,10 @@
 //! listened to) and verifying a database against one (read-only).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mongodb::Database;
+use mongodb::bson::Document;
 
 use super::SchemaManager;
 use crate::assess::drift::{self, Drift};
@@ -11,9 +14,34 @@ use crate::declare::capture::Capture;
 use crate::declare::registry::Migration;
 use crate::declare::snapshot::Snapshot;
 use crate::live;
-use crate::support::error::Error;
+use crate::support::error::{Error, ServerError};
+use crate::support::faults::within;
 
 impl SchemaManager {
+    /// Has [`snapshot`](SchemaManager::snapshot) apply the set to
+    /// `scratch` instead of a new database of its own: for a user who may
+    /// not create or drop databases (`readWrite` on certain databases only,
+    /// as hosted MongoDB often grants). `scratch` may be of another client.
+    ///
+    /// It must have no collection when the snapshot starts, since the
+    /// migrations would change what is there; the snapshot refuses
+    /// otherwise. Afterwards it drops the collections the snapshot created
+    /// (all that are there: it was empty), not the database. Two snapshots
+    /// must not share it at once: the second one would find the first's
+    /// records and apply nothing; that is detected and refused.
+    ///
+    /// ```no_run
+    /// # async fn take(manager: schema_core::SchemaManager) -> Result<(), schema_core::Error> {
+    /// let scratch = manager.database().client().database("app_schema_scratch");
+    /// let snapshot = manager.snapshot_database(scratch).snapshot().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn snapshot_database(mut self, scratch: Database) -> SchemaManager {
+        self.snapshot_database = Some(scratch);
+        self
+    }
+
     /// The schema this manager's migrations declare: what their calls to
     /// [`ensure_indexes`](crate::indexes::ensure_indexes),
     /// [`set_validator`](crate::set_validator),
@@ -23,37 +51,66 @@ impl SchemaManager {
     ///
     /// The set is applied, as [`apply_all`](SchemaManager::apply_all)
     /// would, to a new, empty scratch database on the same server (named
-    /// after this one with `_snapshot_` and a random suffix), and the
-    /// helpers' calls are noted as they are made, not read back from the
-    /// server: servers differ in what they list. The scratch database is
-    /// dropped afterwards, also when a migration fails; only if the
-    /// returned future is dropped half way is it left behind. This
-    /// manager's own database is not touched.
+    /// after this one with `_snapshot_` and a random suffix), or to the one
+    /// given to [`snapshot_database`](SchemaManager::snapshot_database),
+    /// and the helpers' calls are noted as they are made, not read back
+    /// from the server: servers differ in what they list. The scratch
+    /// database is dropped afterwards (a given one emptied of what the
+    /// snapshot created), also when a migration fails, each drop given up
+    /// on after a third of the lease; only if the returned future is
+    /// dropped half way is it left behind. This manager's own database is
+    /// not touched.
     ///
     /// # Errors
     ///
-    /// Those of [`apply_all`](SchemaManager::apply_all) applying the set to
-    /// the scratch database (a failing migration is
-    /// [`Error::MigrationFailed`]), and [`Error::Database`] when the
-    /// scratch database cannot be dropped.
+    /// - Those of [`apply_all`](SchemaManager::apply_all) applying the set
+    ///   to the scratch database (a failing migration is
+    ///   [`Error::MigrationFailed`]);
+    /// - [`Error::SnapshotUnauthorized`] when the server does not let this
+    ///   user use the scratch database (a user with rights on certain
+    ///   databases only): give it one with
+    ///   [`snapshot_database`](SchemaManager::snapshot_database);
+    /// - [`Error::Configuration`] when the given scratch database is this
+    ///   manager's, has collections, or was used by another snapshot at the
+    ///   same time;
+    /// - [`Error::Database`] or [`Error::ServerTimeout`] when the scratch
+    ///   database cannot be dropped or emptied.
     pub async fn snapshot(&self) -> Result<Snapshot, Error> {
         self.check_configuration()?;
-        let groups = groups_of(&self.ordered()?);
-        let scratch = self.db.client().database(&scratch_name(self.db.name()));
+        let ordered = self.ordered()?;
+        let groups = groups_of(&ordered);
+        let bound = self.lock_lease / 3;
+        let scratch = match &self.snapshot_database {
+            Some(given) => {
+                check_given(given, &self.db, bound).await?;
+                Scratch::Given(given.clone())
+            }
+            None => Scratch::Own(self.db.client().database(&scratch_name(self.db.name()))),
+        };
         // Everything applied before it returns, and what it learns kept
         // apart from this manager's own database.
         let mut manager = self.clone().wait_for_background(true);
-        manager.db = scratch.clone();
+        manager.db = scratch.database().clone();
         manager.observers.clear();
         manager.background = Default::default();
-        let capture = Capture::start(scratch.name());
+        manager.snapshot_database = None;
+        let capture = Capture::start(scratch.database().name());
         let applied = manager.apply_all().await;
         let declared = capture.finish();
-        let dropped = scratch.drop().await;
-        applied?;
-        dropped.map_err(|error| {
-            Error::database(format!("drop the scratch database `{}`", scratch.name()), error)
-        })?;
+        let cleaned = scratch.clean(bound).await;
+        let name = scratch.database().name();
+        let report = applied.map_err(|error| unauthorized(error, name))?;
+        cleaned.map_err(|error| unauthorized(error, name))?;
+        if report.applied.len() != ordered.len() {
+            return Err(Error::Configuration {
+                reason: format!(
+                    "{} of the {} migrations were applied to the scratch database `{name}`: another \
+                     snapshot used it at the same time; give each snapshot a database of its own",
+                    report.applied.len(),
+                    ordered.len()
+                ),
+            });
+        }
         Ok(Snapshot::fold(groups, declared))
     }
 
@@ -95,6 +152,100 @@ impl SchemaManager {
         let names: Vec<&str> = snapshot.collections().map(|(name, _)| name).collect();
         let found = live::collections::read(&self.db, &names).await?;
         Ok(drift::compare(snapshot, &found))
+    }
+}
+
+/// The server's code for a command the user may not run.
+const UNAUTHORIZED: i32 = 13;
+
+/// Where a snapshot applies the set.
+enum Scratch {
+    /// A new database of its own, dropped afterwards.
+    Own(Database),
+    /// One it was given, empty at the start, emptied afterwards.
+    Given(Database),
+}
+
+impl Scratch {
+    fn database(&self) -> &Database {
+        match self {
+            Scratch::Own(db) | Scratch::Given(db) => db,
+        }
+    }
+
+    /// Drops the database, or each collection of a given one (all the
+    /// snapshot's, since it was empty), each command bounded by `bound`.
+    async fn clean(&self, bound: Duration) -> Result<(), Error> {
+        match self {
+            Scratch::Own(db) => within(bound, db.drop())
+                .await
+                .map_err(|failure| failure.into_error(format!("drop the scratch database `{}`", db.name()))),
+            Scratch::Given(db) => {
+                for collection in collection_names(db, bound).await? {
+                    within(bound, db.collection::<Document>(&collection).drop())
+                        .await
+                        .map_err(|failure| {
+                            failure.into_error(format!(
+                                "drop `{collection}` of the scratch database `{}`",
+                                db.name()
+                            ))
+                        })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Refuses a given scratch database that is the manager's own or has
+/// collections: the migrations would change what is there.
+async fn check_given(given: &Database, own: &Database, bound: Duration) -> Result<(), Error> {
+    if given.name() == own.name() {
+        return Err(Error::Configuration {
+            reason: format!(
+                "the snapshot database is `{}`, the database this manager applies migrations to: \
+                 name an empty database of its own",
+                own.name()
+            ),
+        });
+    }
+    let found = collection_names(given, bound)
+        .await
+        .map_err(|error| unauthorized(error, given.name()))?;
+    if !found.is_empty() {
+        return Err(Error::Configuration {
+            reason: format!(
+                "the snapshot database `{}` has {} collection(s); the snapshot applies the migrations \
+                 there and empties it afterwards, so it must start empty: empty it, or name another",
+                given.name(),
+                found.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+async fn collection_names(db: &Database, bound: Duration) -> Result<Vec<String>, Error> {
+    within(bound, db.list_collection_names())
+        .await
+        .map_err(|failure| failure.into_error(format!("list the collections of `{}`", db.name())))
+}
+
+/// `error` as [`Error::SnapshotUnauthorized`] when the server refused the
+/// user the scratch database; a migration's own failure stays as it is.
+fn unauthorized(error: Error, database: &str) -> Error {
+    if matches!(
+        error,
+        Error::MigrationFailed { .. } | Error::MigrationPanicked { .. }
+    ) {
+        return error;
+    }
+    match error.server_error() {
+        Some(server) if server.code() == Some(UNAUTHORIZED) => Error::SnapshotUnauthorized {
+            database: database.to_owned(),
+            source: ServerError::from(server.raw().clone()),
+        },
+        _ => error,
     }
 }
 

@@ -33,6 +33,7 @@ mod duplicate_ids;
 mod example_schema;
 mod failing_migration;
 mod helpers;
+mod index_builds;
 mod lease_faults;
 mod lock;
 mod lock_bounds;

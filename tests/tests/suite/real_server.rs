@@ -697,3 +697,170 @@ async fn on_a_collection_with_a_default_collation_the_id_index_serves_each_batch
         );
     }
 }
+
+/// A text index created, then dropped by the fields it was declared on.
+#[schema_core::migration(id = "real_0001_text", group = "real_text_drop")]
+async fn create_text(db: &Database) -> Result<(), Error> {
+    ensure_indexes(db, "articles", [text(&["title"]), ascending("slug")]).await
+}
+
+#[schema_core::migration(
+    id = "real_0002_drop_text",
+    group = "real_text_drop",
+    after = "real_0001_text"
+)]
+async fn drop_text(db: &Database) -> Result<(), Error> {
+    schema_core::indexes::drop_index(db, "articles", doc! { "title": "text" }).await
+}
+
+#[tokio::test]
+async fn a_text_index_dropped_by_its_fields_is_gone_and_the_snapshot_agrees() {
+    let db = fresh_database("real_text_drop").await;
+    if skip_unless_real(
+        &db,
+        "a text index is stored under { _fts: \"text\", _ftsx: 1 }, so a drop by the declared keys \
+         is refused and the index must be dropped by name; the emulator does not list text indexes",
+    )
+    .await
+    {
+        return;
+    }
+    let manager = schema_core::SchemaManager::new(db.clone())
+        .migrations(schema_core::Migrations::group("real_text_drop").expect("a valid set"));
+    let snapshot = manager.snapshot().await.expect("snapshot");
+    let declared: Vec<&str> = snapshot
+        .collection("articles")
+        .expect("articles")
+        .indexes()
+        .iter()
+        .filter_map(|index| index.get_str("name").ok())
+        .collect();
+    assert_eq!(declared, ["slug_1"]);
+    manager.apply_all().await.expect("apply");
+    let listed: Vec<String> = index_documents(&db, "articles")
+        .await
+        .iter()
+        .filter_map(|index| index.get_str("name").ok().map(str::to_owned))
+        .collect();
+    assert_eq!(listed, ["_id_", "slug_1"], "the text index is gone");
+    let drift = manager.verify(&snapshot).await.expect("verify");
+    assert!(drift.is_empty(), "{drift:#?}");
+    // Again: the index is absent, which is no error.
+    schema_core::indexes::drop_index(&db, "articles", doc! { "title": "text" })
+        .await
+        .expect("dropping what is gone");
+}
+
+/// A collection created with a default collation, and an index declared
+/// without one, which inherits it.
+#[schema_core::migration(id = "real_0001_collated_collection", group = "real_default_collation")]
+async fn collated_collection(db: &Database) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let created = db
+        .run_command(doc! { "create": "people", "collation": { "locale": "fr", "strength": 2 } })
+        .await;
+    match created {
+        Ok(_) => {}
+        // NamespaceExists: made by an earlier run.
+        Err(error) if matches!(&*error.kind, schema_core::mongodb::error::ErrorKind::Command(command) if command.code == 48) =>
+            {}
+        Err(error) => return Err(error.into()),
+    }
+    ensure_indexes(db, "people", [ascending("name")]).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_index_inheriting_the_collections_default_collation_is_no_drift() {
+    let db = fresh_database("real_default_collation").await;
+    if skip_unless_real(
+        &db,
+        "an index declared without a collation on a collection with a default collation is listed \
+         with the collection's collation filled in; the emulator keeps no collation",
+    )
+    .await
+    {
+        return;
+    }
+    let manager = schema_core::SchemaManager::new(db.clone())
+        .migrations(schema_core::Migrations::group("real_default_collation").expect("a valid set"));
+    let snapshot = manager.snapshot().await.expect("snapshot");
+    manager.apply_all().await.expect("apply");
+    let listed = index(&db, "people", "name_1").await.expect("name_1");
+    assert_eq!(
+        listed
+            .get_document("collation")
+            .and_then(|collation| collation.get_str("locale")),
+        Ok("fr"),
+        "the server fills the collection's collation in: {listed:?}"
+    );
+    let drift = manager.verify(&snapshot).await.expect("verify");
+    assert!(drift.is_empty(), "{drift:#?}");
+}
+
+/// A wildcard index with a projection of dotted paths.
+#[schema_core::migration(id = "real_0001_wildcard", group = "real_wildcard")]
+async fn wildcard(db: &Database) -> Result<(), Error> {
+    use schema_core::mongodb::IndexModel;
+    use schema_core::mongodb::options::IndexOptions;
+
+    let options = IndexOptions::builder()
+        .wildcard_projection(doc! { "attributes.color": 1, "attributes.size": 1, "sku": 1 })
+        .build();
+    ensure_indexes(
+        db,
+        "items",
+        [IndexModel::builder()
+            .keys(doc! { "$**": 1 })
+            .options(options)
+            .build()],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_wildcard_projection_is_no_drift_however_the_server_lists_it() {
+    let db = fresh_database("real_wildcard").await;
+    if skip_unless_real(
+        &db,
+        "MongoDB 6.0.0 to 6.0.4 list a wildcard projection normalized, later versions as \
+         submitted; verify must find no drift on either; the emulator has no wildcard indexes",
+    )
+    .await
+    {
+        return;
+    }
+    let manager = schema_core::SchemaManager::new(db.clone())
+        .migrations(schema_core::Migrations::group("real_wildcard").expect("a valid set"));
+    let snapshot = manager.snapshot().await.expect("snapshot");
+    manager.apply_all().await.expect("apply");
+    let drift = manager.verify(&snapshot).await.expect("verify");
+    assert!(drift.is_empty(), "{drift:#?}");
+}
+
+#[tokio::test]
+async fn a_commit_quorum_of_a_majority_builds_on_a_replica_set() {
+    let db = fresh_database("real_commit_quorum").await;
+    if skip_unless_real(
+        &db,
+        "a replica set member takes a commitQuorum; the emulator ignores it",
+    )
+    .await
+    {
+        return;
+    }
+    let hello = db
+        .client()
+        .database("admin")
+        .run_command(doc! { "hello": 1 })
+        .await
+        .expect("hello");
+    if !hello.contains_key("setName") {
+        eprintln!("skipped: a standalone server has no commit quorum");
+        return;
+    }
+    ensure_indexes(&db, "events", [ascending("at")])
+        .commit_quorum(schema_core::mongodb::options::CommitQuorum::Majority)
+        .await
+        .expect("built with a majority quorum");
+    assert!(index(&db, "events", "at_1").await.is_some());
+}

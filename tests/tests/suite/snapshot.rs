@@ -16,7 +16,8 @@ use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Document, doc};
 use schema_core::snapshot::{Snapshot, Subject, declare_indexes};
 use schema_core::{Error, Migrations, SchemaManager, migration};
-use schema_tests::{fresh_database, monitored_database, take_commands};
+use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
+use schema_tests::{fresh_database, index_documents, monitored_database, take_commands};
 
 const GROUP: &str = "snapshot";
 
@@ -95,6 +96,22 @@ async fn databases_named(db: &Database, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// How the scratch databases of a snapshot of `db` are named: the first 32
+/// bytes of its name, then `_snapshot_` (a random suffix follows).
+fn scratch_prefix(db: &Database) -> String {
+    let name = db.name();
+    let mut end = name.len().min(32);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}_snapshot_", &name[..end])
+}
+
+/// The scratch databases of snapshots of `db` still on the server.
+async fn scratch_databases(db: &Database) -> Vec<String> {
+    databases_named(db, &scratch_prefix(db)).await
+}
+
 fn keys_of(subject: &Subject) -> Document {
     match subject {
         Subject::Index { keys, .. } => keys.clone(),
@@ -150,7 +167,7 @@ async fn the_snapshot_holds_what_the_migrations_declare_the_same_every_time_and_
     // The manager's own database was not touched; no scratch database is left.
     let collections = db.list_collection_names().await.expect("listCollections");
     assert!(collections.is_empty(), "{collections:?}");
-    let scratch = databases_named(&db, &format!("{}_snapshot_", db.name())).await;
+    let scratch = scratch_databases(&db).await;
     assert!(scratch.is_empty(), "{scratch:?}");
 }
 
@@ -165,7 +182,7 @@ async fn a_failing_migration_fails_the_snapshot_and_its_scratch_database_is_drop
         matches!(&error, Error::MigrationFailed { id, .. } if id == "f_0002_fails"),
         "{error:?}"
     );
-    let scratch = databases_named(&db, &format!("{}_snapshot_", db.name())).await;
+    let scratch = scratch_databases(&db).await;
     assert!(scratch.is_empty(), "{scratch:?}");
 }
 
@@ -385,4 +402,218 @@ async fn the_command_line_writes_a_snapshot_and_verify_exits_3_on_drift_with_jso
 
     let unreadable = schema_snapshot(&db, &["verify", "--snapshot", "/nonexistent/schema.json"], &[]);
     assert_eq!(unreadable.status.code(), Some(1), "{}", text(&unreadable));
+}
+
+/// A text index is stored under `{ _fts: "text", _ftsx: 1 }`, so the
+/// server answers IndexNotFound to a drop by the declared keys. The
+/// emulator does not list text indexes: the listing a real server gives is
+/// injected by the proxy, naming an index the emulator has, and the drop
+/// must reach that index by its name.
+#[tokio::test]
+async fn dropping_a_text_index_by_its_declared_fields_drops_it_by_name() {
+    let db = fresh_database("snapshot_drop_text").await;
+    db.run_command(doc! {
+        "createIndexes": "articles",
+        "indexes": [{ "key": { "title": 1 }, "name": "title_text" }],
+    })
+    .await
+    .expect("an index by hand");
+    let name = index_documents(&db, "articles")
+        .await
+        .into_iter()
+        .find(|index| {
+            index
+                .get_document("key")
+                .is_ok_and(|key| key.contains_key("title"))
+        })
+        .and_then(|index| index.get_str("name").ok().map(str::to_owned))
+        .expect("the index is listed");
+
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let listing = proxy.add(Rule::new(
+        Match::command("listIndexes").on("articles"),
+        Fault::Reply(doc! {
+            "ok": 1.0,
+            "cursor": {
+                "id": 0_i64,
+                "ns": format!("{}.articles", db.name()),
+                "firstBatch": [
+                    { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
+                    {
+                        "v": 2, "key": { "_fts": "text", "_ftsx": 1 }, "name": &name,
+                        "weights": { "title": 1 }, "default_language": "english",
+                        "language_override": "language", "textIndexVersion": 3,
+                    },
+                ],
+            },
+        }),
+    ));
+    // The collection's text index is over other fields: nothing to drop.
+    drop_index(&proxied, "articles", doc! { "body": "text" })
+        .await
+        .expect("absent");
+    assert_eq!(listing.hits(), 1, "the proxy answered the listing");
+    assert!(!proxy.seen().iter().any(|seen| seen.command == "dropIndexes"));
+    drop_index(&proxied, "articles", doc! { "title": "text" })
+        .await
+        .expect("dropped");
+    assert_eq!(listing.hits(), 2, "the proxy answered the listing");
+    let drops: Vec<Document> = proxy
+        .seen()
+        .into_iter()
+        .filter(|seen| seen.command == "dropIndexes")
+        .map(|seen| seen.body)
+        .collect();
+    assert_eq!(drops.len(), 1, "{drops:?}");
+    assert_eq!(drops[0].get_str("index"), Ok(name.as_str()), "{drops:?}");
+    listing.remove();
+    let left: Vec<String> = index_documents(&db, "articles")
+        .await
+        .iter()
+        .filter_map(|index| index.get_str("name").ok().map(str::to_owned))
+        .collect();
+    assert!(!left.contains(&name), "{left:?}");
+}
+
+#[tokio::test]
+async fn a_snapshot_in_a_given_database_is_the_same_and_empties_it_of_what_it_created() {
+    let db = fresh_database("snapshot_given").await;
+    let scratch = fresh_database("snapshot_given_scratch").await;
+    let expected = manager(&db, GROUP).snapshot().await.expect("snapshot");
+    let snapshot = manager(&db, GROUP)
+        .snapshot_database(scratch.clone())
+        .snapshot()
+        .await
+        .expect("snapshot in the given database");
+    assert_eq!(snapshot.to_json(), expected.to_json());
+    // The given database is empty again, no other was made, and the
+    // manager's own was not touched.
+    let left = scratch.list_collection_names().await.expect("listCollections");
+    assert!(left.is_empty(), "{left:?}");
+    let made = scratch_databases(&db).await;
+    assert!(made.is_empty(), "{made:?}");
+    assert!(
+        db.list_collection_names()
+            .await
+            .expect("listCollections")
+            .is_empty()
+    );
+
+    // One that holds anything is refused, and kept as it was.
+    scratch
+        .collection::<Document>("kept")
+        .insert_one(doc! { "n": 1 })
+        .await
+        .expect("insert");
+    let error = manager(&db, GROUP)
+        .snapshot_database(scratch.clone())
+        .snapshot()
+        .await
+        .expect_err("not empty");
+    assert_eq!(error.kind(), "configuration", "{error}");
+    assert!(error.to_string().contains("must start empty"), "{error}");
+    assert_eq!(
+        scratch.list_collection_names().await.expect("listCollections"),
+        ["kept"]
+    );
+    assert_eq!(
+        scratch
+            .collection::<Document>("kept")
+            .count_documents(doc! {})
+            .await
+            .expect("count"),
+        1
+    );
+    // And so is the manager's own database.
+    let error = manager(&db, GROUP)
+        .snapshot_database(db.clone())
+        .snapshot()
+        .await
+        .expect_err("its own database");
+    assert_eq!(error.kind(), "configuration", "{error}");
+    scratch.drop().await.expect("drop the scratch database");
+}
+
+/// A user with `readWrite` on its own database only is refused the scratch
+/// database: the server's Unauthorized, injected for the snapshot's first
+/// command there, as a real server answers it.
+#[tokio::test]
+async fn a_user_refused_the_scratch_database_is_told_to_name_one() {
+    let db = fresh_database("snapshot_unauthorized").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let prefix = scratch_prefix(&db);
+    let refused = proxy.add(Rule::new(
+        Match::any().when(move |body| body.get_str("$db").is_ok_and(|name| name.starts_with(&prefix))),
+        Fault::error(
+            13,
+            "Unauthorized",
+            "not authorized on the database to execute command",
+        ),
+    ));
+    let error = manager(&proxied, GROUP).snapshot().await.expect_err("refused");
+    assert!(refused.hits() >= 1, "the proxy refused the scratch database");
+    let Error::SnapshotUnauthorized { database, .. } = &error else {
+        panic!("expected SnapshotUnauthorized, got {error:?}");
+    };
+    assert!(database.starts_with(&scratch_prefix(&db)), "{database}");
+    assert_eq!(error.kind(), "snapshot_unauthorized");
+    let message = error.to_string();
+    assert!(message.contains("SchemaManager::snapshot_database"), "{message}");
+    assert!(message.contains("Unauthorized"), "{message}");
+    assert_eq!(error.server_error().and_then(|server| server.code()), Some(13));
+    refused.remove();
+    // Through `snapshot_database`, the same user succeeds.
+    let scratch = fresh_database("snapshot_unauthorized_scratch").await;
+    let given = proxy.database(&scratch).await;
+    manager(&proxied, GROUP)
+        .snapshot_database(given)
+        .snapshot()
+        .await
+        .expect("snapshot in the given database");
+    assert!(scratch_databases(&db).await.is_empty());
+}
+
+/// The scratch database's drop is given up on after a third of the lease
+/// instead of waiting for ever: held at the proxy.
+#[tokio::test]
+async fn a_scratch_drop_that_never_answers_is_given_up_on() {
+    let db = fresh_database("snapshot_drop_held").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let held = proxy.add(Rule::new(Match::command("dropDatabase"), Fault::Hold));
+    let manager = manager(&proxied, GROUP).lock_lease(Duration::from_secs(2));
+    let error = tokio::time::timeout(Duration::from_secs(20), manager.snapshot())
+        .await
+        .expect("given up on, not held for ever")
+        .expect_err("the drop is not answered");
+    assert_eq!(held.held(), 1, "the proxy held the dropDatabase");
+    assert_eq!(error.kind(), "server_timeout", "{error}");
+    assert!(error.to_string().contains("drop the scratch database"), "{error}");
+    held.remove();
+    // Let through, the drop lands in the end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !scratch_databases(&db).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the held drop lands");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_command_line_takes_a_snapshot_in_a_named_database() {
+    let db = fresh_database("snapshot_cli_named").await;
+    let scratch = fresh_database("snapshot_cli_named_scratch").await;
+    let plain = schema_snapshot(&db, &["snapshot"], &[]);
+    assert!(plain.status.success(), "{}", text(&plain));
+    let named = schema_snapshot(&db, &["snapshot", "--snapshot-database", scratch.name()], &[]);
+    assert!(named.status.success(), "{}", text(&named));
+    assert_eq!(named.stdout, plain.stdout);
+    assert!(
+        scratch
+            .list_collection_names()
+            .await
+            .expect("listCollections")
+            .is_empty()
+    );
 }

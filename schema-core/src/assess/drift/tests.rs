@@ -148,3 +148,72 @@ fn of_two_live_indexes_on_the_same_keys_the_one_as_declared_matches() {
     assert!(drift.missing.is_empty() && drift.changed.is_empty(), "{drift:?}");
     assert_eq!(drift.extra.len(), 1);
 }
+
+/// The events collection created with a default collation: each index
+/// declared without one inherits it and is listed with it filled in.
+fn with_default_collation() -> LiveCollection {
+    let listed = doc! {
+        "locale": "fr", "caseLevel": false, "caseFirst": "off", "strength": 2,
+        "numericOrdering": false, "alternate": "non-ignorable", "maxVariable": "punct",
+        "normalization": false, "backwards": false, "version": "57.1",
+    };
+    let mut events = applied();
+    for index in &mut events.indexes {
+        index.insert("collation", listed.clone());
+    }
+    events.options.insert("collation", listed);
+    events
+}
+
+#[test]
+fn an_index_declared_without_a_collation_has_the_collections_default() {
+    let drift = compare(&snapshot(), &live(with_default_collation()));
+    assert!(drift.is_empty(), "{drift:?}");
+
+    // One with the simple collation, made by hand, is not as declared.
+    let mut events = with_default_collation();
+    events.indexes[1].insert("collation", doc! { "locale": "simple" });
+    let drift = compare(&snapshot(), &live(events));
+    assert_eq!(drift.changed.len(), 1, "{drift:?}");
+    assert_eq!(keys(&drift.changed[0]), doc! { "event_id": 1 });
+    assert!(
+        drift.changed[0].details[0].starts_with("collation: declared"),
+        "{drift:?}"
+    );
+
+    // Without a default, a listed collation is not declared.
+    let mut events = with_default_collation();
+    events.options.remove("collation");
+    let drift = compare(&snapshot(), &live(events));
+    assert_eq!(drift.changed.len(), 2, "{drift:?}");
+}
+
+#[test]
+fn a_wildcard_projection_listed_normalized_is_no_drift() {
+    let declared = Snapshot::fold(
+        vec!["default".to_owned()],
+        vec![Declared::Indexes {
+            collection: "events".into(),
+            specs: vec![doc! {
+                "key": { "$**": 1 }, "name": "$**_1",
+                "wildcardProjection": { "payload.kind": 1, "payload.at": 1 },
+            }],
+        }],
+    );
+    let events = |projection: Document| LiveCollection {
+        indexes: vec![
+            doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
+            doc! { "v": 2, "key": { "$**": 1 }, "name": "$**_1", "wildcardProjection": projection },
+        ],
+        options: Document::new(),
+    };
+    // 6.0.0 to 6.0.4, then later versions.
+    let normalized = doc! { "payload": { "kind": true, "at": true }, "_id": false };
+    let submitted = doc! { "payload.kind": 1, "payload.at": 1 };
+    for listed in [normalized, submitted] {
+        let drift = compare(&declared, &live(events(listed)));
+        assert!(drift.is_empty(), "{drift:?}");
+    }
+    let drift = compare(&declared, &live(events(doc! { "payload.kind": 1 })));
+    assert_eq!(drift.changed.len(), 1, "{drift:?}");
+}

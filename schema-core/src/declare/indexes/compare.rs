@@ -86,6 +86,34 @@ pub(crate) fn same_keys(a: &Document, b: &Document) -> bool {
             .all(|((field_a, kind_a), (field_b, kind_b))| field_a == field_b && same_value(kind_a, kind_b))
 }
 
+/// Whether two specs index the same fields, a text index by its fields:
+/// stricter than [`same_keys`], which holds any two text indexes the same
+/// (a collection has one). A text index declared on `{ title: "text" }`
+/// is listed with the key `{ _fts: "text", _ftsx: 1 }` and its fields in
+/// `weights`; the keys besides the text ones must match in order too.
+pub(crate) fn same_fields(a: &Document, b: &Document) -> bool {
+    if !(is_text(a) && is_text(b)) {
+        return same_keys(a, b);
+    }
+    let names =
+        |spec: &Document| -> Vec<String> { text_weights(spec).into_iter().map(|(field, _)| field).collect() };
+    let others = |spec: &Document| -> Vec<(String, Bson)> {
+        key(spec)
+            .into_iter()
+            .filter(|(field, kind)| {
+                !matches!(field.as_str(), "_fts" | "_ftsx") && kind != &Bson::String("text".to_owned())
+            })
+            .collect()
+    };
+    let (others_a, others_b) = (others(a), others(b));
+    names(a) == names(b)
+        && others_a.len() == others_b.len()
+        && others_a
+            .iter()
+            .zip(&others_b)
+            .all(|((field_a, kind_a), (field_b, kind_b))| field_a == field_b && same_value(kind_a, kind_b))
+}
+
 /// The keys of `spec` for a message: the key pattern, or a text index's
 /// fields.
 pub(crate) fn show_keys(spec: &Document) -> String {
@@ -136,6 +164,9 @@ pub(crate) fn option_differences(declared: &Document, existing: &Document) -> Ve
         let ours = declared.get(field).cloned().or_else(|| default.clone());
         let theirs = existing.get(field).cloned().or(default);
         let same = match (&ours, &theirs) {
+            (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "wildcardProjection" => {
+                same_projection(a, b)
+            }
             (Some(a), Some(b)) => same_value(a, b),
             (None, None) => true,
             _ => false,
@@ -177,6 +208,49 @@ pub(crate) fn option_differences(declared: &Document, existing: &Document) -> Ve
         }
     }
     differences
+}
+
+/// Whether two wildcard projections select the same fields. MongoDB 6.0.0
+/// to 6.0.4 list one normalized (`{ "a.b": 1 }` as
+/// `{ a: { b: true }, _id: false }`), later versions as submitted; both
+/// are brought to the normalized form: dotted paths as nested documents,
+/// each field `true` or `false`, and `_id` excluded unless it is named.
+fn same_projection(a: &Document, b: &Document) -> bool {
+    same_value(
+        &Bson::Document(normalized_projection(a, true)),
+        &Bson::Document(normalized_projection(b, true)),
+    )
+}
+
+fn normalized_projection(projection: &Document, top: bool) -> Document {
+    let mut normalized = Document::new();
+    for (path, value) in projection {
+        let mut parts = path.split('.');
+        let first = parts.next().unwrap_or_default().to_owned();
+        let rest: Vec<&str> = parts.collect();
+        let leaf = match value {
+            Bson::Document(nested) => Bson::Document(normalized_projection(nested, false)),
+            Bson::Boolean(included) => Bson::Boolean(*included),
+            other => Bson::Boolean(number(other).is_none_or(|n| n != 0.0)),
+        };
+        // `{ "a.b": 1 }` is `{ a: { b: 1 } }`.
+        let value = rest.iter().rev().fold(leaf, |inner, part| {
+            Bson::Document(Document::from_iter([((*part).to_owned(), inner)]))
+        });
+        match (normalized.get_mut(&first), value) {
+            (Some(Bson::Document(known)), Bson::Document(more)) => {
+                let merged = normalized_projection(&known.clone().into_iter().chain(more).collect(), false);
+                *known = merged;
+            }
+            (_, value) => {
+                normalized.insert(first, value);
+            }
+        }
+    }
+    if top && !normalized.contains_key("_id") {
+        normalized.insert("_id", false);
+    }
+    normalized
 }
 
 /// The server lists a collation with every field filled in (`strength`,
@@ -233,6 +307,69 @@ mod tests {
             option_differences(&doc! { "key": { "a": 1 }, "hidden": true }, &plain),
             ["hidden: declared true, existing false"]
         );
+    }
+
+    #[test]
+    fn a_wildcard_projection_matches_its_normalized_listing_and_no_other() {
+        let declared = doc! {
+            "key": { "$**": 1 },
+            "wildcardProjection": { "attributes.color": 1, "attributes.size": 1, "sku": 1 },
+        };
+        // As MongoDB 6.0.0 to 6.0.4 list it.
+        let normalized = doc! {
+            "key": { "$**": 1 },
+            "wildcardProjection": { "attributes": { "color": true, "size": true }, "sku": true, "_id": false },
+        };
+        assert!(option_differences(&declared, &normalized).is_empty());
+        assert!(option_differences(&declared, &declared).is_empty());
+        let other = doc! {
+            "key": { "$**": 1 },
+            "wildcardProjection": { "attributes": { "color": true }, "sku": true, "_id": false },
+        };
+        assert_eq!(option_differences(&declared, &other).len(), 1);
+        let excluded = doc! { "key": { "$**": 1 }, "wildcardProjection": { "sku": 0 } };
+        let listed = doc! { "key": { "$**": 1 }, "wildcardProjection": { "sku": false, "_id": false } };
+        assert!(option_differences(&excluded, &listed).is_empty());
+        let with_id = doc! { "key": { "$**": 1 }, "wildcardProjection": { "sku": 1, "_id": 1 } };
+        let listed = doc! { "key": { "$**": 1 }, "wildcardProjection": { "sku": true, "_id": false } };
+        assert_eq!(option_differences(&with_id, &listed).len(), 1);
+    }
+
+    #[test]
+    fn a_text_index_is_found_by_its_fields_in_its_listed_form() {
+        let listed = doc! {
+            "key": { "category": 1, "_fts": "text", "_ftsx": 1 }, "name": "category_1_title_text_body_text",
+            "weights": { "title": 1, "body": 1 }, "textIndexVersion": 3,
+        };
+        let declared = |key: Document| doc! { "key": key };
+        assert!(same_fields(
+            &declared(doc! { "category": 1, "title": "text", "body": "text" }),
+            &listed
+        ));
+        assert!(same_fields(
+            &declared(doc! { "category": 1, "body": "text", "title": "text" }),
+            &listed
+        ));
+        assert!(!same_fields(
+            &declared(doc! { "category": 1, "title": "text" }),
+            &listed
+        ));
+        assert!(!same_fields(
+            &declared(doc! { "title": "text", "body": "text" }),
+            &listed
+        ));
+        assert!(!same_fields(
+            &declared(doc! { "category": -1, "title": "text", "body": "text" }),
+            &listed
+        ));
+        assert!(
+            same_keys(&declared(doc! { "summary": "text" }), &listed),
+            "one text index a collection"
+        );
+        assert!(same_fields(
+            &declared(doc! { "a": 1 }),
+            &doc! { "key": { "a": 1 } }
+        ));
     }
 
     #[test]

@@ -26,14 +26,20 @@ pub(crate) mod compare;
 mod conflict;
 mod constructors;
 
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::time::Duration;
+
 use futures_util::TryStreamExt;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::options::CommitQuorum;
 use mongodb::{Database, IndexModel};
 
 pub use constructors::{IndexModelExt, ascending, default_name, descending, keys, text, ttl};
 
 use crate::declare::capture::{self, Declared};
 use crate::support::error::{self, Error};
+use crate::support::faults::{Failure, within};
 
 /// The server's codes for an index that contradicts an existing one:
 /// IndexAlreadyExists, IndexOptionsConflict and IndexKeySpecsConflict.
@@ -44,8 +50,12 @@ const INDEX_NOT_FOUND: i32 = 27;
 const NAMESPACE_NOT_FOUND: i32 = 26;
 
 /// Creates the `indexes` of `collection` that do not exist yet, in one
-/// `createIndexes` command. Unnamed indexes get MongoDB's default name
-/// ([`default_name`]), so names are stable.
+/// `createIndexes` command, when awaited. Unnamed indexes get MongoDB's
+/// default name ([`default_name`]), so names are stable.
+///
+/// What it returns is awaited as it is, or first given a
+/// [`commit_quorum`](EnsureIndexes::commit_quorum) or a
+/// [`timeout`](EnsureIndexes::timeout).
 ///
 /// # Errors
 ///
@@ -55,60 +65,161 @@ const NAMESPACE_NOT_FOUND: i32 = 26;
 ///   index's name or keys but differs from it; the error names both and
 ///   what differs, read from `listIndexes` at that moment, and nothing is
 ///   created;
+/// - [`Error::IndexBuildTimeout`] when a [`timeout`](EnsureIndexes::timeout)
+///   passes first;
 /// - [`Error::Database`] when the server fails otherwise.
-pub async fn ensure_indexes(
-    db: &Database,
-    collection: &str,
+pub fn ensure_indexes<'a>(
+    db: &'a Database,
+    collection: &'a str,
     indexes: impl IntoIterator<Item = IndexModel>,
-) -> Result<(), Error> {
-    let mut models: Vec<IndexModel> = indexes.into_iter().collect();
-    if models.is_empty() {
-        return Ok(());
+) -> EnsureIndexes<'a> {
+    EnsureIndexes {
+        db,
+        collection,
+        models: indexes.into_iter().collect(),
+        commit_quorum: None,
+        timeout: None,
     }
-    for model in &mut models {
-        let options = model.options.get_or_insert_with(Default::default);
-        if options.name.is_none() {
-            options.name = Some(default_name(&model.keys));
-        }
+}
+
+/// The indexes [`ensure_indexes`] creates when awaited, and how.
+#[must_use = "nothing is sent until it is awaited"]
+#[derive(Debug)]
+pub struct EnsureIndexes<'a> {
+    db: &'a Database,
+    collection: &'a str,
+    models: Vec<IndexModel>,
+    commit_quorum: Option<CommitQuorum>,
+    timeout: Option<Duration>,
+}
+
+impl<'a> EnsureIndexes<'a> {
+    /// How many data-bearing voting members of a replica set must have
+    /// built the indexes before the primary commits them (MongoDB 4.4 and
+    /// later; the server's default is every voting data-bearing member,
+    /// `CommitQuorum::VotingMembers`). With that default, one such member
+    /// down keeps a build from committing, and `createIndexes` from
+    /// returning, until it is back: `CommitQuorum::Majority` lets the build
+    /// commit without it, and members that have not built it finish on
+    /// their own. While a build waits for its quorum, `status` and `wait`
+    /// show it ([`IndexBuild::waiting_for_commit_quorum`](crate::IndexBuild::waiting_for_commit_quorum)).
+    /// A standalone server has no quorum and refuses one.
+    ///
+    /// ```no_run
+    /// use schema_core::indexes::{ascending, ensure_indexes};
+    /// use schema_core::mongodb::options::CommitQuorum;
+    ///
+    /// # async fn events(db: &schema_core::mongodb::Database) -> Result<(), schema_core::Error> {
+    /// ensure_indexes(db, "events", [ascending("at")])
+    ///     .commit_quorum(CommitQuorum::Majority)
+    ///     .await
+    /// # }
+    /// ```
+    pub fn commit_quorum(mut self, quorum: CommitQuorum) -> EnsureIndexes<'a> {
+        self.commit_quorum = Some(quorum);
+        self
     }
-    let specs: Vec<Document> = models.iter().map(spec).collect::<Result<_, _>>()?;
-    if let Some(index) = conflict::repeated_declaration(&specs) {
-        return Err(Error::RepeatedIndex {
-            collection: collection.to_owned(),
-            index,
-        });
+
+    /// Gives up waiting for the build after `bound` with
+    /// [`Error::IndexBuildTimeout`]: the migration fails, is not recorded,
+    /// and the lock is let go. The server goes on with the build (a
+    /// client that leaves does not stop it); the next run of the migration
+    /// sends the same `createIndexes`, which waits for that build instead of
+    /// starting another, or finds the indexes built. Without a bound (the
+    /// default) a build that cannot commit holds the migration, and the
+    /// lock, until it does: its lease is renewed meanwhile.
+    pub fn timeout(mut self, bound: Duration) -> EnsureIndexes<'a> {
+        self.timeout = Some(bound);
+        self
     }
-    let target = db.collection::<Document>(collection);
-    let error = match target.create_indexes(models).await {
-        Ok(_) => {
-            capture::note(db, || Declared::Indexes {
-                collection: collection.to_owned(),
-                specs,
-            });
+
+    async fn run(self) -> Result<(), Error> {
+        let EnsureIndexes {
+            db,
+            collection,
+            mut models,
+            commit_quorum,
+            timeout,
+        } = self;
+        if models.is_empty() {
             return Ok(());
         }
-        Err(error) => error,
-    };
-    if !is_conflict(&error) {
-        return Err(Error::database(
-            format!("create indexes on `{collection}`"),
-            error,
-        ));
+        for model in &mut models {
+            let options = model.options.get_or_insert_with(Default::default);
+            if options.name.is_none() {
+                options.name = Some(default_name(&model.keys));
+            }
+        }
+        let specs: Vec<Document> = models.iter().map(spec).collect::<Result<_, _>>()?;
+        if let Some(index) = conflict::repeated_declaration(&specs) {
+            return Err(Error::RepeatedIndex {
+                collection: collection.to_owned(),
+                index,
+            });
+        }
+        let names: Vec<String> = specs
+            .iter()
+            .filter_map(|spec| spec.get_str("name").ok().map(str::to_owned))
+            .collect();
+        let target = db.collection::<Document>(collection);
+        let mut create = target.create_indexes(models);
+        if let Some(quorum) = commit_quorum {
+            create = create.commit_quorum(quorum);
+        }
+        let created = match timeout {
+            Some(bound) => match within(bound, create).await {
+                Ok(created) => Ok(created),
+                Err(Failure::Server(error)) => Err(error),
+                Err(Failure::TimedOut(waited)) => {
+                    return Err(Error::IndexBuildTimeout {
+                        collection: collection.to_owned(),
+                        indexes: names,
+                        waited,
+                    });
+                }
+            },
+            None => create.await,
+        };
+        let error = match created {
+            Ok(_) => {
+                capture::note(db, || Declared::Indexes {
+                    collection: collection.to_owned(),
+                    specs,
+                });
+                return Ok(());
+            }
+            Err(error) => error,
+        };
+        if !is_conflict(&error) {
+            return Err(Error::database(
+                format!("create indexes on `{collection}`"),
+                error,
+            ));
+        }
+        let existing = list_indexes(db, collection).await?;
+        match conflict::find_conflicts(&specs, &existing).into_iter().next() {
+            Some(found) => Err(Error::IndexConflict {
+                collection: collection.to_owned(),
+                index: found.index,
+                existing: found.existing,
+                difference: found.differences.join("; "),
+                source: error.into(),
+            }),
+            // The conflicting index changed between the two commands.
+            None => Err(Error::database(
+                format!("create indexes on `{collection}`"),
+                error,
+            )),
+        }
     }
-    let existing = list_indexes(db, collection).await?;
-    match conflict::find_conflicts(&specs, &existing).into_iter().next() {
-        Some(found) => Err(Error::IndexConflict {
-            collection: collection.to_owned(),
-            index: found.index,
-            existing: found.existing,
-            difference: found.differences.join("; "),
-            source: error.into(),
-        }),
-        // The conflicting index changed between the two commands.
-        None => Err(Error::database(
-            format!("create indexes on `{collection}`"),
-            error,
-        )),
+}
+
+impl<'a> IntoFuture for EnsureIndexes<'a> {
+    type Output = Result<(), Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
     }
 }
 
@@ -116,6 +227,13 @@ pub async fn ensure_indexes(
 /// declared), if there is one: dropping an index or a collection that does
 /// not exist is not an error, so a migration that drops an index can run
 /// again. A snapshot taken afterwards no longer lists the index.
+///
+/// The index is looked up with `listIndexes` and dropped by its name, since
+/// the server does not always store the declared keys: a text index
+/// declared on `{ title: "text" }` is stored under
+/// `{ _fts: "text", _ftsx: 1 }`, and is found by its fields (`weights`).
+/// When several indexes have these keys (they differ by collation or
+/// partial filter), the server is asked to drop by keys and refuses.
 ///
 /// ```no_run
 /// use schema_core::indexes::drop_index;
@@ -128,19 +246,39 @@ pub async fn ensure_indexes(
 ///
 /// # Errors
 ///
-/// [`Error::Database`] when the server refuses or fails.
+/// [`Error::Database`] when the server refuses or fails; the snapshot then
+/// does not count the index as dropped.
 pub async fn drop_index(db: &Database, collection: &str, keys: Document) -> Result<(), Error> {
-    let dropped = db
-        .run_command(doc! { "dropIndexes": collection, "index": keys.clone() })
-        .await;
-    match dropped {
-        Ok(_) => {}
-        Err(error) if matches!(error::code(&error), Some(INDEX_NOT_FOUND | NAMESPACE_NOT_FOUND)) => {}
-        Err(error) => {
-            return Err(Error::database(
-                format!("drop the index {keys} of `{collection}`"),
-                error,
-            ));
+    let declared = doc! { "key": keys.clone() };
+    let listed = list_indexes(db, collection).await?;
+    let named: Vec<&str> = listed
+        .iter()
+        .filter(|index| compare::same_fields(&declared, index))
+        .filter_map(|index| index.get_str("name").ok())
+        .collect();
+    let index = match named.as_slice() {
+        // Absent, or the collection is: nothing to drop.
+        [] => None,
+        [name] => Some(Bson::String((*name).to_owned())),
+        _ => Some(Bson::Document(keys.clone())),
+    };
+    if let Some(index) = index {
+        let dropped = db
+            .run_command(doc! { "dropIndexes": collection, "index": index })
+            .await;
+        match dropped {
+            Ok(_) => {}
+            // Dropped by someone else since the listing.
+            Err(error) if matches!(error::code(&error), Some(INDEX_NOT_FOUND | NAMESPACE_NOT_FOUND)) => {}
+            Err(error) => {
+                return Err(Error::database(
+                    format!(
+                        "drop the index {} of `{collection}`",
+                        compare::show_keys(&declared)
+                    ),
+                    error,
+                ));
+            }
         }
     }
     capture::note(db, || Declared::DroppedIndex {

@@ -66,7 +66,9 @@ impl Snapshot {
                 Declared::DroppedIndex { collection, keys } => {
                     if let Some(found) = collections.get_mut(&collection) {
                         let dropped = Document::from_iter([("key".to_owned(), Bson::Document(keys))]);
-                        found.indexes.retain(|known| !compare::same_keys(known, &dropped));
+                        found
+                            .indexes
+                            .retain(|known| !compare::same_fields(known, &dropped));
                     }
                 }
                 Declared::DroppedCollection { collection } => {

@@ -179,3 +179,25 @@ fn malformed_files_say_what_is_wrong() {
         "collection `a` has a validation level or action but no `validator` object"
     );
 }
+
+#[test]
+fn a_dropped_text_index_is_the_one_on_those_fields() {
+    let text = doc! { "key": { "title": "text" }, "name": "title_text", "weights": { "title": 5 } };
+    let dropped = |keys: Document| Declared::DroppedIndex {
+        collection: "articles".into(),
+        keys,
+    };
+    let other = Snapshot::fold(
+        vec!["default".to_owned()],
+        vec![
+            indexes("articles", vec![text.clone()]),
+            dropped(doc! { "body": "text" }),
+        ],
+    );
+    assert_eq!(other.collection("articles").expect("kept").indexes().len(), 1);
+    let same = Snapshot::fold(
+        vec!["default".to_owned()],
+        vec![indexes("articles", vec![text]), dropped(doc! { "title": "text" })],
+    );
+    assert!(same.collection("articles").is_none());
+}

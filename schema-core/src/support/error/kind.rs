@@ -58,6 +58,8 @@ impl Error {
             Error::Configuration { .. } => "configuration",
             Error::IndexConflict { .. } => "index_conflict",
             Error::RepeatedIndex { .. } => "repeated_index",
+            Error::IndexBuildTimeout { .. } => "index_build_timeout",
+            Error::SnapshotUnauthorized { .. } => "snapshot_unauthorized",
             Error::InvalidBackfill { .. } => "invalid_backfill",
             Error::BackfillFailed { .. } => "backfill_failed",
             Error::BackfillOutcomeUnknown { .. } => "backfill_outcome_unknown",

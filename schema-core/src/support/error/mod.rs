@@ -358,6 +358,43 @@ pub enum Error {
         index: String,
     },
 
+    /// An index build did not end within the bound its declaration set
+    /// ([`EnsureIndexes::timeout`](crate::indexes::EnsureIndexes::timeout)).
+    /// The server goes on with the build: the same declaration sent again
+    /// waits for it rather than starting another.
+    #[error(
+        "the indexes {} of `{collection}` were not built within {waited:?}; the server goes on \
+         building them and the next run of this migration waits for that build: see `status` for \
+         a build waiting for its commit quorum (a voting member behind or down), or raise the \
+         timeout",
+        quoted(indexes)
+    )]
+    IndexBuildTimeout {
+        /// The collection.
+        collection: String,
+        /// The indexes the build creates, by name.
+        indexes: Vec<String>,
+        /// How long this process waited.
+        waited: std::time::Duration,
+    },
+
+    /// The server refused to let the snapshot create or drop its scratch
+    /// database: the user may only use certain databases (`readWrite` on
+    /// one database, as hosted MongoDB often grants).
+    #[error(
+        "the snapshot may not use the scratch database `{database}` (Unauthorized); a user allowed \
+         only its own databases cannot create or drop another: name a database this user may write \
+         to with `SchemaManager::snapshot_database` (it must be empty; only what the snapshot \
+         creates in it is dropped)"
+    )]
+    SnapshotUnauthorized {
+        /// The scratch database.
+        database: String,
+        /// The server's refusal.
+        #[source]
+        source: ServerError,
+    },
+
     /// A [`Backfill`](crate::data::Backfill) was built in a way that cannot
     /// run. Nothing was sent to the server.
     #[error("the backfill of `{collection}` cannot run: {reason}")]
