@@ -87,7 +87,9 @@ async fn blocking_migration_keeps_the_lease(test: &str, flavor: &str) {
     // the waiter refused the lock meanwhile.
     let until = deadline();
     let during = loop {
-        let during = lock_document(&db).await.expect("the holder's lock");
+        let Some(during) = lock_document(&db).await else {
+            panic!("the lock is gone: another process took it over and let it go");
+        };
         let renewed_for = renewed_at(&during).timestamp_millis() - renewed_at(&before).timestamp_millis();
         if renewed_for > 2 * i64::try_from(lease_ms).unwrap() && !refused_lock_inserts(&proxy).is_empty() {
             break during;
@@ -653,7 +655,10 @@ async fn a_renewal_blackout_of_most_of_a_lease_causes_no_takeover() {
         match last_acknowledged_lock_write(&proxy) {
             Some(renewed) if renewed > acknowledged => break renewed,
             _ => {
-                assert!(Instant::now() < until, "a renewal landed after the blackout");
+                assert!(
+                    Instant::now() < until,
+                    "a renewal of the holder landed after the blackout (none does after a takeover)"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
