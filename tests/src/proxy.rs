@@ -25,6 +25,11 @@
 //! # }
 //! ```
 //!
+//! Every command a client sends and every reply the server sends back are
+//! recorded ([`FaultProxy::seen`], [`FaultProxy::replies`]), so that a test
+//! can show a command reached the server and what the server made of it,
+//! also when no client was left to hear.
+//!
 //! Only OP_MSG requests (what current drivers send) are looked at; every
 //! other message, and every reply, is forwarded untouched. The proxy parses
 //! a request only to decide which rule applies and never re-encodes it.
