@@ -467,6 +467,19 @@ impl FaultProxy {
             .cloned()
     }
 
+    /// The commands in [`seen`](Self::seen) that `matcher` matches, each
+    /// with the server's reply to it if that has come.
+    pub fn exchanges(&self, matcher: &Match) -> Vec<(Seen, Option<Reply>)> {
+        self.seen()
+            .into_iter()
+            .filter(|seen| matcher.matches(&seen.body))
+            .map(|seen| {
+                let reply = self.reply_to(&seen);
+                (seen, reply)
+            })
+            .collect()
+    }
+
     /// Waits for the server's reply to the command `seen`; `None` if none
     /// came within `timeout`.
     pub async fn wait_for_reply(&self, seen: &Seen, timeout: Duration) -> Option<Reply> {

@@ -114,11 +114,12 @@ impl Drop for Gate {
     }
 }
 
-/// The owners whose insert of the lock (the first step of taking it) the
-/// server refused with a duplicate key through `proxy`: processes that
-/// found the lock held by another. Each owner once, in the order of their
-/// first refusal. Only replies that came from the server count, not ones a
-/// rule of the proxy made up.
+/// The processes (`host:pid`, the owner id without its per-acquisition
+/// part) whose insert of the lock (the first step of taking it) the server
+/// refused with a duplicate key through `proxy`: processes that found the
+/// lock held by another. Each once, in the order of their first refusal.
+/// Only replies that came from the server count, not ones a rule of the
+/// proxy made up.
 pub fn refused_lock_inserts(proxy: &crate::proxy::FaultProxy) -> Vec<String> {
     let mut owners: Vec<String> = Vec::new();
     for sent in proxy.seen() {
@@ -142,13 +143,18 @@ pub fn refused_lock_inserts(proxy: &crate::proxy::FaultProxy) -> Vec<String> {
             .and_then(|documents| documents.first())
             .and_then(Bson::as_document)
             .and_then(|lock| lock.get_str("owner").ok());
-        if let (true, Some(owner)) = (duplicate, owner)
+        if let (true, Some(owner)) = (duplicate, owner.map(process_of))
             && !owners.iter().any(|seen| seen == owner)
         {
             owners.push(owner.to_owned());
         }
     }
     owners
+}
+
+/// The process (`host:pid`) of a lock owner id (`host:pid:random`).
+pub fn process_of(owner: &str) -> &str {
+    owner.rsplit_once(':').map_or(owner, |(process, _)| process)
 }
 
 /// Waits for `child`, killing it if it runs past the deadline.

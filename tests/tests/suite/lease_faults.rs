@@ -769,6 +769,20 @@ async fn a_takeover_whose_reply_was_lost_counts_its_lease_from_the_takeover() {
         takeover.wait_for_hits(1, DEADLINE).await,
         "the takeover's reply is lost"
     );
+    let (sent, _) = proxy
+        .exchanges(&Match::command("findAndModify").on("schema_lock"))
+        .into_iter()
+        .next()
+        .expect("the takeover was seen");
+    let reply = proxy
+        .wait_for_reply(&sent, DEADLINE)
+        .await
+        .expect("the server answered the takeover");
+    assert!(
+        !reply.delivered && reply.body.get_document("value").is_ok(),
+        "the takeover landed, unheard: {}",
+        reply.body
+    );
     let until = deadline();
     while counter(&db, "c_0003_slow").await < 2 {
         assert!(Instant::now() < until, "the holder ran c_0003_slow");
@@ -907,6 +921,16 @@ async fn a_fence_found_landed_after_the_lease_clock_ran_out_revives_it_and_renew
         .find(|command| command.at > lost && command.command == "find" && command.target == "schema_lock")
         .map(|command| command.at - before);
     assert!(failing.hits() >= 2, "renewals failed: {}", failing.hits());
+    let landed = seen
+        .iter()
+        .find(|command| command.command == "findAndModify" && about(&command.body, "c_0003_slow"))
+        .and_then(|command| proxy.reply_to(command))
+        .expect("the server answered the fence of c_0003_slow");
+    assert!(
+        !landed.delivered && landed.body.get_document("value").is_ok(),
+        "the fence landed, unheard: {}",
+        landed.body
+    );
     assert!(
         looked.is_some_and(|looked| looked > Duration::from_millis(lease_ms)),
         "the holder's clock ran out before it learnt that the fence landed: {looked:?}\n{}",
