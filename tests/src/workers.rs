@@ -121,7 +121,7 @@ impl Drop for Gate {
 /// Only replies that came from the server count, not ones a rule of the
 /// proxy made up.
 pub fn refused_lock_inserts(proxy: &crate::proxy::FaultProxy) -> Vec<String> {
-    let mut owners: Vec<String> = Vec::new();
+    let mut processes: Vec<String> = Vec::new();
     for sent in proxy.seen() {
         if !(sent.command == "insert" && sent.target == "schema_lock") {
             continue;
@@ -143,13 +143,13 @@ pub fn refused_lock_inserts(proxy: &crate::proxy::FaultProxy) -> Vec<String> {
             .and_then(|documents| documents.first())
             .and_then(Bson::as_document)
             .and_then(|lock| lock.get_str("owner").ok());
-        if let (true, Some(owner)) = (duplicate, owner.map(process_of))
-            && !owners.iter().any(|seen| seen == owner)
+        if let (true, Some(process)) = (duplicate, owner.map(process_of))
+            && !processes.iter().any(|seen| seen == process)
         {
-            owners.push(owner.to_owned());
+            processes.push(process.to_owned());
         }
     }
-    owners
+    processes
 }
 
 /// The process (`host:pid`) of a lock owner id (`host:pid:random`).
