@@ -57,10 +57,16 @@ pub struct BackfillStatus {
     pub total: Option<u64>,
     /// Batches done.
     pub batches: u64,
-    /// The last `_id` done, as the server's shell shows it
-    /// (`ObjectId("...")`, `"a string"`, `42`); the next batch starts after
-    /// it.
-    pub position: Option<String>,
+    /// The BSON type of the last `_id` done (`objectId`, `string`, `int`,
+    /// as `$type` names it), `None` before the first batch; the next batch
+    /// starts after it. Never the `_id` itself, which can be an e-mail or
+    /// another natural key.
+    pub last_id_type: Option<String>,
+    /// How many runs sent the update of the next batch and got no answer,
+    /// on a server without transactions: each may have applied it, so the
+    /// next run that does it may change its documents up to this many
+    /// times more than once.
+    pub unanswered: u64,
     /// `host:pid` of the process that saved the checkpoint.
     pub by: String,
     /// The lock's holder now (`host:pid:random`).
@@ -84,7 +90,11 @@ impl BackfillStatus {
             done: checkpoint.visited,
             total: checkpoint.total,
             batches: checkpoint.batches,
-            position: checkpoint.position.as_ref().map(ToString::to_string),
+            last_id_type: checkpoint
+                .position
+                .as_ref()
+                .map(|last| crate::stored::checkpoint::bson_type(last).to_owned()),
+            unanswered: checkpoint.unanswered,
             by: checkpoint.by.clone(),
             owner: owner.to_owned(),
             started_at: checkpoint.started_at,

@@ -103,6 +103,16 @@ pub(super) fn backfill_line(backfill: &BackfillStatus) -> String {
         date(backfill.started_at),
         date(backfill.updated_at)
     );
+    if backfill.unanswered > 0 {
+        let runs = if backfill.unanswered == 1 { "run" } else { "runs" };
+        let _ = write!(
+            line,
+            "; the update of its next batch got no answer in {} {runs}, so its documents may be \
+             changed up to {} times",
+            backfill.unanswered,
+            backfill.unanswered.saturating_add(1)
+        );
+    }
     line
 }
 
@@ -289,7 +299,8 @@ mod tests {
             done: 12_000,
             total: Some(100_000),
             batches: 12,
-            position: Some("12000".to_owned()),
+            last_id_type: Some("int".to_owned()),
+            unanswered: 0,
             by: "api-1:1234".to_owned(),
             owner: "api-1:1234:abc".to_owned(),
             started_at: Some(DateTime::from_millis(1_790_000_000_000)),
@@ -308,6 +319,15 @@ mod tests {
             backfill_line(&backfill),
             "backfill events#2 of 0010_events_status on events: 12000 done in 1 batch, \
              by api-1:1234, since -, last moved 2026-09-21T14:14:20Z"
+        );
+        backfill.unanswered = 2;
+        assert!(
+            backfill_line(&backfill).ends_with(
+                "; the update of its next batch got no answer in 2 runs, so its documents may be \
+                 changed up to 3 times"
+            ),
+            "{}",
+            backfill_line(&backfill)
         );
     }
 }

@@ -13,11 +13,12 @@ use mongodb::options::{Collation, UpdateModifications};
 use tracing::{info, warn};
 
 use super::context::Managed;
+use super::walk::Beyond;
 use super::{Work, order, walk};
 use crate::stored::checkpoint::Checkpoint;
 use crate::support::convert;
 use crate::support::error::{self, BoxError, Error, ServerError};
-use crate::support::faults::{Failure, within};
+use crate::support::faults::{Failure, time_limit, within};
 use crate::support::retry::Attempts;
 
 /// How many times a batch's command is tried when the server fails it in a
@@ -42,7 +43,9 @@ pub(super) struct Walk {
 }
 
 /// The simple (binary) collation: the walk's `_id > last` and its sort must
-/// agree with the order it checks, whatever the collection's default.
+/// agree with the order it checks, whatever the collection's default. Asked
+/// for where a collation could change the comparison
+/// ([`walk::needs_collation`]).
 pub(super) fn binary() -> Collation {
     Collation::builder().locale("simple").build()
 }
@@ -63,13 +66,13 @@ impl Walk {
                 "backfill outside a managed migration: it runs without checkpoints"
             );
             let mut checkpoint = Checkpoint::detached(collection);
-            checkpoint.total = Some(self.count().await?);
+            checkpoint.total = self.count().await?;
             return Ok((checkpoint, false));
         };
         let key = managed.checkpoints.claim(name.unwrap_or(collection));
         let (mut checkpoint, resumed) = managed.checkpoints.start(&key, collection).await;
-        if checkpoint.total.is_none() {
-            checkpoint.total = Some(self.count().await?);
+        if !resumed {
+            checkpoint.total = self.count().await?;
         }
         if resumed {
             info!(
@@ -94,52 +97,86 @@ impl Walk {
     }
 
     /// The documents expected: a count of the filter, or the collection's
-    /// estimated size when there is no filter.
-    pub(super) async fn count(&self) -> Result<u64, Error> {
+    /// estimated size when there is no filter; unknown (`None`) for a
+    /// filter `countDocuments` refuses (`$where`, `$near`, `$nearSphere`),
+    /// since the total only shows progress.
+    pub(super) async fn count(&self) -> Result<Option<u64>, Error> {
         let action = || {
             format!(
                 "count the documents the backfill of `{}` visits",
                 self.collection.name()
             )
         };
+        if walk::uncountable(&self.filter) {
+            info!(
+                collection = %self.collection.name(),
+                "the backfill's filter cannot be counted (it uses `$where`, `$near` or \
+                 `$nearSphere`): it runs without a total"
+            );
+            return Ok(None);
+        }
         let counted = if self.filter.is_empty() {
             within(self.bound, self.collection.estimated_document_count()).await
         } else {
             within(self.bound, self.collection.count_documents(self.filter.clone())).await
         };
-        counted.map_err(|failure| failure.into_error(action()))
+        counted.map(Some).map_err(|failure| failure.into_error(action()))
     }
 
     /// The `_id`s of the next batch, in order, after `last`, and whether
     /// they are the last: a batch that comes back short, even after a look
-    /// into the `_id` types that sort later, ends the walk.
-    pub(super) async fn next_ids(&self, last: Option<&Bson>) -> Result<(Vec<Bson>, bool), Error> {
+    /// into the `_id` types that sort later, ends the walk. `at` says which
+    /// batch this is, for errors.
+    pub(super) async fn next_ids(&self, last: Option<&Bson>, at: &str) -> Result<(Vec<Bson>, bool), Error> {
         let size = self.batch_size as usize;
-        let mut ids = self.find_ids(walk::after(&self.filter, last), size, last).await?;
-        if ids.len() < size {
+        let collation = walk::needs_collation(&self.filter, last.map(std::slice::from_ref));
+        let mut ids = self
+            .find_ids(walk::after(&self.filter, last), size, collation, at)
+            .await?;
+        if ids.len() < size
+            && let Some(tail) = ids.last().or(last).cloned()
+        {
             // The bracket of `_id` types may be done, not the collection.
-            let tail = ids.last().or(last).cloned();
-            if let Some(query) = tail.as_ref().and_then(|tail| walk::beyond(&self.filter, tail)) {
-                let more = self.find_ids(query, size - ids.len(), last).await?;
-                ids.extend(more);
+            match walk::beyond(&self.filter, &tail) {
+                Beyond::Query(query) => {
+                    let more = self.find_ids(query, size - ids.len(), true, at).await?;
+                    ids.extend(more);
+                }
+                Beyond::End => {}
+                Beyond::Unknown(alias) => {
+                    return Err(self.batch_failed(
+                        at,
+                        format!(
+                            "an `_id` of BSON type {alias} has no place in MongoDB's sort order, so \
+                             the walk cannot tell what comes after it; it stopped instead of \
+                             skipping what might"
+                        )
+                        .into(),
+                    ));
+                }
             }
         }
         if let Err(out_of_order) = order::check(last, &ids) {
             return Err(Error::BackfillOutOfOrder {
                 collection: self.collection.name().to_owned(),
-                before: out_of_order.before,
-                after: out_of_order.after,
+                at: at.to_owned(),
+                place: out_of_order.place,
+                before: out_of_order.before.to_owned(),
+                after: out_of_order.after.to_owned(),
             });
         }
         let exhausted = ids.len() < size;
         Ok((ids, exhausted))
     }
 
+    /// Up to `limit` `_id`s matching `query`, in `_id` order, under the
+    /// simple collation when `collation` (see [`walk::needs_collation`]).
     pub(super) async fn find_ids(
         &self,
         query: Document,
         limit: usize,
-        last: Option<&Bson>,
+        collation: bool,
+        at: &str,
     ) -> Result<Vec<Bson>, Error> {
         let limit = convert::saturating_i64(limit);
         let batch = u32::try_from(limit).unwrap_or(u32::MAX);
@@ -147,16 +184,18 @@ impl Walk {
         let query = &query;
         let read = |_| {
             let read = async move {
-                let mut cursor = self
+                let mut find = self
                     .collection
                     .find(query.clone())
                     .sort(doc! { "_id": 1 })
                     .projection(doc! { "_id": 1 })
-                    .collation(binary())
                     .limit(limit)
                     .batch_size(batch)
-                    .max_time(self.bound)
-                    .await?;
+                    .max_time(time_limit(self.bound));
+                if collation {
+                    find = find.collation(binary());
+                }
+                let mut cursor = find.await?;
                 let mut ids = Vec::new();
                 while cursor.advance().await? {
                     let document: Document = cursor.deserialize_current()?;
@@ -176,7 +215,7 @@ impl Walk {
                 read,
             )
             .await
-            .map_err(|failure| self.failed(last, failure))
+            .map_err(|failure| self.failed(at, failure))
     }
 
     /// Changes the batch `ids` and adds its counts to `checkpoint`.
@@ -185,19 +224,19 @@ impl Walk {
         work: &mut Work<'_>,
         checkpoint: &mut Checkpoint,
         ids: Vec<Bson>,
+        at: &str,
     ) -> Result<(), Error> {
-        let last = checkpoint.position.clone();
         let count = ids.len() as u64;
         match work {
             Work::Update(update) => {
-                let result = self.update(update, &ids, last.as_ref()).await?;
+                let result = self.update(update, &ids, at).await?;
                 checkpoint.matched = Some(checkpoint.matched.unwrap_or(0) + result.matched_count);
                 checkpoint.modified = Some(checkpoint.modified.unwrap_or(0) + result.modified_count);
             }
             Work::EachBatch(work) => {
                 work(self.collection.clone(), ids)
                     .await
-                    .map_err(|source| self.batch_failed(last.as_ref(), error::shown(source)))?;
+                    .map_err(|source| self.batch_failed(at, error::shown(source)))?;
             }
         }
         checkpoint.visited += count;
@@ -212,18 +251,19 @@ impl Walk {
         &self,
         update: &UpdateModifications,
         ids: &[Bson],
-        last: Option<&Bson>,
+        at: &str,
     ) -> Result<mongodb::results::UpdateResult, Error> {
         let filter = walk::batch(&self.filter, ids);
+        let collation = walk::needs_collation(&self.filter, Some(ids)).then(binary);
         // Sent again only when it certainly did not run, or running it
         // twice changes nothing.
         let worth_another =
             |failure: &Failure| failure.is_transient() && (failure.did_not_run() || self.idempotent);
         let update = |_| {
-            let sent = self
-                .collection
-                .update_many(filter.clone(), update.clone())
-                .collation(binary());
+            let mut sent = self.collection.update_many(filter.clone(), update.clone());
+            if let Some(collation) = &collation {
+                sent = sent.collation(collation.clone());
+            }
             within(self.bound, sent)
         };
         let failure = match BATCH_ATTEMPTS
@@ -239,13 +279,15 @@ impl Walk {
             Err(failure) => failure,
         };
         if failure.is_transient() && !failure.did_not_run() {
+            // The run decides how many times it may have been applied.
             return Err(Error::BackfillOutcomeUnknown {
                 collection: self.collection.name().to_owned(),
-                after: position(last),
+                at: at.to_owned(),
+                at_most: None,
                 source: failure.into_source(format!("update a batch of `{}`", self.collection.name())),
             });
         }
-        Err(self.failed(last, failure))
+        Err(self.failed(at, failure))
     }
 
     /// Logs that a batch's `command` failed and goes again.
@@ -259,24 +301,39 @@ impl Walk {
         );
     }
 
-    pub(super) fn failed(&self, last: Option<&Bson>, failure: Failure) -> Error {
+    pub(super) fn failed(&self, at: &str, failure: Failure) -> Error {
         let source: BoxError = match failure {
             Failure::Server(error) => Box::new(ServerError::from(error)),
             timed_out => timed_out.into_source(format!("walk `{}`", self.collection.name())),
         };
-        self.batch_failed(last, source)
+        self.batch_failed(at, source)
     }
 
-    pub(super) fn batch_failed(&self, last: Option<&Bson>, source: BoxError) -> Error {
+    pub(super) fn batch_failed(&self, at: &str, source: BoxError) -> Error {
         Error::BackfillFailed {
             collection: self.collection.name().to_owned(),
-            after: position(last),
+            at: at.to_owned(),
             source,
         }
     }
 }
 
-/// Where a walk stands, for errors: the last `_id` done, or `none`.
-pub(super) fn position(last: Option<&Bson>) -> String {
-    last.map_or_else(|| "none".to_owned(), ToString::to_string)
+/// Which batch the walk is at, for errors and logs: by how many batches
+/// and documents are done and the BSON type of the last `_id` done, never
+/// its value (an `_id` can be an e-mail or another natural key).
+pub(super) fn at(checkpoint: &Checkpoint) -> String {
+    let Some(last) = &checkpoint.position else {
+        return "its first batch".to_owned();
+    };
+    let batches = if checkpoint.batches == 1 {
+        "batch"
+    } else {
+        "batches"
+    };
+    format!(
+        "its batch after {} {batches} ({} documents visited, the last `_id` of BSON type {})",
+        checkpoint.batches,
+        checkpoint.visited,
+        walk::alias(last)
+    )
 }

@@ -38,12 +38,13 @@
 //! | server | a batch of [`update`](Backfill::update) is applied |
 //! | --- | --- |
 //! | replica set or sharded cluster, under a manager | **exactly once**: the batch's `updateMany` and its checkpoint are one transaction, whose checkpoint write is fenced by the lease: a process that lost the lock cannot apply a batch, and a transaction whose commit reply was lost is settled by reading the lock back before the batch is tried again |
-//! | standalone, or outside a manager | **at most twice**: the batch under way when the holder died is done again by the next holder; an update whose outcome is unknown (its reply lost, no answer within the lease) is never sent again as if it had not run: the backfill stops with [`Error::BackfillOutcomeUnknown`] naming the batch, and the next run does it once more |
+//! | standalone, or outside a manager | **once, and once more by each run that stopped in it**: the batch under way when the holder died is done again by the next holder; an update whose outcome is unknown (its reply lost, no answer within the lease) is never sent again as if it had not run: the backfill stops with [`Error::BackfillOutcomeUnknown`] naming the batch, the checkpoint counts the runs that lost that batch's answer, the error says how many times its documents may have been changed, and the next run does it once more |
 //!
 //! An update declared [`idempotent`](Backfill::idempotent) is sent again
 //! when its outcome is unknown, on any server. The function form
 //! ([`for_each_batch`](Backfill::for_each_batch)) writes what it writes:
-//! its batch is at most twice everywhere, and its errors stop the walk.
+//! its batch is done once more by each run that stopped in it, everywhere,
+//! and its errors stop the walk.
 //!
 //! - **Every command is bounded**: by the lease under a manager, by a
 //!   minute outside one. A read that fails or times out is tried again; a
@@ -51,9 +52,21 @@
 //! - **The order is checked**: each batch's `_id`s must come back strictly
 //!   increasing in MongoDB's order and after the last one done, under the
 //!   simple (binary) collation the walk asks for whatever the collection's
-//!   default; a server that returns them otherwise stops the walk with
-//!   [`Error::BackfillOutOfOrder`] before that batch is changed, instead of
-//!   skipping documents without a word.
+//!   default wherever a collation could change the comparison (a string in
+//!   the filter or in the `_id` range); a server that returns them
+//!   otherwise stops the walk with [`Error::BackfillOutOfOrder`] before
+//!   that batch is changed, instead of skipping documents without a word.
+//!   Every type an `_id` can have is walked, `NaN` and JavaScript code
+//!   included; one the walk cannot place stops it with
+//!   [`Error::BackfillFailed`].
+//! - **No `_id` is shown**: errors, logs and status say where a backfill
+//!   stands by batches, documents and the BSON type of its last `_id`, since
+//!   an `_id` can be an e-mail or another natural key.
+//! - **On a collection with a default collation** the `_id` index has that
+//!   collation. Reads after a number, an ObjectId, a date or another `_id`
+//!   no collation compares, with a filter that holds no string, go without
+//!   the simple collation, so the index serves them; reads of string or
+//!   document `_id`s there keep it, and each may scan the keys left.
 //! - **Documents inserted meanwhile** with an `_id` below the position are
 //!   not visited. ObjectIds grow, so documents inserted with new ObjectIds
 //!   are.
@@ -68,7 +81,9 @@
 //! # Progress
 //!
 //! At start, the expected total (`countDocuments` of the filter, or
-//! `estimatedDocumentCount` without one). At the start, after every batch
+//! `estimatedDocumentCount` without one). `countDocuments` runs as a
+//! `$match` stage, which refuses `$where`, `$near` and `$nearSphere`: with
+//! those in the filter the backfill runs without a total. At the start, after every batch
 //! and at the end, [`Progress`] goes to the manager's
 //! [`on_progress`](crate::SchemaManager::on_progress) observers, and at
 //! most every five seconds to the log (a `tracing` event
@@ -94,6 +109,7 @@ use std::time::{Duration, Instant};
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{CollectionOptions, ReadPreference, SelectionCriteria, UpdateModifications};
 use mongodb::{Collection, Database};
+use tracing::warn;
 
 pub use crate::assess::status::BackfillStatus;
 pub(crate) use context::{Managed, scope};
@@ -248,9 +264,9 @@ impl<'a> Backfill<'a> {
     /// How many documents each batch holds
     /// ([`DEFAULT_BATCH_SIZE`](Backfill::DEFAULT_BATCH_SIZE) by default). Each
     /// batch costs a read, its update and, under a manager, a checkpoint;
-    /// after a crash at most one batch is done again. The update names
-    /// every `_id` of its batch, so keep batches in the thousands, well
-    /// within a command's 16 MB.
+    /// after a crash one batch is done again (once more for each crash in
+    /// the same batch). The update names every `_id` of its batch, so keep
+    /// batches in the thousands, well within a command's 16 MB.
     pub fn batch_size(mut self, batch_size: u32) -> Backfill<'a> {
         self.batch_size = batch_size;
         self
@@ -302,7 +318,13 @@ impl<'a> Backfill<'a> {
     ///   size or rate of zero; nothing is sent to the server;
     /// - [`Error::BackfillFailed`] when a batch's read or update failed
     ///   (after a few attempts when the failure was a failover or a lost
-    ///   connection) or `for_each_batch`'s function returned an error;
+    ///   connection), `for_each_batch`'s function returned an error, or an
+    ///   `_id` had a type the walk cannot place;
+    /// - [`Error::BackfillOutcomeUnknown`] when a batch's update got no
+    ///   answer and is not [`idempotent`](Backfill::idempotent): it was not
+    ///   sent again;
+    /// - [`Error::BackfillOutOfOrder`] when the server returned a batch out
+    ///   of `_id` order: it was not changed;
     /// - [`Error::LockLost`] when, under a manager, the lease ended or was
     ///   taken over: nothing more is done or saved here;
     /// - [`Error::Database`] when the total could not be counted.
@@ -343,13 +365,17 @@ impl<'a> Backfill<'a> {
             .is_some_and(|managed| managed.checkpoints.transactions());
         loop {
             pace.wait(checkpoint.visited - resumed_at).await;
-            let (ids, exhausted) = walk.next_ids(checkpoint.position.as_ref()).await?;
+            let at = batches::at(&checkpoint);
+            let (ids, exhausted) = walk.next_ids(checkpoint.position.as_ref(), &at).await?;
             let Some(last) = ids.last().cloned() else {
                 break;
             };
             if let Some(managed) = &managed {
                 managed.checkpoints.ensure_live()?;
             }
+            // Runs before this one that sent this batch's update and got
+            // no answer; none once it is done.
+            let unanswered = std::mem::take(&mut checkpoint.unanswered);
             let in_transaction = match (&managed, &work) {
                 (Some(managed), Work::Update(update)) if transactions => {
                     let done = walk
@@ -361,12 +387,38 @@ impl<'a> Backfill<'a> {
                 _ => false,
             };
             if !in_transaction {
-                walk.change(&mut work, &mut checkpoint, ids).await?;
+                let mut changed = walk.change(&mut work, &mut checkpoint, ids, &at).await;
+                if let (Err(Error::BackfillOutcomeUnknown { at_most, .. }), Some(managed)) =
+                    (&mut changed, &managed)
+                {
+                    // Kept in the checkpoint, so that the next run that
+                    // loses this batch's answer counts this run too.
+                    checkpoint.unanswered = unanswered.saturating_add(1);
+                    *at_most = Some(checkpoint.unanswered.saturating_add(1));
+                    if let Err(not_saved) = managed.checkpoints.save(&checkpoint).await {
+                        warn!(
+                            collection = %walk.collection.name(),
+                            error = %not_saved,
+                            "could not note in the checkpoint that a batch's update got no answer"
+                        );
+                    }
+                }
+                changed?;
                 checkpoint.position = Some(last);
                 checkpoint.batches += 1;
                 if let Some(managed) = &managed {
                     managed.checkpoints.save(&checkpoint).await?;
                 }
+            }
+            if unanswered > 0 {
+                warn!(
+                    collection = %walk.collection.name(),
+                    batch = checkpoint.batches,
+                    unanswered,
+                    "a batch whose update got no answer in earlier runs was done again: its documents \
+                     may have been changed up to {} times",
+                    unanswered.saturating_add(1)
+                );
             }
             reporter.tell(progress(&checkpoint, false));
             if exhausted {

@@ -9,9 +9,10 @@
 //!
 //! The order is the server's: first the type bracket (numbers, then
 //! strings, then documents, binary data, ObjectIds, booleans, dates,
-//! timestamps; see [`super::walk`]), then within it numbers by value across
-//! their widths, strings by their UTF-8 bytes, documents field by field,
-//! binary data by length, subtype and bytes, and the rest by value.
+//! timestamps, then JavaScript code; see [`super::walk`]), then within it
+//! numbers by value across their widths (`NaN` first), strings and code by
+//! their UTF-8 bytes, documents field by field, binary data by length,
+//! subtype and bytes, and the rest by value.
 
 use std::cmp::Ordering;
 
@@ -20,25 +21,28 @@ use mongodb::bson::{Bson, Document};
 use super::walk;
 use crate::support::convert;
 
-/// Where a batch broke the order: the `_id` before and the one that came
-/// after it, as the server's shell shows them.
+/// Where a batch broke the order, without the values: the place in the
+/// batch of the `_id` that came too late (counted from 1), and the BSON
+/// types of the one before it (the last one done, at place 1) and of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OutOfOrder {
-    pub(crate) before: String,
-    pub(crate) after: String,
+    pub(crate) place: usize,
+    pub(crate) before: &'static str,
+    pub(crate) after: &'static str,
 }
 
 /// Checks that `ids` increase strictly and all come after `last`. Pairs the
 /// order cannot tell apart (a decimal128, or a type no `_id` has) pass.
 pub(crate) fn check(last: Option<&Bson>, ids: &[Bson]) -> Result<(), OutOfOrder> {
     let mut previous = last;
-    for id in ids {
+    for (index, id) in ids.iter().enumerate() {
         if let Some(before) = previous
             && compare(before, id).is_some_and(|order| order != Ordering::Less)
         {
             return Err(OutOfOrder {
-                before: before.to_string(),
-                after: id.to_string(),
+                place: index + 1,
+                before: walk::alias(before),
+                after: walk::alias(id),
             });
         }
         previous = Some(id);
@@ -64,6 +68,7 @@ pub(crate) fn compare(a: &Bson, b: &Bson) -> Option<Ordering> {
                 .then_with(|| u8::from(a.subtype).cmp(&u8::from(b.subtype)))
                 .then_with(|| a.bytes.cmp(&b.bytes)),
         ),
+        (Bson::JavaScriptCode(a), Bson::JavaScriptCode(b)) => Some(a.as_bytes().cmp(b.as_bytes())),
         (Bson::ObjectId(a), Bson::ObjectId(b)) => Some(a.bytes().cmp(&b.bytes())),
         (Bson::Boolean(a), Bson::Boolean(b)) => Some(a.cmp(b)),
         (Bson::DateTime(a), Bson::DateTime(b)) => Some(a.timestamp_millis().cmp(&b.timestamp_millis())),
@@ -178,8 +183,9 @@ mod tests {
         assert_eq!(
             check(None, &as_text),
             Err(OutOfOrder {
-                before: "10001".into(),
-                after: "1001".into()
+                place: 8,
+                before: "long",
+                after: "long"
             })
         );
     }
@@ -247,9 +253,39 @@ mod tests {
                 time: 1,
                 increment: 1,
             }),
+            Bson::JavaScriptCode("f()".into()),
             Bson::MaxKey,
         ];
         assert_eq!(check(None, &order), Ok(()));
+    }
+
+    #[test]
+    fn nan_is_the_first_number_and_only_once() {
+        let numbers = [
+            Bson::Double(f64::NAN),
+            Bson::Double(f64::NEG_INFINITY),
+            Bson::Int32(-5),
+            Bson::Double(f64::INFINITY),
+        ];
+        assert_eq!(check(Some(&Bson::Null), &numbers), Ok(()));
+        let out = check(Some(&Bson::Int32(1)), &[Bson::Double(f64::NAN)]).expect_err("NaN sorts first");
+        assert_eq!(
+            out,
+            OutOfOrder {
+                place: 1,
+                before: "int",
+                after: "double"
+            }
+        );
+        assert!(check(Some(&Bson::Double(f64::NAN)), &[Bson::Double(f64::NAN)]).is_err());
+    }
+
+    #[test]
+    fn code_compares_by_its_bytes() {
+        let a = Bson::JavaScriptCode("a()".into());
+        let b = Bson::JavaScriptCode("b()".into());
+        assert_eq!(compare(&a, &b), Some(Ordering::Less));
+        assert!(check(Some(&b), &[a]).is_err());
     }
 
     #[test]

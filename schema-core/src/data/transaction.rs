@@ -12,25 +12,46 @@
 //! - **fenced by the lease**: a process that lost the lock matches nothing
 //!   with its checkpoint write, so its transaction is aborted and its batch
 //!   never applied;
+//! - **its own renewals cannot fence it out**: the lock's writer is held
+//!   from before the transaction's first statement to its end (see
+//!   `lock::writer::staged`), so no renewal moves the version between the
+//!   snapshot the update fixes and the checkpoint's write; before it
+//!   starts, the lease is renewed when a renewal is due;
 //! - **a lost commit reply** leaves the checkpoint write unresolved, and it
 //!   is settled by reading the lock back before the batch is tried again:
-//!   if it landed, the batch is done; the lock document is written inside
-//!   every batch's transaction, so two transactions of one batch cannot
-//!   both commit.
+//!   if it landed, the batch is done and nothing more is sent for it; if a
+//!   read cannot see it yet, the next try's checkpoint write matches
+//!   nothing in a snapshot that holds it, and that try is aborted;
+//! - **conflicts are ridden out**: a transaction the server aborts as
+//!   transient (a write conflict with the application's own writes, a
+//!   failover) is tried again after a growing pause, for as long as
+//!   [`RETRY_WINDOW`] allows and the lease lasts;
+//! - **a batch too long for one transaction is split**: one whose update
+//!   does not finish within the time the lease and the server's
+//!   transaction lifetime leave, is tried again in halves, each committed
+//!   with its own checkpoint;
+//! - **nothing is left running on the server**: a statement given up on by
+//!   the client (whose transaction the driver would only abort locally, if
+//!   the statement was its first) has its session killed on the server
+//!   (`killSessions`), which stops the statement and aborts the
+//!   transaction, so it holds no lock or snapshot the next try meets.
 //!
 //! Should the server refuse transactions after all, the walk goes on
 //! without them, batch and checkpoint apart, and says so once.
 
+use std::time::{Duration, Instant};
+
 use mongodb::ClientSession;
-use mongodb::bson::Bson;
+use mongodb::bson::{Bson, doc};
 use mongodb::options::{Acknowledgment, UpdateModifications, WriteConcern};
 use tracing::warn;
 
-use super::batches::{BATCH_ATTEMPTS, Walk, binary, position};
+use super::batches::{Walk, at, binary};
 use crate::lock::{Checkpoints, NotStaged};
 use crate::stored::checkpoint::Checkpoint;
-use crate::support::error::Error;
+use crate::support::error::{self, Error};
 use crate::support::faults::{Failure, MAX_WRITE_TIMEOUT, within};
+use crate::support::retry;
 
 /// Server codes that say the deployment takes no transaction after all.
 const TRANSACTIONS_REFUSED: &[i32] = &[
@@ -38,11 +59,37 @@ const TRANSACTIONS_REFUSED: &[i32] = &[
     263, // OperationNotSupportedInTransaction
 ];
 
+/// The server's code for a transaction its lifetime limit ended
+/// (`transactionLifetimeLimitSeconds`).
+const LIFETIME_EXCEEDED: i32 = 290;
+
+/// The longest one transaction is given: under the server's default
+/// transaction lifetime (60 s), with room for its commit.
+const TRANSACTION_BUDGET: Duration = Duration::from_secs(45);
+
+/// How long a batch's transaction is tried again after transient
+/// failures, at most; never past the lease.
+pub(super) const RETRY_WINDOW: Duration = Duration::from_secs(120);
+
+/// The first pause after a transient failure; it doubles with each
+/// attempt, up to [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const LONGEST_PAUSE: Duration = Duration::from_secs(2);
+
+/// How long killing a session on the server may take.
+const KILL_BOUND: Duration = Duration::from_secs(5);
+
+/// How many times a commit is sent when its answer is lost.
+const COMMIT_ATTEMPTS: u32 = 3;
+
 /// Why one try of a batch's transaction did not commit.
 enum NotCommitted {
     /// Nothing was applied (or it is settled before the next try): try
     /// again. `unknown` when the commit's outcome was not learnt.
     Again { failure: Failure, unknown: bool },
+    /// The update did not finish within the transaction's time: nothing
+    /// was applied, and a smaller batch may.
+    TooLong(Failure),
     /// The server takes no transaction.
     Refused,
     /// The lease is over or the lock another's.
@@ -51,17 +98,30 @@ enum NotCommitted {
     Failed(Failure),
 }
 
+/// How one part of a batch ended.
+enum Part {
+    Committed,
+    /// Too long for one transaction: to be split.
+    TooLong(Failure),
+    /// The server refused its first transaction.
+    Refused,
+}
+
 impl Walk {
     /// Applies the batch `ids` and saves `checkpoint` after it, in one
-    /// transaction. Returns `false`, having done nothing, when the server
-    /// refuses transactions: the caller applies the batch without one.
+    /// transaction, or in several when the batch is too long for one (its
+    /// halves, and theirs, each with its checkpoint). Returns `false`,
+    /// having done nothing, when the server refuses transactions: the
+    /// caller applies the batch without one.
     ///
     /// # Errors
     ///
-    /// [`Error::LockLost`] when the lease is over: the batch was not
-    /// applied. [`Error::BackfillFailed`] when its transaction failed too
-    /// often or was refused, and [`Error::BackfillOutcomeUnknown`] when
-    /// the last commit's outcome could not be learnt.
+    /// [`Error::LockLost`] when the lease is over: the part under way was
+    /// not applied. [`Error::BackfillFailed`] when a transaction failed
+    /// for longer than [`RETRY_WINDOW`], was refused, or a single
+    /// document's update did not fit in one; and
+    /// [`Error::BackfillOutcomeUnknown`] when the last commit's outcome
+    /// could not be learnt.
     pub(super) async fn transaction(
         &self,
         update: &UpdateModifications,
@@ -69,66 +129,137 @@ impl Walk {
         ids: &[Bson],
         checkpoints: &Checkpoints,
     ) -> Result<bool, Error> {
-        let last = checkpoint.position.clone();
+        let mut rest = ids;
+        let mut size = ids.len();
+        let mut first = true;
+        while !rest.is_empty() {
+            let part = &rest[..size.min(rest.len())];
+            match self.part(update, checkpoint, part, checkpoints, first).await? {
+                Part::Committed => {
+                    // Usually the part; more when a commit of the whole
+                    // batch, whose outcome was unknown when it was split,
+                    // is found to have landed.
+                    let done = ids
+                        .iter()
+                        .position(|id| Some(id) == checkpoint.position.as_ref())
+                        .ok_or_else(|| {
+                            self.batch_failed(
+                                &at(checkpoint),
+                                "its checkpoint was found at an `_id` outside the batch it was \
+                                 committing"
+                                    .into(),
+                            )
+                        })?;
+                    rest = &ids[done + 1..];
+                }
+                Part::Refused => {
+                    warn!(
+                        collection = %self.collection.name(),
+                        "the server refused a transaction: the backfill goes on without, each batch \
+                         and its checkpoint apart"
+                    );
+                    return Ok(false);
+                }
+                Part::TooLong(failure) if part.len() > 1 => {
+                    size = part.len().div_ceil(2);
+                    warn!(
+                        error = ?failure,
+                        collection = %self.collection.name(),
+                        documents = part.len(),
+                        now = size,
+                        "a backfill's batch did not finish within one transaction's time; trying it \
+                         in smaller parts"
+                    );
+                }
+                Part::TooLong(failure) => {
+                    let source = failure.into_source(format!(
+                        "update one document of `{}` within one transaction's time (at most \
+                         {TRANSACTION_BUDGET:?}, and less than the lease); make the update cheaper, or \
+                         raise the lease",
+                        self.collection.name(),
+                    ));
+                    return Err(self.batch_failed(&at(checkpoint), source));
+                }
+            }
+            first = false;
+        }
+        Ok(true)
+    }
+
+    /// Commits `part` and its checkpoint in one transaction, tried again
+    /// after transient failures for as long as the retry window and the
+    /// lease allow.
+    async fn part(
+        &self,
+        update: &UpdateModifications,
+        checkpoint: &mut Checkpoint,
+        part: &[Bson],
+        checkpoints: &Checkpoints,
+        first: bool,
+    ) -> Result<Part, Error> {
+        let at = &at(checkpoint);
         let mut next = checkpoint.clone();
-        next.position = ids.last().cloned();
+        next.position = part.last().cloned();
         next.batches += 1;
-        next.visited += ids.len() as u64;
-        let next = &next;
-        let attempt = move |number: u32| async move {
-            if number > 1
-                && let Some(saved) = checkpoints.saved(&next.key).await.map_err(NotCommitted::Lost)?
-                && saved.batches >= next.batches
-                && saved.position == next.position
-            {
-                // A commit whose reply was lost had landed.
-                return Ok(Some(saved));
+        next.visited += part.len() as u64;
+        let started = Instant::now();
+        let mut attempt: u32 = 1;
+        // A commit whose outcome is not known yet: until it is settled,
+        // the part is not split (a smaller part would not recognise the
+        // whole one's checkpoint).
+        let mut unsettled = false;
+        loop {
+            let (failure, unknown) = match self.try_transaction(update, &next, part, checkpoints).await {
+                Ok(done) => {
+                    *checkpoint = done;
+                    return Ok(Part::Committed);
+                }
+                Err(NotCommitted::Refused) if first && attempt == 1 => return Ok(Part::Refused),
+                Err(NotCommitted::Refused) => {
+                    return Err(
+                        self.batch_failed(at, "the server refused a transaction it took before".into())
+                    );
+                }
+                // A stall, not a long update, may have timed out a part of
+                // one document, or a part whose earlier commit is
+                // unsettled: tried again as it is.
+                Err(NotCommitted::TooLong(failure @ Failure::TimedOut(_)))
+                    if part.len() == 1 || unsettled =>
+                {
+                    (failure, unsettled)
+                }
+                Err(NotCommitted::TooLong(failure)) if !unsettled => return Ok(Part::TooLong(failure)),
+                Err(NotCommitted::TooLong(failure)) => (failure, true),
+                Err(NotCommitted::Lost(error)) => return Err(error),
+                Err(NotCommitted::Failed(failure)) => return Err(self.failed(at, failure)),
+                Err(NotCommitted::Again { failure, unknown }) => (failure, unknown),
+            };
+            unsettled |= unknown;
+            let window = RETRY_WINDOW.min(checkpoints.lease());
+            if started.elapsed() >= window || checkpoints.ensure_live().is_err() {
+                return Err(if unsettled {
+                    Error::BackfillOutcomeUnknown {
+                        collection: self.collection.name().to_owned(),
+                        at: at.clone(),
+                        at_most: None,
+                        source: failure
+                            .into_source(format!("commit a batch of `{}`", self.collection.name())),
+                    }
+                } else {
+                    self.failed(at, failure)
+                });
             }
-            match self.try_transaction(update, next, ids, checkpoints).await {
-                Ok(done) => Ok(Some(done)),
-                // Refused at once: this deployment takes no transaction.
-                Err(NotCommitted::Refused) if number == 1 => Ok(None),
-                Err(other) => Err(other),
-            }
-        };
-        let again = |failure: &NotCommitted, n| {
-            if let NotCommitted::Again { failure, .. } = failure {
-                self.again("transaction", failure, n);
-            }
-        };
-        let worth_another = |failure: &NotCommitted| matches!(failure, NotCommitted::Again { .. });
-        match BATCH_ATTEMPTS.run(|| true, worth_another, again, attempt).await {
-            Ok(Some(done)) => {
-                *checkpoint = done;
-                Ok(true)
-            }
-            Ok(None) => {
-                warn!(
-                    collection = %self.collection.name(),
-                    "the server refused a transaction: the backfill goes on without, each batch \
-                     and its checkpoint apart"
-                );
-                Ok(false)
-            }
-            Err(NotCommitted::Refused) => Err(self.batch_failed(
-                last.as_ref(),
-                "the server refused a transaction it took before".into(),
-            )),
-            Err(NotCommitted::Lost(error)) => Err(error),
-            Err(NotCommitted::Failed(failure)) => Err(self.failed(last.as_ref(), failure)),
-            Err(NotCommitted::Again {
-                failure,
-                unknown: true,
-            }) => Err(Error::BackfillOutcomeUnknown {
-                collection: self.collection.name().to_owned(),
-                after: position(last.as_ref()),
-                source: failure.into_source(format!("commit a batch of `{}`", self.collection.name())),
-            }),
-            Err(NotCommitted::Again { failure, .. }) => Err(self.failed(last.as_ref(), failure)),
+            self.again("transaction", &failure, attempt);
+            let pause = FIRST_PAUSE
+                .saturating_mul(1 << attempt.min(16))
+                .min(LONGEST_PAUSE);
+            retry::pause(pause, Some(started + window)).await;
+            attempt = attempt.saturating_add(1);
         }
     }
 
-    /// One try: the update, the checkpoint and the commit, in one session.
+    /// One try: with the lock's writer held, the update, the checkpoint
+    /// and the commit, in one session, all before one deadline.
     async fn try_transaction(
         &self,
         update: &UpdateModifications,
@@ -136,13 +267,30 @@ impl Walk {
         ids: &[Bson],
         checkpoints: &Checkpoints,
     ) -> Result<Checkpoint, NotCommitted> {
+        let mut hold = checkpoints.hold().await;
+        let saved = hold.saved(&next.key).await;
+        if let Some(saved) = saved.map_err(|not_staged| self.not_staged(checkpoints, not_staged))?
+            && saved.batches >= next.batches
+        {
+            // An earlier try's commit, whose reply was lost, had landed
+            // (this part's, or the whole batch's before it was split):
+            // nothing more is sent for it.
+            return Ok(saved);
+        }
+        // A renewal that cannot land while the lease lasts ends the try
+        // with its error.
+        hold.refresh().await.map_err(NotCommitted::Lost)?;
+        // The whole transaction ends while the lease lasts and well within
+        // the server's transaction lifetime, each of its steps bounded by
+        // what is left of that; the update gets two thirds.
+        let budget = hold.remaining().min(TRANSACTION_BUDGET);
+        let deadline = Instant::now() + budget;
+        let left = || deadline.saturating_duration_since(Instant::now());
         let client = self.collection.client();
-        let mut session = within(self.bound, client.start_session())
-            .await
-            .map_err(classify)?;
+        let mut session = within(left(), client.start_session()).await.map_err(classify)?;
         let write_concern = WriteConcern::builder()
             .w(Acknowledgment::Majority)
-            .w_timeout(self.bound.min(MAX_WRITE_TIMEOUT))
+            .w_timeout(budget.min(MAX_WRITE_TIMEOUT))
             .build();
         session
             .start_transaction()
@@ -150,69 +298,114 @@ impl Walk {
             .await
             .map_err(|error| classify(Failure::Server(error)))?;
         let filter = super::walk::batch(&self.filter, ids);
-        let sent = self
-            .collection
-            .update_many(filter, update.clone())
-            .collation(binary())
-            .session(&mut session);
-        let result = match within(self.bound, sent).await {
+        let mut sent = self.collection.update_many(filter, update.clone());
+        if super::walk::needs_collation(&self.filter, Some(ids)) {
+            sent = sent.collation(binary());
+        }
+        let sent = sent.session(&mut session);
+        let result = match within(budget * 2 / 3, sent).await {
             Ok(result) => result,
             Err(failure) => {
-                abort(&mut session, self.bound).await;
-                return Err(classify(failure));
+                // The lock was not written: renewals may go on.
+                drop(hold);
+                end(&mut session, client, &failure).await;
+                return Err(match failure {
+                    Failure::TimedOut(_) => NotCommitted::TooLong(failure),
+                    failure if too_long(&failure) => NotCommitted::TooLong(failure),
+                    other => classify(other),
+                });
             }
         };
         let mut next = next.clone();
         next.matched = Some(next.matched.unwrap_or(0) + result.matched_count);
         next.modified = Some(next.modified.unwrap_or(0) + result.modified_count);
-        let staged = match checkpoints.stage(&next, &mut session).await {
+        let staged = match hold.stage(&next, &mut session, left()).await {
             Ok(staged) => staged,
             Err(not_staged) => {
-                abort(&mut session, self.bound).await;
+                match &not_staged {
+                    NotStaged::Failed(failure) => end(&mut session, client, failure).await,
+                    _ => abort(&mut session).await,
+                }
+                // Aborted first: losing the lease drops the migration.
                 return Err(match not_staged {
-                    NotStaged::Lost(error) => NotCommitted::Lost(error),
-                    // Aborted first: losing the lease drops the migration.
-                    NotStaged::Taken => NotCommitted::Lost(checkpoints.lose()),
-                    NotStaged::Failed(failure) => classify(failure),
-                    NotStaged::Again => NotCommitted::Again {
-                        failure: Failure::TimedOut(self.bound),
-                        unknown: false,
-                    },
+                    NotStaged::Failed(failure) if too_long(&failure) => NotCommitted::TooLong(failure),
+                    other => self.not_staged(checkpoints, other),
                 });
             }
         };
-        match within(self.bound, session.commit_transaction()).await {
-            Ok(()) => {
-                staged.committed();
-                Ok(next)
+        // A commit whose answer is lost is sent again on the same session,
+        // at the same transaction number: the server answers as it ended,
+        // committed or aborted, and commits it now if it had not arrived.
+        let mut commits = 0;
+        let failure = loop {
+            commits += 1;
+            match within(left(), session.commit_transaction()).await {
+                Ok(()) => {
+                    staged.committed();
+                    return Ok(next);
+                }
+                Err(Failure::Server(error))
+                    if error.contains_label("TransientTransactionError")
+                        && !error.contains_label("UnknownTransactionCommitResult") =>
+                {
+                    // Aborted by the server: nothing of it was applied.
+                    staged.aborted();
+                    let failure = Failure::Server(error);
+                    return Err(if too_long(&failure) {
+                        NotCommitted::TooLong(failure)
+                    } else {
+                        NotCommitted::Again {
+                            failure,
+                            unknown: false,
+                        }
+                    });
+                }
+                Err(failure) if commits < COMMIT_ATTEMPTS && !left().is_zero() => {
+                    warn!(error = ?failure, "a backfill's commit was not answered; sending it again");
+                }
+                Err(failure) => break failure,
             }
-            Err(Failure::Server(error)) if error.contains_label("TransientTransactionError") => {
-                // Aborted by the server: nothing of it was applied.
-                staged.aborted();
-                Err(NotCommitted::Again {
-                    failure: Failure::Server(error),
-                    unknown: false,
-                })
-            }
-            Err(failure) => {
-                // It may have committed: the checkpoint write stays
-                // unresolved, and the next try settles it first.
-                drop(staged);
-                Err(NotCommitted::Again {
-                    failure,
-                    unknown: true,
-                })
-            }
+        };
+        // Still unknown: the checkpoint write stays unresolved for the next
+        // try to settle, and the transaction, should it not have committed,
+        // is ended on the server so it holds nothing (the lock document
+        // above all) until its lifetime runs out.
+        drop(staged);
+        kill(&mut session, client).await;
+        Err(NotCommitted::Again {
+            failure,
+            unknown: true,
+        })
+    }
+}
+
+impl Walk {
+    /// What a write or read of the lock under the hold that did not go
+    /// through means for the try.
+    fn not_staged(&self, checkpoints: &Checkpoints, not_staged: NotStaged) -> NotCommitted {
+        match not_staged {
+            NotStaged::Lost(error) => NotCommitted::Lost(error),
+            NotStaged::Taken => NotCommitted::Lost(checkpoints.lose()),
+            NotStaged::Failed(failure) => classify(failure),
+            // An earlier write's outcome is still unknown.
+            NotStaged::Again => NotCommitted::Again {
+                failure: Failure::TimedOut(self.bound),
+                unknown: true,
+            },
         }
     }
+}
+
+/// Whether the server ended the transaction for its lifetime
+/// (`transactionLifetimeLimitSeconds`), at any of its statements.
+fn too_long(failure: &Failure) -> bool {
+    matches!(failure, Failure::Server(error) if error::code(error) == Some(LIFETIME_EXCEEDED))
 }
 
 /// A failure before the commit: nothing of the transaction was applied.
 fn classify(failure: Failure) -> NotCommitted {
     let refused = match &failure {
-        Failure::Server(error) => {
-            crate::support::error::code(error).is_some_and(|code| TRANSACTIONS_REFUSED.contains(&code))
-        }
+        Failure::Server(error) => error::code(error).is_some_and(|code| TRANSACTIONS_REFUSED.contains(&code)),
         Failure::TimedOut(_) => false,
     };
     if refused {
@@ -229,11 +422,39 @@ fn classify(failure: Failure) -> NotCommitted {
     }
 }
 
+/// Ends the transaction of `session` after one of its statements failed.
+/// A statement the client gave up on may still run on the server, in a
+/// transaction the driver aborts only locally when that statement was its
+/// first: its session is killed on the server (`killSessions`), which
+/// stops the statement and aborts the transaction. Any other failure is
+/// answered with an abort.
+async fn end(session: &mut ClientSession, client: &mongodb::Client, failure: &Failure) {
+    if let Failure::TimedOut(_) = failure {
+        kill(session, client).await;
+    }
+    abort(session).await;
+}
+
+/// Kills `session` on the server (`killSessions`, which any user may send
+/// for its own sessions): its running statement stops, and its
+/// transaction is aborted unless it has committed.
+async fn kill(session: &mut ClientSession, client: &mongodb::Client) {
+    let admin = client.database("admin");
+    let kill = admin.run_command(doc! { "killSessions": [session.id().clone()] });
+    if let Err(failure) = within(KILL_BOUND, kill).await {
+        warn!(
+            error = ?failure,
+            "could not end a backfill's transaction on the server; the server ends it when its \
+             lifetime runs out"
+        );
+    }
+}
+
 /// Aborts the transaction of `session`, as far as the server answers: one
 /// left open is aborted by the server when its lifetime ends, and cannot
 /// commit meanwhile.
-async fn abort(session: &mut ClientSession, bound: std::time::Duration) {
-    if let Err(failure) = within(bound, session.abort_transaction()).await {
+async fn abort(session: &mut ClientSession) {
+    if let Err(failure) = within(KILL_BOUND, session.abort_transaction()).await {
         warn!(error = ?failure, "could not abort a backfill's transaction; the server ends it");
     }
 }

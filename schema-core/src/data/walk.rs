@@ -6,9 +6,23 @@
 //! bracket (numbers with numbers, strings with strings, ...), so a batch
 //! that comes back short may mean that the bracket is done, not the
 //! collection: the walk then looks once in the brackets that sort after it
-//! ([`later_brackets`]) before it ends.
+//! ([`later_brackets`]) before it ends. Every type an `_id` can have has
+//! its bracket; one that has none stops the walk ([`beyond`]).
+//!
+//! `NaN` sorts below every other number, yet `$gt: NaN` matches nothing:
+//! after a `NaN` `_id` the walk asks for the numbers at or above
+//! `-Infinity`, which are all the others.
+//!
+//! The simple collation is asked for wherever it can change what matches
+//! or the order: on a collection whose default collation is another, it
+//! keeps string `_id`s in the order the walk checks. Where it cannot (no
+//! string in the filter, and an `_id` range of a type no collation
+//! touches), the reads and updates go without it, so that the `_id` index,
+//! which has the collection's collation, serves them ([`needs_collation`]).
 
 use mongodb::bson::{Bson, Document, doc};
+
+pub(crate) use crate::stored::checkpoint::bson_type as alias;
 
 /// `filter` and `clause` together: `clause`'s fields added to `filter`
 /// when none of them is there already (an implicit AND, which servers plan
@@ -29,22 +43,39 @@ pub(crate) fn both(filter: &Document, clause: Document) -> Document {
 pub(crate) fn after(filter: &Document, last: Option<&Bson>) -> Document {
     match last {
         None => filter.clone(),
+        // `$gt: NaN` matches nothing, yet every other number sorts after
+        // it; the only `_id` equal to it is itself, done.
+        Some(last) if is_nan(last) => both(filter, doc! { "_id": { "$gte": f64::NEG_INFINITY } }),
         Some(last) => both(filter, doc! { "_id": { "$gt": last.clone() } }),
     }
 }
 
-/// The query for the `_id`s of the type brackets sorting after `last`'s,
-/// or `None` when no `_id` can sort after it.
-pub(crate) fn beyond(filter: &Document, last: &Bson) -> Option<Document> {
-    let later = later_brackets(last);
-    if later.is_empty() {
-        return None;
-    }
-    let types: Vec<Document> = later
+/// Where the walk looks once a bracket is done.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Beyond {
+    /// The `_id`s of the brackets that sort after the last one's.
+    Query(Document),
+    /// No `_id` can sort after the last one.
+    End,
+    /// The last `_id`'s type has no place in the order the walk knows:
+    /// its BSON type.
+    Unknown(&'static str),
+}
+
+/// The query for the `_id`s of the type brackets sorting after `last`'s.
+pub(crate) fn beyond(filter: &Document, last: &Bson) -> Beyond {
+    let Some(index) = bracket(last) else {
+        return Beyond::Unknown(alias(last));
+    };
+    let types: Vec<Document> = BRACKETS[index + 1..]
         .iter()
+        .flat_map(|aliases| aliases.iter())
         .map(|alias| doc! { "_id": { "$type": *alias } })
         .collect();
-    Some(both(filter, doc! { "$or": types }))
+    if types.is_empty() {
+        return Beyond::End;
+    }
+    Beyond::Query(both(filter, doc! { "$or": types }))
 }
 
 /// The update of exactly the documents `ids` that still match `filter`.
@@ -66,39 +97,93 @@ const BRACKETS: &[&[&str]] = &[
     &["bool"],
     &["date"],
     &["timestamp"],
+    &["dbPointer"],
+    &["javascript"],
+    &["javascriptWithScope"],
     &["maxKey"],
 ];
 
-/// The `$type` aliases of the brackets that sort after `value`'s.
+/// The `$type` aliases of the brackets that sort after `value`'s; empty
+/// when it has no bracket.
+#[cfg(test)]
 pub(crate) fn later_brackets(value: &Bson) -> Vec<&'static str> {
-    let Some(index) = bracket(value) else {
-        // A type outside the order (JavaScript code, a DBPointer): nothing
-        // known sorts after it.
-        return Vec::new();
-    };
-    BRACKETS[index + 1..]
-        .iter()
-        .flat_map(|aliases| aliases.iter().copied())
-        .collect()
+    bracket(value).map_or_else(Vec::new, |index| {
+        BRACKETS[index + 1..]
+            .iter()
+            .flat_map(|aliases| aliases.iter().copied())
+            .collect()
+    })
 }
 
 /// The position of `value`'s type bracket in [`BRACKETS`], when it has one.
 pub(crate) fn bracket(value: &Bson) -> Option<usize> {
     let alias = match value {
-        Bson::MinKey => "minKey",
-        Bson::Null | Bson::Undefined => "null",
         Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => "number",
-        Bson::String(_) | Bson::Symbol(_) => "string",
-        Bson::Document(_) => "object",
-        Bson::Binary(_) => "binData",
-        Bson::ObjectId(_) => "objectId",
-        Bson::Boolean(_) => "bool",
-        Bson::DateTime(_) => "date",
-        Bson::Timestamp(_) => "timestamp",
-        Bson::MaxKey => "maxKey",
-        _ => return None,
+        Bson::Symbol(_) => "string",
+        Bson::Array(_) | Bson::RegularExpression(_) | Bson::Undefined => return None,
+        other => alias(other),
     };
     BRACKETS.iter().position(|aliases| aliases.contains(&alias))
+}
+
+/// Whether `value` is a double or a decimal128 `NaN`.
+pub(crate) fn is_nan(value: &Bson) -> bool {
+    match value {
+        Bson::Double(double) => double.is_nan(),
+        // The combination field's five bits all set: a quiet or
+        // signalling NaN (the bytes are little-endian).
+        Bson::Decimal128(decimal) => decimal.bytes()[15] & 0x7C == 0x7C,
+        _ => false,
+    }
+}
+
+/// Whether a read or update of the walk must ask for the simple collation:
+/// unless neither `filter` nor the `_id`s it is given (the last one done
+/// for a read, the batch for an update) compare a string, the collection's
+/// own collation could change what matches or the order. `None` is the
+/// first read, of every type.
+pub(crate) fn needs_collation(filter: &Document, ids: Option<&[Bson]>) -> bool {
+    let Some(ids) = ids else {
+        return true;
+    };
+    filter.values().any(collatable) || ids.iter().any(|id| collatable(id) || ranges_over_all(id))
+}
+
+/// Whether a collation can change how `value` compares: strings and
+/// symbols, and documents, arrays and code that may hold them.
+fn collatable(value: &Bson) -> bool {
+    match value {
+        Bson::String(_) | Bson::Symbol(_) | Bson::JavaScriptCode(_) | Bson::JavaScriptCodeWithScope(_) => {
+            true
+        }
+        Bson::Document(document) => document.values().any(collatable),
+        Bson::Array(values) => values.iter().any(collatable),
+        _ => false,
+    }
+}
+
+/// `$gt: MinKey` is not held to MinKey's bracket: it matches every type.
+fn ranges_over_all(value: &Bson) -> bool {
+    matches!(value, Bson::MinKey)
+}
+
+/// The query operators a `$match` stage refuses, and so `countDocuments`,
+/// which runs as one.
+const NOT_IN_MATCH: &[&str] = &["$where", "$near", "$nearSphere"];
+
+/// Whether `filter` uses an operator `countDocuments` refuses, anywhere in
+/// it.
+pub(crate) fn uncountable(filter: &Document) -> bool {
+    fn in_value(value: &Bson) -> bool {
+        match value {
+            Bson::Document(document) => uncountable(document),
+            Bson::Array(values) => values.iter().any(in_value),
+            _ => false,
+        }
+    }
+    filter
+        .iter()
+        .any(|(key, value)| NOT_IN_MATCH.contains(&key.as_str()) || in_value(value))
 }
 
 #[cfg(test)]
@@ -149,12 +234,23 @@ mod tests {
                 "bool",
                 "date",
                 "timestamp",
+                "dbPointer",
+                "javascript",
+                "javascriptWithScope",
                 "maxKey"
             ]
         );
         assert_eq!(
             later_brackets(&Bson::ObjectId(ObjectId::new())),
-            ["bool", "date", "timestamp", "maxKey"]
+            [
+                "bool",
+                "date",
+                "timestamp",
+                "dbPointer",
+                "javascript",
+                "javascriptWithScope",
+                "maxKey"
+            ]
         );
         // Numbers of every width are one bracket.
         assert_eq!(
@@ -162,7 +258,106 @@ mod tests {
             later_brackets(&Bson::Int32(1))
         );
         assert!(later_brackets(&Bson::MaxKey).is_empty());
-        assert_eq!(beyond(&doc! {}, &Bson::MaxKey), None);
+        assert_eq!(beyond(&doc! {}, &Bson::MaxKey), Beyond::End);
+    }
+
+    #[test]
+    fn javascript_ids_have_their_bracket_and_are_looked_for_after_a_timestamp() {
+        let code = Bson::JavaScriptCode("function () {}".into());
+        assert_eq!(later_brackets(&code), ["javascriptWithScope", "maxKey"]);
+        let after_timestamp = beyond(
+            &doc! {},
+            &Bson::Timestamp(mongodb::bson::Timestamp {
+                time: 1,
+                increment: 0,
+            }),
+        );
+        let Beyond::Query(query) = after_timestamp else {
+            panic!("brackets sort after a timestamp: {after_timestamp:?}");
+        };
+        let types = query.get_array("$or").expect("an $or of types");
+        assert!(
+            types.contains(&Bson::Document(doc! { "_id": { "$type": "javascript" } })),
+            "{query}"
+        );
+    }
+
+    #[test]
+    fn an_id_of_a_type_outside_the_order_stops_the_walk_naming_only_its_type() {
+        let regex = Bson::RegularExpression(mongodb::bson::Regex {
+            pattern: "secret".into(),
+            options: String::new(),
+        });
+        assert_eq!(beyond(&doc! {}, &regex), Beyond::Unknown("regex"));
+        assert_eq!(beyond(&doc! {}, &Bson::Undefined), Beyond::Unknown("undefined"));
+    }
+
+    #[test]
+    fn after_a_nan_id_the_walk_asks_for_every_other_number() {
+        // `$gt: NaN` would match no number at all.
+        for nan in [
+            Bson::Double(f64::NAN),
+            Bson::Double(-f64::NAN),
+            Bson::Decimal128(mongodb::bson::Decimal128::from_bytes(nan_decimal())),
+        ] {
+            assert!(is_nan(&nan), "{nan:?}");
+            assert_eq!(
+                after(&doc! { "k": 1 }, Some(&nan)),
+                doc! { "k": 1, "_id": { "$gte": f64::NEG_INFINITY } }
+            );
+        }
+        assert!(!is_nan(&Bson::Double(f64::NEG_INFINITY)));
+        assert!(!is_nan(&Bson::Decimal128(mongodb::bson::Decimal128::from_bytes(
+            [0; 16]
+        ))));
+        assert_eq!(
+            after(&doc! {}, Some(&Bson::Double(f64::NEG_INFINITY))),
+            doc! { "_id": { "$gt": f64::NEG_INFINITY } }
+        );
+    }
+
+    /// A decimal128 quiet NaN, as its little-endian bytes.
+    fn nan_decimal() -> [u8; 16] {
+        let mut bytes = [0; 16];
+        bytes[15] = 0x7C;
+        bytes
+    }
+
+    #[test]
+    fn the_simple_collation_is_dropped_only_where_no_string_is_compared() {
+        let ids = [Bson::ObjectId(ObjectId::new()), Bson::Int64(4)];
+        assert!(!needs_collation(&doc! {}, Some(&ids)));
+        assert!(!needs_collation(
+            &doc! { "n": { "$gte": 0 }, "gone": { "$exists": false } },
+            Some(&ids)
+        ));
+        // The first read spans every type.
+        assert!(needs_collation(&doc! {}, None));
+        // A string anywhere in the filter, or among the `_id`s.
+        assert!(needs_collation(
+            &doc! { "status": { "$in": [1, "x"] } },
+            Some(&ids)
+        ));
+        assert!(needs_collation(&doc! {}, Some(&[Bson::String("a".into())])));
+        assert!(needs_collation(
+            &doc! {},
+            Some(&[Bson::Document(doc! { "tenant": "a", "n": 1 })])
+        ));
+        // `$gt: MinKey` matches every type, strings too.
+        assert!(needs_collation(&doc! {}, Some(&[Bson::MinKey])));
+    }
+
+    #[test]
+    fn where_and_near_anywhere_make_a_filter_uncountable() {
+        assert!(uncountable(&doc! { "$where": "this.n > 1" }));
+        assert!(uncountable(
+            &doc! { "$and": [ { "k": 1 }, { "loc": { "$nearSphere": [0.0, 0.0] } } ] }
+        ));
+        assert!(uncountable(&doc! { "loc": { "$near": { "$geometry": {} } } }));
+        assert!(!uncountable(
+            &doc! { "loc": { "$geoWithin": {} }, "n": { "$gte": 0 } }
+        ));
+        assert!(!uncountable(&doc! {}));
     }
 
     #[test]
@@ -170,15 +365,14 @@ mod tests {
         let filter = doc! { "$or": [ { "a": 1 }, { "b": 1 } ] };
         let query = beyond(
             &filter,
-            &Bson::Timestamp(mongodb::bson::Timestamp {
-                time: 1,
-                increment: 0,
+            &Bson::JavaScriptCodeWithScope(mongodb::bson::JavaScriptCodeWithScope {
+                code: String::new(),
+                scope: doc! {},
             }),
-        )
-        .expect("maxKey sorts later");
+        );
         assert_eq!(
             query,
-            doc! { "$and": [ filter, { "$or": [ { "_id": { "$type": "maxKey" } } ] } ] }
+            Beyond::Query(doc! { "$and": [ filter, { "$or": [ { "_id": { "$type": "maxKey" } } ] } ] })
         );
     }
 }

@@ -14,6 +14,7 @@ use mongodb::bson::{DateTime, Document};
 use mongodb::{ClientSession, Collection};
 use tracing::warn;
 
+use super::writer::Hold;
 use super::writer::{Next, Write, Writer, came_back_without};
 pub(crate) use super::writer::{NotStaged, Staged};
 use crate::declare::registry::Migration;
@@ -138,25 +139,14 @@ impl Checkpoints {
         }
     }
 
-    /// Saves `checkpoint` inside the transaction of `session`: it lands if
-    /// and when the transaction commits (see [`Staged`]).
-    ///
-    /// # Errors
-    ///
-    /// As [`Writer::stage`].
-    pub(crate) async fn stage<'c>(
-        &'c self,
-        checkpoint: &Checkpoint,
-        session: &mut ClientSession,
-    ) -> Result<Staged<'c>, NotStaged> {
-        let checkpoint = self.signed(checkpoint);
-        let action = || format!("save a checkpoint of a backfill of `{}`", self.migration);
-        let write = Write::until_lost(&self.migration, &action).checkpointed();
-        self.writer
-            .stage(&self.collection, session, write, |contents| {
-                with(contents, &checkpoint)
-            })
-            .await
+    /// Holds the lock's writer for one batch's transaction (see
+    /// [`Hold`]): no other write of this holder lands until the hold, or
+    /// the checkpoint it stages, is done with.
+    pub(crate) async fn hold(&self) -> CheckpointHold<'_> {
+        CheckpointHold {
+            checkpoints: self,
+            hold: self.writer.hold().await,
+        }
     }
 
     /// Notes that the lock is another's, for good, after a write staged in a
@@ -164,21 +154,6 @@ impl Checkpoints {
     /// lost. Returns the [`Error::LockLost`] to report.
     pub(crate) fn lose(&self) -> Error {
         self.writer.lose(&self.migration)
-    }
-
-    /// The checkpoint saved under `key`, once any write whose outcome was
-    /// unknown is settled.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::LockLost`] when the lock is another's; the read's failure.
-    pub(crate) async fn saved(&self, key: &str) -> Result<Option<Checkpoint>, Error> {
-        self.writer.settle(&self.collection, &self.migration).await?;
-        let contents = self.writer.contents().await;
-        Ok(contents
-            .checkpoints
-            .into_iter()
-            .find(|checkpoint| checkpoint.is(&self.migration, key)))
     }
 
     /// `checkpoint`, saved by this process.
@@ -210,6 +185,79 @@ impl Checkpoints {
         saved
             .and_then(|document| document.checkpointed_at)
             .ok_or_else(|| came_back_without("`checkpointed_at`"))
+    }
+}
+
+/// The lock's writer held for one batch's transaction, with what the
+/// batch needs of it.
+pub(crate) struct CheckpointHold<'c> {
+    checkpoints: &'c Checkpoints,
+    hold: Hold<'c>,
+}
+
+impl<'c> CheckpointHold<'c> {
+    /// The checkpoint saved under `key`, once the writes whose outcome was
+    /// unknown are settled as far as a read can tell.
+    ///
+    /// # Errors
+    ///
+    /// [`NotStaged::Lost`] when the lock is another's;
+    /// [`NotStaged::Failed`] when the read failed.
+    pub(crate) async fn saved(&mut self, key: &str) -> Result<Option<Checkpoint>, NotStaged> {
+        let checkpoints = self.checkpoints;
+        self.hold
+            .settle(&checkpoints.collection, &checkpoints.migration)
+            .await?;
+        Ok(self
+            .hold
+            .contents()
+            .checkpoints
+            .iter()
+            .find(|checkpoint| checkpoint.is(&checkpoints.migration, key))
+            .cloned())
+    }
+
+    /// Renews the lease first when a renewal would be due, so that the
+    /// transaction has most of a lease.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LockLost`] when the lease is over or the lock another's;
+    /// the write's failure otherwise.
+    pub(crate) async fn refresh(&mut self) -> Result<(), Error> {
+        let checkpoints = self.checkpoints;
+        let action = || "renew the schema lock's lease".to_owned();
+        let write = Write::until_lost(&checkpoints.migration, &action);
+        self.hold.refresh(&checkpoints.collection, write).await
+    }
+
+    /// How long the lease has left by this process's clock.
+    pub(crate) fn remaining(&self) -> std::time::Duration {
+        self.hold.remaining()
+    }
+
+    /// Saves `checkpoint` inside the transaction of `session`, given up on
+    /// after `bound`: it lands if and when the transaction commits (see
+    /// [`Staged`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Hold::stage`].
+    pub(crate) async fn stage(
+        self,
+        checkpoint: &Checkpoint,
+        session: &mut ClientSession,
+        bound: std::time::Duration,
+    ) -> Result<Staged<'c>, NotStaged> {
+        let checkpoints = self.checkpoints;
+        let checkpoint = checkpoints.signed(checkpoint);
+        let action = || format!("save a checkpoint of a backfill of `{}`", checkpoints.migration);
+        let write = Write::until_lost(&checkpoints.migration, &action).checkpointed();
+        self.hold
+            .stage(&checkpoints.collection, session, write, bound, |contents| {
+                with(contents, &checkpoint)
+            })
+            .await
     }
 }
 

@@ -135,6 +135,17 @@ impl LeaseClock {
         !state.lost && !state.renewed.has_passed(self.counted())
     }
 
+    /// How long the lease has left by the monotonic clock: zero once lost
+    /// or ended, [`Duration::MAX`] for a lease too long to end.
+    pub(crate) fn remaining(&self) -> Duration {
+        if !self.is_live() {
+            return Duration::ZERO;
+        }
+        self.deadline().map_or(Duration::MAX, |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        })
+    }
+
     /// When, by the monotonic clock, the lease ends unless renewed; `None`
     /// for a lease too long to end within what an `Instant` can hold.
     fn deadline(&self) -> Option<Instant> {

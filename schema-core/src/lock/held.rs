@@ -12,7 +12,7 @@ use super::renewal::Renewal;
 use super::writer::{Next, Write, Writer, came_back_without};
 use super::{Interrupted, Lock};
 use crate::declare::registry::Migration;
-use crate::stored::lock::{Completion, Phase};
+use crate::stored::lock::Completion;
 use crate::support::error::Error;
 use crate::support::owner::Owner;
 
@@ -188,26 +188,17 @@ impl Held<'_> {
         if let Some(renewal) = self.renewal.take() {
             renewal.stop().await;
         }
-        let contents = self.writer.contents().await;
-        let keep = !self.writer.unrecorded().await.is_empty() || !contents.checkpoints.is_empty();
         let action = || "let go of the schema lock".to_owned();
         let write = Write::until_lost("the release", &action);
+        // Kept or deleted is decided by the writer once every write whose
+        // outcome is unknown (a fence whose reply was lost) is settled: a
+        // completion found landed then is kept for the next holder.
         let released = self
             .writer
-            .write(&self.lock.collection, write, |contents| {
-                if keep {
-                    Next::Contents(crate::stored::lock::Contents {
-                        phase: Phase::Released,
-                        running: None,
-                        ..contents.clone()
-                    })
-                } else {
-                    Next::Delete
-                }
-            })
+            .write(&self.lock.collection, write, |_| Next::Release)
             .await;
         match released {
-            Ok(_) => debug!(owner = %self.owner.id, kept = keep, "released the schema lock"),
+            Ok(kept) => debug!(owner = %self.owner.id, kept = kept.is_some(), "released the schema lock"),
             Err(error) => warn!(
                 %error,
                 "could not release the schema lock; it is free again when its lease ends"

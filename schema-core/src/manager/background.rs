@@ -7,9 +7,12 @@
 //! runs under the same lock, lease, fencing and records as a start. It
 //! keeps trying while another process holds the lock (that holder applies
 //! the same migrations, or lets go and this task takes over), and after a
-//! transient failure a few times; a migration that fails ends it, with the
-//! failure kept for [`wait_applied`](SchemaManager::wait_applied) and
-//! [`status`](SchemaManager::status).
+//! transient failure (a failover during a migration's body included), up to
+//! five of the same in a row, pausing longer after each; a migration that
+//! fails otherwise ends it, with the failure kept for
+//! [`wait_applied`](SchemaManager::wait_applied) and
+//! [`status`](SchemaManager::status). A task dropped with its runtime is
+//! no longer counted as running, so the next `apply_all` starts another.
 //!
 //! [`wait_for_background`]: SchemaManager::wait_for_background
 
@@ -24,14 +27,14 @@ use crate::assess::progress::{BackgroundFailure, BackgroundTask};
 use crate::assess::report;
 use crate::engine::vet_stored;
 use crate::stored::record::Stored;
-use crate::support::error::Error;
-use crate::support::retry;
+use crate::support::error::{Error, ServerError};
+use crate::support::{faults, retry};
 
-/// How many transient failures in a row (server unreachable, lease lost)
-/// the background task rides out before it stops.
+/// How many transient failures in a row (see [`worth_another`] and
+/// [`Streak`]) the background task rides out; the next one stops it.
 const TRANSIENT_FAILURES: u32 = 5;
 
-/// The pause after a transient failure, jittered.
+/// The pause after a transient failure, times how many in a row, jittered.
 const AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// What the manager and its clones share about background migrations.
@@ -225,22 +228,28 @@ impl SchemaManager {
         if !self.background.start() {
             return Ok(());
         }
+        // From here the task owns the mark: whether it ends or its runtime
+        // drops it, dropping `running` clears it.
+        let running = Running {
+            background: Arc::clone(&self.background),
+            failure: None,
+        };
         let task = self.clone().wait_for_background(true);
         let first = pending.first().cloned().unwrap_or_default();
         let span = info_span!("background_migrations", pending = ?pending);
-        runtime.spawn(async move { task.apply_in_background(first).await }.instrument(span));
+        runtime.spawn(async move { task.apply_in_background(first, running).await }.instrument(span));
         Ok(())
     }
 
     /// The background task: `apply_all`, with everything pending, until it
-    /// succeeds or fails for good.
-    async fn apply_in_background(self, first: String) {
-        let mut transient = 0;
+    /// succeeds or fails for good. It returns with `running` dropped, which
+    /// marks the task stopped, with the failure set in it if any.
+    async fn apply_in_background(self, first: String, mut running: Running) {
+        let mut streak = Streak::default();
         loop {
             let failure = match self.apply_all().await {
                 Ok(report) => {
                     info!(applied = ?report.applied, "background migrations are recorded");
-                    self.background.stop(None);
                     return;
                 }
                 // Another process holds the lock: it applies them, or lets
@@ -251,21 +260,92 @@ impl SchemaManager {
                 }
                 Err(failure) => failure,
             };
-            let passing = matches!(
-                failure,
-                Error::Database { .. } | Error::ServerTimeout { .. } | Error::LockLost { .. }
-            );
-            if passing && transient < TRANSIENT_FAILURES {
-                transient += 1;
-                warn!(error = %failure, attempt = transient, "background migrations: trying again");
-                retry::pause(AFTER_FAILURE * transient, None).await;
+            let in_a_row = streak.note(&failure);
+            if worth_another(&failure) && in_a_row <= TRANSIENT_FAILURES {
+                warn!(error = %failure, in_a_row, "background migrations: trying again");
+                retry::pause(AFTER_FAILURE * in_a_row, None).await;
                 continue;
             }
             let id = failure_id(&failure).unwrap_or(first);
             error!(error = %failure, migration.id = %id, "background migrations stopped");
-            self.background.stop(Some((id, failure)));
+            running.failure = Some((id, failure));
             return;
         }
+    }
+}
+
+/// The background task's mark in the shared state. Dropping it marks the
+/// task stopped, with `failure` when set: at the task's end, and also when
+/// the task's runtime is dropped with the task still in it, so that no
+/// later `apply_all` is refused a task because of one that no longer
+/// exists.
+struct Running {
+    background: Arc<Background>,
+    failure: Option<(String, Error)>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.background.stop(self.failure.take());
+    }
+}
+
+/// Whether the background task tries again after `failure`: it, or an
+/// error among its causes (a migration returns a backfill's error, which
+/// becomes the cause of `MigrationFailed`), says the server did not answer
+/// in time, the lease was lost, or a backfill's batch has an outcome
+/// unknown (the next run does it once more); or the first server error
+/// among them is a transient one: a failover (`NotWritablePrimary`,
+/// `InterruptedDueToReplStateChange`, `ShutdownInProgress`, ...), the
+/// network, a write concern not met. The migration was not fenced, so the
+/// next attempt runs it again, as the next holder would after a crash. A
+/// panic, a migration's own error and any other refusal of the server are
+/// final.
+fn worth_another(failure: &Error) -> bool {
+    if matches!(failure, Error::MigrationPanicked { .. }) {
+        return false;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(failure);
+    while let Some(error) = cause {
+        if let Some(
+            Error::ServerTimeout { .. } | Error::LockLost { .. } | Error::BackfillOutcomeUnknown { .. },
+        ) = error.downcast_ref::<Error>()
+        {
+            return true;
+        }
+        if let Some(server) = error.downcast_ref::<ServerError>() {
+            return faults::is_transient(server.raw());
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// The failures of the background task in a row, told apart by their
+/// kind, the server's code and the migration they name: a failure that
+/// differs from the one before, such as one naming a later migration once
+/// an earlier one is recorded, starts the count again.
+#[derive(Debug, Default)]
+struct Streak {
+    last: Option<(&'static str, Option<i32>, Option<String>)>,
+    count: u32,
+}
+
+impl Streak {
+    /// Counts `failure`; returns how many in a row it makes.
+    fn note(&mut self, failure: &Error) -> u32 {
+        let seen = (
+            failure.kind(),
+            failure.server_error().and_then(ServerError::code),
+            failure_id(failure),
+        );
+        if self.last.as_ref() == Some(&seen) {
+            self.count = self.count.saturating_add(1);
+        } else {
+            self.last = Some(seen);
+            self.count = 1;
+        }
+        self.count
     }
 }
 
@@ -277,5 +357,94 @@ fn failure_id(error: &Error) -> Option<String> {
         | Error::LockLost { id, .. }
         | Error::RecordFailed { id, .. } => Some(id.clone()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+    use mongodb::error::{CommandError, ErrorKind};
+
+    /// A server's refusal with `code`, as the driver makes it of a reply.
+    fn refused(code: i32) -> ServerError {
+        let reply = doc! { "ok": 0, "code": code, "codeName": "Test", "errmsg": "injected" };
+        let command: CommandError = mongodb::bson::from_document(reply).expect("a command error document");
+        ServerError::from(mongodb::error::Error::from(ErrorKind::Command(command)))
+    }
+
+    fn migration_failed(id: &str, code: i32) -> Error {
+        Error::MigrationFailed {
+            id: id.to_owned(),
+            source: Box::new(refused(code)),
+        }
+    }
+
+    #[test]
+    fn a_failover_during_a_migration_s_body_is_worth_another_attempt_and_its_own_errors_are_not() {
+        for code in [10107, 11602, 91, 189] {
+            assert!(worth_another(&migration_failed("m", code)), "{code}");
+            let database = Error::Database {
+                action: "read the records".to_owned(),
+                source: refused(code),
+            };
+            assert!(worth_another(&database), "{code}");
+        }
+        let outcome_unknown = Error::BackfillOutcomeUnknown {
+            collection: "items".to_owned(),
+            at: "its first batch".to_owned(),
+            at_most: None,
+            source: Box::new(refused(6)),
+        };
+        assert!(worth_another(&outcome_unknown));
+        // As a migration returns it, and a timeout under a backfill's
+        // failed batch.
+        let returned = Error::MigrationFailed {
+            id: "m".to_owned(),
+            source: Box::new(outcome_unknown),
+        };
+        assert!(worth_another(&returned));
+        let timed_out = Error::MigrationFailed {
+            id: "m".to_owned(),
+            source: Box::new(Error::BackfillFailed {
+                collection: "items".to_owned(),
+                at: "its first batch".to_owned(),
+                source: Box::new(Error::ServerTimeout {
+                    action: "read a batch".to_owned(),
+                    waited: Duration::from_secs(1),
+                }),
+            }),
+        };
+        assert!(worth_another(&timed_out));
+        // A duplicate key, a refused validation, a permission: final.
+        for code in [11000, 121, 13] {
+            assert!(!worth_another(&migration_failed("m", code)), "{code}");
+        }
+        let own = Error::MigrationFailed {
+            id: "m".to_owned(),
+            source: "the migration's own error".into(),
+        };
+        assert!(!worth_another(&own));
+        let panicked = Error::MigrationPanicked {
+            id: "m".to_owned(),
+            message: "boom".to_owned(),
+        };
+        assert!(!worth_another(&panicked));
+    }
+
+    #[test]
+    fn failures_are_counted_in_a_row_and_a_different_one_starts_again() {
+        let mut streak = Streak::default();
+        let counts: Vec<u32> = (0..5)
+            .map(|_| streak.note(&migration_failed("m2", 10107)))
+            .collect();
+        assert_eq!(counts, [1, 2, 3, 4, 5]);
+        // Another code, then the first again: each starts at one.
+        assert_eq!(streak.note(&migration_failed("m2", 11602)), 1);
+        assert_eq!(streak.note(&migration_failed("m2", 10107)), 1);
+        assert_eq!(streak.note(&migration_failed("m2", 10107)), 2);
+        // The same failure on a later migration: the earlier one was
+        // recorded in between, which is progress.
+        assert_eq!(streak.note(&migration_failed("m3", 10107)), 1);
     }
 }

@@ -8,8 +8,13 @@
 //!                  collection: "events",
 //!                  position: <_id> | null, // the last _id done; null before the first batch
 //!                  visited, matched, modified, batches, total,
+//!                  unanswered,             // runs that lost the answer to the next batch's update
 //!                  started_at, by: "host:pid" } ]
 //! ```
+//!
+//! The position is an `_id` of the collection, which may be a person's
+//! e-mail or another natural key: it is read back by the walk and never
+//! shown; status shows its BSON type.
 //!
 //! A checkpoint saved by another body of the migration (its checksum
 //! differs) is not resumed from: the backfill starts again.
@@ -46,6 +51,11 @@ pub(crate) struct Checkpoint {
     /// The documents expected when it started.
     #[serde(default, with = "saturating::option")]
     pub(crate) total: Option<u64>,
+    /// How many runs sent the update of the batch after `position` and got
+    /// no answer, on a server without transactions: each may have applied
+    /// it. Back to 0 once a run has done that batch.
+    #[serde(default, with = "saturating")]
+    pub(crate) unanswered: u64,
     /// When it started, by the server's clock; known after the first save.
     #[serde(default)]
     pub(crate) started_at: Option<DateTime>,
@@ -68,6 +78,7 @@ impl Checkpoint {
             modified: None,
             batches: 0,
             total: None,
+            unanswered: 0,
             started_at: None,
             by: String::new(),
         }
@@ -76,6 +87,35 @@ impl Checkpoint {
     /// Whether this is the checkpoint of backfill `key` of `migration`.
     pub(crate) fn is(&self, migration: &str, key: &str) -> bool {
         self.migration == migration && self.key == key
+    }
+}
+
+/// The `$type` alias of `value`'s BSON type (`int`, `string`,
+/// `objectId`...): how errors, logs and status say what an `_id` is,
+/// never what it holds.
+pub(crate) fn bson_type(value: &Bson) -> &'static str {
+    match value {
+        Bson::Double(_) => "double",
+        Bson::String(_) => "string",
+        Bson::Array(_) => "array",
+        Bson::Document(_) => "object",
+        Bson::Boolean(_) => "bool",
+        Bson::Null => "null",
+        Bson::RegularExpression(_) => "regex",
+        Bson::JavaScriptCode(_) => "javascript",
+        Bson::JavaScriptCodeWithScope(_) => "javascriptWithScope",
+        Bson::Int32(_) => "int",
+        Bson::Int64(_) => "long",
+        Bson::Timestamp(_) => "timestamp",
+        Bson::Binary(_) => "binData",
+        Bson::ObjectId(_) => "objectId",
+        Bson::DateTime(_) => "date",
+        Bson::Symbol(_) => "symbol",
+        Bson::Decimal128(_) => "decimal",
+        Bson::Undefined => "undefined",
+        Bson::MaxKey => "maxKey",
+        Bson::MinKey => "minKey",
+        Bson::DbPointer(_) => "dbPointer",
     }
 }
 
@@ -97,6 +137,7 @@ mod tests {
             modified: Some(2_999),
             batches: 3,
             total: Some(10_000),
+            unanswered: 2,
             started_at: Some(DateTime::from_millis(1_700_000_000_000)),
             by: "api-1:7".into(),
         }
@@ -126,6 +167,13 @@ mod tests {
             ..checkpoint(None)
         };
         assert_eq!(round_trip(&closure_form), Ok(closure_form));
+        // Saved before the count of unanswered runs was kept: none.
+        let mut older = super::super::write_document(&checkpoint(None));
+        older.remove("unanswered");
+        assert_eq!(
+            super::super::read::<Checkpoint>(&older).map(|read| read.unanswered),
+            Ok(0)
+        );
     }
 
     #[test]

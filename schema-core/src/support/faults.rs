@@ -40,6 +40,18 @@ const TRANSIENT_CODES: &[i32] = &[
 /// The longest `wtimeout` a server accepts: a 32-bit count of milliseconds.
 pub(crate) const MAX_WRITE_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
+/// The longest `maxTimeMS` a server accepts: also a 32-bit count of
+/// milliseconds (about 24.8 days), which the server refuses past it; the
+/// driver refuses one that does not fit its own 64 bits.
+pub(crate) const MAX_TIME_LIMIT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// A command's `maxTimeMS` for `bound`, which may come from a lease of
+/// any length (even [`Duration::MAX`], "forever"): at most
+/// [`MAX_TIME_LIMIT`].
+pub(crate) fn time_limit(bound: Duration) -> Duration {
+    bound.min(MAX_TIME_LIMIT)
+}
+
 /// Server codes that refuse a command before running it: this member is
 /// not the primary, or is shutting down and takes no new work.
 const REFUSED_BEFORE_RUNNING: &[i32] = &[

@@ -186,10 +186,13 @@ async fn a_failing_batch_names_the_collection_and_where_it_stopped() {
         .run()
         .await
         .expect_err("the third batch fails");
+    // Where, by counts and BSON type: never the `_id` itself.
     assert_eq!(
         error.to_string(),
-        "the backfill of `items` failed on the batch after `_id` 10019"
+        "the backfill of `items` failed on its batch after 2 batches (20 documents visited, the \
+         last `_id` of BSON type int)"
     );
+    assert!(!format!("{error:?}").contains("10019"), "{error:?}");
     assert_eq!(error.kind(), "backfill_failed");
 }
 
@@ -320,7 +323,15 @@ async fn a_failed_migration_keeps_its_checkpoint_and_the_next_start_resumes_ther
         ),
         ("b_resumed", "items", 300, Some(500))
     );
-    assert_eq!(backfill.position.as_deref(), Some("10299"));
+    // Where it stands by counts and type: the last `_id` done (10299) is
+    // in the database, never in status or its JSON.
+    assert_eq!(
+        (backfill.batches, backfill.last_id_type.as_deref()),
+        (3, Some("int"))
+    );
+    let json = serde_json::to_string(&status).expect("status as JSON");
+    assert!(json.contains("\"last_id_type\":\"int\""), "{json}");
+    assert!(!json.contains("10299"), "{json}");
     assert!(backfill.started_at.is_some() && backfill.updated_at.is_some());
 
     // `unlock` clears the holder but keeps what the next start resumes from.
@@ -453,5 +464,55 @@ async fn a_failover_during_an_update_stops_the_walk_and_a_refusal_before_it_is_t
         .expect_err("an interrupted update's outcome is unknown");
     assert_eq!(interrupted.hits(), 1);
     assert_eq!(error.kind(), "backfill_outcome_unknown", "{error:?}");
-    assert!(error.to_string().contains("after `_id` none"), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("to the update of its first batch"), "{message}");
+    // Outside a manager no later run does it as a matter of course.
+    assert!(
+        message.contains("it was not sent again, and the batches before it are done"),
+        "{message}"
+    );
+}
+
+#[migration(id = "b_forever", group = "backfill_forever")]
+async fn under_a_lease_without_end(db: &Database) -> Result<(), Error> {
+    Backfill::new(db, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(100)
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// A lease of `Duration::MAX` (documented as forever) bounds a backfill's
+/// commands too: their `maxTimeMS` is capped at the longest the server
+/// accepts, a 32-bit count of milliseconds, instead of failing in the
+/// driver (past 64 bits) or at the server (past 32, a lease over about 25
+/// days).
+#[tokio::test]
+async fn a_backfill_under_a_lease_of_duration_max_bounds_its_reads_as_the_server_allows() {
+    let (db, sent) = monitored_database("backfill_forever").await;
+    insert(&db, "items", integers(250)).await;
+    schema_tests::take_command_documents(&sent);
+    SchemaManager::new(db.clone())
+        .migrations(Migrations::group("backfill_forever").expect("a valid group"))
+        .lock_lease(std::time::Duration::MAX)
+        .apply_all()
+        .await
+        .expect("apply");
+    let limits: Vec<i64> = schema_tests::take_command_documents(&sent)
+        .iter()
+        .filter(|command| command.get_str("find") == Ok("items"))
+        .map(|command| match command.get("maxTimeMS") {
+            Some(Bson::Int32(limit)) => i64::from(*limit),
+            Some(Bson::Int64(limit)) => *limit,
+            other => panic!("a batch's read without a time limit: {other:?}"),
+        })
+        .collect();
+    assert!(limits.len() >= 3, "each batch's read was sent: {limits:?}");
+    assert!(
+        limits.iter().all(|limit| *limit == i64::from(i32::MAX)),
+        "each batch's read, capped: {limits:?}"
+    );
+    assert_eq!(tally(&db, "items").await, [(1, 250)].into());
+    assert_eq!(record_ids(&db, "schema_versions").await, ["b_forever"]);
 }

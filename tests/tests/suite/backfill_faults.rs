@@ -307,7 +307,7 @@ async fn assert_changed_once_except(db: &Database, count: usize, twice: usize) {
 /// next process, without faults, does that batch once more and the rest.
 async fn stopped_then_redone(db: &Database, holder: &std::process::Output, count: usize, batch: usize) {
     assert!(
-        text(holder).contains("may or may not have been applied"),
+        text(holder).contains("so it may or may not have been applied"),
         "{}",
         text(holder)
     );
@@ -326,9 +326,30 @@ fn batch_update(body: &Document) -> bool {
     body.get_str("update") == Ok("items")
 }
 
-/// On a server without transactions, a batch whose update ran but whose
-/// reply was lost is not sent again as if it had not run: the run stops,
-/// naming the batch, and the next one does that batch once more.
+/// How many runs the checkpoint says lost the answer to its next batch's
+/// update.
+async fn unanswered(db: &Database) -> Option<i64> {
+    let lock = lock_document(db).await?;
+    let entry = lock
+        .get_array("checkpoints")
+        .ok()?
+        .first()?
+        .as_document()?
+        .clone();
+    match entry.get("unanswered") {
+        Some(Bson::Int32(n)) => Some(i64::from(*n)),
+        Some(Bson::Int64(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+/// A batch whose update ran but whose reply was lost, in each of two runs.
+/// On a server without transactions it is not sent again as if it had not
+/// run: each run stops, naming the batch, and the checkpoint keeps how many
+/// runs lost its answer, so the second says its documents may be changed
+/// three times, and they are once the third run has done it. On a replica
+/// set the batch is a transaction that did not commit: tried again, and
+/// every item changed once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_update_whose_reply_was_lost_is_not_sent_again_as_if_it_had_not_run() {
     let _alone = ONE_AT_A_TIME.lock().await;
@@ -336,34 +357,103 @@ async fn a_batch_update_whose_reply_was_lost_is_not_sent_again_as_if_it_had_not_
     let batch: usize = 100;
     let db = setup_with("backfill_lost_reply", count).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    // The third batch's update, and whatever is sent again for it, runs;
-    // the client only learns that the connection closed.
+    // The third batch's update, and the next one sent after it, run; the
+    // client only learns that the connection closed.
     let updates = std::sync::atomic::AtomicUsize::new(0);
     let lost = proxy.add(
         Rule::new(
             Match::any().when(move |body| {
                 batch_update(body)
-                    && (2..5).contains(&updates.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+                    && (2..4).contains(&updates.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
             }),
             Fault::DropReply,
         )
-        .times(3),
+        .times(2),
     );
-    let holder = finish(
+    let holder = |proxy_uri: String| {
+        finish(
+            Worker::new(WORKER, &db, 2_000)
+                .through(&proxy_uri)
+                .env("BACKFILL_BATCH", batch)
+                .spawn(),
+            deadline(),
+        )
+    };
+    let first = holder(proxy.uri());
+    assert!(lost.hits() >= 1, "the reply to the third batch's update was lost");
+
+    if schema_tests::server::is_replica_set(&db).await {
+        // A transaction whose update lost its reply did not commit: it is
+        // tried again, and the second loss too.
+        assert!(first.status.success(), "{}", text(&first));
+        assert_eq!(lost.hits(), 2, "both losses were in this run");
+        assert_changed_once_except(&db, count, 0).await;
+        return;
+    }
+
+    assert!(!first.status.success(), "{}", text(&first));
+    assert_eq!(lost.hits(), 1, "the update was not sent again: {}", text(&first));
+    assert!(
+        text(&first).contains("its documents may have been changed twice"),
+        "{}",
+        text(&first)
+    );
+    assert_eq!(
+        unanswered(&db).await,
+        Some(1),
+        "the checkpoint counts the lost answer"
+    );
+
+    // The next run does the batch once more, and loses its answer too.
+    let second = holder(proxy.uri());
+    assert_eq!(
+        lost.hits(),
+        2,
+        "the next run's update of that batch lost its reply"
+    );
+    assert!(!second.status.success(), "{}", text(&second));
+    let said = text(&second);
+    assert!(
+        said.contains("2 runs have now lost this batch's answer")
+            && said.contains("may have been changed up to 3 times"),
+        "{said}"
+    );
+    assert_eq!(unanswered(&db).await, Some(2));
+    let lock = schema_core::SchemaManager::new(db.clone())
+        .lock_status()
+        .await
+        .expect("lock status")
+        .expect("the lock stays for its checkpoint");
+    assert_eq!(
+        lock.backfills
+            .iter()
+            .map(|backfill| backfill.unanswered)
+            .collect::<Vec<_>>(),
+        [2],
+        "{lock:?}"
+    );
+
+    // The third run does it once more: three times in all, as said.
+    let waiter = finish(
         Worker::new(WORKER, &db, 2_000)
-            .through(&proxy.uri())
             .env("BACKFILL_BATCH", batch)
             .spawn(),
         deadline(),
     );
-    assert!(lost.hits() >= 1, "the reply to the third batch's update was lost");
-    assert!(!holder.status.success(), "{}", text(&holder));
-    assert_eq!(lost.hits(), 1, "the update was not sent again: {}", text(&holder));
-    stopped_then_redone(&db, &holder, count, batch).await;
+    assert!(waiter.status.success(), "{}", text(&waiter));
+    let tally = tally(&db).await;
+    assert_eq!(
+        tally,
+        [(1, count - batch), (3, batch)].into(),
+        "one batch changed three times, every other item once"
+    );
+    assert_eq!(record_ids(&db, "schema_versions").await, ["f_0001_backfill"]);
 }
 
 /// A batch update whose reply never comes is given up on within the
 /// lease, instead of holding the lock for ever while the renewals go on.
+/// On a replica set the batch's transaction did not commit: it is tried
+/// again, and every item changed once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_update_that_never_answers_is_given_up_on_within_the_lease() {
     let _alone = ONE_AT_A_TIME.lock().await;
@@ -386,6 +476,11 @@ async fn a_batch_update_that_never_answers_is_given_up_on_within_the_lease() {
         Instant::now() + Duration::from_secs(60),
     );
     assert_eq!(silent.hits(), 1, "the second batch's update got no answer");
+    if schema_tests::server::is_replica_set(&db).await {
+        assert!(holder.status.success(), "{}", text(&holder));
+        assert_changed_once_except(&db, count, 0).await;
+        return;
+    }
     assert!(!holder.status.success(), "{}", text(&holder));
     stopped_then_redone(&db, &holder, count, batch).await;
 }

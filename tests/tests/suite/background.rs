@@ -3,15 +3,20 @@
 //! `is_applied`, `status` and the command line's `wait` tell how far the
 //! schema is. In this process with the group `background`; as real
 //! processes with `background-service` (a start, a kill during the
-//! background migration, the `wait` command).
+//! background migration, the `wait` command). The task rides out
+//! transient failures (failovers injected by the proxy, a backfill's lost
+//! reply), counted in a row, and a task dropped with its runtime no longer
+//! counts as running. On real servers of the topology they need: a real
+//! election (three members) and a `mongos`.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use schema_core::data::Backfill;
 use schema_core::mongodb::bson::{Document, doc};
 use schema_core::mongodb::{Database, error::Error as DriverError};
 use schema_core::{Error, Migrations, SchemaManager, migration};
-use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
+use schema_tests::proxy::{Answer, Fault, FaultProxy, Match, Rule};
 use schema_tests::workers::{self, Lines, Worker};
 use schema_tests::{fresh_database, monitored_database, note_ran, ran, record_ids, take_commands};
 
@@ -135,6 +140,309 @@ async fn a_failing_background_migration_is_reported_and_not_recorded() {
     let failed = status.background.failed.expect("status reports the failure");
     assert_eq!((failed.id.as_str(), failed.kind), (GATED, "migration_failed"));
     assert!(failed.message.contains(GATED), "{}", failed.message);
+}
+
+/// The gated migration's note that it finished: the last write of its
+/// body, sent once the gate is open.
+const FINISHED: &str = "bgt_0002_gated finished";
+
+/// The `insert` of [`FINISHED`] into `ran`.
+fn finishing() -> Match {
+    Match::command("insert").on(schema_tests::RAN).when(|body| {
+        body.get_array("documents").is_ok_and(|documents| {
+            documents.iter().any(|document| {
+                document
+                    .as_document()
+                    .is_some_and(|document| document.get_str("id") == Ok(FINISHED))
+            })
+        })
+    })
+}
+
+/// What the records and `ran` hold once the task ran the gated migration
+/// twice, the first run cut short by a fault, and recorded it once.
+async fn assert_recorded_after_a_second_run(db: &Database, manager: &SchemaManager) {
+    assert_eq!(record_ids(db, "schema_versions").await, [AT_START, GATED]);
+    assert_eq!(
+        ran(db).await,
+        [
+            AT_START,
+            "bgt_0002_gated started",
+            "bgt_0002_gated started",
+            FINISHED
+        ]
+    );
+    assert!(manager.is_applied(GATED));
+    let task = manager.status().await.expect("status").background;
+    assert!(!task.running && task.failed.is_none(), "{task:?}");
+}
+
+/// A failover while the background migration's body writes: the server
+/// answers its write `NotWritablePrimary`, so the migration fails with
+/// that error. The task tries again, as it would after losing the lease,
+/// and the migration is recorded once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failover_during_a_background_migration_s_body_is_ridden_out_and_it_is_recorded() {
+    let db = fresh_database("background_failover").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let failover = proxy.add(Rule::new(finishing(), Fault::not_writable_primary()).times(1));
+    open_gate(&db, false).await;
+    let manager = manager(&proxied);
+
+    let report = manager.apply_all().await.expect("apply");
+    assert_eq!(report.background, [GATED]);
+    manager
+        .wait_applied(Duration::from_secs(30))
+        .await
+        .expect("the task rides the failover out");
+    assert_eq!(failover.hits(), 1, "the proxy failed the migration's write");
+    assert_recorded_after_a_second_run(&db, &manager).await;
+}
+
+/// Six transient failures in the task's life, never twice the same in a
+/// row (the failover codes 10107, 11602 and 91 in turn, each one a
+/// migration's failed write): more than five in all, none five in a row,
+/// so the task goes on and records the migration.
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_failures_are_counted_in_a_row_not_over_the_task_s_life() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const CODES: [(i32, &str); 3] = [
+        (10107, "NotWritablePrimary"),
+        (11602, "InterruptedDueToReplStateChange"),
+        (91, "ShutdownInProgress"),
+    ];
+    let db = fresh_database("background_in_a_row").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let next = AtomicUsize::new(0);
+    let failures = proxy.add(
+        Rule::new(
+            finishing(),
+            Fault::Answer(Answer::new(move |_| {
+                let (code, name) = CODES[next.fetch_add(1, Ordering::SeqCst) % CODES.len()];
+                doc! { "ok": 0.0, "code": code, "codeName": name, "errmsg": "injected failover" }
+            })),
+        )
+        .times(6),
+    );
+    open_gate(&db, false).await;
+    let manager = manager(&proxied);
+
+    manager.apply_all().await.expect("apply");
+    let outcome = manager.wait_applied(Duration::from_secs(60)).await;
+    assert_eq!(failures.hits(), 6, "the proxy failed six runs: {outcome:?}");
+    outcome.expect("the task rides out six failures, none twice in a row");
+    assert_eq!(record_ids(&db, "schema_versions").await, [AT_START, GATED]);
+    let ran = ran(&db).await;
+    assert_eq!(
+        ran.iter()
+            .filter(|note| *note == "bgt_0002_gated started")
+            .count(),
+        7,
+        "{ran:?}"
+    );
+    assert_eq!(ran.iter().filter(|note| *note == FINISHED).count(), 1, "{ran:?}");
+}
+
+/// A background migration that counts every item once, 100 at a time.
+#[migration(id = "bgb_0001_counted", group = "background_backfill", background)]
+async fn counted(db: &Database) -> Result<(), Error> {
+    Backfill::new(db, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(100)
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// A background backfill's second batch runs, and the reply to its update
+/// is lost with the connection. Without transactions (a standalone), the
+/// backfill does not send it again and stops with
+/// `BackfillOutcomeUnknown`, which the migration returns; the task tries
+/// again, like the next start would, and the second run resumes from the
+/// checkpoint: that batch is done once more, the others once. With
+/// transactions, the batch is retried inside the walk: all once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_background_backfill_batch_whose_outcome_is_unknown_is_done_again_by_the_task() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const COUNTED: &str = "bgb_0001_counted";
+    let db = fresh_database("background_outcome_unknown").await;
+    schema_tests::items::insert(&db, "items", schema_tests::items::integers(300)).await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let updates = AtomicUsize::new(0);
+    let lost = proxy.add(Rule::new(
+        Match::command("update")
+            .on("items")
+            .when(move |_| updates.fetch_add(1, Ordering::SeqCst) == 1),
+        Fault::DropReply,
+    ));
+    let manager = SchemaManager::new(proxied)
+        .migrations(Migrations::group("background_backfill").expect("the group is valid"))
+        .lock_lease(Duration::from_secs(2));
+
+    let report = manager.apply_all().await.expect("apply");
+    assert_eq!(report.background, [COUNTED]);
+    let outcome = manager.wait_applied(Duration::from_secs(30)).await;
+    assert_eq!(lost.hits(), 1, "the second batch's reply was lost: {outcome:?}");
+    outcome.expect("the task runs the migration again and records it");
+    assert_eq!(record_ids(&db, "schema_versions").await, [COUNTED]);
+    let tally = schema_tests::items::tally(&db, "items").await;
+    if schema_tests::server::is_replica_set(&db).await {
+        assert_eq!(tally, [(1, 300)].into());
+    } else {
+        assert_eq!(tally, [(1, 200), (2, 100)].into());
+    }
+}
+
+/// A runtime dropped while its background task runs the migration drops
+/// the task with it. The manager must not go on counting a task as
+/// running: a later `apply_all` (here on another runtime) starts one,
+/// which takes the dead task's lock over once its lease ends and records
+/// the migration.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_dropped_with_its_runtime_leaves_the_next_apply_to_start_another() {
+    let db = fresh_database("background_runtime_dropped").await;
+    let manager = manager(&db);
+    let first = manager.clone();
+    let probe = db.clone();
+    let runtime = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let report = first.apply_all().await.expect("apply");
+            assert_eq!(report.background, [GATED]);
+            until_ran(&probe, "bgt_0002_gated started").await;
+            assert!(first.status().await.expect("status").background.running);
+        });
+        // The task is inside the migration, waiting for the gate.
+        drop(runtime);
+    });
+    tokio::task::spawn_blocking(move || runtime.join())
+        .await
+        .expect("join")
+        .expect("the first runtime's thread");
+
+    // The task died with its runtime, holding the lock: not released, not
+    // recorded.
+    let lock = schema_tests::workers::lock_document(&db)
+        .await
+        .expect("the dropped task's lock");
+    assert_eq!(lock.get_str("phase"), Ok("held"), "{lock:?}");
+    assert_eq!(record_ids(&db, "schema_versions").await, [AT_START]);
+    let task = manager.status().await.expect("status").background;
+    assert!(!task.running, "no task runs any more: {task:?}");
+
+    open_gate(&db, false).await;
+    let report = manager.apply_all().await.expect("apply again");
+    assert_eq!(report.background, [GATED]);
+    manager
+        .wait_applied(Duration::from_secs(30))
+        .await
+        .expect("a new task applies it");
+    assert_recorded_after_a_second_run(&db, &manager).await;
+}
+
+/// The primary `hello` names, when one answers.
+async fn primary(db: &Database) -> Option<String> {
+    let admin = db.client().database("admin");
+    let hello = admin.run_command(doc! { "hello": 1 }).await.ok()?;
+    hello.get_str("primary").ok().map(str::to_owned)
+}
+
+/// A real election while the background migration runs, on a replica set
+/// of three members: the primary steps down and another member is
+/// elected. Whatever the task meets (its lease lost, the migration's reads
+/// and writes refused, no primary for a while), it rides it out and the
+/// migration is recorded once. Run alone, since the election disturbs
+/// every other test on the set.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_election_during_a_background_migration_is_ridden_out() {
+    let db = fresh_database("background_election").await;
+    if schema_tests::server::require_replica_set_members(
+        &db,
+        3,
+        "the primary steps down while the background migration runs and another member is elected",
+    )
+    .await
+    {
+        return;
+    }
+    let manager = manager(&db);
+    let report = manager.apply_all().await.expect("apply");
+    assert_eq!(report.background, [GATED]);
+    until_ran(&db, "bgt_0002_gated started").await;
+
+    let before = primary(&db).await.expect("a primary");
+    // The reply can be lost with the connections the stepdown closes; the
+    // new primary below is what shows it happened.
+    let _ = db
+        .client()
+        .database("admin")
+        .run_command(doc! { "replSetStepDown": 30, "secondaryCatchUpPeriodSecs": 10 })
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        match primary(&db).await {
+            Some(now) if now != before => break,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no other primary than {before} was elected"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    open_gate(&db, false).await;
+    manager
+        .wait_applied(Duration::from_secs(120))
+        .await
+        .expect("the task rides the election out");
+    assert_eq!(record_ids(&db, "schema_versions").await, [AT_START, GATED]);
+    let ran = ran(&db).await;
+    assert_eq!(ran.iter().filter(|note| *note == FINISHED).count(), 1, "{ran:?}");
+}
+
+/// Through a real `mongos`: a lease shorter than the sharded minimum is
+/// refused before anything runs, and with the minimum the background
+/// migration is applied by the task and recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn over_a_mongos_a_background_migration_is_applied_and_a_short_lease_refused() {
+    let db = fresh_database("background_mongos").await;
+    if schema_tests::server::require_sharded(
+        &db,
+        "a mongos answers hello, so the lease is judged by its clock and must be at least the \
+         sharded minimum",
+    )
+    .await
+    {
+        return;
+    }
+    let error = manager(&db)
+        .apply_all()
+        .await
+        .expect_err("a 2-second lease is refused on a sharded cluster");
+    assert_eq!(error.kind(), "configuration", "{error:?}");
+    assert!(workers::lock_document(&db).await.is_none(), "no lock was written");
+    assert!(ran(&db).await.is_empty(), "nothing ran");
+
+    open_gate(&db, false).await;
+    let manager = manager(&db).lock_lease(SchemaManager::MIN_SHARDED_LOCK_LEASE);
+    let report = manager.apply_all().await.expect("apply");
+    assert_eq!(report.applied, [AT_START]);
+    assert_eq!(report.background, [GATED]);
+    manager
+        .wait_applied(Duration::from_secs(120))
+        .await
+        .expect("the task applies it");
+    assert_eq!(record_ids(&db, "schema_versions").await, [AT_START, GATED]);
+    assert_eq!(ran(&db).await, [AT_START, "bgt_0002_gated started", FINISHED]);
 }
 
 #[tokio::test]

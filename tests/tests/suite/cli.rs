@@ -305,7 +305,8 @@ fn lock_with_backfills() -> Document {
                 "checksum": "0123456789abcdef",
                 "key": "orders",
                 "collection": "orders",
-                "position": 12_000_i64,
+                // A natural key: shown by its type, never itself.
+                "position": "ada@example.com",
                 "visited": 12_000_i64,
                 "matched": 12_000_i64,
                 "modified": 11_990_i64,
@@ -358,6 +359,7 @@ async fn status_and_lock_show_the_backfills_under_way() {
     );
 
     let status = json(&cli(&db, &["status", "--json"]));
+    assert!(!status.to_string().contains("ada@"), "{status}");
     assert_eq!(
         status["backfills"],
         serde_json::json!([
@@ -368,7 +370,8 @@ async fn status_and_lock_show_the_backfills_under_way() {
                 "done": 12_000,
                 "total": 100_000,
                 "batches": 12,
-                "position": "12000",
+                "last_id_type": "string",
+                "unanswered": 0,
                 "by": "api-7:4321",
                 "owner": "api-7:4321:5f3a",
                 "started_at": "2026-09-21T14:13:20Z",
@@ -381,7 +384,8 @@ async fn status_and_lock_show_the_backfills_under_way() {
                 "done": 0,
                 "total": null,
                 "batches": 0,
-                "position": null,
+                "last_id_type": null,
+                "unanswered": 0,
                 "by": "api-7:4321",
                 "owner": "api-7:4321:5f3a",
                 "started_at": "2026-09-21T14:14:10Z",

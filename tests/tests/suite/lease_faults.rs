@@ -954,3 +954,81 @@ async fn a_fence_found_landed_after_the_lease_clock_ran_out_revives_it_and_renew
     }
     assert_recorded_once_and_released(&db).await;
 }
+
+/// A fence whose reply is lost, and whose outcome the holder cannot learn
+/// before its clock runs out, is found landed when the holder lets the lock
+/// go: the release keeps the lock, with the completion in its ledger,
+/// instead of deleting it and the completion with it. The next process
+/// records the migration without running it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_that_finds_a_lost_fence_landed_keeps_its_completion_for_the_next_holder() {
+    let db = setup("release_keeps_fence").await;
+    let lease_ms: u64 = 2_000;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    // Renewals fail as on a primary stepping down, so the slow migration's
+    // `running` write is the last to renew the lease before its fence.
+    let renewals = proxy.add(Rule::new(
+        Match::any().when(renewal),
+        Fault::not_writable_primary(),
+    ));
+    // The slow migration's fence lands; its reply never comes.
+    let fence = proxy.add(
+        Rule::new(
+            Match::command("findAndModify")
+                .on("schema_lock")
+                .when(|body| about(body, "c_0003_slow")),
+            Fault::BlackholeReply,
+        )
+        .times(1),
+    );
+    // The two reads that would settle the fence fail: by the second the
+    // holder's clock has run out, and it gives the fence up as lost. (A
+    // time limit's error, which the driver does not retry on its own, so
+    // that each failure is one read of the holder's.)
+    let after_fence = fence.clone();
+    let reads = proxy.add(
+        Rule::new(
+            Match::command("find")
+                .on("schema_lock")
+                .when(move |_| after_fence.hits() > 0),
+            Fault::error(50, "MaxTimeMSExpired", "operation exceeded time limit"),
+        )
+        .times(2),
+    );
+    let holder = Worker::new(WORKER, &db, lease_ms)
+        .through(&proxy.uri())
+        .env("WORKER_SLOW_MS", lease_ms * 85 / 100)
+        .spawn();
+    let holder = finish(holder, deadline());
+
+    // The faults: the fence landed unanswered, the reads that followed it
+    // failed, and the holder stopped with its lease lost.
+    assert_eq!(fence.hits(), 1, "the fence's reply was lost");
+    assert_eq!(reads.hits(), 2, "the reads settling the fence failed");
+    assert!(renewals.hits() >= 1, "renewals failed");
+    assert!(!holder.status.success(), "{}", text(&holder));
+    assert!(
+        text(&holder).contains("lock_lost") || text(&holder).contains("lease"),
+        "{}",
+        text(&holder)
+    );
+    let lock = lock_document(&db).await.expect("the lock is kept, not deleted");
+    assert_eq!(lock.get_str("phase"), Ok("released"), "{lock}");
+    let ledger: Vec<&str> = lock
+        .get_array("done")
+        .expect("a ledger")
+        .iter()
+        .filter_map(Bson::as_document)
+        .filter_map(|entry| entry.get_str("id").ok())
+        .collect();
+    assert_eq!(ledger, ["c_0003_slow"], "{lock}");
+    assert_eq!(record_ids(&db, "schema_versions").await, ["c_0001", "c_0002"]);
+
+    let next = finish(Worker::new(WORKER, &db, lease_ms).spawn(), deadline());
+    assert!(next.status.success(), "{}", text(&next));
+    assert_eq!(line(&stdout(&next), "applied"), Some("c_0004"));
+    for id in MIGRATIONS {
+        assert_eq!(counter(&db, id).await, 1, "{id} ran once");
+    }
+    assert_recorded_once_and_released(&db).await;
+}

@@ -2,8 +2,10 @@
 //! an existing one, storing a collection's validator, building text
 //! indexes, sorting `_id`s of mixed types in one order, sorting by a
 //! collection's default collation, listing every index shape as declared
-//! (so that `verify` finds no drift after `apply`), and reporting an index
-//! build in progress with its numbers (`$currentOp`).
+//! (so that `verify` finds no drift after `apply`), reporting an index
+//! build in progress with its numbers (`$currentOp`), and, for backfills,
+//! `NaN` and JavaScript-code `_id`s, a `$where` filter, and the plans of
+//! the walk's commands on a collection with a default collation.
 //!
 //! The emulator `scripts/with-mongodb` falls back to accepts all three
 //! commands without doing what they ask, so on it each test prints why it
@@ -435,4 +437,263 @@ async fn an_index_build_in_progress_shows_in_status_with_the_servers_numbers() {
         .expect("the build was seen in progress, with its numbers");
     assert_eq!(build.indexes, ["label_1"], "{build:?}");
     assert!(build.done <= build.total, "{build:?}");
+}
+
+#[schema_core::migration(id = "r_slow_batches", group = "real_server_slow_batches")]
+async fn slow_batches(db: &Database) -> Result<(), Error> {
+    // Each document's update builds and measures a long array: a batch of
+    // twenty takes a noticeable part of a second on any server.
+    let update = vec![doc! { "$set": {
+        "n": { "$add": ["$n", 1] },
+        "burned": { "$size": { "$range": [0, 400_000] } },
+    } }];
+    schema_core::data::Backfill::new(db, "heavy")
+        .update(update)
+        .batch_size(20)
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// On a replica set each batch and its checkpoint are one transaction,
+/// whose snapshot the batch's update fixes. With a 900 ms lease renewals
+/// are due every 300 ms, and each batch's update here takes longer than
+/// that: a renewal landing between the update and the checkpoint's write
+/// would move the lock's version after the snapshot, and the checkpoint's
+/// write would match nothing there and read as a takeover. The backfill
+/// must complete, every document changed once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_whose_batches_outlast_a_renewal_interval_completes_on_a_replica_set() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    let db = fresh_database("real_slow_batches").await;
+    if schema_tests::server::require_replica_set_members(
+        &db,
+        1,
+        "only a real replica set isolates a transaction's snapshot from the renewals beside it; \
+         the emulator isolates nothing, and a standalone server runs no transaction",
+    )
+    .await
+    {
+        return;
+    }
+    let heavy = db.collection::<Document>("heavy");
+    heavy
+        .insert_many((0..100).map(|n| doc! { "_id": n, "n": 0 }))
+        .await
+        .expect("insert");
+    let batches: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let noted = batches.clone();
+    schema_core::SchemaManager::new(db.clone())
+        .migrations(schema_core::Migrations::group("real_server_slow_batches").expect("the group is valid"))
+        .lock_lease(Duration::from_millis(900))
+        .on_progress(move |_| noted.lock().expect("not poisoned").push(Instant::now()))
+        .apply_all()
+        .await
+        .expect("the backfill completes");
+    // The fault: a batch took longer than a renewal interval.
+    let batches = batches.lock().expect("not poisoned").clone();
+    // From one batch's end to the next's (the first event is the start).
+    let longest = batches
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .unwrap_or_default();
+    assert!(
+        longest > Duration::from_millis(300),
+        "no batch outlasted a renewal interval ({longest:?}): make each document's update heavier"
+    );
+    let counts: Vec<i32> = schema_tests::documents(&db, "heavy")
+        .await
+        .iter()
+        .map(|document| document.get_i32("n").unwrap_or(-1))
+        .collect();
+    assert_eq!(counts, vec![1; 100], "every document changed once");
+}
+
+/// Runs `backfill` on `items` three times, with batches of 1, 2 and 3, so
+/// that batches end at every `_id` in turn; every document must be changed
+/// once by each walk.
+async fn walk_three_ways(db: &Database, count: u64) {
+    for size in 1..=3 {
+        let report = schema_core::data::Backfill::new(db, "items")
+            .update(doc! { "$inc": { "n": 1 } })
+            .batch_size(size)
+            .run()
+            .await
+            .unwrap_or_else(|error| panic!("batches of {size}: {error}"));
+        assert_eq!(report.visited, count, "batches of {size}");
+    }
+    let all = db
+        .collection::<Document>("items")
+        .count_documents(doc! { "n": 3 })
+        .await
+        .expect("count");
+    assert_eq!(all, count, "every document changed once by each walk");
+}
+
+#[tokio::test]
+async fn a_backfill_visits_a_nan_id_the_other_numbers_and_javascript_ids_once_each() {
+    let db = fresh_database("real_nan_ids").await;
+    if skip_unless_real(
+        &db,
+        "a NaN `_id` must sort below every other number while `$gt: NaN` matches none, and \
+         JavaScript-code `_id`s must sort after timestamps, as MongoDB does; the emulator keeps \
+         neither order",
+    )
+    .await
+    {
+        return;
+    }
+    use schema_core::mongodb::bson::Timestamp;
+    let ids = [
+        Bson::MinKey,
+        Bson::Null,
+        Bson::Double(f64::NAN),
+        Bson::Double(f64::NEG_INFINITY),
+        Bson::Int32(-3),
+        Bson::Int64(0),
+        Bson::Double(2.5),
+        Bson::Double(f64::INFINITY),
+        Bson::String("s".into()),
+        Bson::Timestamp(Timestamp {
+            time: 1,
+            increment: 1,
+        }),
+        Bson::JavaScriptCode("a()".into()),
+        Bson::JavaScriptCode("b()".into()),
+        Bson::MaxKey,
+    ];
+    let items: Vec<Document> = ids.iter().map(|id| doc! { "_id": id.clone(), "n": 0 }).collect();
+    db.collection::<Document>("items")
+        .insert_many(items)
+        .await
+        .expect("insert");
+    walk_three_ways(&db, ids.len() as u64).await;
+}
+
+#[tokio::test]
+async fn a_backfill_whose_filter_count_documents_refuses_runs_without_a_total() {
+    let db = fresh_database("real_where_filter").await;
+    if skip_unless_real(
+        &db,
+        "`countDocuments` must refuse `$where` as MongoDB's `$match` does, and `find` must run it; \
+         the emulator runs no JavaScript",
+    )
+    .await
+    {
+        return;
+    }
+    schema_tests::items::insert(&db, "items", schema_tests::items::integers(90)).await;
+    let report = schema_core::data::Backfill::new(&db, "items")
+        .filter(doc! { "$where": "this.k == 1" })
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(10)
+        .run()
+        .await
+        .expect("the total only shows progress: the walk runs without one");
+    assert_eq!((report.visited, report.batches), (30, 3));
+    assert_eq!(
+        schema_tests::items::tally(&db, "items").await,
+        [(0, 60), (1, 30)].into()
+    );
+}
+
+/// What `explain` says of `command`'s plan, as text.
+async fn plan(db: &Database, command: Document) -> String {
+    let explained = db
+        .run_command(doc! { "explain": command.clone(), "verbosity": "queryPlanner" })
+        .await
+        .unwrap_or_else(|error| panic!("explain {command}: {error}"));
+    explained
+        .get_document("queryPlanner")
+        .map(|planner| planner.to_string())
+        .unwrap_or_else(|_| explained.to_string())
+}
+
+/// `command` as it was sent, without the session, cluster time and other
+/// fields the driver adds, so that `explain` takes it.
+fn as_sent(command: &Document, fields: &[&str]) -> Document {
+    let mut kept = Document::new();
+    for field in fields {
+        if let Some(value) = command.get(*field) {
+            kept.insert(*field, value.clone());
+        }
+    }
+    kept
+}
+
+#[tokio::test]
+async fn on_a_collection_with_a_default_collation_the_id_index_serves_each_batch() {
+    let (db, sent) = schema_tests::monitored_database("real_collation_plans").await;
+    if skip_unless_real(
+        &db,
+        "`explain` must show MongoDB's plans, and the `_id` index must carry the collection's \
+         collation; the emulator's plans are SQLite's",
+    )
+    .await
+    {
+        return;
+    }
+    use schema_core::mongodb::bson::oid::ObjectId;
+    use schema_core::mongodb::options::{Collation, CollationStrength};
+    let case_insensitive = Collation::builder()
+        .locale("en")
+        .strength(CollationStrength::Secondary)
+        .build();
+    db.create_collection("events")
+        .collation(case_insensitive)
+        .await
+        .expect("create the collection");
+    let events: Vec<Document> = (0..600)
+        .map(|_| doc! { "_id": ObjectId::new(), "n": 0 })
+        .collect();
+    db.collection::<Document>("events")
+        .insert_many(events)
+        .await
+        .expect("insert");
+    schema_tests::take_commands(&sent);
+    let report = schema_core::data::Backfill::new(&db, "events")
+        .filter(doc! { "n": { "$gte": 0 } })
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(100)
+        .run()
+        .await
+        .expect("the backfill runs");
+    assert_eq!(report.visited, 600);
+
+    let commands = schema_tests::take_command_documents(&sent);
+    // The reads after a position (not the first, which spans every type)
+    // and every batch's update.
+    let reads: Vec<Document> = commands
+        .iter()
+        .filter(|command| command.get_str("find") == Ok("events"))
+        .filter(|command| {
+            command
+                .get_document("filter")
+                .is_ok_and(|filter| filter.contains_key("_id"))
+        })
+        .map(|command| {
+            as_sent(
+                command,
+                &["find", "filter", "sort", "projection", "limit", "collation"],
+            )
+        })
+        .collect();
+    let updates: Vec<Document> = commands
+        .iter()
+        .filter(|command| command.get_str("update") == Ok("events"))
+        .map(|command| as_sent(command, &["update", "updates"]))
+        .collect();
+    assert_eq!((reads.len(), updates.len()), (6, 6), "{commands:?}");
+    for command in reads.into_iter().chain(updates) {
+        let plan = plan(&db, command.clone()).await;
+        assert!(plan.contains("IXSCAN"), "{command}: {plan}");
+        assert!(!plan.contains("\"COLLSCAN\""), "{command}: {plan}");
+        assert!(
+            !plan.contains("\"SORT\""),
+            "no sort of the remaining keys: {command}: {plan}"
+        );
+    }
 }

@@ -25,8 +25,9 @@
 //! on, since it may still land.
 //!
 //! A write inside a transaction (a backfill's checkpoint with its batch)
-//! is [`staged`]: sent the same way, it lands only if the transaction
-//! commits.
+//! is [`staged`]: sent the same way, with the writer held from before the
+//! transaction's first statement to its end, it lands only if the
+//! transaction commits.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -39,7 +40,7 @@ use tracing::warn;
 
 mod staged;
 
-pub(crate) use self::staged::{NotStaged, Staged};
+pub(crate) use self::staged::{Hold, NotStaged, Staged};
 use super::clock::{LeaseClock, Stamp};
 use crate::stored::lock::{self as format, Contents, LockDocument};
 use crate::support::error::Error;
@@ -60,8 +61,11 @@ pub(crate) enum Retry {
 pub(crate) enum Next {
     /// Moves it to these contents.
     Contents(Contents),
-    /// Deletes it.
-    Delete,
+    /// Lets the lock go, decided on the contents once every earlier write
+    /// is settled: marks it released when its ledger holds a completion
+    /// not known to be recorded or a backfill's checkpoint, for the next
+    /// holder; deletes it otherwise.
+    Release,
 }
 
 /// One write: what it is for, in errors and logs.
@@ -140,6 +144,24 @@ struct Known {
     /// them may have landed, or may still.
     unresolved: Vec<Attempt>,
     next_attempt: i64,
+}
+
+impl Known {
+    /// What a release leaves: the contents marked released when a
+    /// completion not known to be recorded or a backfill's checkpoint must
+    /// stay for the next holder; nothing (a deletion) otherwise.
+    fn released(&self) -> Option<Contents> {
+        let mut kept = self.contents.clone();
+        kept.done.retain(|done| !self.recorded.contains(&done.id));
+        if kept.done.is_empty() && kept.checkpoints.is_empty() {
+            return None;
+        }
+        Some(Contents {
+            phase: format::Phase::Released,
+            running: None,
+            ..kept
+        })
+    }
 }
 
 struct Attempt {
@@ -230,13 +252,24 @@ impl Writer {
         next: impl Fn(&Contents) -> Next,
     ) -> Result<Option<LockDocument>, Error> {
         let mut known = self.known.lock().await;
+        self.write_known(collection, &mut known, write, next).await
+    }
+
+    /// [`write`](Writer::write), with the writer already held.
+    async fn write_known(
+        &self,
+        collection: &Collection<Document>,
+        known: &mut Known,
+        write: Write<'_>,
+        next: impl Fn(&Contents) -> Next,
+    ) -> Result<Option<LockDocument>, Error> {
         let first_of_this_write = known.next_attempt;
         // A look at the document after the lease ended, so that a write
         // found landed then still counts.
         let mut looked_after_end = false;
         loop {
             if !known.unresolved.is_empty() {
-                match self.resolve(collection, &mut known).await {
+                match self.resolve(collection, known).await {
                     Ok(Resolved::Landed(number, document)) if number >= first_of_this_write => {
                         return Ok(document.map(|document| *document));
                     }
@@ -267,7 +300,7 @@ impl Writer {
                     contents.done.retain(|done| !known.recorded.contains(&done.id));
                     Some(contents)
                 }
-                Next::Delete => None,
+                Next::Release => known.released(),
             };
             let number = known.next_attempt;
             known.next_attempt = number.saturating_add(1);
@@ -280,11 +313,11 @@ impl Writer {
                 next: next.clone(),
             });
             let outcome = self
-                .send(collection, &known, number, next.as_ref(), write.checkpointed)
+                .send(collection, known, number, next.as_ref(), write.checkpointed)
                 .await;
             match outcome {
                 Ok(Some(after)) => {
-                    self.landed(&mut known, number);
+                    self.landed(known, number);
                     return match next {
                         Some(_) => self.parse(collection, &after).map(Some),
                         None => Ok(None),
@@ -309,25 +342,6 @@ impl Writer {
                     return Err(failure.into_error((write.action)()));
                 }
             }
-        }
-    }
-
-    /// Settles a write whose outcome is unknown, by reading the document
-    /// back, so that [`contents`](Writer::contents) says what landed.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::LockLost`] naming `id` when the lock is another's or gone;
-    /// the read's failure otherwise.
-    pub(crate) async fn settle(&self, collection: &Collection<Document>, id: &str) -> Result<(), Error> {
-        let mut known = self.known.lock().await;
-        if known.unresolved.is_empty() {
-            return Ok(());
-        }
-        match self.resolve(collection, &mut known).await {
-            Ok(_) => Ok(()),
-            Err(None) => Err(self.lost(id)),
-            Err(Some(failure)) => Err(failure.into_error("read the schema lock back")),
         }
     }
 

@@ -9,7 +9,7 @@ mod words;
 pub(crate) use self::debug::chain;
 pub use self::server::ServerError;
 pub(crate) use self::server::{code, shown, without_values};
-use self::words::{describe_cycle, describe_not_applied, describe_not_idempotent, quoted};
+use self::words::{describe_cycle, describe_not_applied, describe_not_idempotent, outcome_unknown, quoted};
 use crate::support::location::Location;
 
 /// A boxed error from a migration function, whatever type it returned.
@@ -371,12 +371,14 @@ pub enum Error {
     /// A batch of a backfill failed. The batches before it are done (and,
     /// under a manager, checkpointed): the next run continues after the
     /// last one, redoing at most this batch.
-    #[error("the backfill of `{collection}` failed on the batch after `_id` {after}")]
+    #[error("the backfill of `{collection}` failed on {at}")]
     BackfillFailed {
         /// The collection it walks.
         collection: String,
-        /// The last `_id` done before the batch, or `none` at the start.
-        after: String,
+        /// Which batch, by counts and BSON type, never by value: `its
+        /// first batch`, or `its batch after 2 batches (200 documents
+        /// visited, the last _id of BSON type int)`.
+        at: String,
         /// The server's refusal, or the error of the batch's own function.
         #[source]
         source: BoxError,
@@ -387,20 +389,29 @@ pub enum Error {
     /// or may not have been applied, wholly or in part. It was not sent
     /// again, since an update applied twice can change its documents twice.
     /// The batches before it are done (and, under a manager,
-    /// checkpointed): the next run does this batch once more. An update
-    /// declared [`idempotent`](crate::data::Backfill::idempotent) is sent
-    /// again instead.
+    /// checkpointed). On a server without transactions, under a manager,
+    /// the checkpoint keeps how many runs lost this batch's answer, and
+    /// the next run does the batch once more. An update declared
+    /// [`idempotent`](crate::data::Backfill::idempotent) is sent again
+    /// instead.
     #[error(
-        "the update of the batch of `{collection}` after `_id` {after} may or may not have been \
-         applied (no answer came back); it was not sent again, so no document was changed twice: \
-         the next run does this batch once more (declare the update `idempotent` to have it sent \
-         again instead)"
+        "the backfill of `{collection}` got no answer to the update of {at}, so it may or may not \
+         have been applied; {}",
+        outcome_unknown(*at_most)
     )]
     BackfillOutcomeUnknown {
         /// The collection it walks.
         collection: String,
-        /// The last `_id` done before the batch, or `none` at the start.
-        after: String,
+        /// Which batch, by counts and BSON type, as in
+        /// [`Error::BackfillFailed`].
+        at: String,
+        /// How many times the batch's documents may have been changed once
+        /// the next run has done it again: 2 after one run lost its
+        /// answer, one more for each run after that which lost it too.
+        /// `None` where no later run does it as a matter of course: in a
+        /// transaction, which the next run finds committed or not, and
+        /// outside a manager, which keeps no checkpoint.
+        at_most: Option<u64>,
         /// What happened to the update.
         #[source]
         source: BoxError,
@@ -411,17 +422,25 @@ pub enum Error {
     /// the walk's `_id > last` could pass over documents. The walk stopped
     /// before changing that batch; nothing was skipped silently.
     #[error(
-        "the server returned the documents of `{collection}` out of `_id` order (`_id` {after} came \
-         after {before}), so the backfill stopped before changing them: nothing was skipped \
-         silently, and the batches before are done. The walk needs `_id`s sorted in MongoDB's order \
-         (the simple collation)"
+        "the server returned the documents of `{collection}` out of `_id` order in {at} (its `_id` \
+         number {place}, of BSON type {after}, does not sort after the one before it, of BSON type \
+         {before}), so the backfill stopped before changing them: nothing was skipped silently, \
+         and the batches before are done. The walk needs `_id`s sorted in MongoDB's order (the \
+         simple collation)"
     )]
     BackfillOutOfOrder {
         /// The collection it walks.
         collection: String,
-        /// The `_id` before the one out of order.
+        /// Which batch, by counts and BSON type, as in
+        /// [`Error::BackfillFailed`].
+        at: String,
+        /// The place in the batch of the `_id` out of order, from 1; the
+        /// one before the first is the last `_id` done.
+        place: usize,
+        /// The BSON type of the `_id` before it.
         before: String,
-        /// The `_id` that came after it though it sorts before it.
+        /// The BSON type of the `_id` that came after it though it does
+        /// not sort after it.
         after: String,
     },
 

@@ -57,3 +57,22 @@ pub(super) fn describe_not_applied(pending: &[String], running: Option<&str>, wa
         }
     )
 }
+
+/// What a backfill's update of unknown outcome means for its documents,
+/// given how many times they may have been changed once the next run has
+/// done the batch again (`None` where no run does it as a matter of course).
+pub(super) fn outcome_unknown(at_most: Option<u64>) -> String {
+    const IDEMPOTENT: &str = "declare the update `idempotent` to have it sent again instead";
+    match at_most {
+        None => format!("it was not sent again, and the batches before it are done ({IDEMPOTENT})"),
+        Some(at_most) if at_most <= 2 => format!(
+            "it was not sent again: the next run does this batch once more, so its documents may \
+             have been changed twice ({IDEMPOTENT})"
+        ),
+        Some(at_most) => format!(
+            "it was not sent again: {} runs have now lost this batch's answer, and the next run does \
+             it once more, so its documents may have been changed up to {at_most} times ({IDEMPOTENT})",
+            at_most - 1
+        ),
+    }
+}
