@@ -25,6 +25,11 @@
 //! # }
 //! ```
 //!
+//! Every command a client sends and every reply the server sends back are
+//! recorded ([`FaultProxy::seen`], [`FaultProxy::replies`]), so that a test
+//! can show a command reached the server and what the server made of it,
+//! also when no client was left to hear.
+//!
 //! Only OP_MSG requests (what current drivers send) are looked at; every
 //! other message, and every reply, is forwarded untouched. The proxy parses
 //! a request only to decide which rule applies and never re-encodes it.
@@ -108,6 +113,28 @@ pub struct Seen {
     pub body: Document,
     /// When the proxy received it.
     pub at: Instant,
+    /// The request id the client gave it, which the server's reply answers
+    /// (see [`Reply::response_to`]).
+    pub request_id: i32,
+}
+
+/// One reply the server sent to a client through the proxy, recorded
+/// whether or not the client got it: a reply that a rule swallowed
+/// ([`Fault::BlackholeReply`], [`Fault::DropReply`]) is recorded too, so
+/// that a test can tell what the command did on the server. Replies the
+/// proxy made up itself are not recorded: no server sent them.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    /// The client connection it went to (see [`Seen::connection`]).
+    pub connection: u64,
+    /// The request id of the command it answers (see [`Seen::request_id`]).
+    pub response_to: i32,
+    /// The reply's body section.
+    pub body: Document,
+    /// When the proxy received it from the server.
+    pub at: Instant,
+    /// Whether the proxy passed it on to the client.
+    pub delivered: bool,
 }
 
 /// Which commands a [`Rule`] applies to.
@@ -201,6 +228,9 @@ struct Shared {
     upstream: Vec<SocketAddr>,
     rules: Mutex<Vec<ActiveRule>>,
     seen: Mutex<Vec<Seen>>,
+    /// The server's replies, and how many there are (to wait on).
+    replies: Mutex<Vec<Reply>>,
+    replied: watch::Sender<usize>,
     tasks: Mutex<Tasks>,
     next_connection: AtomicU64,
     next_rule: AtomicU64,
@@ -251,7 +281,30 @@ struct Connection {
     blackholed: Mutex<HashSet<i32>>,
     /// Request ids whose reply closes the connection instead.
     dropped: Mutex<HashSet<i32>>,
+    /// How many forwarded requests still await the server's reply.
+    awaiting: watch::Sender<usize>,
 }
+
+impl Connection {
+    /// Notes a request forwarded to the server that it will answer.
+    fn forwarded(&self) {
+        self.awaiting.send_modify(|awaiting| *awaiting += 1);
+    }
+
+    /// Notes the server's last reply to a request.
+    fn answered(&self) {
+        self.awaiting
+            .send_modify(|awaiting| *awaiting = awaiting.saturating_sub(1));
+    }
+}
+
+/// How long a connection whose client has gone stays open for the replies
+/// to what the proxy forwarded before (see [`forward_requests`]).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The opcode of OP_QUERY, which the driver may use for its first `hello`;
+/// the server answers it.
+const OP_QUERY: i32 = 2004;
 
 /// An OP_MSG request, parsed as far as matching needs.
 #[derive(Debug)]
@@ -295,6 +348,8 @@ impl FaultProxy {
             upstream: resolved,
             rules: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
+            replies: Mutex::new(Vec::new()),
+            replied: watch::Sender::new(0),
             tasks: Mutex::new(Tasks::default()),
             next_connection: AtomicU64::new(1),
             next_rule: AtomicU64::new(1),
@@ -396,6 +451,52 @@ impl FaultProxy {
     /// included, in the order the proxy received them.
     pub fn seen(&self) -> Vec<Seen> {
         lock(&self.shared.seen).clone()
+    }
+
+    /// Every OP_MSG reply the server sent so far, in the order the proxy
+    /// received them (see [`Reply`]).
+    pub fn replies(&self) -> Vec<Reply> {
+        lock(&self.shared.replies).clone()
+    }
+
+    /// The server's reply to the command `seen`, if it has come.
+    pub fn reply_to(&self, seen: &Seen) -> Option<Reply> {
+        lock(&self.shared.replies)
+            .iter()
+            .find(|reply| reply.connection == seen.connection && reply.response_to == seen.request_id)
+            .cloned()
+    }
+
+    /// The commands in [`seen`](Self::seen) that `matcher` matches, each
+    /// with the server's reply to it if that has come.
+    pub fn exchanges(&self, matcher: &Match) -> Vec<(Seen, Option<Reply>)> {
+        self.seen()
+            .into_iter()
+            .filter(|seen| matcher.matches(&seen.body))
+            .map(|seen| {
+                let reply = self.reply_to(&seen);
+                (seen, reply)
+            })
+            .collect()
+    }
+
+    /// Waits for the server's reply to the command `seen`; `None` if none
+    /// came within `timeout`.
+    pub async fn wait_for_reply(&self, seen: &Seen, timeout: Duration) -> Option<Reply> {
+        let mut replied = self.shared.replied.subscribe();
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            // Marked seen before looking, so a reply that comes in between
+            // wakes the wait below.
+            replied.borrow_and_update();
+            if let Some(reply) = self.reply_to(seen) {
+                return Some(reply);
+            }
+            match tokio::time::timeout_at(until, replied.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return self.reply_to(seen),
+            }
+        }
     }
 
     /// How many of the commands in [`seen`](Self::seen) `matcher` matches.
@@ -659,7 +760,8 @@ impl Drop for HeldGuard {
 
 impl Shared {
     /// Notes a command in the seen list.
-    fn note(&self, connection: u64, body: &Document) {
+    fn note(&self, connection: u64, request: &Request) {
+        let body = &request.body;
         let command = body.keys().next().cloned().unwrap_or_default();
         lock(&self.seen).push(Seen {
             connection,
@@ -667,7 +769,24 @@ impl Shared {
             target: target_of(body).to_owned(),
             body: body.clone(),
             at: Instant::now(),
+            request_id: request.request_id,
         });
+    }
+
+    /// Notes a reply of the server in the replies list, when it is an
+    /// OP_MSG whose body parses.
+    fn note_reply(&self, connection: u64, message: &[u8], delivered: bool) {
+        let (Some(response_to), Some(parsed)) = (i32_at(message, 8), parse_request(message)) else {
+            return;
+        };
+        lock(&self.replies).push(Reply {
+            connection,
+            response_to,
+            body: parsed.body,
+            at: Instant::now(),
+            delivered,
+        });
+        self.replied.send_modify(|count| *count += 1);
     }
 
     /// The fault the first applicable rule injects into a command with this
@@ -739,6 +858,7 @@ async fn client_to_server(id: u64, client: TcpStream, shared: Arc<Shared>) {
             client: tokio::sync::Mutex::new(client_write),
             blackholed: Mutex::new(HashSet::new()),
             dropped: Mutex::new(HashSet::new()),
+            awaiting: watch::Sender::new(0),
         });
         let started = {
             let mut tasks = lock(&shared.tasks);
@@ -774,6 +894,13 @@ async fn connect_upstream(upstream: &[SocketAddr]) -> Option<TcpStream> {
 /// The client-to-server direction: reads each request, applies the first
 /// applicable rule and forwards it (or not). Returns when either side is
 /// closed, the stream stops making sense, or a rule resets the connection.
+///
+/// When the client goes away (a process killed) while the server has yet
+/// to answer what the proxy forwarded (a held command let go after the
+/// client died), the connection to the server stays open until those
+/// replies come, for [`DRAIN_TIMEOUT`] at most: the server runs the command
+/// as it would for a client that vanished on a real network, and its reply
+/// is recorded (see [`FaultProxy::replies`]).
 async fn forward_requests(
     client: OwnedReadHalf,
     mut server: OwnedWriteHalf,
@@ -785,12 +912,15 @@ async fn forward_requests(
         let Some(request) = parse_request(&message) else {
             // Not OP_MSG (OP_QUERY, OP_COMPRESSED, ...) or not parseable:
             // pass it on untouched and let the server judge it.
+            if i32_at(&message, 12) == Some(OP_QUERY) {
+                connection.forwarded();
+            }
             if server.write_all(&message).await.is_err() {
                 return;
             }
             continue;
         };
-        shared.note(connection.id, &request.body);
+        shared.note(connection.id, &request);
         let forward = match shared.fault_for(&request.body) {
             None => true,
             Some((Fault::Delay(delay), _)) => {
@@ -841,10 +971,15 @@ async fn forward_requests(
             }
             Some((Fault::Reset, _)) => return,
         };
+        if forward && !request.more_to_come {
+            connection.forwarded();
+        }
         if forward && server.write_all(&message).await.is_err() {
             return;
         }
     }
+    let mut awaiting = connection.awaiting.subscribe();
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, awaiting.wait_for(|awaiting| *awaiting == 0)).await;
 }
 
 /// Answers a request with a reply the proxy made up, unless the client said
@@ -861,26 +996,40 @@ async fn answer(connection: &Connection, shared: &Shared, request: &Request, rep
 }
 
 /// The server-to-client direction: forwards every message except replies
-/// to blackholed requests, and closes at a dropped request's reply. When
-/// it ends the whole connection closes.
+/// to blackholed requests, and closes at a dropped request's reply. A
+/// client that is gone gets nothing more, but the replies it was owed are
+/// still read and recorded. When it ends the whole connection closes.
 async fn server_to_client(server: OwnedReadHalf, connection: Arc<Connection>, shared: Arc<Shared>) {
     let mut server = BufReader::new(server);
+    let mut client_gone = false;
     while let Ok(Some(message)) = read_message(&mut server).await {
         if let Some((request_id, response_to, more_to_come)) = reply_ids(&message) {
             if lock(&connection.dropped).remove(&response_to) {
+                shared.note_reply(connection.id, &message, false);
                 break;
             }
-            let mut blackholed = lock(&connection.blackholed);
-            if blackholed.remove(&response_to) {
-                if more_to_come {
+            let swallowed = {
+                let mut blackholed = lock(&connection.blackholed);
+                let swallowed = blackholed.remove(&response_to);
+                if swallowed && more_to_come {
                     // An exhaust reply: the next one answers this one, and is
                     // part of the same swallowed reply.
                     blackholed.insert(request_id);
                 }
+                swallowed
+            };
+            shared.note_reply(connection.id, &message, !swallowed);
+            if !more_to_come {
+                connection.answered();
+            }
+            if swallowed {
                 continue;
             }
         }
-        if connection.client.lock().await.write_all(&message).await.is_err() {
+        if !client_gone && connection.client.lock().await.write_all(&message).await.is_err() {
+            client_gone = true;
+        }
+        if client_gone && *connection.awaiting.borrow() == 0 {
             break;
         }
     }

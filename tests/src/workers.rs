@@ -43,6 +43,12 @@ impl Worker {
         self
     }
 
+    /// Holds `c_0003_slow` in the middle of its run until `gate` opens
+    /// (see `WORKER_GATE`).
+    pub fn gated(self, gate: &Gate) -> Worker {
+        self.env("WORKER_GATE", gate.path.display())
+    }
+
     /// Starts the process.
     ///
     /// # Panics
@@ -61,6 +67,94 @@ impl Worker {
         self.command.args(arguments);
         self.spawn()
     }
+}
+
+/// A gate that workers' `c_0003_slow` waits at (see [`Worker::gated`]):
+/// a file that does not exist until [`Gate::open`]. Dropping the gate
+/// opens it, so no worker waits for a test that has failed, and then
+/// removes the file.
+pub struct Gate {
+    path: std::path::PathBuf,
+}
+
+impl Gate {
+    /// A closed gate of its own for the test `name`.
+    pub fn new(name: &str) -> Gate {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "schema-tests-gate-{name}-{}-{unique}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        Gate { path }
+    }
+
+    /// Lets the waiting migrations go on.
+    ///
+    /// # Panics
+    ///
+    /// When the file cannot be written.
+    pub fn open(&self) {
+        std::fs::write(&self.path, b"open").expect("open the gate");
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        // Opened for a worker still waiting, then removed once it has had
+        // time to look; a file left behind in the temporary directory
+        // would only open a gate of the same name.
+        let _ = std::fs::write(&self.path, b"open");
+        let path = self.path.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(5));
+            let _ = std::fs::remove_file(path);
+        });
+    }
+}
+
+/// The processes (`host:pid`, the owner id without its per-acquisition
+/// part) whose insert of the lock (the first step of taking it) the server
+/// refused with a duplicate key through `proxy`: processes that found the
+/// lock held by another. Each once, in the order of their first refusal.
+/// Only replies that came from the server count, not ones a rule of the
+/// proxy made up.
+pub fn refused_lock_inserts(proxy: &crate::proxy::FaultProxy) -> Vec<String> {
+    let mut processes: Vec<String> = Vec::new();
+    for sent in proxy.seen() {
+        if !(sent.command == "insert" && sent.target == "schema_lock") {
+            continue;
+        }
+        let duplicate = proxy.reply_to(&sent).is_some_and(|reply| {
+            reply
+                .body
+                .get_array("writeErrors")
+                .ok()
+                .and_then(|errors| errors.first())
+                .and_then(Bson::as_document)
+                .and_then(|error| integer(error.get("code")))
+                == Some(11000)
+        });
+        let owner = sent
+            .body
+            .get_array("documents")
+            .ok()
+            .and_then(|documents| documents.first())
+            .and_then(Bson::as_document)
+            .and_then(|lock| lock.get_str("owner").ok());
+        if let (true, Some(process)) = (duplicate, owner.map(process_of))
+            && !processes.iter().any(|seen| seen == process)
+        {
+            processes.push(process.to_owned());
+        }
+    }
+    processes
+}
+
+/// The process (`host:pid`) of a lock owner id (`host:pid:random`).
+pub fn process_of(owner: &str) -> &str {
+    owner.rsplit_once(':').map_or(owner, |(process, _)| process)
 }
 
 /// Waits for `child`, killing it if it runs past the deadline.
@@ -249,21 +343,9 @@ pub async fn runs(db: &Database, id: &str) -> Vec<Run> {
     runs
 }
 
-/// Whether two of `runs` were under way at once. A run without an end
-/// overlaps every run that started after it, unless `dead` says its
-/// process was killed before they started.
-pub fn overlapping(runs: &[Run], dead: &[i64]) -> bool {
-    runs.iter().enumerate().any(|(index, run)| {
-        runs[index + 1..].iter().any(|later| match run.end {
-            Some(end) => later.start < end,
-            None => !dead.contains(&run.pid),
-        })
-    })
-}
-
 /// Whether a run showed a sign of life (see [`Run::last_seen`]) after a
-/// later run had started: two processes ran the migration at once. Unlike
-/// [`overlapping`], a run without an end counts only until its last sign.
+/// later run had started: two processes ran the migration at once. A run
+/// without an end counts only until its last sign.
 pub fn seen_overlapping(runs: &[Run]) -> bool {
     runs.iter().enumerate().any(|(index, run)| {
         runs[index + 1..]
@@ -336,14 +418,5 @@ mod tests {
         assert!(!seen_overlapping(&[cut_off(2), run(2, 3, Some(4))]));
         assert!(seen_overlapping(&[cut_off(5), run(2, 3, Some(6))]));
         assert!(!seen_overlapping(&[run(1, 1, None), run(2, 3, Some(4))]));
-    }
-
-    #[test]
-    fn runs_overlap_when_one_starts_before_another_ends() {
-        assert!(!overlapping(&[run(1, 1, Some(2)), run(2, 3, Some(4))], &[]));
-        assert!(overlapping(&[run(1, 1, Some(4)), run(2, 3, Some(5))], &[]));
-        // A run cut off by a kill does not overlap what started after.
-        assert!(!overlapping(&[run(1, 1, None), run(2, 3, Some(4))], &[1]));
-        assert!(overlapping(&[run(1, 1, None), run(2, 3, Some(4))], &[]));
     }
 }

@@ -9,6 +9,11 @@
 //!   (default 0), to be killed or paused in the middle of it;
 //! - `WORKER_BLOCK=1`: `c_0003_slow` blocks its thread for that long
 //!   (`std::thread::sleep`) instead of awaiting a timer;
+//! - `WORKER_GATE`: a path; `c_0003_slow` waits until a file is there
+//!   instead of for `WORKER_SLOW_MS` (which then bounds the wait, two
+//!   minutes when unset), so a test holds it in the middle of its run for
+//!   as long as it needs and lets it go at once; with `WORKER_BLOCK=1` it
+//!   blocks its thread while it waits;
 //! - `WORKER_HEARTBEAT_MS`: while `c_0003_slow` waits, it notes a tick of
 //!   the shared sequence in its run's `beat` this often, so a test can tell
 //!   whether it was still running after another run started;
@@ -114,12 +119,33 @@ async fn second(db: &Database) -> Result<(), Error> {
     count(db, "c_0002").await
 }
 
+/// Waits until a file is at `gate`, for `bound` at most: blocking the
+/// thread when `block`, else awaiting a timer between looks.
+async fn gated(gate: &std::path::Path, bound: Duration, block: bool) {
+    let until = std::time::Instant::now() + bound;
+    while !gate.exists() && std::time::Instant::now() < until {
+        if block {
+            // Synchronous work that never yields to the runtime.
+            std::thread::sleep(Duration::from_millis(20));
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 #[migration(id = "c_0003_slow", after = "c_0002")]
 async fn slow(db: &Database) -> Result<(), Error> {
     let run = start(db, "c_0003_slow").await?;
     let slow = millis("WORKER_SLOW_MS", 0);
     let heartbeat = millis("WORKER_HEARTBEAT_MS", 0);
-    if flag("WORKER_BLOCK", false) {
+    if let Some(gate) = std::env::var_os("WORKER_GATE") {
+        let bound = if slow.is_zero() {
+            Duration::from_secs(120)
+        } else {
+            slow
+        };
+        gated(std::path::Path::new(&gate), bound, flag("WORKER_BLOCK", false)).await;
+    } else if flag("WORKER_BLOCK", false) {
         // Synchronous work that never yields to the runtime.
         std::thread::sleep(slow);
     } else if !heartbeat.is_zero() {

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, DateTime, Document};
-use schema_tests::proxy::{Fault, FaultProxy, Match, Rule, RuleHandle, Seen};
+use schema_tests::proxy::{Fault, FaultProxy, Match, Reply, Rule, RuleHandle, Seen};
 use schema_tests::workers::{
-    MIGRATIONS, Worker, counter, create_counters, finish, kill, line, lock_document, overlapping, runs,
-    seen_overlapping, signal, text, wait_until_running,
+    Gate, MIGRATIONS, Worker, counter, create_counters, finish, kill, line, lock_document,
+    refused_lock_inserts, runs, seen_overlapping, signal, text, wait_until_running,
 };
 use schema_tests::{documents, fresh_database, record_ids};
 
@@ -64,24 +64,42 @@ fn renewed_at(lock: &Document) -> DateTime {
     *lock.get_datetime("renewed_at").expect("the lock has renewed_at")
 }
 
-/// A holder whose migration blocks its thread for three leases keeps its
-/// lease: a second process waits instead of taking over, and the migration
-/// runs once.
+/// A holder whose migration blocks its thread keeps its lease: while it
+/// blocks, the lock's `renewed_at` moves on by more than two leases and a
+/// second process, refused the lock, waits instead of taking over; the
+/// migration runs once. The block lasts until the test has seen that (a
+/// gate), not for a time that a loaded machine could outrun.
 async fn blocking_migration_keeps_the_lease(test: &str, flavor: &str) {
     let db = setup(test).await;
-    let lease_ms = 1_000;
+    let lease_ms: u64 = 1_000;
+    let gate = Gate::new(test);
     let mut holder = Worker::new(WORKER, &db, lease_ms)
-        .env("WORKER_SLOW_MS", 3 * lease_ms)
+        .gated(&gate)
         .env("WORKER_BLOCK", 1)
         .env("WORKER_FLAVOR", flavor)
         .spawn();
     wait_until_running(&db, &mut holder, "c_0003_slow", deadline()).await;
     let before = lock_document(&db).await.expect("the holder's lock");
-    let waiter = Worker::new(WORKER, &db, lease_ms).spawn();
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let waiter = Worker::new(WORKER, &db, lease_ms).through(&proxy.uri()).spawn();
 
-    // Two leases into the block, the lease has been renewed meanwhile.
-    tokio::time::sleep(Duration::from_millis(2 * lease_ms)).await;
-    let during = lock_document(&db).await.expect("the holder's lock");
+    // Renewed over more than two leases while the migration blocks, with
+    // the waiter refused the lock meanwhile.
+    let until = deadline();
+    let during = loop {
+        let Some(during) = lock_document(&db).await else {
+            panic!("the lock is gone: another process took it over and let it go");
+        };
+        let renewed_for = renewed_at(&during).timestamp_millis() - renewed_at(&before).timestamp_millis();
+        if renewed_for > 2 * i64::try_from(lease_ms).unwrap() && !refused_lock_inserts(&proxy).is_empty() {
+            break during;
+        }
+        assert!(
+            Instant::now() < until,
+            "renewed for two leases while blocked, the waiter refused: {before} then {during}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let blocked = runs(&db, "c_0003_slow").await;
     assert_eq!(blocked.len(), 1);
     assert_eq!(
@@ -89,10 +107,7 @@ async fn blocking_migration_keeps_the_lease(test: &str, flavor: &str) {
         "the migration is still blocked in its thread"
     );
     assert_eq!(during.get_str("owner"), before.get_str("owner"), "no takeover");
-    assert!(
-        renewed_at(&during) > renewed_at(&before),
-        "renewed while the migration blocked its thread: {before} then {during}"
-    );
+    gate.open();
 
     let holder = finish(holder, deadline());
     let waiter = finish(waiter, deadline());
@@ -106,7 +121,6 @@ async fn blocking_migration_keeps_the_lease(test: &str, flavor: &str) {
     assert_eq!(line(&stdout(&waiter), "interrupted"), None);
     for id in MIGRATIONS {
         assert_eq!(counter(&db, id).await, 1, "{id} ran once");
-        assert!(!overlapping(&runs(&db, id).await, &[]), "{id}");
     }
     assert_recorded_once_and_released(&db).await;
 }
@@ -168,6 +182,7 @@ async fn waiter_pid(db: &Database, id: &str) -> i64 {
 }
 
 /// Where in a run the holder is killed: the command the proxy holds there.
+#[derive(Clone, Copy)]
 struct Step {
     name: &'static str,
     command: &'static str,
@@ -200,36 +215,44 @@ fn about(body: &Document, id: &str) -> bool {
     fenced == Some(id) || recorded == Some(id)
 }
 
+/// Whether `body` is the command of `step` (any of them, not only the
+/// `nth`).
+fn at_step(step: &Step, body: &Document) -> bool {
+    Match::command(step.command).on(step.target).matches(body)
+        && step.about.is_none_or(|id| about(body, id))
+        && (!step.removal || body.get_bool("remove") == Ok(true))
+}
+
 /// What a killed holder had sent and the proxy still holds.
 struct InFlight {
     // Dropping the proxy would drop the held command instead of letting it
     // arrive.
-    _proxy: FaultProxy,
+    proxy: FaultProxy,
     held: RuleHandle,
+    /// The held command, as the proxy saw it.
+    sent: Seen,
 }
 
 impl InFlight {
-    /// Lets the dead holder's command reach the server, late, and waits a
-    /// moment for it to land.
-    async fn arrive(self) {
+    /// Lets the dead holder's command reach the server, late, and returns
+    /// the server's reply to it (which nobody is left to read).
+    async fn arrive(&self) -> Reply {
         self.held.release();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.proxy
+            .wait_for_reply(&self.sent, DEADLINE)
+            .await
+            .expect("the late command reached the server, which answered it")
     }
 }
 
-/// Holds the holder's command at `step`, kills it there, and starts
-/// another process. Returns that process's output, the dead holder's pid,
-/// and its command still in flight.
-async fn killed_at(db: &Database, step: &Step) -> (std::process::Output, u32, InFlight) {
+/// Holds the holder's command at `step` and kills the holder there.
+/// Returns the dead holder's pid and its command still in flight.
+async fn killed_at(db: &Database, step: &Step) -> (u32, InFlight) {
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let seen = std::sync::atomic::AtomicUsize::new(0);
-    let nth = step.nth;
-    let about_id = step.about;
-    let removal = step.removal;
-    let matcher = Match::command(step.command).on(step.target).when(move |body| {
-        about_id.is_none_or(|id| about(body, id))
-            && (!removal || body.get_bool("remove") == Ok(true))
-            && seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == nth
+    let (nth, this_step) = (step.nth, *step);
+    let matcher = Match::any().when(move |body| {
+        at_step(&this_step, body) && seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == nth
     });
     let held = proxy.add(Rule::new(matcher, Fault::Hold));
     let mut holder = Worker::new(WORKER, db, 1_000).through(&proxy.uri()).spawn();
@@ -243,20 +266,104 @@ async fn killed_at(db: &Database, step: &Step) -> (std::process::Output, u32, In
     );
     holder.kill().expect("SIGKILL the holder");
     holder.wait().expect("reap the holder");
+    let sent = proxy
+        .seen()
+        .into_iter()
+        .filter(|sent| at_step(step, &sent.body))
+        .nth(nth)
+        .expect("the held command was seen");
+    (holder.id(), InFlight { proxy, held, sent })
+}
 
+/// Kills the holder at `step`, then runs another process to its end.
+/// Returns that process's output, the dead holder's pid, and its command
+/// still in flight.
+async fn killed_and_taken_over(db: &Database, step: &Step) -> (std::process::Output, u32, InFlight) {
+    let (holder_pid, in_flight) = killed_at(db, step).await;
     let waiter = finish(Worker::new(WORKER, db, 1_000).spawn(), deadline());
     assert!(waiter.status.success(), "step `{}`: {}", step.name, text(&waiter));
-    let in_flight = InFlight { _proxy: proxy, held };
-    (waiter, holder.id(), in_flight)
+    (waiter, holder_pid, in_flight)
 }
 
 /// After the dead holder's last command finally arrives, still each
-/// migration recorded once, none run again.
-async fn assert_unchanged_after(in_flight: InFlight, db: &Database, counts: &[(&str, i64)]) {
-    in_flight.arrive().await;
+/// migration recorded once, none run again. Returns the server's reply to
+/// that command.
+async fn assert_unchanged_after(in_flight: &InFlight, db: &Database, counts: &[(&str, i64)]) -> Reply {
+    let reply = in_flight.arrive().await;
     assert_eq!(record_ids(db, "schema_versions").await, MIGRATIONS);
     for (id, count) in counts {
         assert_eq!(counter(db, id).await, *count, "{id}");
+    }
+    reply
+}
+
+/// Asserts that `reply` is the server refusing a record's insert as a
+/// duplicate of the one already there.
+fn assert_duplicate_record(reply: &Reply) {
+    let code = reply
+        .body
+        .get_array("writeErrors")
+        .ok()
+        .and_then(|errors| errors.first())
+        .and_then(Bson::as_document)
+        .and_then(|error| error.get("code"))
+        .and_then(|code| {
+            code.as_i32()
+                .or(code.as_i64().and_then(|code| i32::try_from(code).ok()))
+        });
+    assert_eq!(code, Some(11000), "a duplicate record: {}", reply.body);
+}
+
+/// Asserts that the server's `reply` to a lock write says it matched no
+/// document, and that it was the write's owner and version that kept it
+/// from matching: the lock it was sent for, `lock` (read just before and
+/// just after it arrived, both `locks`), exists with that `_id` and is
+/// another holder's.
+fn assert_matched_nothing_for_its_filter(sent: &Seen, reply: &Reply, locks: [&Document; 2]) {
+    // `value: null` from a findAndModify without upsert: no document
+    // matched. MongoDB adds `lastErrorObject.n` (0); the test server
+    // leaves it out.
+    let ok = reply
+        .body
+        .get("ok")
+        .and_then(|ok| ok.as_f64().or(ok.as_i32().map(f64::from)));
+    assert_eq!(ok, Some(1.0), "{}", reply.body);
+    assert_eq!(
+        reply.body.get("value"),
+        Some(&Bson::Null),
+        "the late write matched nothing: {}",
+        reply.body
+    );
+    let n = reply
+        .body
+        .get_document("lastErrorObject")
+        .ok()
+        .and_then(|last| last.get("n"))
+        .map(|n| n.as_i32().map(i64::from).or(n.as_i64()));
+    assert!(
+        n.is_none_or(|n| n == Some(0)),
+        "the late write matched nothing: {}",
+        reply.body
+    );
+    let filter = sent
+        .body
+        .get_document("query")
+        .expect("a lock write has a filter");
+    for lock in locks {
+        assert_eq!(
+            filter.get("_id"),
+            lock.get("_id"),
+            "the lock it was sent for exists: {lock}"
+        );
+        assert_ne!(
+            filter.get_str("owner"),
+            lock.get_str("owner"),
+            "the lock was another holder's when the late write arrived: {filter} / {lock}"
+        );
+        assert!(
+            filter.get("version").is_some(),
+            "the late write is filtered on its version too: {filter}"
+        );
     }
 }
 
@@ -271,7 +378,7 @@ async fn killed_after_taking_the_lock_the_next_process_applies_everything() {
         about: None,
         removal: false,
     };
-    let (waiter, _, in_flight) = killed_at(&db, &step).await;
+    let (waiter, _, in_flight) = killed_and_taken_over(&db, &step).await;
     let out = stdout(&waiter);
     assert_eq!(line(&out, "applied"), Some("c_0001,c_0002,c_0003_slow,c_0004"));
     assert!(out.contains("interrupted=c_0001 "), "{out}");
@@ -279,9 +386,13 @@ async fn killed_after_taking_the_lock_the_next_process_applies_everything() {
         assert_eq!(counter(&db, id).await, 1, "{id}");
     }
     assert_recorded_once_and_released(&db).await;
-    assert_unchanged_after(in_flight, &db, &[("c_0001", 1)]).await;
+    assert_unchanged_after(&in_flight, &db, &[("c_0001", 1)]).await;
 }
 
+/// The dead holder's fence arrives while the next holder holds the lock
+/// (held inside `c_0003_slow` by a gate): the server finds the lock and
+/// matches nothing, because the fence is filtered on the dead holder and
+/// its version.
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_before_fencing_a_completion_the_migration_runs_again() {
     let db = setup("killed_before_fence").await;
@@ -293,7 +404,25 @@ async fn killed_before_fencing_a_completion_the_migration_runs_again() {
         about: Some("c_0002"),
         removal: false,
     };
-    let (waiter, _, in_flight) = killed_at(&db, &step).await;
+    let (_, in_flight) = killed_at(&db, &step).await;
+    let gate = Gate::new("killed_before_fence");
+    let mut waiter = Worker::new(WORKER, &db, 1_000).gated(&gate).spawn();
+    wait_until_running(&db, &mut waiter, "c_0003_slow", deadline()).await;
+    let before = lock_document(&db).await.expect("the next holder's lock");
+    // The dead holder's fence of c_0002 reaches the server only now.
+    let reply = in_flight.arrive().await;
+    let after = lock_document(&db).await.expect("the next holder's lock");
+    assert_matched_nothing_for_its_filter(&in_flight.sent, &reply, [&before, &after]);
+    assert_eq!(
+        after.get_str("owner"),
+        before.get_str("owner"),
+        "{before} / {after}"
+    );
+    assert_eq!(after.get_str("running"), Ok("c_0003_slow"), "{after}");
+    gate.open();
+    let waiter = finish(waiter, deadline());
+
+    assert!(waiter.status.success(), "{}", text(&waiter));
     let out = stdout(&waiter);
     assert_eq!(line(&out, "applied"), Some("c_0002,c_0003_slow,c_0004"));
     assert!(out.contains("interrupted=c_0002 "), "{out}");
@@ -302,9 +431,6 @@ async fn killed_before_fencing_a_completion_the_migration_runs_again() {
         assert_eq!(counter(&db, id).await, 1, "{id}");
     }
     assert_recorded_once_and_released(&db).await;
-    // The dead holder's fence, arriving now, matches no lock of its own.
-    assert_unchanged_after(in_flight, &db, &[("c_0002", 2)]).await;
-    assert!(documents(&db, "schema_lock").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -318,7 +444,7 @@ async fn killed_after_fencing_before_recording_the_next_process_records_without_
         about: Some("c_0002"),
         removal: false,
     };
-    let (waiter, holder_pid, in_flight) = killed_at(&db, &step).await;
+    let (waiter, holder_pid, in_flight) = killed_and_taken_over(&db, &step).await;
     let out = stdout(&waiter);
     assert_eq!(line(&out, "applied"), Some("c_0003_slow,c_0004"));
     // The fence noted c_0003_slow as next; the holder died before it.
@@ -336,7 +462,8 @@ async fn killed_after_fencing_before_recording_the_next_process_records_without_
     assert_recorded_once_and_released(&db).await;
     // The dead holder's own insert of the record, arriving now, is a
     // duplicate.
-    assert_unchanged_after(in_flight, &db, &[("c_0002", 1)]).await;
+    let reply = assert_unchanged_after(&in_flight, &db, &[("c_0002", 1)]).await;
+    assert_duplicate_record(&reply);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -350,7 +477,7 @@ async fn killed_before_recording_the_last_migration_no_migration_is_reported_int
         about: Some("c_0004"),
         removal: false,
     };
-    let (waiter, _, in_flight) = killed_at(&db, &step).await;
+    let (waiter, _, in_flight) = killed_and_taken_over(&db, &step).await;
     let out = stdout(&waiter);
     assert_eq!(line(&out, "applied"), Some(""), "nothing ran again: {out}");
     let interrupted = line(&out, "interrupted").expect("the takeover is reported");
@@ -363,7 +490,8 @@ async fn killed_before_recording_the_last_migration_no_migration_is_reported_int
         assert_eq!(counter(&db, id).await, 1, "{id} ran once");
     }
     assert_recorded_once_and_released(&db).await;
-    assert_unchanged_after(in_flight, &db, &[("c_0004", 1)]).await;
+    let reply = assert_unchanged_after(&in_flight, &db, &[("c_0004", 1)]).await;
+    assert_duplicate_record(&reply);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -377,7 +505,7 @@ async fn killed_before_releasing_the_lock_the_next_start_has_nothing_to_do() {
         about: None,
         removal: true,
     };
-    let (waiter, _, in_flight) = killed_at(&db, &step).await;
+    let (waiter, _, in_flight) = killed_and_taken_over(&db, &step).await;
     let out = stdout(&waiter);
     assert_eq!(line(&out, "applied"), Some(""));
     assert_eq!(line(&out, "interrupted"), None, "nothing to take over: {out}");
@@ -394,10 +522,19 @@ async fn killed_before_releasing_the_lock_the_next_start_has_nothing_to_do() {
         "running was cleared: {lock}"
     );
     // The dead holder's release, arriving now, still removes its lock.
-    assert_unchanged_after(in_flight, &db, &[("c_0004", 1)]).await;
+    let reply = assert_unchanged_after(&in_flight, &db, &[("c_0004", 1)]).await;
+    assert!(
+        reply.body.get_document("value").is_ok(),
+        "the release removed the dead holder's lock: {}",
+        reply.body
+    );
     assert!(documents(&db, "schema_lock").await.is_empty());
 }
 
+/// The holder is paused with its fence in flight until another process
+/// has taken over; the fence reaches the server while that process holds
+/// the lock (held inside `c_0003_slow` by a gate) and matches nothing
+/// there, for its owner and version.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fence_that_arrives_after_the_lease_ended_is_refused() {
     let db = setup("late_fence").await;
@@ -408,27 +545,44 @@ async fn a_fence_that_arrives_after_the_lease_ended_is_refused() {
             .when(|body| about(body, "c_0002")),
         Fault::Hold,
     ));
-    let mut holder = Worker::new(WORKER, &db, 1_000).through(&proxy.uri()).spawn();
+    let holder = Worker::new(WORKER, &db, 1_000).through(&proxy.uri()).spawn();
     assert!(
         fences.wait_for_hits(1, DEADLINE).await,
         "the fence of c_0002 is held"
     );
     // Paused with the fence in flight, past its lease.
     signal(&holder, "STOP");
-    let waiter = finish(Worker::new(WORKER, &db, 1_000).spawn(), deadline());
-    // What the waiter left, for the message should it have failed.
-    let lock_after_waiter = lock_document(&db).await;
-    // The late fence reaches the server only now, after the takeover.
+    let gate = Gate::new("late_fence");
+    let mut waiter = Worker::new(WORKER, &db, 1_000).gated(&gate).spawn();
+    wait_until_running(&db, &mut waiter, "c_0003_slow", deadline()).await;
+    let before = lock_document(&db).await.expect("the new holder's lock");
+    // The late fence reaches the server only now, while the new holder
+    // holds the lock.
+    let fence = proxy
+        .seen()
+        .into_iter()
+        .find(|sent| sent.command == "findAndModify" && about(&sent.body, "c_0002"))
+        .expect("the fence was seen");
     fences.release();
+    let reply = proxy
+        .wait_for_reply(&fence, DEADLINE)
+        .await
+        .expect("the late fence reached the server, which answered it");
+    let after = lock_document(&db).await.expect("the new holder's lock");
+    assert_matched_nothing_for_its_filter(&fence, &reply, [&before, &after]);
+    assert_eq!(
+        after.get_str("owner"),
+        before.get_str("owner"),
+        "{before} / {after}"
+    );
     signal(&holder, "CONT");
-    let holder = {
-        let _ = holder.try_wait();
-        finish(holder, deadline())
-    };
+    let holder = finish(holder, deadline());
+    gate.open();
+    let waiter = finish(waiter, deadline());
 
     assert!(
         waiter.status.success(),
-        "{}\nthe lock then: {lock_after_waiter:?}\nthe holder: {}\nfences held: {}",
+        "{}\nthe holder: {}\nfences held: {}",
         text(&waiter),
         text(&holder),
         fences.hits()
@@ -451,32 +605,83 @@ async fn a_fence_that_arrives_after_the_lease_ended_is_refused() {
     assert_recorded_once_and_released(&db).await;
 }
 
+/// When the server last acknowledged a write of the holder to the lock
+/// (which stamped its `renewed_at`), as the proxy recorded its reply.
+fn last_acknowledged_lock_write(proxy: &FaultProxy) -> Option<Instant> {
+    proxy
+        .seen()
+        .iter()
+        .filter(|sent| lock_write(&sent.body))
+        .filter_map(|sent| proxy.reply_to(sent))
+        .filter(|reply| reply.body.get_document("value").is_ok())
+        .map(|reply| reply.at)
+        .max()
+}
+
+/// Every renewal is held from a moment the holder is inside a migration
+/// until 0.6 of the lease after the last renewal the server acknowledged,
+/// while a second process waits (the server refused it the lock). The
+/// lease of 3 s leaves 1.2 s between the blackout's end and the lease's.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_renewal_blackout_of_most_of_a_lease_causes_no_takeover() {
     let db = setup("renewal_blackout").await;
-    let lease_ms = 1_500;
+    let lease_ms: u64 = 3_000;
+    let lease = Duration::from_millis(lease_ms);
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let gate = Gate::new("renewal_blackout");
     let mut holder = Worker::new(WORKER, &db, lease_ms)
         .through(&proxy.uri())
-        .env("WORKER_SLOW_MS", 3 * lease_ms)
+        .gated(&gate)
         .spawn();
     wait_until_running(&db, &mut holder, "c_0003_slow", deadline()).await;
-    let waiter = Worker::new(WORKER, &db, lease_ms).spawn();
+    let waiting = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let waiter = Worker::new(WORKER, &db, lease_ms).through(&waiting.uri()).spawn();
+    let until = deadline();
+    while refused_lock_inserts(&waiting).is_empty() {
+        assert!(Instant::now() < until, "the waiter met the holder's lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let blackout = proxy.add(Rule::new(Match::any().when(no_fence), Fault::Hold));
-    tokio::time::sleep(Duration::from_millis(lease_ms * 6 / 10)).await;
+    assert!(
+        blackout.wait_for_hits(1, DEADLINE).await,
+        "a renewal fell into the blackout"
+    );
+    let acknowledged = last_acknowledged_lock_write(&proxy).expect("a renewal landed before the blackout");
+    tokio::time::sleep_until((acknowledged + lease * 6 / 10).into()).await;
     blackout.release();
-    assert!(blackout.hits() >= 1, "a renewal fell into the blackout");
+    // The lease went unrenewed for 0.6 of it, then renewals landed again.
+    let renewed = loop {
+        match last_acknowledged_lock_write(&proxy) {
+            Some(renewed) if renewed > acknowledged => break renewed,
+            _ => {
+                assert!(
+                    Instant::now() < until,
+                    "a renewal of the holder landed after the blackout (none does after a takeover)"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(
+        renewed - acknowledged >= lease * 6 / 10,
+        "unrenewed for {:?}",
+        renewed - acknowledged
+    );
+    gate.open();
 
     let holder = finish(holder, deadline());
     let waiter = finish(waiter, deadline());
     assert!(holder.status.success(), "{}", text(&holder));
     assert!(waiter.status.success(), "{}", text(&waiter));
+    assert!(
+        !refused_lock_inserts(&waiting).is_empty(),
+        "the waiter met the holder's lock"
+    );
     assert_eq!(line(&stdout(&waiter), "applied"), Some(""));
     assert_eq!(line(&stdout(&waiter), "interrupted"), None, "no takeover");
     for id in MIGRATIONS {
         assert_eq!(counter(&db, id).await, 1, "{id} ran once");
-        assert!(!overlapping(&runs(&db, id).await, &[]), "{id}");
     }
     assert_recorded_once_and_released(&db).await;
 }
@@ -564,6 +769,20 @@ async fn a_takeover_whose_reply_was_lost_counts_its_lease_from_the_takeover() {
         takeover.wait_for_hits(1, DEADLINE).await,
         "the takeover's reply is lost"
     );
+    let (sent, _) = proxy
+        .exchanges(&Match::command("findAndModify").on("schema_lock"))
+        .into_iter()
+        .next()
+        .expect("the takeover was seen");
+    let reply = proxy
+        .wait_for_reply(&sent, DEADLINE)
+        .await
+        .expect("the server answered the takeover");
+    assert!(
+        !reply.delivered && reply.body.get_document("value").is_ok(),
+        "the takeover landed, unheard: {}",
+        reply.body
+    );
     let until = deadline();
     while counter(&db, "c_0003_slow").await < 2 {
         assert!(Instant::now() < until, "the holder ran c_0003_slow");
@@ -642,7 +861,11 @@ fn no_fence(body: &Document) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fence_found_landed_after_the_lease_clock_ran_out_revives_it_and_renewals_go_on() {
     let db = setup("revived_lease").await;
-    let lease_ms: u64 = 2_000;
+    // The fence of c_0003_slow must leave before the holder's clock runs
+    // out (c_0003_slow takes 0.72 of the lease, which leaves 1.4 s for its
+    // bookkeeping), and its outcome be learnt after (a third of the lease
+    // after it, so past 0.72 + 0.33 of the lease: certain).
+    let lease_ms: u64 = 5_000;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     // Renewals fail as on a primary stepping down: only fences renew.
     let failing = proxy.add(Rule::new(
@@ -661,11 +884,12 @@ async fn a_fence_found_landed_after_the_lease_clock_ran_out_revives_it_and_renew
     );
     let mut holder = Worker::new(WORKER, &db, lease_ms)
         .through(&proxy.uri())
-        .env("WORKER_SLOW_MS", lease_ms * 85 / 100)
+        .env("WORKER_SLOW_MS", lease_ms * 72 / 100)
         .env("WORKER_LAST_MS", lease_ms * 3 / 2)
         .spawn();
     wait_until_running(&db, &mut holder, "c_0003_slow", deadline()).await;
-    let waiter = Worker::new(WORKER, &db, lease_ms).spawn();
+    let waiting = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let waiter = Worker::new(WORKER, &db, lease_ms).through(&waiting.uri()).spawn();
     assert!(
         fence.wait_for_hits(1, DEADLINE).await,
         "the fence's reply is lost"
@@ -697,6 +921,16 @@ async fn a_fence_found_landed_after_the_lease_clock_ran_out_revives_it_and_renew
         .find(|command| command.at > lost && command.command == "find" && command.target == "schema_lock")
         .map(|command| command.at - before);
     assert!(failing.hits() >= 2, "renewals failed: {}", failing.hits());
+    let landed = seen
+        .iter()
+        .find(|command| command.command == "findAndModify" && about(&command.body, "c_0003_slow"))
+        .and_then(|command| proxy.reply_to(command))
+        .expect("the server answered the fence of c_0003_slow");
+    assert!(
+        !landed.delivered && landed.body.get_document("value").is_ok(),
+        "the fence landed, unheard: {}",
+        landed.body
+    );
     assert!(
         looked.is_some_and(|looked| looked > Duration::from_millis(lease_ms)),
         "the holder's clock ran out before it learnt that the fence landed: {looked:?}\n{}",
@@ -709,6 +943,10 @@ async fn a_fence_found_landed_after_the_lease_clock_ran_out_revives_it_and_renew
         Some("c_0001,c_0002,c_0003_slow,c_0004")
     );
     assert!(waiter.status.success(), "{}", text(&waiter));
+    assert!(
+        !refused_lock_inserts(&waiting).is_empty(),
+        "the waiter met the holder's lock"
+    );
     assert_eq!(line(&stdout(&waiter), "applied"), Some(""));
     assert_eq!(line(&stdout(&waiter), "interrupted"), None, "no takeover");
     for id in MIGRATIONS {

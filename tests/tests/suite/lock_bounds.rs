@@ -145,6 +145,18 @@ async fn a_lock_insert_whose_reply_was_lost_is_recognised_as_taken() {
         .await
         .expect("apply");
     assert_eq!(lost.hits(), 1, "the first insert's reply was lost");
+    // It landed: the server's reply, which the client never got, counts
+    // the inserted lock.
+    let inserts = proxy.exchanges(&Match::command("insert").on("schema_lock"));
+    let (_, reply) = inserts.first().expect("the lock insert was sent");
+    let reply = reply.as_ref().expect("the server answered the insert");
+    assert!(!reply.delivered, "the client never heard back");
+    assert_eq!(
+        reply.body.get("n").and_then(|n| n.as_i32()),
+        Some(1),
+        "{}",
+        reply.body
+    );
     assert_eq!(
         report.interrupted, None,
         "the lock was recognised as this process's own, not taken over from a ghost"

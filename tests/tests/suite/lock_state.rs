@@ -31,6 +31,22 @@ fn takeover() -> Match {
     Match::command("findAndModify").on("schema_lock")
 }
 
+/// Asserts that the first takeover through `proxy` landed (the server's
+/// reply, recorded at the proxy, holds the lock it matched) and that the
+/// client never got that reply.
+fn assert_landed_unheard(proxy: &FaultProxy) {
+    let exchanges = proxy.exchanges(&takeover());
+    let (sent, reply) = exchanges.first().expect("a takeover was sent");
+    let reply = reply.as_ref().expect("the server answered the takeover");
+    assert!(!reply.delivered, "the client never heard back");
+    assert!(
+        reply.body.get_document("value").is_ok(),
+        "the takeover landed: {} for {}",
+        reply.body,
+        sent.body
+    );
+}
+
 // Forgetting a migration while the lock is kept for a backfill's checkpoint.
 
 #[migration(id = "k_0001", group = "kept")]
@@ -169,6 +185,7 @@ async fn a_takeover_whose_reply_was_lost_still_reports_the_interrupted_holder() 
         .await
         .expect("apply");
     assert_eq!(lost.hits(), 1, "the takeover's reply was lost");
+    assert_landed_unheard(&proxy);
     let interrupted = report.interrupted.expect("the takeover is reported");
     assert_eq!(interrupted.previous_owner, previous);
     assert_eq!(interrupted.migration.as_deref(), Some("t_0001"));
@@ -189,6 +206,7 @@ async fn unlock_resolves_a_takeover_whose_reply_was_lost_instead_of_leaving_a_le
     // holder to wait for.
     let unlocked = manager(&proxy.database(&db).await, "takeover").unlock().await;
     assert_eq!(lost.hits(), 1, "the takeover's reply was lost");
+    assert_landed_unheard(&proxy);
     assert!(matches!(unlocked, Ok(true)), "{unlocked:?}");
     assert!(
         documents(&db, "schema_lock").await.is_empty(),

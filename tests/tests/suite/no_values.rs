@@ -95,6 +95,16 @@ async fn apply_capturing(db: &Database, group: &str) -> (Error, String) {
     (error, captured.text())
 }
 
+/// Asserts that `log` holds the event of migration `id` failing, with
+/// `code` from the server's error in it.
+fn assert_logged_the_failure(log: &str, id: &str, code: &str) {
+    let failure = log
+        .lines()
+        .find(|line| line.contains("migration failed") && line.contains(id))
+        .unwrap_or_else(|| panic!("the failure of {id} was logged:\n{log}"));
+    assert!(failure.contains(code), "{failure}");
+}
+
 /// The error as every way of showing it shows it: `Display`, each source,
 /// `Debug` and the alternate `Debug`.
 fn shown(error: &Error) -> String {
@@ -131,13 +141,15 @@ async fn a_duplicate_keys_value_shows_nowhere_but_the_index_and_the_code_do() {
         matches!(&error, Error::MigrationFailed { id, .. } if id == "v_0001_users"),
         "{error:?}"
     );
+    // The log was captured, and holds the failure's own event with the
+    // server's error: where the value would be, had it leaked.
+    assert_logged_the_failure(&log, "v_0001_users", "11000");
     let shown = shown(&error);
     assert!(!shown.contains("sentinel-7f3a91"), "{shown}");
     assert!(!log.contains("sentinel-7f3a91"), "{log}");
     // What is shown still says what happened, and where.
     assert!(shown.contains("11000"), "{shown}");
     assert!(shown.contains("index: email_1"), "{shown}");
-    assert!(log.contains("v_0001_users"), "{log}");
     // The raw error is there for code that asks for it.
     let server = error.server_error().expect("a server error");
     assert_eq!(server.code(), Some(11000));
@@ -180,6 +192,7 @@ async fn a_rejected_documents_fields_show_nowhere_but_the_code_does() {
     ));
     let (error, log) = apply_capturing(&proxy.database(&db).await, "rejected").await;
     assert_eq!(rejected.hits(), 1, "the insert was rejected");
+    assert_logged_the_failure(&log, "v_0001_rejected", "DocumentValidationFailure");
     let shown = shown(&error);
     assert!(!shown.contains("sentinel-7f3a91"), "{shown}");
     assert!(!log.contains("sentinel-7f3a91"), "{log}");
@@ -187,20 +200,62 @@ async fn a_rejected_documents_fields_show_nowhere_but_the_code_does() {
     assert!(shown.contains("DocumentValidationFailure"), "{shown}");
 }
 
+/// `uri` with the option `name=value` added, whether it has a query
+/// (`mongodb://h/?replicaSet=rs0`), a path without one (`mongodb://h/db`)
+/// or neither (`mongodb://h`).
+fn with_option(uri: &str, name: &str, value: &str) -> String {
+    if uri.contains('?') {
+        let separator = if uri.ends_with(['?', '&']) { "" } else { "&" };
+        format!("{uri}{separator}{name}={value}")
+    } else if uri.split_once("://").is_some_and(|(_, rest)| rest.contains('/')) {
+        format!("{uri}?{name}={value}")
+    } else {
+        format!("{uri}/?{name}={value}")
+    }
+}
+
 #[tokio::test]
 async fn no_debug_of_a_manager_or_a_connection_prints_the_clients_options() {
-    // The application name stands for every option: a `Debug` that shows
-    // it would show a TLS key's password or a proxy's too.
-    let uri = format!(
-        "{}/?appName=sentinel-app-7f3a91",
-        schema_tests::uri().trim_end_matches('/')
-    );
-    let connection = schema_core::connect(&uri, "no_values").await.expect("connect");
-    let mut options = ClientOptions::parse(&uri).await.expect("options");
-    options.app_name = Some("sentinel-lease-7f3a91".to_owned());
-    let manager = connection.manager().lease_client(options);
-    let shown = format!("{connection:?}\n{connection:#?}\n{manager:?}\n{manager:#?}");
-    connection.shutdown().await;
-    assert!(!shown.contains("sentinel-"), "{shown}");
-    assert!(shown.contains("no_values"), "the database is named: {shown}");
+    // The test server's URI, and one with a query already (the proxy's
+    // names `directConnection`), as a replica set's names `replicaSet`.
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    for base in [schema_tests::uri(), proxy.uri()] {
+        // The application name stands for every option: a `Debug` that
+        // shows it would show a TLS key's password or a proxy's too.
+        let uri = with_option(&base, "appName", "sentinel-app-7f3a91");
+        let mut options = ClientOptions::parse(&uri).await.expect("options");
+        assert_eq!(
+            options.app_name.as_deref(),
+            Some("sentinel-app-7f3a91"),
+            "the client's options hold the sentinel: {uri}"
+        );
+        let connection = schema_core::connect(&uri, "no_values").await.expect("connect");
+        connection
+            .database()
+            .run_command(doc! { "ping": 1 })
+            .await
+            .unwrap_or_else(|error| panic!("{uri} reaches the server: {error}"));
+        options.app_name = Some("sentinel-lease-7f3a91".to_owned());
+        let manager = connection.manager().lease_client(options);
+        let shown = format!("{connection:?}\n{connection:#?}\n{manager:?}\n{manager:#?}");
+        connection.shutdown().await;
+        assert!(!shown.contains("sentinel-"), "{shown}");
+        assert!(shown.contains("no_values"), "the database is named: {shown}");
+    }
+}
+
+#[test]
+fn an_option_is_added_to_a_uri_of_any_shape() {
+    for (uri, with) in [
+        ("mongodb://h", "mongodb://h/?appName=x"),
+        ("mongodb://h/", "mongodb://h/?appName=x"),
+        ("mongodb://h/db", "mongodb://h/db?appName=x"),
+        (
+            "mongodb://h/?replicaSet=rs0",
+            "mongodb://h/?replicaSet=rs0&appName=x",
+        ),
+        ("mongodb://h/db?w=1&", "mongodb://h/db?w=1&appName=x"),
+    ] {
+        assert_eq!(with_option(uri, "appName", "x"), with, "{uri}");
+    }
 }

@@ -96,18 +96,13 @@ async fn a_test_database_by_hand_is_dropped_when_asked() {
     let name = db.name().to_owned();
     assert_eq!(record_ids(&db, "schema_versions").await.len(), 11);
     let client = db.client().clone();
-    let listed = client.list_database_names().await.unwrap();
-    assert!(
-        listed.contains(&name),
-        "{name} is listed before the drop: {listed:?}"
-    );
+    let probe = fresh_database("by_hand_check").await;
+    let listed = probe.client().list_database_names().await.unwrap();
+    // The listing shows the database while it is there, so its absence
+    // below says it was dropped.
+    assert!(listed.contains(&name), "{name} is listed: {listed:?}");
     test.drop_database().await.unwrap();
-    let names = fresh_database("by_hand_check")
-        .await
-        .client()
-        .list_database_names()
-        .await
-        .unwrap();
+    let names = probe.client().list_database_names().await.unwrap();
     assert!(!names.contains(&name), "{name} was dropped");
     drop(client);
 }
