@@ -93,6 +93,7 @@ impl BackfillStatus {
             last_id_type: checkpoint
                 .position
                 .as_ref()
+                .filter(|_| checkpoint.batches > 0)
                 .map(|last| crate::stored::checkpoint::bson_type(last).to_owned()),
             unanswered: checkpoint.unanswered,
             by: checkpoint.by.clone(),

@@ -45,7 +45,7 @@ pub(super) struct Walk {
 /// The simple (binary) collation: the walk's `_id > last` and its sort must
 /// agree with the order it checks, whatever the collection's default. Asked
 /// for where a collation could change the comparison
-/// ([`walk::needs_collation`]).
+/// ([`walk::read_needs_collation`], [`walk::update_needs_collation`]).
 pub(super) fn binary() -> Collation {
     Collation::builder().locale("simple").build()
 }
@@ -129,7 +129,7 @@ impl Walk {
     /// batch this is, for errors.
     pub(super) async fn next_ids(&self, last: Option<&Bson>, at: &str) -> Result<(Vec<Bson>, bool), Error> {
         let size = self.batch_size as usize;
-        let collation = walk::needs_collation(&self.filter, last.map(std::slice::from_ref));
+        let collation = walk::read_needs_collation(&self.filter, last);
         let mut ids = self
             .find_ids(walk::after(&self.filter, last), size, collation, at)
             .await?;
@@ -170,7 +170,7 @@ impl Walk {
     }
 
     /// Up to `limit` `_id`s matching `query`, in `_id` order, under the
-    /// simple collation when `collation` (see [`walk::needs_collation`]).
+    /// simple collation when `collation` (see [`walk::read_needs_collation`]).
     pub(super) async fn find_ids(
         &self,
         query: Document,
@@ -254,7 +254,7 @@ impl Walk {
         at: &str,
     ) -> Result<mongodb::results::UpdateResult, Error> {
         let filter = walk::batch(&self.filter, ids);
-        let collation = walk::needs_collation(&self.filter, Some(ids)).then(binary);
+        let collation = walk::update_needs_collation(&self.filter, ids).then(binary);
         // Sent again only when it certainly did not run, or running it
         // twice changes nothing.
         let worth_another =

@@ -65,8 +65,9 @@
 //! - **On a collection with a default collation** the `_id` index has that
 //!   collation. Reads after a number, an ObjectId, a date or another `_id`
 //!   no collation compares, with a filter that holds no string, go without
-//!   the simple collation, so the index serves them; reads of string or
-//!   document `_id`s there keep it, and each may scan the keys left.
+//!   the simple collation, so the index serves them; reads after a string
+//!   or a document `_id` there keep it (a later document may hold a
+//!   string), and each may scan the keys left.
 //! - **Documents inserted meanwhile** with an `_id` below the position are
 //!   not visited. ObjectIds grow, so documents inserted with new ObjectIds
 //!   are.

@@ -141,7 +141,7 @@ impl Walk {
                     // is found to have landed.
                     let done = ids
                         .iter()
-                        .position(|id| Some(id) == checkpoint.position.as_ref())
+                        .position(|id| checkpoint.position.as_ref().is_some_and(|at| same_id(id, at)))
                         .ok_or_else(|| {
                             self.batch_failed(
                                 &at(checkpoint),
@@ -299,7 +299,7 @@ impl Walk {
             .map_err(|error| classify(Failure::Server(error)))?;
         let filter = super::walk::batch(&self.filter, ids);
         let mut sent = self.collection.update_many(filter, update.clone());
-        if super::walk::needs_collation(&self.filter, Some(ids)) {
+        if super::walk::update_needs_collation(&self.filter, ids) {
             sent = sent.collation(binary());
         }
         let sent = sent.session(&mut session);
@@ -396,6 +396,16 @@ impl Walk {
     }
 }
 
+/// Whether `a` and `b` are the same `_id`: equal, or both `NaN` of one
+/// type (a unique `_id` index holds one, since the server compares `NaN`
+/// equal to itself where `==` does not).
+fn same_id(a: &Bson, b: &Bson) -> bool {
+    a == b
+        || std::mem::discriminant(a) == std::mem::discriminant(b)
+            && super::walk::is_nan(a)
+            && super::walk::is_nan(b)
+}
+
 /// Whether the server ended the transaction for its lifetime
 /// (`transactionLifetimeLimitSeconds`), at any of its statements.
 fn too_long(failure: &Failure) -> bool {
@@ -456,5 +466,28 @@ async fn kill(session: &mut ClientSession, client: &mongodb::Client) {
 async fn abort(session: &mut ClientSession) {
     if let Err(failure) = within(KILL_BOUND, session.abort_transaction()).await {
         warn!(error = ?failure, "could not abort a backfill's transaction; the server ends it");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nan_id_is_the_same_id_as_itself_and_nothing_else_is_by_type() {
+        let nan = Bson::Double(f64::NAN);
+        assert!(same_id(&nan, &nan.clone()));
+        assert!(same_id(&Bson::Null, &Bson::Null));
+        assert!(same_id(&Bson::Int32(1), &Bson::Int32(1)));
+        assert!(!same_id(&nan, &Bson::Double(1.0)));
+        assert!(
+            !same_id(&Bson::Int32(1), &Bson::Int64(1)),
+            "as `==` says: one type"
+        );
+        let mut bytes = [0; 16];
+        bytes[15] = 0x7C;
+        let decimal_nan = Bson::Decimal128(mongodb::bson::Decimal128::from_bytes(bytes));
+        assert!(same_id(&decimal_nan, &decimal_nan.clone()));
+        assert!(!same_id(&decimal_nan, &nan));
     }
 }

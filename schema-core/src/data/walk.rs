@@ -18,7 +18,8 @@
 //! keeps string `_id`s in the order the walk checks. Where it cannot (no
 //! string in the filter, and an `_id` range of a type no collation
 //! touches), the reads and updates go without it, so that the `_id` index,
-//! which has the collection's collation, serves them ([`needs_collation`]).
+//! which has the collection's collation, serves them
+//! ([`read_needs_collation`], [`update_needs_collation`]).
 
 use mongodb::bson::{Bson, Document, doc};
 
@@ -137,16 +138,31 @@ pub(crate) fn is_nan(value: &Bson) -> bool {
     }
 }
 
-/// Whether a read or update of the walk must ask for the simple collation:
-/// unless neither `filter` nor the `_id`s it is given (the last one done
-/// for a read, the batch for an update) compare a string, the collection's
-/// own collation could change what matches or the order. `None` is the
-/// first read, of every type.
-pub(crate) fn needs_collation(filter: &Document, ids: Option<&[Bson]>) -> bool {
-    let Some(ids) = ids else {
+/// Whether the read of the `_id`s after `last` must ask for the simple
+/// collation: unless neither `filter` nor the range it reads can compare a
+/// string, the collection's own collation could change what matches or the
+/// order. The range `_id > last` holds every later value of `last`'s type,
+/// so what matters is the type: after a string or a symbol, or after any
+/// document (a later document may hold a string, even where `last` holds
+/// none), a collation changes the order. `None` is the first read, of every
+/// type; `$gt: MinKey` matches every type too.
+pub(crate) fn read_needs_collation(filter: &Document, last: Option<&Bson>) -> bool {
+    let Some(last) = last else {
         return true;
     };
-    filter.values().any(collatable) || ids.iter().any(|id| collatable(id) || ranges_over_all(id))
+    let range = matches!(
+        last,
+        Bson::String(_) | Bson::Symbol(_) | Bson::Document(_) | Bson::MinKey
+    ) || collatable(last);
+    range || filter.values().any(collatable)
+}
+
+/// Whether the update of the batch `ids` must ask for the simple
+/// collation: its `_id`s are matched by equality, so only a string in one
+/// of them (or in `filter`) can compare differently under the collection's
+/// collation.
+pub(crate) fn update_needs_collation(filter: &Document, ids: &[Bson]) -> bool {
+    filter.values().any(collatable) || ids.iter().any(collatable)
 }
 
 /// Whether a collation can change how `value` compares: strings and
@@ -160,11 +176,6 @@ fn collatable(value: &Bson) -> bool {
         Bson::Array(values) => values.iter().any(collatable),
         _ => false,
     }
-}
-
-/// `$gt: MinKey` is not held to MinKey's bracket: it matches every type.
-fn ranges_over_all(value: &Bson) -> bool {
-    matches!(value, Bson::MinKey)
 }
 
 /// The query operators a `$match` stage refuses, and so `countDocuments`,
@@ -326,25 +337,31 @@ mod tests {
     #[test]
     fn the_simple_collation_is_dropped_only_where_no_string_is_compared() {
         let ids = [Bson::ObjectId(ObjectId::new()), Bson::Int64(4)];
-        assert!(!needs_collation(&doc! {}, Some(&ids)));
-        assert!(!needs_collation(
-            &doc! { "n": { "$gte": 0 }, "gone": { "$exists": false } },
-            Some(&ids)
-        ));
+        assert!(!update_needs_collation(&doc! {}, &ids));
+        assert!(!read_needs_collation(&doc! {}, Some(&Bson::Int64(4))));
+        let filter = doc! { "n": { "$gte": 0 }, "gone": { "$exists": false } };
+        assert!(!update_needs_collation(&filter, &ids));
+        assert!(!read_needs_collation(&filter, Some(&ids[0])));
         // The first read spans every type.
-        assert!(needs_collation(&doc! {}, None));
+        assert!(read_needs_collation(&doc! {}, None));
         // A string anywhere in the filter, or among the `_id`s.
-        assert!(needs_collation(
-            &doc! { "status": { "$in": [1, "x"] } },
-            Some(&ids)
-        ));
-        assert!(needs_collation(&doc! {}, Some(&[Bson::String("a".into())])));
-        assert!(needs_collation(
+        let strings = doc! { "status": { "$in": [1, "x"] } };
+        assert!(update_needs_collation(&strings, &ids));
+        assert!(read_needs_collation(&strings, Some(&Bson::Int64(4))));
+        assert!(update_needs_collation(&doc! {}, &[Bson::String("a".into())]));
+        assert!(read_needs_collation(&doc! {}, Some(&Bson::String("a".into()))));
+        let with_a_string = Bson::Document(doc! { "tenant": "a", "n": 1 });
+        assert!(update_needs_collation(
             &doc! {},
-            Some(&[Bson::Document(doc! { "tenant": "a", "n": 1 })])
+            std::slice::from_ref(&with_a_string)
         ));
+        // After a document without a string, later documents may hold one:
+        // `{k: 2, s: "B"}` sorts before `{k: 2, s: "a"}` only in binary order.
+        let without = Bson::Document(doc! { "k": 1 });
+        assert!(!update_needs_collation(&doc! {}, std::slice::from_ref(&without)));
+        assert!(read_needs_collation(&doc! {}, Some(&without)));
         // `$gt: MinKey` matches every type, strings too.
-        assert!(needs_collation(&doc! {}, Some(&[Bson::MinKey])));
+        assert!(read_needs_collation(&doc! {}, Some(&Bson::MinKey)));
     }
 
     #[test]

@@ -115,7 +115,9 @@ impl Checkpoints {
             .into_iter()
             .find(|checkpoint| checkpoint.is(&self.migration, key));
         match saved {
-            Some(saved) if saved.checksum == self.checksum && saved.collection == collection => (saved, true),
+            Some(saved) if saved.checksum == self.checksum && saved.collection == collection => {
+                (saved.resumed(), true)
+            }
             Some(_) => {
                 warn!(
                     migration.id = %self.migration,

@@ -6,7 +6,7 @@
 //! checkpoints: [ { migration: "0010_events_status", checksum, // the body that saved it
 //!                  key: "events",          // which backfill of the migration
 //!                  collection: "events",
-//!                  position: <_id> | null, // the last _id done; null before the first batch
+//!                  position: <_id>,        // the last _id done (null too); absent before the first batch
 //!                  visited, matched, modified, batches, total,
 //!                  unanswered,             // runs that lost the answer to the next batch's update
 //!                  started_at, by: "host:pid" } ]
@@ -35,8 +35,16 @@ pub(crate) struct Checkpoint {
     /// collection, with `#2`, `#3`... for later ones on the same key.
     pub(crate) key: String,
     pub(crate) collection: String,
-    /// The last `_id` done; `None` before the first batch.
-    #[serde(default)]
+    /// The last `_id` done; `None` before the first batch. An `_id` of
+    /// `null` is a position like any other: stored as `null`, while `None`
+    /// is stored as no field at all (one stored as `null` before the first
+    /// batch, by an earlier version, reads back as `None`: see
+    /// [`Checkpoint::resumed`]).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) position: Option<Bson>,
     /// Documents handed to batches so far.
     #[serde(default, with = "saturating")]
@@ -63,7 +71,22 @@ pub(crate) struct Checkpoint {
     pub(crate) by: String,
 }
 
+/// A field that is there, whatever its value: `null` too.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Bson>, D::Error> {
+    Bson::deserialize(deserializer).map(Some)
+}
+
 impl Checkpoint {
+    /// This checkpoint as a backfill resumes from it: a position saved
+    /// before the first batch (`null` by an earlier version of this
+    /// format) is no position.
+    pub(crate) fn resumed(mut self) -> Checkpoint {
+        if self.batches == 0 {
+            self.position = None;
+        }
+        self
+    }
+
     /// The position of a backfill outside any managed migration, which is
     /// never saved.
     pub(crate) fn detached(collection: &str) -> Checkpoint {
@@ -155,10 +178,21 @@ mod tests {
             Some(Bson::Int64(1 << 40)),
             Some(Bson::String("user-42".into())),
             Some(Bson::ObjectId(ObjectId::new())),
+            // An `_id` of null is a position, not the lack of one.
+            Some(Bson::Null),
         ] {
             let saved = checkpoint(position);
             assert_eq!(round_trip(&saved), Ok(saved));
         }
+        // Saved with a null position before the first batch, by an earlier
+        // version: no position.
+        let mut earlier = super::super::write_document(&Checkpoint {
+            batches: 0,
+            ..checkpoint(None)
+        });
+        earlier.insert("position", Bson::Null);
+        let read = super::super::read::<Checkpoint>(&earlier).map(Checkpoint::resumed);
+        assert_eq!(read.map(|read| read.position), Ok(None));
         let closure_form = Checkpoint {
             matched: None,
             modified: None,

@@ -962,15 +962,43 @@ async fn a_fence_found_landed_after_the_lease_clock_ran_out_revives_it_and_renew
 /// records the migration without running it again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_release_that_finds_a_lost_fence_landed_keeps_its_completion_for_the_next_holder() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     let db = setup("release_keeps_fence").await;
-    let lease_ms: u64 = 2_000;
+    // The fence goes out 0.6 of a lease after the last renewal, well before
+    // the holder's clock ends; the release's read comes about two polls
+    // (a tenth of the lease each) after that end, well before the fence's
+    // own lease would end too.
+    let lease_ms: u64 = 5_000;
+    let lease = Duration::from_millis(lease_ms);
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    // Renewals fail as on a primary stepping down, so the slow migration's
-    // `running` write is the last to renew the lease before its fence.
+    // Renewals (also those that drop a recorded completion from the ledger)
+    // fail as on a primary stepping down, so the fence that names the slow
+    // migration as running next is the last write to renew the lease before
+    // that migration's own fence; the proxy notes when it saw that write,
+    // no earlier than it was sent.
     let renewals = proxy.add(Rule::new(
-        Match::any().when(renewal),
+        Match::any().when(no_fence),
         Fault::not_writable_primary(),
     ));
+    let running_seen: std::sync::Arc<Mutex<Option<Instant>>> = std::sync::Arc::default();
+    let noted = running_seen.clone();
+    let running = proxy.add(
+        Rule::new(
+            Match::command("findAndModify")
+                .on("schema_lock")
+                .when(move |body| {
+                    let starts = set_of(body).is_some_and(|set| set.get_str("running") == Ok("c_0003_slow"));
+                    if starts {
+                        *noted.lock().expect("not poisoned") = Some(Instant::now());
+                    }
+                    starts
+                }),
+            Fault::Delay(Duration::ZERO),
+        )
+        .times(1),
+    );
     // The slow migration's fence lands; its reply never comes.
     let fence = proxy.add(
         Rule::new(
@@ -981,30 +1009,49 @@ async fn a_release_that_finds_a_lost_fence_landed_keeps_its_completion_for_the_n
         )
         .times(1),
     );
-    // The two reads that would settle the fence fail: by the second the
-    // holder's clock has run out, and it gives the fence up as lost. (A
-    // time limit's error, which the driver does not retry on its own, so
-    // that each failure is one read of the holder's.)
+    // The reads that would settle the fence fail until the holder's clock
+    // has surely run out (a lease after the proxy saw the `running` write),
+    // and the first two after that: then the holder gives the fence up as
+    // lost. The next read, the release's, goes through. (A time limit's
+    // error, which the driver does not retry on its own, so that each
+    // failure is one read of the holder's.)
     let after_fence = fence.clone();
-    let reads = proxy.add(
-        Rule::new(
-            Match::command("find")
-                .on("schema_lock")
-                .when(move |_| after_fence.hits() > 0),
-            Fault::error(50, "MaxTimeMSExpired", "operation exceeded time limit"),
-        )
-        .times(2),
-    );
+    let failed_after_the_end = AtomicUsize::new(0);
+    let reads = proxy.add(Rule::new(
+        Match::command("find").on("schema_lock").when(move |_| {
+            if after_fence.hits() == 0 {
+                return false;
+            }
+            let end = running_seen
+                .lock()
+                .expect("not poisoned")
+                .map(|seen| seen + lease);
+            match end {
+                Some(end) if Instant::now() < end => true,
+                _ => failed_after_the_end.fetch_add(1, Ordering::SeqCst) < 2,
+            }
+        }),
+        Fault::error(50, "MaxTimeMSExpired", "operation exceeded time limit"),
+    ));
     let holder = Worker::new(WORKER, &db, lease_ms)
         .through(&proxy.uri())
-        .env("WORKER_SLOW_MS", lease_ms * 85 / 100)
+        .env("WORKER_SLOW_MS", lease_ms * 6 / 10)
         .spawn();
     let holder = finish(holder, deadline());
+    assert_eq!(
+        running.hits(),
+        1,
+        "the fence before the slow migration named it running"
+    );
 
     // The faults: the fence landed unanswered, the reads that followed it
     // failed, and the holder stopped with its lease lost.
     assert_eq!(fence.hits(), 1, "the fence's reply was lost");
-    assert_eq!(reads.hits(), 2, "the reads settling the fence failed");
+    assert!(
+        reads.hits() >= 2,
+        "the reads settling the fence failed until the lease was over: {}",
+        reads.hits()
+    );
     assert!(renewals.hits() >= 1, "renewals failed");
     assert!(!holder.status.success(), "{}", text(&holder));
     assert!(

@@ -864,3 +864,90 @@ async fn a_commit_quorum_of_a_majority_builds_on_a_replica_set() {
         .expect("built with a majority quorum");
     assert!(index(&db, "events", "at_1").await.is_some());
 }
+
+/// A collection whose default collation orders `"a"` before `"B"`, where
+/// binary order puts `"B"` first, with document `_id`s of which the first
+/// holds no string: the read after it must still keep the simple
+/// collation, since later documents hold strings, or one of them is
+/// skipped without a word.
+#[tokio::test]
+async fn document_ids_on_a_collection_with_a_default_collation_are_each_visited_once() {
+    let db = fresh_database("real_collated_documents").await;
+    if skip_unless_real(
+        &db,
+        "a collection's default collation must order strings inside document `_id`s unlike \
+         binary order; the emulator keeps no collation",
+    )
+    .await
+    {
+        return;
+    }
+    db.run_command(doc! { "create": "items", "collation": { "locale": "en", "strength": 2 } })
+        .await
+        .expect("create with a collation");
+    let ids = [
+        doc! { "k": 1 },
+        doc! { "k": 2, "s": "a" },
+        doc! { "k": 2, "s": "B" },
+        doc! { "k": 3 },
+    ];
+    let items: Vec<Document> = ids.iter().map(|id| doc! { "_id": id.clone(), "n": 0 }).collect();
+    db.collection::<Document>("items")
+        .insert_many(items)
+        .await
+        .expect("insert");
+    walk_three_ways(&db, ids.len() as u64).await;
+}
+
+#[schema_core::migration(id = "r_odd_positions", group = "real_server_odd_positions")]
+async fn odd_positions(db: &Database) -> Result<(), Error> {
+    schema_core::data::Backfill::new(db, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(1)
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// Under a manager on a replica set, each batch of one document commits
+/// with its checkpoint, whose position is then a `null` `_id` and a `NaN`
+/// one in turn: the walk finds each committed position in its batch
+/// (`NaN` is not `==` to itself) and goes on, every document once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_managed_backfill_on_a_replica_set_commits_batches_ending_at_null_and_nan_ids() {
+    let db = fresh_database("real_odd_positions").await;
+    if schema_tests::server::require_replica_set_members(
+        &db,
+        1,
+        "the batches of a managed backfill are transactions only on a replica set; the emulator \
+         cannot store a `NaN` `_id`",
+    )
+    .await
+    {
+        return;
+    }
+    let ids = [
+        Bson::MinKey,
+        Bson::Null,
+        Bson::Double(f64::NAN),
+        Bson::Double(f64::NEG_INFINITY),
+        Bson::Int32(1),
+        Bson::String("s".into()),
+    ];
+    let items: Vec<Document> = ids.iter().map(|id| doc! { "_id": id.clone(), "n": 0 }).collect();
+    db.collection::<Document>("items")
+        .insert_many(items)
+        .await
+        .expect("insert");
+    schema_core::SchemaManager::new(db.clone())
+        .migrations(schema_core::Migrations::group("real_server_odd_positions").expect("the group is valid"))
+        .apply_all()
+        .await
+        .expect("apply");
+    let all = db
+        .collection::<Document>("items")
+        .count_documents(doc! { "n": 1 })
+        .await
+        .expect("count");
+    assert_eq!(all, ids.len() as u64, "every document changed once");
+}
