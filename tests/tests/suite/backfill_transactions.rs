@@ -265,6 +265,24 @@ fn statements(seen: &[schema_tests::proxy::Seen]) -> Vec<&'static str> {
         .collect()
 }
 
+/// How many `_id`s each batch's `update` of `items` was sent for, in the
+/// order `seen` holds them.
+fn update_sizes(seen: &[schema_tests::proxy::Seen]) -> Vec<usize> {
+    seen.iter()
+        .filter(|command| command.command == "update" && command.target == "items")
+        .map(|command| batch_size(&command.body))
+        .collect()
+}
+
+/// The server's answer to a statement of a transaction that its lifetime
+/// limit ended.
+fn lifetime_exceeded() -> schema_tests::proxy::Fault {
+    schema_tests::proxy::Fault::Reply(doc! {
+        "ok": 0.0, "code": 290, "codeName": "TransactionExceededLifetimeLimitSeconds",
+        "errmsg": "Aborting transaction because it exceeded the lifetime limit",
+    })
+}
+
 /// The `_id`s a batch's `update` was sent for.
 fn batch_size(body: &Document) -> usize {
     body.get_array("updates")
@@ -472,7 +490,7 @@ async fn a_lost_commit_that_a_lagging_read_does_not_show_is_never_committed_twic
 /// again. The next read settles the whole batch as done.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_whose_commit_is_unsettled_is_not_split_and_not_applied_twice() {
-    use schema_tests::proxy::{Fault, Match, Rule};
+    use schema_tests::proxy::{Match, Rule};
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_unsettled_split").await;
     let Some(proxy) = as_replica_set(&db).await else {
@@ -486,10 +504,7 @@ async fn a_batch_whose_commit_is_unsettled_is_not_split_and_not_applied_twice() 
             Match::command("update")
                 .on("items")
                 .when(move |body| in_transaction(body) && after_loss.hits() > 0),
-            Fault::Reply(doc! {
-                "ok": 0.0, "code": 290, "codeName": "TransactionExceededLifetimeLimitSeconds",
-                "errmsg": "Aborting transaction because it exceeded the lifetime limit",
-            }),
+            lifetime_exceeded(),
         )
         .times(1),
     );
@@ -499,12 +514,7 @@ async fn a_batch_whose_commit_is_unsettled_is_not_split_and_not_applied_twice() 
         1,
         "the try after the lagging read met the lifetime"
     );
-    let sizes: Vec<usize> = proxy
-        .seen()
-        .iter()
-        .filter(|command| command.command == "update" && command.target == "items")
-        .map(|command| batch_size(&command.body))
-        .collect();
+    let sizes = update_sizes(&proxy.seen());
     assert_eq!(sizes, [100, 100, 100, 50], "the first batch was never split");
     assert_eq!(tally(&db, "items").await, [(1, 250)].into(), "each batch once");
     assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
@@ -553,7 +563,7 @@ async fn write_conflicts_inside_a_batch_s_transaction_are_tried_again_while_the_
 /// each committed with its checkpoint; the batches after it are whole.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_too_long_for_one_transaction_is_split_in_halves() {
-    use schema_tests::proxy::{Fault, Match, Rule};
+    use schema_tests::proxy::{Match, Rule};
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_split").await;
     let Some(proxy) = as_replica_set(&db).await else {
@@ -563,10 +573,7 @@ async fn a_batch_too_long_for_one_transaction_is_split_in_halves() {
     let expired = proxy.add(
         Rule::new(
             Match::command("update").on("items").when(in_transaction),
-            Fault::Reply(doc! {
-                "ok": 0.0, "code": 290, "codeName": "TransactionExceededLifetimeLimitSeconds",
-                "errmsg": "Aborting transaction because it exceeded the lifetime limit",
-            }),
+            lifetime_exceeded(),
         )
         .times(1),
     );
@@ -575,12 +582,7 @@ async fn a_batch_too_long_for_one_transaction_is_split_in_halves() {
         .await
         .expect("apply");
     assert_eq!(expired.hits(), 1);
-    let sizes: Vec<usize> = proxy
-        .seen()
-        .iter()
-        .filter(|command| command.command == "update" && command.target == "items")
-        .map(|command| batch_size(&command.body))
-        .collect();
+    let sizes = update_sizes(&proxy.seen());
     assert_eq!(sizes, [100, 50, 50, 100, 50]);
     assert_eq!(tally(&db, "items").await, [(1, 250)].into());
     assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
@@ -632,11 +634,7 @@ async fn a_first_statement_given_up_on_has_its_session_killed_on_the_server() {
         .flat_map(|sessions| sessions.iter().filter_map(|session| session.as_document()))
         .collect();
     assert_eq!(killed, [&lsid], "the held statement's session was killed");
-    let sizes: Vec<usize> = seen
-        .iter()
-        .filter(|command| command.command == "update" && command.target == "items")
-        .map(|command| batch_size(&command.body))
-        .collect();
+    let sizes = update_sizes(&seen);
     assert_eq!(sizes, [100, 50, 50, 100, 50]);
     assert_eq!(tally(&db, "items").await, [(1, 250)].into());
     assert_eq!(record_ids(&db, "schema_versions").await, ["b_transactions"]);
