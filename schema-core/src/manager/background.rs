@@ -264,7 +264,7 @@ impl SchemaManager {
                 Err(failure) => failure,
             };
             if worth_another(&failure) {
-                let in_a_row = streak.note(self.progress().await);
+                let in_a_row = streak.note(self.standing().await);
                 if in_a_row <= TRANSIENT_FAILURES {
                     warn!(error = %failure, in_a_row, "background migrations: trying again");
                     retry::pause(AFTER_FAILURE * in_a_row, None).await;
@@ -285,7 +285,7 @@ impl SchemaManager {
     /// checkpoint counts. `None` when either cannot be read (the server may
     /// still be failing over): that failure then counts as one without
     /// progress.
-    async fn progress(&self) -> Option<Progress> {
+    async fn standing(&self) -> Option<Standing> {
         let stored = match self.records().read_all().await {
             Ok(stored) => stored,
             Err(error) => {
@@ -300,7 +300,7 @@ impl SchemaManager {
                 return None;
             }
         };
-        Some(Progress {
+        Some(Standing {
             recorded: stored.records.into_iter().map(|record| record.id).collect(),
             batches: backfills
                 .into_iter()
@@ -361,16 +361,16 @@ fn worth_another(failure: &Error) -> bool {
 /// How far the migrations stand after a failure: the ids recorded, and
 /// the batches done by each backfill's checkpoint, by migration and key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Progress {
+struct Standing {
     recorded: BTreeSet<String>,
     batches: BTreeMap<(String, String), u64>,
 }
 
-impl Progress {
+impl Standing {
     /// Whether this stands further than `before`: an id recorded that was
     /// not, or a checkpoint with more batches done (a new one included).
     /// A checkpoint gone with its migration's record shows as that record.
-    fn beyond(&self, before: &Progress) -> bool {
+    fn beyond(&self, before: &Standing) -> bool {
         self.recorded.difference(&before.recorded).next().is_some()
             || self
                 .batches
@@ -388,7 +388,7 @@ impl Progress {
 #[derive(Debug, Default)]
 struct Streak {
     /// How far things stood at the last failure whose progress was read.
-    last: Option<Progress>,
+    last: Option<Standing>,
     count: u32,
 }
 
@@ -396,7 +396,7 @@ impl Streak {
     /// Counts a failure after which things stand at `now` (`None` when
     /// that could not be read: no progress seen); returns how many in a
     /// row it makes.
-    fn note(&mut self, now: Option<Progress>) -> u32 {
+    fn note(&mut self, now: Option<Standing>) -> u32 {
         let progressed = match (&self.last, &now) {
             (Some(before), Some(now)) => now.beyond(before),
             _ => false,
@@ -522,8 +522,8 @@ mod tests {
 
     /// How far things stand: `recorded` ids, and one backfill of `m2`
     /// with `batches` done.
-    fn standing(recorded: &[&str], batches: u64) -> Progress {
-        Progress {
+    fn standing(recorded: &[&str], batches: u64) -> Standing {
+        Standing {
             recorded: recorded.iter().map(|id| (*id).to_owned()).collect(),
             batches: [(("m2".to_owned(), "items".to_owned()), batches)].into(),
         }
