@@ -284,6 +284,7 @@ impl Walk {
                 collection: self.collection.name().to_owned(),
                 at: at.to_owned(),
                 at_most: None,
+                counted: true,
                 source: failure.into_source(format!("update a batch of `{}`", self.collection.name())),
             });
         }

@@ -38,7 +38,7 @@
 //! | server | a batch of [`update`](Backfill::update) is applied |
 //! | --- | --- |
 //! | replica set or sharded cluster, under a manager | **exactly once**: the batch's `updateMany` and its checkpoint are one transaction, whose checkpoint write is fenced by the lease: a process that lost the lock cannot apply a batch, and a transaction whose commit reply was lost is settled by reading the lock back before the batch is tried again |
-//! | standalone, or outside a manager | **once, and once more by each run that stopped in it**: the batch under way when the holder died is done again by the next holder; an update whose outcome is unknown (its reply lost, no answer within the lease) is never sent again as if it had not run: the backfill stops with [`Error::BackfillOutcomeUnknown`] naming the batch, the checkpoint counts the runs that lost that batch's answer, the error says how many times its documents may have been changed, and the next run does it once more |
+//! | standalone, or outside a manager | **once, and once more by each run that stopped in it**: the batch under way when the holder died is done again by the next holder; an update whose outcome is unknown (its reply lost, no answer within the lease) is never sent again as if it had not run: the backfill stops with [`Error::BackfillOutcomeUnknown`] naming the batch, the checkpoint counts the runs that lost that batch's answer, the error says how many times its documents may have been changed (or, when that count could not be saved, that later runs count one such run fewer), and the next run does it once more |
 //!
 //! An update declared [`idempotent`](Backfill::idempotent) is sent again
 //! when its outcome is unknown, on any server. The function form
@@ -389,11 +389,13 @@ impl<'a> Backfill<'a> {
             };
             if !in_transaction {
                 let mut changed = walk.change(&mut work, &mut checkpoint, ids, &at).await;
-                if let (Err(Error::BackfillOutcomeUnknown { at_most, .. }), Some(managed)) =
+                if let (Err(Error::BackfillOutcomeUnknown { at_most, counted, .. }), Some(managed)) =
                     (&mut changed, &managed)
                 {
                     // Kept in the checkpoint, so that the next run that
-                    // loses this batch's answer counts this run too.
+                    // loses this batch's answer counts this run too. When
+                    // that cannot be saved, the error says the later
+                    // counts are one short.
                     checkpoint.unanswered = unanswered.saturating_add(1);
                     *at_most = Some(checkpoint.unanswered.saturating_add(1));
                     if let Err(not_saved) = managed.checkpoints.save(&checkpoint).await {
@@ -402,6 +404,7 @@ impl<'a> Backfill<'a> {
                             error = %not_saved,
                             "could not note in the checkpoint that a batch's update got no answer"
                         );
+                        *counted = false;
                     }
                 }
                 changed?;

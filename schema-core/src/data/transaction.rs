@@ -242,6 +242,7 @@ impl Walk {
                         collection: self.collection.name().to_owned(),
                         at: at.clone(),
                         at_most: None,
+                        counted: true,
                         source: failure
                             .into_source(format!("commit a batch of `{}`", self.collection.name())),
                     }

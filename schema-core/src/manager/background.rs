@@ -7,16 +7,18 @@
 //! runs under the same lock, lease, fencing and records as a start. It
 //! keeps trying while another process holds the lock (that holder applies
 //! the same migrations, or lets go and this task takes over), and after a
-//! transient failure (a failover during a migration's body included), up to
-//! five of the same in a row, pausing longer after each; a migration that
-//! fails otherwise ends it, with the failure kept for
+//! transient failure (a failover during a migration's body included, which
+//! runs that body again), up to five in a row whatever their kind or code,
+//! pausing longer after each, the count starting again once a run made
+//! progress (a migration recorded, a backfill's checkpoint moved); a
+//! migration that fails otherwise ends it, with the failure kept for
 //! [`wait_applied`](SchemaManager::wait_applied) and
 //! [`status`](SchemaManager::status). A task dropped with its runtime is
 //! no longer counted as running, so the next `apply_all` starts another.
 //!
 //! [`wait_for_background`]: SchemaManager::wait_for_background
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -30,8 +32,9 @@ use crate::stored::record::Stored;
 use crate::support::error::{Error, ServerError};
 use crate::support::{faults, retry};
 
-/// How many transient failures in a row (see [`worth_another`] and
-/// [`Streak`]) the background task rides out; the next one stops it.
+/// How many transient failures in a row without progress (see
+/// [`worth_another`] and [`Streak`]) the background task rides out; the
+/// next one stops it.
 const TRANSIENT_FAILURES: u32 = 5;
 
 /// The pause after a transient failure, times how many in a row, jittered.
@@ -260,17 +263,50 @@ impl SchemaManager {
                 }
                 Err(failure) => failure,
             };
-            let in_a_row = streak.note(&failure);
-            if worth_another(&failure) && in_a_row <= TRANSIENT_FAILURES {
-                warn!(error = %failure, in_a_row, "background migrations: trying again");
-                retry::pause(AFTER_FAILURE * in_a_row, None).await;
-                continue;
+            if worth_another(&failure) {
+                let in_a_row = streak.note(self.standing().await);
+                if in_a_row <= TRANSIENT_FAILURES {
+                    warn!(error = %failure, in_a_row, "background migrations: trying again");
+                    retry::pause(AFTER_FAILURE * in_a_row, None).await;
+                    continue;
+                }
             }
             let id = failure_id(&failure).unwrap_or(first);
             error!(error = %failure, migration.id = %id, "background migrations stopped");
             running.failure = Some((id, failure));
             return;
         }
+    }
+}
+
+impl SchemaManager {
+    /// How far the migrations stand, read after a transient failure of the
+    /// background task: the ids recorded and the batches each backfill's
+    /// checkpoint counts. `None` when either cannot be read (the server may
+    /// still be failing over): that failure then counts as one without
+    /// progress.
+    async fn standing(&self) -> Option<Standing> {
+        let stored = match self.records().read_all().await {
+            Ok(stored) => stored,
+            Err(error) => {
+                warn!(%error, "background migrations: could not read how far they stand");
+                return None;
+            }
+        };
+        let backfills = match self.lock().backfills().await {
+            Ok(backfills) => backfills,
+            Err(error) => {
+                warn!(%error, "background migrations: could not read the backfills' checkpoints");
+                return None;
+            }
+        };
+        Some(Standing {
+            recorded: stored.records.into_iter().map(|record| record.id).collect(),
+            batches: backfills
+                .into_iter()
+                .map(|backfill| ((backfill.migration, backfill.key), backfill.batches))
+                .collect(),
+        })
     }
 }
 
@@ -294,24 +330,25 @@ impl Drop for Running {
 /// error among its causes (a migration returns a backfill's error, which
 /// becomes the cause of `MigrationFailed`), says the server did not answer
 /// in time, the lease was lost, or a backfill's batch has an outcome
-/// unknown (the next run does it once more); or the first server error
-/// among them is a transient one: a failover (`NotWritablePrimary`,
-/// `InterruptedDueToReplStateChange`, `ShutdownInProgress`, ...), the
-/// network, a write concern not met. The migration was not fenced, so the
-/// next attempt runs it again, as the next holder would after a crash. A
-/// panic, a migration's own error and any other refusal of the server are
-/// final.
+/// unknown that the checkpoint counts (the next run does it once more); or
+/// the first server error among them is a transient one: a failover
+/// (`NotWritablePrimary`, `InterruptedDueToReplStateChange`,
+/// `ShutdownInProgress`, ...), the network, a write concern not met. The
+/// migration was not fenced, so the next attempt runs it again, its body
+/// from the start, as the next holder would after a crash. A panic, a
+/// migration's own error, an outcome unknown that the checkpoint could not
+/// count (each run more would be counted one short) and any other refusal
+/// of the server are final.
 fn worth_another(failure: &Error) -> bool {
     if matches!(failure, Error::MigrationPanicked { .. }) {
         return false;
     }
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(failure);
     while let Some(error) = cause {
-        if let Some(
-            Error::ServerTimeout { .. } | Error::LockLost { .. } | Error::BackfillOutcomeUnknown { .. },
-        ) = error.downcast_ref::<Error>()
-        {
-            return true;
+        match error.downcast_ref::<Error>() {
+            Some(Error::BackfillOutcomeUnknown { counted, .. }) => return *counted,
+            Some(Error::ServerTimeout { .. } | Error::LockLost { .. }) => return true,
+            _ => {}
         }
         if let Some(server) = error.downcast_ref::<ServerError>() {
             return faults::is_transient(server.raw());
@@ -321,30 +358,57 @@ fn worth_another(failure: &Error) -> bool {
     false
 }
 
-/// The failures of the background task in a row, told apart by their
-/// kind, the server's code and the migration they name: a failure that
-/// differs from the one before, such as one naming a later migration once
-/// an earlier one is recorded, starts the count again.
+/// How far the migrations stand after a failure: the ids recorded, and
+/// the batches done by each backfill's checkpoint, by migration and key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Standing {
+    recorded: BTreeSet<String>,
+    batches: BTreeMap<(String, String), u64>,
+}
+
+impl Standing {
+    /// Whether this stands further than `before`: an id recorded that was
+    /// not, or a checkpoint with more batches done (a new one included).
+    /// A checkpoint gone with its migration's record shows as that record.
+    fn beyond(&self, before: &Standing) -> bool {
+        self.recorded.difference(&before.recorded).next().is_some()
+            || self
+                .batches
+                .iter()
+                .any(|(key, batches)| before.batches.get(key).is_none_or(|before| batches > before))
+    }
+}
+
+/// The transient failures of the background task in a row, whatever their
+/// kind, code or migration: during a failover they alternate (10107,
+/// 11602, 91, a lost connection without a code), and should not start the
+/// count again. Progress does: a migration recorded, or a backfill's
+/// checkpoint moved, since the last failure, so that a long backfill that
+/// gets further on each run is not stopped.
 #[derive(Debug, Default)]
 struct Streak {
-    last: Option<(&'static str, Option<i32>, Option<String>)>,
+    /// How far things stood at the last failure whose progress was read.
+    last: Option<Standing>,
     count: u32,
 }
 
 impl Streak {
-    /// Counts `failure`; returns how many in a row it makes.
-    fn note(&mut self, failure: &Error) -> u32 {
-        let seen = (
-            failure.kind(),
-            failure.server_error().and_then(ServerError::code),
-            failure_id(failure),
-        );
-        if self.last.as_ref() == Some(&seen) {
-            self.count = self.count.saturating_add(1);
-        } else {
-            self.last = Some(seen);
-            self.count = 1;
+    /// Counts a failure after which things stand at `now` (`None` when
+    /// that could not be read: no progress seen); returns how many in a
+    /// row it makes.
+    fn note(&mut self, now: Option<Standing>) -> u32 {
+        let progressed = match (&self.last, &now) {
+            (Some(before), Some(now)) => now.beyond(before),
+            _ => false,
+        };
+        if now.is_some() {
+            self.last = now;
         }
+        self.count = if progressed {
+            1
+        } else {
+            self.count.saturating_add(1)
+        };
         self.count
     }
 }
@@ -393,7 +457,8 @@ mod tests {
         let outcome_unknown = Error::BackfillOutcomeUnknown {
             collection: "items".to_owned(),
             at: "its first batch".to_owned(),
-            at_most: None,
+            at_most: Some(2),
+            counted: true,
             source: Box::new(refused(6)),
         };
         assert!(worth_another(&outcome_unknown));
@@ -433,18 +498,70 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_counted_in_a_row_and_a_different_one_starts_again() {
+    fn an_outcome_unknown_that_the_checkpoint_could_not_count_is_final() {
+        let uncounted = || Error::BackfillOutcomeUnknown {
+            collection: "items".to_owned(),
+            at: "its first batch".to_owned(),
+            at_most: Some(2),
+            counted: false,
+            source: Box::new(refused(6)),
+        };
+        assert!(!worth_another(&uncounted()));
+        let returned = Error::MigrationFailed {
+            id: "m".to_owned(),
+            source: Box::new(uncounted()),
+        };
+        assert!(!worth_another(&returned));
+        let said = crate::support::error::chain(&returned);
+        assert!(
+            said.contains("later runs count one such run fewer than there were")
+                && said.contains("may have been changed up to 2 times, one more than those runs say"),
+            "{said}"
+        );
+    }
+
+    /// How far things stand: `recorded` ids, and one backfill of `m2`
+    /// with `batches` done.
+    fn standing(recorded: &[&str], batches: u64) -> Standing {
+        Standing {
+            recorded: recorded.iter().map(|id| (*id).to_owned()).collect(),
+            batches: [(("m2".to_owned(), "items".to_owned()), batches)].into(),
+        }
+    }
+
+    #[test]
+    fn failures_are_counted_in_a_row_whatever_they_are_until_something_moves() {
         let mut streak = Streak::default();
-        let counts: Vec<u32> = (0..5)
-            .map(|_| streak.note(&migration_failed("m2", 10107)))
-            .collect();
-        assert_eq!(counts, [1, 2, 3, 4, 5]);
-        // Another code, then the first again: each starts at one.
-        assert_eq!(streak.note(&migration_failed("m2", 11602)), 1);
-        assert_eq!(streak.note(&migration_failed("m2", 10107)), 1);
-        assert_eq!(streak.note(&migration_failed("m2", 10107)), 2);
-        // The same failure on a later migration: the earlier one was
-        // recorded in between, which is progress.
-        assert_eq!(streak.note(&migration_failed("m3", 10107)), 1);
+        // Nothing moves between them (whatever their codes): one more each
+        // time, unread progress included.
+        let counts: Vec<u32> = [
+            Some(standing(&["m1"], 3)),
+            Some(standing(&["m1"], 3)),
+            None,
+            Some(standing(&["m1"], 3)),
+            Some(standing(&["m1"], 3)),
+            Some(standing(&["m1"], 3)),
+        ]
+        .into_iter()
+        .map(|now| streak.note(now))
+        .collect();
+        assert_eq!(counts, [1, 2, 3, 4, 5, 6]);
+        // The backfill's checkpoint moved: the count starts again.
+        assert_eq!(streak.note(Some(standing(&["m1"], 4))), 1);
+        assert_eq!(streak.note(Some(standing(&["m1"], 4))), 2);
+        // Moved while its progress could not be read: seen at the next
+        // read, against the last one read.
+        assert_eq!(streak.note(None), 3);
+        assert_eq!(streak.note(Some(standing(&["m1"], 5))), 1);
+        // A checkpoint that starts over is no progress; a migration
+        // recorded is.
+        assert_eq!(streak.note(Some(standing(&["m1"], 0))), 2);
+        assert_eq!(streak.note(Some(standing(&["m1", "m2"], 0))), 1);
+        // A checkpoint that appears is progress; one that goes is not,
+        // when its migration was not recorded.
+        let mut more = standing(&["m1", "m2"], 0);
+        more.batches.insert(("m3".to_owned(), "users".to_owned()), 1);
+        assert_eq!(streak.note(Some(more)), 1);
+        assert_eq!(streak.note(Some(standing(&["m1", "m2"], 0))), 2);
     }
 }

@@ -427,14 +427,15 @@ pub enum Error {
     /// again, since an update applied twice can change its documents twice.
     /// The batches before it are done (and, under a manager,
     /// checkpointed). On a server without transactions, under a manager,
-    /// the checkpoint keeps how many runs lost this batch's answer, and
-    /// the next run does the batch once more. An update declared
+    /// the checkpoint keeps how many runs lost this batch's answer (when
+    /// it can be saved; see `counted`), and the next run does the batch
+    /// once more. An update declared
     /// [`idempotent`](crate::data::Backfill::idempotent) is sent again
     /// instead.
     #[error(
         "the backfill of `{collection}` got no answer to the update of {at}, so it may or may not \
          have been applied; {}",
-        outcome_unknown(*at_most)
+        outcome_unknown(*at_most, *counted)
     )]
     BackfillOutcomeUnknown {
         /// The collection it walks.
@@ -449,6 +450,13 @@ pub enum Error {
         /// transaction, which the next run finds committed or not, and
         /// outside a manager, which keeps no checkpoint.
         at_most: Option<u64>,
+        /// `false` when this run could not save in the checkpoint that it
+        /// lost the batch's answer (the save failed, or the lease was
+        /// lost): later runs then count one such run fewer than there
+        /// were, and say one time fewer than the documents may have been
+        /// changed. The background task does not try again after it.
+        /// `true` otherwise, including where nothing is counted.
+        counted: bool,
         /// What happened to the update.
         #[source]
         source: BoxError,

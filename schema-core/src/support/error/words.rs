@@ -60,11 +60,18 @@ pub(super) fn describe_not_applied(pending: &[String], running: Option<&str>, wa
 
 /// What a backfill's update of unknown outcome means for its documents,
 /// given how many times they may have been changed once the next run has
-/// done the batch again (`None` where no run does it as a matter of course).
-pub(super) fn outcome_unknown(at_most: Option<u64>) -> String {
+/// done the batch again (`None` where no run does it as a matter of course)
+/// and whether the checkpoint counts this run's loss of the answer.
+pub(super) fn outcome_unknown(at_most: Option<u64>, counted: bool) -> String {
     const IDEMPOTENT: &str = "declare the update `idempotent` to have it sent again instead";
     match at_most {
         None => format!("it was not sent again, and the batches before it are done ({IDEMPOTENT})"),
+        Some(at_most) if !counted => format!(
+            "it was not sent again, and the checkpoint could not be told that this run lost its \
+             answer, so later runs count one such run fewer than there were: once the next run has \
+             done this batch again, its documents may have been changed up to {at_most} times, one \
+             more than those runs say ({IDEMPOTENT})"
+        ),
         Some(at_most) if at_most <= 2 => format!(
             "it was not sent again: the next run does this batch once more, so its documents may \
              have been changed twice ({IDEMPOTENT})"
