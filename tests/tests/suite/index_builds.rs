@@ -1,4 +1,6 @@
-//! Index builds a migration waits for: the commit quorum it may choose,
+//! Index builds a migration waits for: the commit quorum it may choose
+//! (sent to a replica set member or a `mongos`, left out on a standalone,
+//! whose `hello` the proxy answers as the real server's),
 //! the bound it may set (the build goes on in the server, and the next run
 //! waits for it), and a build waiting for its quorum as `status` and the
 //! command line show it. The emulator builds at once and reports no
@@ -10,12 +12,13 @@ use std::time::{Duration, Instant};
 
 use schema_core::indexes::{ascending, ensure_indexes};
 use schema_core::mongodb::Database;
-use schema_core::mongodb::bson::{Document, doc};
+use schema_core::mongodb::bson::{DateTime, Document, doc};
 use schema_core::mongodb::options::CommitQuorum;
 use schema_core::{Error, Migrations, SchemaManager, migration};
-use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
+use schema_tests::proxy::{Answer, Fault, FaultProxy, Match, Rule, RuleHandle};
+use schema_tests::server::{ServerKind, kind, require_replica_set_members};
 use schema_tests::workers::{self, Worker};
-use schema_tests::{fresh_database, index_documents, monitored_database, record_ids, take_command_documents};
+use schema_tests::{fresh_database, index_documents, record_ids};
 
 const GROUP: &str = "index_builds";
 const BOUNDED: &str = "ib_0001_bounded_build";
@@ -37,34 +40,117 @@ async fn indexed(db: &Database, collection: &str, field: &str) -> bool {
         .any(|index| index.get_document("key").is_ok_and(|key| key.contains_key(field)))
 }
 
+/// The `hello` the library sends on `db` itself; the driver's own (its
+/// handshake and monitoring) go to `admin`.
+fn library_hello(db: &Database) -> Match {
+    let name = db.name().to_owned();
+    Match::command("hello").when(move |body| body.get_str("$db") == Ok(name.as_str()))
+}
+
+/// A standalone `mongod`'s `hello` (7.0's fields): no `setName`.
+fn standalone_hello() -> Document {
+    doc! {
+        "isWritablePrimary": true, "topologyVersion": { "processId": schema_core::mongodb::bson::oid::ObjectId::new(), "counter": 0_i64 },
+        "maxBsonObjectSize": 16_777_216, "maxMessageSizeBytes": 48_000_000, "maxWriteBatchSize": 100_000,
+        "localTime": DateTime::now(), "logicalSessionTimeoutMinutes": 30, "connectionId": 7,
+        "minWireVersion": 0, "maxWireVersion": 21, "readOnly": false, "ok": 1.0,
+    }
+}
+
+/// The `hello` of the primary `m1:27017` of the replica set `rs0`.
+fn primary_hello() -> Document {
+    let mut hello = standalone_hello();
+    hello.insert("hosts", ["m1:27017", "m2:27017", "m3:27017"].to_vec());
+    hello.insert("setName", "rs0");
+    hello.insert("setVersion", 1);
+    hello.insert("secondary", false);
+    hello.insert("primary", "m1:27017");
+    hello.insert("me", "m1:27017");
+    hello
+}
+
+/// Answers the library's `hello` on `db` with `reply` (its `localTime`
+/// fresh each time).
+fn answer_hello(proxy: &FaultProxy, db: &Database, reply: fn() -> Document) -> RuleHandle {
+    proxy.add(Rule::new(library_hello(db), Fault::Answer(Answer::new(move |_| reply()))))
+}
+
+/// The bodies of the commands named `name` the proxy saw on `db`.
+fn sent(proxy: &FaultProxy, db: &Database, name: &str) -> Vec<Document> {
+    proxy
+        .seen()
+        .into_iter()
+        .filter(|seen| seen.command == name && seen.body.get_str("$db") == Ok(db.name()))
+        .map(|seen| seen.body)
+        .collect()
+}
+
 #[tokio::test]
-async fn a_chosen_commit_quorum_goes_out_with_the_create_indexes() {
-    let (db, sent) = monitored_database("index_builds_quorum").await;
-    ensure_indexes(&db, "events", [ascending("at")])
+async fn a_chosen_commit_quorum_is_left_out_on_a_standalone_which_refuses_one() {
+    let db = fresh_database("index_builds_quorum_standalone").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let hello = answer_hello(&proxy, &db, standalone_hello);
+
+    ensure_indexes(&proxied, "events", [ascending("at")])
+        .commit_quorum(CommitQuorum::Majority)
+        .await
+        .expect("built without a quorum");
+    assert_eq!(hello.hits(), 1, "one hello told what the server is");
+    let create = sent(&proxy, &db, "createIndexes");
+    assert_eq!(create.len(), 1, "{create:?}");
+    assert!(!create[0].contains_key("commitQuorum"), "{create:?}");
+    assert!(indexed(&db, "events", "at").await);
+
+    // Without a choice, no hello and no quorum: the server's default holds.
+    ensure_indexes(&proxied, "events", [ascending("by")])
+        .await
+        .expect("created");
+    assert_eq!(hello.hits(), 1, "no hello without a chosen quorum");
+    let create = sent(&proxy, &db, "createIndexes");
+    assert_eq!(create.len(), 2, "{create:?}");
+    assert!(!create[1].contains_key("commitQuorum"), "{create:?}");
+    assert!(indexed(&db, "events", "by").await);
+}
+
+#[tokio::test]
+async fn a_chosen_commit_quorum_goes_out_to_a_replica_set_member() {
+    let db = fresh_database("index_builds_quorum_replica_set").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+    let injected = match kind(&db).await {
+        // The emulator answers hello as a standalone: a primary's answer.
+        ServerKind::Emulator => Some(answer_hello(&proxy, &db, primary_hello)),
+        // A real replica set member or mongos answers for itself.
+        ServerKind::Real if takes_commit_quorum(&db).await => None,
+        ServerKind::Real => {
+            let why = "a real standalone server refuses a commit quorum";
+            assert!(require_replica_set_members(&db, 1, why).await, "a real standalone");
+            return;
+        }
+    };
+
+    ensure_indexes(&proxied, "events", [ascending("at")])
         .commit_quorum(CommitQuorum::Majority)
         .await
         .expect("created");
-    let commands = take_command_documents(&sent);
-    let create: Vec<&Document> = commands
-        .iter()
-        .filter(|command| command.contains_key("createIndexes"))
-        .collect();
-    assert_eq!(create.len(), 1, "{commands:?}");
+    assert_eq!(sent(&proxy, &db, "hello").len(), 1, "one hello told what the server is");
+    if let Some(injected) = injected {
+        assert_eq!(injected.hits(), 1, "the proxy answered it as a primary");
+    }
+    let create = sent(&proxy, &db, "createIndexes");
+    assert_eq!(create.len(), 1, "{create:?}");
     assert_eq!(create[0].get_str("commitQuorum"), Ok("majority"), "{create:?}");
     assert!(indexed(&db, "events", "at").await);
+}
 
-    // Without a choice, none is sent: the server's default holds.
-    ensure_indexes(&db, "events", [ascending("by")])
+/// Whether the server is a replica set member or a `mongos`.
+async fn takes_commit_quorum(db: &Database) -> bool {
+    let hello = db
+        .run_command(doc! { "hello": 1 })
         .await
-        .expect("created");
-    let commands = take_command_documents(&sent);
-    assert!(
-        commands
-            .iter()
-            .filter(|command| command.contains_key("createIndexes"))
-            .all(|command| !command.contains_key("commitQuorum")),
-        "{commands:?}"
-    );
+        .expect("the server answers hello");
+    hello.get_str("setName").is_ok() || hello.get_str("msg") == Ok("isdbgrid")
 }
 
 #[tokio::test]
