@@ -103,7 +103,8 @@ impl<'a> EnsureIndexes<'a> {
     /// returning, until it is back: `CommitQuorum::Majority` lets the build
     /// commit without it, and members that have not built it finish on
     /// their own. While a build waits for its quorum, `status` and `wait`
-    /// show it ([`IndexBuild::waiting_for_commit_quorum`](crate::IndexBuild::waiting_for_commit_quorum)).
+    /// show it, where the member's record of the build can be read
+    /// ([`IndexBuild::commit_quorum`](crate::IndexBuild::commit_quorum)).
     ///
     /// A standalone server has no quorum and refuses a `createIndexes` that
     /// names one, so a quorum chosen here is sent only to a replica set
