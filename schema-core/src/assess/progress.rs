@@ -55,8 +55,9 @@ pub enum CommitQuorumWait {
     /// the member records (one that commits on its own).
     NotWaiting,
     /// The member has built the indexes and voted to commit them, and the
-    /// build is not committed: it waits for the rest of its quorum. A
-    /// build that stays so waits for members that are behind or down.
+    /// build is not committed: it waits for the rest of its quorum (or,
+    /// for a moment once the quorum is reached, for its commit). A build
+    /// that stays so waits for members that are behind or down.
     Waiting {
         /// The quorum, as the record names it: `votingMembers`,
         /// `majority`, a number of members or a replica set tag.
