@@ -115,7 +115,7 @@ pub mod __private;
 mod readme {}
 
 pub use assess::policy::Policy;
-pub use assess::progress::{BackgroundFailure, BackgroundTask, IndexBuild};
+pub use assess::progress::{BackgroundFailure, BackgroundTask, CommitQuorumWait, IndexBuild};
 pub use assess::report::{ApplyReport, ForgetReport, Interrupted, MarkReport};
 pub use assess::status::{LockStatus, MigrationStatus, State, Status, UnknownRecord};
 pub use connect::{Connection, connect};

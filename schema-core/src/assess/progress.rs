@@ -1,8 +1,9 @@
 //! How far the long work is: index builds the server reports in progress,
 //! and this process's background task. Pure: built from `$currentOp`'s
-//! documents and the task's state.
+//! documents, the member's record of its builds (`config.system.indexBuilds`)
+//! and the task's state.
 
-use mongodb::bson::{Bson, Document};
+use mongodb::bson::{Bson, Document, spec::BinarySubtype};
 
 use crate::support::convert;
 
@@ -24,12 +25,54 @@ pub struct IndexBuild {
     /// from external sorter into index`, `draining writes received during
     /// build`), when it says.
     pub phase: Option<String>,
-    /// Whether the build has scanned the collection and waits to commit:
-    /// on a replica set, for its commit quorum (by default every voting
-    /// data-bearing member), draining the writes that arrive meanwhile. A
-    /// build that stays so waits for members that are behind or down; see
-    /// [`EnsureIndexes::commit_quorum`](crate::indexes::EnsureIndexes::commit_quorum).
-    pub waiting_for_commit_quorum: bool,
+    /// Whether the build waits for its commit quorum, as far as it is
+    /// known: [`CommitQuorumWait`].
+    pub commit_quorum: CommitQuorumWait,
+}
+
+/// Whether an index build waits for its commit quorum (on a replica set,
+/// by default every voting data-bearing member; see
+/// [`EnsureIndexes::commit_quorum`](crate::indexes::EnsureIndexes::commit_quorum)).
+///
+/// Known only from the member's own record of the build
+/// (`config.system.indexBuilds`: the quorum and the members that have built
+/// the indexes and voted to commit them), never guessed from the build's
+/// phase: the phase in which a build waits for its quorum is also the one
+/// in which every build, on a standalone too, drains the writes that
+/// arrived while it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CommitQuorumWait {
+    /// Not known: read through a `mongos` (which does not show the shards'
+    /// records), by a user without the privilege to read the record, or
+    /// the record could not be read.
+    #[default]
+    Unknown,
+    /// It does not wait for one: on a standalone server (which has no
+    /// quorum), or the member has not built the indexes yet, or the build
+    /// commits without a quorum (`commitQuorum: 0`), or it is not a build
+    /// the member records (one that commits on its own).
+    NotWaiting,
+    /// The member has built the indexes and voted to commit them, and the
+    /// build is not committed: it waits for the rest of its quorum (or,
+    /// for a moment once the quorum is reached, for its commit). A build
+    /// that stays so waits for members that are behind or down.
+    Waiting {
+        /// The quorum, as the record names it: `votingMembers`,
+        /// `majority`, a number of members or a replica set tag.
+        quorum: String,
+        /// The members that have voted, `host:port` as the replica set's
+        /// configuration names them.
+        ready: Vec<String>,
+    },
+}
+
+impl CommitQuorumWait {
+    /// Whether it is known that the build waits for its commit quorum.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self, CommitQuorumWait::Waiting { .. })
+    }
 }
 
 impl IndexBuild {
@@ -62,10 +105,6 @@ pub struct BackgroundFailure {
     /// The error's message, with its causes.
     pub message: String,
 }
-
-/// The phase in which a build drains the writes that arrived while it
-/// ran, and in which it waits for its commit quorum.
-const DRAINING: &str = "draining writes received during build";
 
 /// The index builds on `database` among `operations`, the documents
 /// `$currentOp` returns, each once. A build is listed by the client waiting
@@ -118,9 +157,6 @@ pub(crate) fn index_builds(operations: &[Document], database: &str) -> Vec<Index
                 .filter_map(|(_, seen)| seen.phase.as_deref())
                 .collect();
             build.phase = phases.first().map(|phase| (*phase).to_owned());
-            build.waiting_for_commit_quorum = !phases.is_empty()
-                && phases.len() == shards.len()
-                && phases.iter().all(|phase| *phase == DRAINING);
             build
         })
         .collect()
@@ -166,7 +202,7 @@ fn index_build(operation: &Document, database: &str) -> Option<IndexBuild> {
         done: number("done"),
         total: number("total"),
         phase: operation.get_str("msg").ok().and_then(phase),
-        waiting_for_commit_quorum: false,
+        commit_quorum: CommitQuorumWait::Unknown,
     })
 }
 
@@ -182,6 +218,77 @@ fn phase(message: &str) -> Option<String> {
         .unwrap_or(rest.len());
     let phase = rest[..end].trim();
     (!phase.is_empty()).then(|| phase.to_owned())
+}
+
+/// What a member that answered `hello` with `member` (its `host:port`,
+/// `hello.me`) records of `build`: `records` are the documents of its
+/// `config.system.indexBuilds`, and `collection_uuid` the `info.uuid` that
+/// `listCollections` gives the build's collection.
+///
+/// A record is the build's when it is on that collection and names the
+/// same indexes. The member waits for its quorum once it is among the
+/// members that voted (`commitReadyMembers`) and the record, removed when
+/// the build commits or aborts, is still there; a quorum of 0 has no vote.
+/// A build without a record is not one that waits for a quorum.
+pub(crate) fn commit_quorum_wait(
+    build: &IndexBuild,
+    collection_uuid: Option<&[u8]>,
+    records: &[Document],
+    member: &str,
+) -> CommitQuorumWait {
+    let Some(collection_uuid) = collection_uuid else {
+        // The collection's identity is unknown, so is its record.
+        return CommitQuorumWait::Unknown;
+    };
+    let names = |record: &Document| -> Vec<String> {
+        record
+            .get_array("indexNames")
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|name| name.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let record = records.iter().find(|record| {
+        uuid(record.get("collectionUUID")) == Some(collection_uuid)
+            && same_names(&names(record), &build.indexes)
+    });
+    let Some(record) = record else {
+        return CommitQuorumWait::NotWaiting;
+    };
+    let quorum = match record.get("commitQuorum") {
+        Some(Bson::String(name)) => name.clone(),
+        Some(number) => match convert::integer(number) {
+            Some(0) => return CommitQuorumWait::NotWaiting,
+            Some(members) => members.to_string(),
+            None => return CommitQuorumWait::Unknown,
+        },
+        None => return CommitQuorumWait::Unknown,
+    };
+    let ready: Vec<String> = record
+        .get_array("commitReadyMembers")
+        .map(|members| {
+            members
+                .iter()
+                .filter_map(|member| member.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if ready.iter().any(|ready| ready == member) {
+        CommitQuorumWait::Waiting { quorum, ready }
+    } else {
+        CommitQuorumWait::NotWaiting
+    }
+}
+
+/// The bytes of a UUID (binary subtype 4), if `value` is one.
+pub(crate) fn uuid(value: Option<&Bson>) -> Option<&[u8]> {
+    match value? {
+        Bson::Binary(binary) if binary.subtype == BinarySubtype::Uuid => Some(&binary.bytes),
+        _ => None,
+    }
 }
 
 /// A count of either integer width, or a double holding one.
@@ -226,7 +333,7 @@ mod tests {
                     done: Some(40),
                     total: Some(100),
                     phase: Some("scanning collection".into()),
-                    waiting_for_commit_quorum: false,
+                    commit_quorum: CommitQuorumWait::Unknown,
                 },
                 IndexBuild {
                     collection: "users".into(),
@@ -234,7 +341,7 @@ mod tests {
                     done: None,
                     total: None,
                     phase: None,
-                    waiting_for_commit_quorum: false,
+                    commit_quorum: CommitQuorumWait::Unknown,
                 },
             ]
         );
@@ -250,7 +357,7 @@ mod tests {
             done,
             total,
             phase: None,
-            waiting_for_commit_quorum: false,
+            commit_quorum: CommitQuorumWait::Unknown,
         };
         assert_eq!(build(Some(0), Some(0)).percent(), None);
         assert_eq!(build(Some(5), None).percent(), None);
@@ -286,7 +393,7 @@ mod tests {
         assert_eq!(builds.len(), 1, "{builds:?}");
         assert_eq!((builds[0].done, builds[0].total), (Some(40), Some(100)));
         assert_eq!(builds[0].indexes, ["at_1"]);
-        assert!(!builds[0].waiting_for_commit_quorum);
+        assert_eq!(builds[0].commit_quorum, CommitQuorumWait::Unknown);
 
         // Through a mongos: each shard's client and builder.
         let mut operations = client_and_builder(Some("shard-a"), 40, 100, scanning).to_vec();
@@ -299,22 +406,104 @@ mod tests {
     }
 
     #[test]
-    fn a_build_that_has_scanned_and_drains_writes_is_waiting_for_its_commit_quorum() {
+    fn a_draining_build_is_not_taken_for_one_waiting_for_its_quorum() {
+        // The phase every build passes through, on a standalone too.
         let draining = "Index Build: draining writes received during build";
         let builds = index_builds(&client_and_builder(None, 0, 0, draining), "app");
         assert_eq!(builds.len(), 1, "{builds:?}");
-        assert_eq!(builds[0].phase.as_deref(), Some(DRAINING));
-        assert!(builds[0].waiting_for_commit_quorum);
+        assert_eq!(
+            builds[0].phase.as_deref(),
+            Some("draining writes received during build")
+        );
+        assert_eq!(builds[0].commit_quorum, CommitQuorumWait::Unknown);
+    }
 
-        // Until every shard has scanned.
-        let mut operations = client_and_builder(Some("shard-a"), 0, 0, draining).to_vec();
-        operations.extend(client_and_builder(
-            Some("shard-b"),
-            10,
-            50,
-            "Index Build: scanning collection Index Build: scanning collection: 10/50 20%",
-        ));
-        let builds = index_builds(&operations, "app");
-        assert!(!builds[0].waiting_for_commit_quorum, "{builds:?}");
+    fn binary_uuid(byte: u8) -> Bson {
+        Bson::Binary(mongodb::bson::Binary {
+            subtype: BinarySubtype::Uuid,
+            bytes: vec![byte; 16],
+        })
+    }
+
+    /// A member's record of a build of `at_1` on the collection `byte`
+    /// names, as `config.system.indexBuilds` holds it (7.0's fields).
+    fn record(collection: u8, quorum: Bson, ready: &[&str]) -> Document {
+        let mut record = doc! {
+            "_id": binary_uuid(9),
+            "collectionUUID": binary_uuid(collection),
+            "commitQuorum": quorum,
+            "indexNames": ["at_1"],
+        };
+        if !ready.is_empty() {
+            record.insert("commitReadyMembers", ready.to_vec());
+        }
+        record
+    }
+
+    fn at_1() -> IndexBuild {
+        IndexBuild {
+            collection: "events".into(),
+            indexes: vec!["at_1".into()],
+            done: None,
+            total: None,
+            phase: Some("draining writes received during build".into()),
+            commit_quorum: CommitQuorumWait::Unknown,
+        }
+    }
+
+    #[test]
+    fn a_build_waits_for_its_quorum_once_the_member_has_voted_and_it_is_not_committed() {
+        let events = [1_u8; 16];
+        let build = at_1();
+        let wait = |records: &[Document]| commit_quorum_wait(&build, Some(&events), records, "a:27017");
+
+        let voted = [record(1, "votingMembers".into(), &["a:27017"])];
+        assert_eq!(
+            wait(&voted),
+            CommitQuorumWait::Waiting {
+                quorum: "votingMembers".into(),
+                ready: vec!["a:27017".into()],
+            }
+        );
+        assert!(wait(&voted).is_waiting());
+        let majority = [record(1, Bson::Int32(2), &["b:27017", "a:27017"])];
+        assert_eq!(
+            wait(&majority),
+            CommitQuorumWait::Waiting {
+                quorum: "2".into(),
+                ready: vec!["b:27017".into(), "a:27017".into()],
+            }
+        );
+
+        // Another member voted first: this one is still building.
+        let others = [record(1, "votingMembers".into(), &["b:27017"])];
+        assert_eq!(wait(&others), CommitQuorumWait::NotWaiting);
+        // Nobody voted yet.
+        assert_eq!(
+            wait(&[record(1, "majority".into(), &[])]),
+            CommitQuorumWait::NotWaiting
+        );
+        // No quorum: the build commits without votes.
+        assert_eq!(
+            wait(&[record(1, Bson::Int32(0), &["a:27017"])]),
+            CommitQuorumWait::NotWaiting
+        );
+        // A build of the same index on another collection is not this one.
+        assert_eq!(
+            wait(&[record(2, "votingMembers".into(), &["a:27017"])]),
+            CommitQuorumWait::NotWaiting
+        );
+        // No record: committed, aborted, or one that commits on its own.
+        assert_eq!(wait(&[]), CommitQuorumWait::NotWaiting);
+        // A quorum of a shape this does not know is not read as a wait.
+        assert_eq!(
+            wait(&[record(1, Bson::Boolean(true), &["a:27017"])]),
+            CommitQuorumWait::Unknown
+        );
+        // The collection's identity unknown: so is the build's record.
+        assert_eq!(
+            commit_quorum_wait(&build, None, &voted, "a:27017"),
+            CommitQuorumWait::Unknown
+        );
     }
 }

@@ -132,8 +132,8 @@ impl Display {
                         bar.set_length(total);
                     }
                     bar.set_position(build.done.unwrap_or(0));
-                    bar.set_message(if build.waiting_for_commit_quorum {
-                        "; scanned, waiting for its commit quorum"
+                    bar.set_message(if build.commit_quorum.is_waiting() {
+                        "; built, waiting for its commit quorum"
                     } else {
                         ""
                     });

@@ -7,7 +7,7 @@ use mongodb::bson::DateTime;
 use serde_json::json;
 use unicode_width::UnicodeWidthStr;
 
-use crate::assess::progress::{BackgroundTask, IndexBuild};
+use crate::assess::progress::{BackgroundTask, CommitQuorumWait, IndexBuild};
 use crate::assess::report::ApplyReport;
 use crate::assess::status::BackfillStatus;
 use crate::assess::status::{LockStatus, State, Status};
@@ -181,8 +181,8 @@ pub(super) fn status_table(status: &Status) -> String {
 
 /// One index build in progress: `index build on events (at_1): 40 of 100
 /// done (40%)`, or `...: progress unknown` when the server does not say,
-/// and `...; scanned, waiting for its commit quorum ...` once the build
-/// waits to commit.
+/// and `...; built, waiting for its commit quorum ...` once the
+/// member's record of the build says it waits for its quorum.
 pub(super) fn index_build_line(build: &IndexBuild) -> String {
     let mut line = format!("index build on {}", build.collection);
     if !build.indexes.is_empty() {
@@ -199,12 +199,15 @@ pub(super) fn index_build_line(build: &IndexBuild) -> String {
                 let _ = write!(line, " ({percent}%)");
             }
         }
-        (None, _) if build.waiting_for_commit_quorum => {}
+        (None, _) if build.commit_quorum.is_waiting() => {}
         (None, _) => line.push_str(": progress unknown"),
     }
-    if build.waiting_for_commit_quorum {
-        line.push_str(
-            "; scanned, waiting for its commit quorum (members behind or down keep it from committing)",
+    if let CommitQuorumWait::Waiting { quorum, ready } = &build.commit_quorum {
+        let _ = write!(
+            line,
+            "; built, waiting for its commit quorum (`{quorum}`; voted: {}); members behind or \
+             down keep it from committing",
+            ready.join(", ")
         );
     }
     line

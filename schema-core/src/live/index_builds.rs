@@ -1,17 +1,21 @@
 //! The index builds in progress on a database, from the server's
-//! `$currentOp`: one aggregation on `admin`, read-only.
+//! `$currentOp` (one aggregation on `admin`), and, when there are some on
+//! a replica set member, whether each waits for its commit quorum, from
+//! the member's own record of its builds. Read-only.
 
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use mongodb::Database;
 use mongodb::bson::{Document, doc};
+use mongodb::options::{ReadPreference, SelectionCriteria};
 use tracing::debug;
 
-use crate::assess::progress::{self, IndexBuild};
+use crate::assess::progress::{self, CommitQuorumWait, IndexBuild};
 use crate::support::faults::{Failure, within};
 
-/// How long the read may take, cursor included: a third of the default
+/// How long each read may take (the operations, then the commit quorums),
+/// cursors included: a third of the default
 /// lease, as a bookkeeping command is given. A server that does not answer
 /// in time reports nothing, like one that does not report operations.
 pub(crate) const READ_BOUND: Duration = Duration::from_secs(10);
@@ -21,7 +25,9 @@ pub(crate) const READ_BOUND: Duration = Duration::from_secs(10);
 /// A server that does not report operations (no `$currentOp`, or a user
 /// without the `inprog` privilege), or does not answer within
 /// [`READ_BOUND`], yields none: progress is then unknown, which is no
-/// reason to fail a status or a wait.
+/// reason to fail a status or a wait. Whether a build waits for its commit
+/// quorum is [`commit_quorum_waits`]'s answer, and unknown when it cannot
+/// tell.
 pub(crate) async fn read(db: &Database) -> Vec<IndexBuild> {
     let pipeline = [
         doc! { "$currentOp": { "allUsers": true, "idleConnections": false } },
@@ -35,7 +41,7 @@ pub(crate) async fn read(db: &Database) -> Vec<IndexBuild> {
             .try_collect::<Vec<Document>>()
             .await
     };
-    match within(READ_BOUND, operations).await {
+    let mut builds = match within(READ_BOUND, operations).await {
         Ok(operations) => progress::index_builds(&operations, db.name()),
         Err(Failure::TimedOut(waited)) => {
             debug!(
@@ -51,5 +57,83 @@ pub(crate) async fn read(db: &Database) -> Vec<IndexBuild> {
             );
             Vec::new()
         }
+    };
+    if builds.is_empty() {
+        return builds;
     }
+    match within(READ_BOUND, commit_quorum_waits(db, &builds)).await {
+        Ok(waits) => {
+            for (build, wait) in builds.iter_mut().zip(waits) {
+                build.commit_quorum = wait;
+            }
+        }
+        Err(failure) => debug!(
+            ?failure,
+            "the member's record of its index builds could not be read; whether they wait for \
+             their commit quorum is unknown"
+        ),
+    }
+    builds
+}
+
+/// Whether each of `builds` waits for its commit quorum, in their order.
+///
+/// A `hello` first: a standalone server has no quorum, so none waits; a
+/// `mongos` does not show the shards' records of their builds, so it is
+/// unknown there. On a replica set member, the member's record of its
+/// builds in progress, `config.system.indexBuilds` (the quorum and the
+/// members that have voted to commit), and the identities of the builds'
+/// collections (`listCollections`), all read from the primary. Reading
+/// that record needs the `find` privilege on `config.system.indexBuilds`,
+/// a system collection that an application's usual roles (`readWrite`,
+/// `dbOwner`) do not reach: a custom role can grant it. Without it the
+/// read is refused, and every build's wait stays unknown, never claimed.
+async fn commit_quorum_waits(
+    db: &Database,
+    builds: &[IndexBuild],
+) -> mongodb::error::Result<Vec<CommitQuorumWait>> {
+    let primary = || SelectionCriteria::ReadPreference(ReadPreference::Primary);
+    let every = |wait: CommitQuorumWait| vec![wait; builds.len()];
+    let hello = db
+        .run_command(doc! { "hello": 1 })
+        .selection_criteria(primary())
+        .await?;
+    if hello.get_str("msg") == Ok("isdbgrid") {
+        return Ok(every(CommitQuorumWait::Unknown));
+    }
+    if hello.get_str("setName").is_err() {
+        return Ok(every(CommitQuorumWait::NotWaiting));
+    }
+    let Ok(member) = hello.get_str("me") else {
+        return Ok(every(CommitQuorumWait::Unknown));
+    };
+    let records: Vec<Document> = db
+        .client()
+        .database("config")
+        .collection::<Document>("system.indexBuilds")
+        .find(doc! {})
+        .selection_criteria(primary())
+        .await?
+        .try_collect()
+        .await?;
+    let mut names: Vec<&str> = builds.iter().map(|build| build.collection.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let listed: Vec<Document> = db
+        .run_cursor_command(doc! { "listCollections": 1, "filter": { "name": { "$in": names } } })
+        .selection_criteria(primary())
+        .await?
+        .try_collect()
+        .await?;
+    let uuid_of = |collection: &str| {
+        listed
+            .iter()
+            .find(|listed| listed.get_str("name") == Ok(collection))
+            .and_then(|listed| listed.get_document("info").ok())
+            .and_then(|info| progress::uuid(info.get("uuid")))
+    };
+    Ok(builds
+        .iter()
+        .map(|build| progress::commit_quorum_wait(build, uuid_of(&build.collection), &records, member))
+        .collect())
 }

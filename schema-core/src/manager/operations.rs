@@ -124,7 +124,9 @@ impl SchemaManager {
     /// registered migration has, this process's background task, and,
     /// while a migration is pending, the backfills and index builds under
     /// way. Reads the versions collection once (and, when something is
-    /// pending, the lock and the server's `$currentOp`); writes nothing.
+    /// pending, the lock and the server's `$currentOp`, and for the builds
+    /// it lists, whether they wait for their commit quorum); writes
+    /// nothing.
     ///
     /// # Errors
     ///

@@ -3,7 +3,9 @@
 //! indexes, sorting `_id`s of mixed types in one order, sorting by a
 //! collection's default collation, listing every index shape as declared
 //! (so that `verify` finds no drift after `apply`), reporting an index
-//! build in progress with its numbers (`$currentOp`), and, for backfills,
+//! build in progress with its numbers (`$currentOp`), taking a commit
+//! quorum where one applies, telling whether a build waits for it from the
+//! member's record of its builds, and, for backfills,
 //! `NaN` and JavaScript-code `_id`s, a `$where` filter, and the plans of
 //! the walk's commands on a collection with a default collation.
 //!
@@ -19,9 +21,9 @@ use schema_core::indexes::{IndexModelExt, ascending, ensure_indexes, text, ttl};
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, Document, doc};
 use schema_core::mongodb::options::{ValidationAction, ValidationLevel};
-use schema_core::{Error, Validator, set_validator};
+use schema_core::{CommitQuorumWait, Error, Validator, set_validator};
 use schema_tests::server::skip_unless_real;
-use schema_tests::{fresh_database, index_documents};
+use schema_tests::{fresh_database, index_documents, monitored_database, take_command_documents};
 
 /// The index of `collection` named `name`.
 async fn index(db: &Database, collection: &str, name: &str) -> Option<Document> {
@@ -837,12 +839,18 @@ async fn a_wildcard_projection_is_no_drift_however_the_server_lists_it() {
     assert!(drift.is_empty(), "{drift:#?}");
 }
 
+/// A migration that chooses a commit quorum builds its index on every
+/// topology: the quorum goes out to a replica set member and through a
+/// `mongos` (to each shard's primary), and is left out on a standalone,
+/// which refuses one (BadValue). It runs on every real server, so a run
+/// declared `sharded` goes through its `mongos`.
 #[tokio::test]
-async fn a_commit_quorum_of_a_majority_builds_on_a_replica_set() {
-    let db = fresh_database("real_commit_quorum").await;
+async fn a_chosen_commit_quorum_goes_out_where_it_applies_and_the_index_builds_on_every_topology() {
+    let (db, sent) = monitored_database("real_commit_quorum").await;
     if skip_unless_real(
         &db,
-        "a replica set member takes a commitQuorum; the emulator ignores it",
+        "a replica set member or a mongos takes a commitQuorum and a standalone refuses one; the \
+         emulator ignores it",
     )
     .await
     {
@@ -854,15 +862,95 @@ async fn a_commit_quorum_of_a_majority_builds_on_a_replica_set() {
         .run_command(doc! { "hello": 1 })
         .await
         .expect("hello");
-    if !hello.contains_key("setName") {
-        eprintln!("skipped: a standalone server has no commit quorum");
-        return;
-    }
+    let takes_quorum = hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid");
+    take_command_documents(&sent);
+
     ensure_indexes(&db, "events", [ascending("at")])
         .commit_quorum(schema_core::mongodb::options::CommitQuorum::Majority)
         .await
-        .expect("built with a majority quorum");
+        .expect("built, with a majority quorum where one applies");
+    let commands = take_command_documents(&sent);
+    let create: Vec<&Document> = commands
+        .iter()
+        .filter(|command| command.contains_key("createIndexes"))
+        .collect();
+    assert_eq!(create.len(), 1, "{commands:?}");
+    if takes_quorum {
+        assert_eq!(create[0].get_str("commitQuorum"), Ok("majority"), "{create:?}");
+    } else {
+        assert!(!create[0].contains_key("commitQuorum"), "{create:?}");
+    }
     assert!(index(&db, "events", "at_1").await.is_some());
+}
+
+/// Whether a build waits for its commit quorum is read where it can be
+/// known, and claimed nowhere else: on a standalone none waits (it has no
+/// quorum); through a `mongos` it is unknown (the shards' records are not
+/// shown there); on a replica set member the member's record of its
+/// builds is read (this run's user may read it), so it is known, and a
+/// build said to wait has this member among those that voted. It runs on
+/// every real server, so a run declared `sharded` goes through its
+/// `mongos`.
+#[tokio::test]
+async fn a_builds_commit_quorum_wait_is_known_where_it_can_be_and_claimed_nowhere_else() {
+    let db = fresh_database("real_commit_quorum_wait").await;
+    if skip_unless_real(
+        &db,
+        "$currentOp must list the running createIndexes and a replica set member must keep its \
+         record of builds in config.system.indexBuilds; the emulator's currentOp is always empty",
+    )
+    .await
+    {
+        return;
+    }
+    let hello = db
+        .client()
+        .database("admin")
+        .run_command(doc! { "hello": 1 })
+        .await
+        .expect("hello");
+    let big = db.collection::<Document>("big");
+    for batch in 0..20 {
+        let documents = (0..10_000).map(|n| {
+            let n = batch * 10_000 + n;
+            doc! { "n": n, "label": format!("{:>12}-{}", n * 7919 % 200_000, "x".repeat(40)) }
+        });
+        big.insert_many(documents).await.expect("insert");
+    }
+    let manager = schema_core::SchemaManager::new(db.clone())
+        .migrations(schema_core::Migrations::group("real_server_build").expect("the group is valid"));
+    let applying = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.apply_all().await }
+    });
+    let mut seen = Vec::new();
+    while !applying.is_finished() {
+        let status = manager.status().await.expect("status");
+        seen.extend(
+            status
+                .index_builds
+                .into_iter()
+                .filter(|build| build.collection == "big"),
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    applying.await.expect("the task").expect("apply");
+    assert!(!seen.is_empty(), "the build was seen in progress");
+    for build in &seen {
+        if hello.get_str("msg") == Ok("isdbgrid") {
+            assert_eq!(build.commit_quorum, CommitQuorumWait::Unknown, "{build:?}");
+        } else if let (Ok(_), Ok(member)) = (hello.get_str("setName"), hello.get_str("me")) {
+            match &build.commit_quorum {
+                CommitQuorumWait::NotWaiting => {}
+                CommitQuorumWait::Waiting { ready, .. } => {
+                    assert!(ready.iter().any(|ready| ready == member), "{build:?}");
+                }
+                other => panic!("the member's record was read, yet {other:?}: {build:?}"),
+            }
+        } else {
+            assert_eq!(build.commit_quorum, CommitQuorumWait::NotWaiting, "{build:?}");
+        }
+    }
 }
 
 /// A collection whose default collation orders `"a"` before `"B"`, where

@@ -34,6 +34,7 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::CommitQuorum;
 use mongodb::{Database, IndexModel};
+use tracing::debug;
 
 pub use constructors::{IndexModelExt, ascending, default_name, descending, keys, text, ttl};
 
@@ -102,8 +103,15 @@ impl<'a> EnsureIndexes<'a> {
     /// returning, until it is back: `CommitQuorum::Majority` lets the build
     /// commit without it, and members that have not built it finish on
     /// their own. While a build waits for its quorum, `status` and `wait`
-    /// show it ([`IndexBuild::waiting_for_commit_quorum`](crate::IndexBuild::waiting_for_commit_quorum)).
-    /// A standalone server has no quorum and refuses one.
+    /// show it, where the member's record of the build can be read
+    /// ([`IndexBuild::commit_quorum`](crate::IndexBuild::commit_quorum)).
+    ///
+    /// A standalone server has no quorum and refuses a `createIndexes` that
+    /// names one, so a quorum chosen here is sent only to a replica set
+    /// member or a `mongos`: one `hello` first tells which, and on a
+    /// standalone (no `setName`, not a `mongos`) the indexes are built
+    /// without it. The same migration thus runs on a developer's standalone
+    /// and on the replica set in production.
     ///
     /// ```no_run
     /// use schema_core::indexes::{ascending, ensure_indexes};
@@ -162,10 +170,20 @@ impl<'a> EnsureIndexes<'a> {
             .filter_map(|spec| spec.get_str("name").ok().map(str::to_owned))
             .collect();
         let target = db.collection::<Document>(collection);
-        let mut create = target.create_indexes(models);
-        if let Some(quorum) = commit_quorum {
-            create = create.commit_quorum(quorum);
-        }
+        let create = async {
+            let mut create = target.create_indexes(models);
+            if let Some(quorum) = commit_quorum {
+                if takes_commit_quorum(db).await? {
+                    create = create.commit_quorum(quorum);
+                } else {
+                    debug!(
+                        collection,
+                        "a standalone server has no commit quorum; the indexes are built without one"
+                    );
+                }
+            }
+            create.await
+        };
         let created = match timeout {
             Some(bound) => match within(bound, create).await {
                 Ok(created) => Ok(created),
@@ -286,6 +304,14 @@ pub async fn drop_index(db: &Database, collection: &str, keys: Document) -> Resu
         keys,
     });
     Ok(())
+}
+
+/// Whether the server behind `db` takes a `commitQuorum`: a replica set
+/// member (its `hello` names the set) or a `mongos`; a standalone refuses
+/// one (BadValue).
+async fn takes_commit_quorum(db: &Database) -> mongodb::error::Result<bool> {
+    let hello = db.run_command(doc! { "hello": 1 }).await?;
+    Ok(hello.get_str("setName").is_ok() || hello.get_str("msg") == Ok("isdbgrid"))
 }
 
 /// Whether the server refused an index because an existing one
