@@ -168,6 +168,14 @@ pub fn chain(error: &dyn std::error::Error) -> String {
 /// The commands a client sent, whole, in order.
 pub type SentCommands = std::sync::Arc<std::sync::Mutex<Vec<Document>>>;
 
+/// Held by the tests that list the server's databases or drop a database
+/// another test may see listed. The emulator the tests may run on opens
+/// every database it lists again to describe it, so a database dropped
+/// while another test lists them comes back, empty, and stays listed; and
+/// a command on a database being dropped then can fail without an error
+/// code. MongoDB drops a database at once and lists none that is empty.
+pub static DATABASE_LISTINGS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Like [`fresh_database`], on a client that notes every command it sends
 /// (not the connection handshake or server monitoring, which the driver
 /// does not report as commands).

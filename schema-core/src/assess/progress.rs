@@ -283,6 +283,22 @@ pub(crate) fn commit_quorum_wait(
     }
 }
 
+/// Whether the members named in the build records are named as `hello`
+/// names them (`members`: its `hosts` and `passives`). With split
+/// horizons, `hello` answers in the names of the client's horizon while
+/// the records keep the replica set's configured names: a record whose
+/// voters are none of `members` says nothing this member can match, so
+/// every wait is then unknown rather than "not waiting".
+pub(crate) fn names_match(records: &[Document], members: &[&str]) -> bool {
+    records.iter().all(|record| {
+        let voters: Vec<&str> = record
+            .get_array("commitReadyMembers")
+            .map(|voters| voters.iter().filter_map(Bson::as_str).collect())
+            .unwrap_or_default();
+        voters.is_empty() || voters.iter().any(|voter| members.contains(voter))
+    })
+}
+
 /// The bytes of a UUID (binary subtype 4), if `value` is one.
 pub(crate) fn uuid(value: Option<&Bson>) -> Option<&[u8]> {
     match value? {
@@ -403,6 +419,18 @@ mod tests {
         assert_eq!((builds[0].done, builds[0].total), (Some(50), Some(150)));
         assert_eq!(builds[0].percent(), Some(33));
         assert_eq!(builds[0].phase.as_deref(), Some("scanning collection"));
+    }
+
+    #[test]
+    fn records_in_another_horizon_s_names_are_not_matched() {
+        let record = doc! { "commitReadyMembers": ["db-0.internal:27017"] };
+        let none = doc! { "commitQuorum": "votingMembers" };
+        assert!(names_match(
+            &[record.clone(), none.clone()],
+            &["db-0.internal:27017", "db-1.internal:27017"]
+        ));
+        assert!(!names_match(&[record], &["db-0.example.com:27017"]));
+        assert!(names_match(&[none], &["db-0.example.com:27017"]));
     }
 
     #[test]

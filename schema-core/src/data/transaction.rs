@@ -340,7 +340,10 @@ impl Walk {
         let mut commits = 0;
         let failure = loop {
             commits += 1;
-            match within(left(), session.commit_transaction()).await {
+            // What is left is shared with the attempts after this one, so
+            // that a commit given up on is sent again before the deadline.
+            let share = left() / (COMMIT_ATTEMPTS + 1 - commits);
+            match within(share, session.commit_transaction()).await {
                 Ok(()) => {
                     staged.committed();
                     return Ok(next);

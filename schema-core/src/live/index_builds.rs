@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use mongodb::Database;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{ReadPreference, SelectionCriteria};
 use tracing::debug;
 
@@ -35,8 +35,11 @@ pub(crate) async fn read(db: &Database) -> Vec<IndexBuild> {
     ];
     let admin = db.client().database("admin");
     let operations = async {
+        // From the primary, where the build records and the `hello`
+        // that judge its commit quorum are read too.
         admin
             .aggregate(pipeline)
+            .selection_criteria(SelectionCriteria::ReadPreference(ReadPreference::Primary))
             .await?
             .try_collect::<Vec<Document>>()
             .await
@@ -132,6 +135,15 @@ async fn commit_quorum_waits(
             .and_then(|listed| listed.get_document("info").ok())
             .and_then(|info| progress::uuid(info.get("uuid")))
     };
+    let members: Vec<&str> = ["hosts", "passives"]
+        .iter()
+        .filter_map(|field| hello.get_array(field).ok())
+        .flatten()
+        .filter_map(Bson::as_str)
+        .collect();
+    if !progress::names_match(&records, &members) {
+        return Ok(every(CommitQuorumWait::Unknown));
+    }
     Ok(builds
         .iter()
         .map(|build| progress::commit_quorum_wait(build, uuid_of(&build.collection), &records, member))

@@ -923,8 +923,23 @@ async fn a_builds_commit_quorum_wait_is_known_where_it_can_be_and_claimed_nowher
         let manager = manager.clone();
         async move { manager.apply_all().await }
     });
+    let member = hello.get_str("setName").is_ok();
     let mut seen = Vec::new();
+    // On a replica set member, the record of the build the status reads,
+    // read here too: "not waiting" must come from a record found, not from
+    // one the status failed to match.
+    let mut records = 0;
     while !applying.is_finished() {
+        if member {
+            let found = db
+                .client()
+                .database("config")
+                .collection::<Document>("system.indexBuilds")
+                .count_documents(doc! { "indexNames": "label_1" })
+                .await
+                .expect("the build records");
+            records += usize::try_from(found).unwrap_or(usize::MAX);
+        }
         let status = manager.status().await.expect("status");
         seen.extend(
             status
@@ -936,6 +951,9 @@ async fn a_builds_commit_quorum_wait_is_known_where_it_can_be_and_claimed_nowher
     }
     applying.await.expect("the task").expect("apply");
     assert!(!seen.is_empty(), "the build was seen in progress");
+    if member && seen.len() >= 3 {
+        assert!(records > 0, "the member kept a record of the build while it ran");
+    }
     for build in &seen {
         if hello.get_str("msg") == Ok("isdbgrid") {
             assert_eq!(build.commit_quorum, CommitQuorumWait::Unknown, "{build:?}");

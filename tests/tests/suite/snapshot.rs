@@ -65,13 +65,6 @@ async fn fails(_db: &Database) -> Result<(), Error> {
     })
 }
 
-/// One snapshot test at a time: each creates and drops whole scratch
-/// databases, and the emulator the tests may run on answers commands
-/// beside a dropped database's with malformed errors now and then (an
-/// error without its code) or keeps listing it. Real servers drop
-/// databases atomically.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 fn manager(db: &Database, group: &str) -> SchemaManager {
     SchemaManager::new(db.clone()).migrations(Migrations::group(group).expect("a valid set"))
 }
@@ -128,7 +121,8 @@ fn keys_of(subject: &Subject) -> Document {
 
 #[tokio::test]
 async fn the_snapshot_holds_what_the_migrations_declare_the_same_every_time_and_leaves_nothing_behind() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    // Each creates and drops whole scratch databases, and lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("snapshot_declared").await;
     let snapshot = manager(&db, GROUP).snapshot().await.expect("snapshot");
     assert_eq!(snapshot.groups(), ["snapshot"]);
@@ -181,7 +175,8 @@ async fn the_snapshot_holds_what_the_migrations_declare_the_same_every_time_and_
 
 #[tokio::test]
 async fn a_failing_migration_fails_the_snapshot_and_its_scratch_database_is_dropped() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    // Each creates and drops whole scratch databases, and lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("snapshot_failing").await;
     let error = manager(&db, "snapshot_failing")
         .snapshot()
@@ -197,7 +192,8 @@ async fn a_failing_migration_fails_the_snapshot_and_its_scratch_database_is_drop
 
 #[tokio::test]
 async fn verify_finds_nothing_after_apply_then_names_what_was_changed_by_hand() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    // Each creates and drops whole scratch databases, and lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("snapshot_verify").await;
     let manager = manager(&db, GROUP);
     let snapshot = manager.snapshot().await.expect("snapshot");
@@ -245,7 +241,8 @@ async fn verify_finds_nothing_after_apply_then_names_what_was_changed_by_hand() 
 
 #[tokio::test]
 async fn verify_reads_the_collections_once_and_the_indexes_of_each_once() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    // Each creates and drops whole scratch databases, and lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let (db, sent) = monitored_database("snapshot_verify_cost").await;
     let manager = manager(&db, GROUP);
     let snapshot = manager.snapshot().await.expect("snapshot");
@@ -267,7 +264,8 @@ async fn verify_reads_the_collections_once_and_the_indexes_of_each_once() {
 
 #[tokio::test]
 async fn a_snapshot_of_one_group_is_refused_for_a_database_of_another() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    // Each creates and drops whole scratch databases, and lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("snapshot_other_group").await;
     let snapshot = manager(&db, GROUP).snapshot().await.expect("snapshot");
     let error = manager(&db, "snapshot_failing")
@@ -306,7 +304,8 @@ fn scratch_file(name: &str) -> PathBuf {
 
 #[tokio::test]
 async fn check_snapshot_writes_the_file_then_passes_and_fails_on_an_edit_with_a_diff() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    // Each creates and drops whole scratch databases, and lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("snapshot_check").await;
     let file = scratch_file("check.json");
     let _ = std::fs::remove_file(&file);
@@ -358,7 +357,8 @@ async fn check_snapshot_writes_the_file_then_passes_and_fails_on_an_edit_with_a_
 
 #[tokio::test]
 async fn the_command_line_writes_a_snapshot_and_verify_exits_3_on_drift_with_json_entries() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    // Each creates and drops whole scratch databases, and lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("snapshot_cli").await;
     let file = scratch_file("cli.json");
     let path = file.to_str().expect("a UTF-8 path");
@@ -425,7 +425,8 @@ async fn the_command_line_writes_a_snapshot_and_verify_exits_3_on_drift_with_jso
 /// must reach that index by its name.
 #[tokio::test]
 async fn dropping_a_text_index_by_its_declared_fields_drops_it_by_name() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    // Each creates and drops whole scratch databases, and lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("snapshot_drop_text").await;
     db.run_command(doc! {
         "createIndexes": "articles",
@@ -493,7 +494,8 @@ async fn dropping_a_text_index_by_its_declared_fields_drops_it_by_name() {
 
 #[tokio::test]
 async fn a_snapshot_in_a_given_database_is_the_same_and_empties_it_of_what_it_created() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    // Each creates and drops whole scratch databases, and lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("snapshot_given").await;
     let scratch = fresh_database("snapshot_given_scratch").await;
     let expected = manager(&db, GROUP).snapshot().await.expect("snapshot");
@@ -556,7 +558,8 @@ async fn a_snapshot_in_a_given_database_is_the_same_and_empties_it_of_what_it_cr
 /// command there, as a real server answers it.
 #[tokio::test]
 async fn a_user_refused_the_scratch_database_is_told_to_name_one() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    // Each creates and drops whole scratch databases, and lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("snapshot_unauthorized").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let proxied = proxy.database(&db).await;
@@ -596,7 +599,8 @@ async fn a_user_refused_the_scratch_database_is_told_to_name_one() {
 /// instead of waiting for ever: held at the proxy.
 #[tokio::test]
 async fn a_scratch_drop_that_never_answers_is_given_up_on() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    // Each creates and drops whole scratch databases, and lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("snapshot_drop_held").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let proxied = proxy.database(&db).await;
@@ -620,7 +624,8 @@ async fn a_scratch_drop_that_never_answers_is_given_up_on() {
 
 #[tokio::test]
 async fn the_command_line_takes_a_snapshot_in_a_named_database() {
-    let _alone = ONE_AT_A_TIME.lock().await;
+    // Each creates and drops whole scratch databases, and lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("snapshot_cli_named").await;
     let scratch = fresh_database("snapshot_cli_named_scratch").await;
     let plain = schema_snapshot(&db, &["snapshot"], &[]);

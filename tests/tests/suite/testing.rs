@@ -96,6 +96,7 @@ async fn a_test_database_by_hand_is_dropped_when_asked() {
     let name = db.name().to_owned();
     assert_eq!(record_ids(&db, "schema_versions").await.len(), 11);
     let client = db.client().clone();
+    let _listing = schema_tests::DATABASE_LISTINGS.lock().await;
     let probe = fresh_database("by_hand_check").await;
     let listed = probe.client().list_database_names().await.unwrap();
     // The listing shows the database while it is there, so its absence
