@@ -114,8 +114,9 @@ pub mod __private;
 #[doc = include_str!("../../README.md")]
 mod readme {}
 
+pub use assess::commit_quorum::CommitQuorumWait;
 pub use assess::policy::Policy;
-pub use assess::progress::{BackgroundFailure, BackgroundTask, CommitQuorumWait, IndexBuild};
+pub use assess::progress::{BackgroundFailure, BackgroundTask, IndexBuild};
 pub use assess::report::{ApplyReport, ForgetReport, Interrupted, MarkReport};
 pub use assess::status::{LockStatus, MigrationStatus, State, Status, UnknownRecord};
 pub use connect::{Connection, connect};

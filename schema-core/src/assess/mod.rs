@@ -4,6 +4,7 @@
 //! builds, the background task), and how a live database differs from a
 //! snapshot of the declared schema.
 
+pub(crate) mod commit_quorum;
 pub(crate) mod drift;
 pub(crate) mod policy;
 pub(crate) mod progress;

@@ -7,7 +7,8 @@ use mongodb::bson::DateTime;
 use serde_json::json;
 use unicode_width::UnicodeWidthStr;
 
-use crate::assess::progress::{BackgroundTask, CommitQuorumWait, IndexBuild};
+use crate::assess::commit_quorum::CommitQuorumWait;
+use crate::assess::progress::{BackgroundTask, IndexBuild};
 use crate::assess::report::ApplyReport;
 use crate::assess::status::BackfillStatus;
 use crate::assess::status::{LockStatus, State, Status};

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::context::Managed;
 use super::walk::Beyond;
 use super::{Work, order, walk};
-use crate::stored::checkpoint::Checkpoint;
+use crate::stored::checkpoint::{Checkpoint, bson_type};
 use crate::support::convert;
 use crate::support::error::{self, BoxError, Error, ServerError};
 use crate::support::faults::{Failure, time_limit, within};
@@ -335,6 +335,6 @@ pub(super) fn at(checkpoint: &Checkpoint) -> String {
         "its batch after {} {batches} ({} documents visited, the last `_id` of BSON type {})",
         checkpoint.batches,
         checkpoint.visited,
-        walk::alias(last)
+        bson_type(last)
     )
 }

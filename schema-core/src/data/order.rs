@@ -19,6 +19,7 @@ use std::cmp::Ordering;
 use mongodb::bson::{Bson, Document};
 
 use super::walk;
+use crate::stored::checkpoint::bson_type;
 use crate::support::convert;
 
 /// Where a batch broke the order, without the values: the place in the
@@ -41,8 +42,8 @@ pub(crate) fn check(last: Option<&Bson>, ids: &[Bson]) -> Result<(), OutOfOrder>
         {
             return Err(OutOfOrder {
                 place: index + 1,
-                before: walk::alias(before),
-                after: walk::alias(id),
+                before: bson_type(before),
+                after: bson_type(id),
             });
         }
         previous = Some(id);

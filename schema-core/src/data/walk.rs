@@ -23,7 +23,7 @@
 
 use mongodb::bson::{Bson, Document, doc};
 
-pub(crate) use crate::stored::checkpoint::bson_type as alias;
+use crate::stored::checkpoint::bson_type;
 
 /// `filter` and `clause` together: `clause`'s fields added to `filter`
 /// when none of them is there already (an implicit AND, which servers plan
@@ -66,7 +66,7 @@ pub(crate) enum Beyond {
 /// The query for the `_id`s of the type brackets sorting after `last`'s.
 pub(crate) fn beyond(filter: &Document, last: &Bson) -> Beyond {
     let Some(index) = bracket(last) else {
-        return Beyond::Unknown(alias(last));
+        return Beyond::Unknown(bson_type(last));
     };
     let types: Vec<Document> = BRACKETS[index + 1..]
         .iter()
@@ -122,7 +122,7 @@ pub(crate) fn bracket(value: &Bson) -> Option<usize> {
         Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => "number",
         Bson::Symbol(_) => "string",
         Bson::Array(_) | Bson::RegularExpression(_) | Bson::Undefined => return None,
-        other => alias(other),
+        other => bson_type(other),
     };
     BRACKETS.iter().position(|aliases| aliases.contains(&alias))
 }

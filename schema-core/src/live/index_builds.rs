@@ -11,8 +11,10 @@ use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{ReadPreference, SelectionCriteria};
 use tracing::debug;
 
-use crate::assess::progress::{self, CommitQuorumWait, IndexBuild};
+use crate::assess::commit_quorum::{self, CommitQuorumWait};
+use crate::assess::progress::{self, IndexBuild};
 use crate::support::faults::{Failure, within};
+use crate::support::topology::Topology;
 
 /// How long each read may take (the operations, then the commit quorums),
 /// cursors included: a third of the default
@@ -101,10 +103,11 @@ async fn commit_quorum_waits(
         .run_command(doc! { "hello": 1 })
         .selection_criteria(primary())
         .await?;
-    if hello.get_str("msg") == Ok("isdbgrid") {
+    let topology = Topology::of(&hello);
+    if topology.mongos {
         return Ok(every(CommitQuorumWait::Unknown));
     }
-    if hello.get_str("setName").is_err() {
+    if !topology.replica_set {
         return Ok(every(CommitQuorumWait::NotWaiting));
     }
     let Ok(member) = hello.get_str("me") else {
@@ -133,7 +136,7 @@ async fn commit_quorum_waits(
             .iter()
             .find(|listed| listed.get_str("name") == Ok(collection))
             .and_then(|listed| listed.get_document("info").ok())
-            .and_then(|info| progress::uuid(info.get("uuid")))
+            .and_then(|info| commit_quorum::uuid(info.get("uuid")))
     };
     let members: Vec<&str> = ["hosts", "passives"]
         .iter()
@@ -141,11 +144,13 @@ async fn commit_quorum_waits(
         .flatten()
         .filter_map(Bson::as_str)
         .collect();
-    if !progress::names_match(&records, &members) {
+    if !commit_quorum::names_match(&records, &members) {
         return Ok(every(CommitQuorumWait::Unknown));
     }
     Ok(builds
         .iter()
-        .map(|build| progress::commit_quorum_wait(build, uuid_of(&build.collection), &records, member))
+        .map(|build| {
+            commit_quorum::commit_quorum_wait(&build.indexes, uuid_of(&build.collection), &records, member)
+        })
         .collect())
 }

@@ -26,6 +26,7 @@ use crate::support::error::Error;
 use crate::support::faults::{Failure, within};
 use crate::support::owner::Owner;
 use crate::support::retry;
+use crate::support::topology::Topology;
 
 /// The shortest bound on one attempt while waiting for the lock, so that a
 /// nearly spent wait still gives the server a fair chance to answer.
@@ -371,8 +372,8 @@ impl Lock {
             }
             Err(failure) => return Err(Stop::Fatal(failure.into_error("read the server's clock"))),
         };
-        let mongos = reply.get_str("msg") == Ok("isdbgrid");
-        let transactions = mongos || reply.get_str("setName").is_ok();
+        let topology = Topology::of(&reply);
+        let (mongos, transactions) = (topology.mongos, topology.replicated());
         match reply.get("localTime") {
             Some(Bson::DateTime(now)) => Ok(ServerClock {
                 now: *now,

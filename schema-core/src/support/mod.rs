@@ -14,3 +14,4 @@ pub(crate) mod owner;
 pub(crate) mod panic;
 pub(crate) mod redact;
 pub(crate) mod retry;
+pub(crate) mod topology;

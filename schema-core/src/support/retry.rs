@@ -2,10 +2,11 @@
 //!
 //! One way to wait between attempts ([`pause`]: jittered, never past a
 //! deadline), and one loop ([`Attempts::run`]) for the commands that are
-//! simply sent again: a record's insert, a backfill's reads, updates and
-//! transactions. The lock's writer and its acquisition decide each turn
-//! from what the server said (versions, holders) and keep their own loops,
-//! pausing through [`pause`].
+//! simply sent again: a record's insert, a backfill's reads and updates.
+//! The lock's writer and its acquisition decide each turn from what the
+//! server said (versions, holders), and a backfill's transaction from how
+//! its try ended (conflict, lost commit, too long); they keep their own
+//! loops, pausing through [`pause`].
 
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};

@@ -41,6 +41,7 @@ pub use constructors::{IndexModelExt, ascending, default_name, descending, keys,
 use crate::declare::capture::{self, Declared};
 use crate::support::error::{self, Error};
 use crate::support::faults::{Failure, within};
+use crate::support::topology::Topology;
 
 /// The server's codes for an index that contradicts an existing one:
 /// IndexAlreadyExists, IndexOptionsConflict and IndexKeySpecsConflict.
@@ -311,7 +312,7 @@ pub async fn drop_index(db: &Database, collection: &str, keys: Document) -> Resu
 /// one (BadValue).
 async fn takes_commit_quorum(db: &Database) -> mongodb::error::Result<bool> {
     let hello = db.run_command(doc! { "hello": 1 }).await?;
-    Ok(hello.get_str("setName").is_ok() || hello.get_str("msg") == Ok("isdbgrid"))
+    Ok(Topology::of(&hello).replicated())
 }
 
 /// Whether the server refused an index because an existing one
