@@ -50,3 +50,19 @@ pub async fn tally(db: &Database, collection: &str) -> BTreeMap<i64, u64> {
     }
     tally
 }
+
+/// Adds 1 to `n` of every document of `items`, `batch_size` at a time, as a
+/// backfill under the migration that calls it: the body of the backfill
+/// tests' migrations.
+///
+/// # Errors
+///
+/// The backfill's.
+pub async fn count_each(db: &Database, batch_size: u32) -> Result<(), schema_core::Error> {
+    schema_core::data::Backfill::new(db, "items")
+        .update(doc! { "$inc": { "n": 1 } })
+        .batch_size(batch_size)
+        .run()
+        .await?;
+    Ok(())
+}

@@ -150,10 +150,9 @@ pub(crate) fn read_needs_collation(filter: &Document, last: Option<&Bson>) -> bo
     let Some(last) = last else {
         return true;
     };
-    let range = matches!(
-        last,
-        Bson::String(_) | Bson::Symbol(_) | Bson::Document(_) | Bson::MinKey
-    ) || collatable(last);
+    // Strings and symbols are `collatable`; any document, and `MinKey`,
+    // open a range that may hold them.
+    let range = matches!(last, Bson::Document(_) | Bson::MinKey) || collatable(last);
     range || filter.values().any(collatable)
 }
 

@@ -12,7 +12,6 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use schema_core::data::Backfill;
 use schema_core::mongodb::bson::{Document, doc};
 use schema_core::mongodb::{Database, error::Error as DriverError};
 use schema_core::{Error, Migrations, SchemaManager, migration};
@@ -277,12 +276,7 @@ async fn transient_failures_of_any_code_are_counted_in_a_row_and_the_sixth_stops
 /// A background migration that counts every item once, 100 at a time.
 #[migration(id = "bgb_0001_counted", group = "background_backfill", background)]
 async fn counted(db: &Database) -> Result<(), Error> {
-    Backfill::new(db, "items")
-        .update(doc! { "$inc": { "n": 1 } })
-        .batch_size(100)
-        .run()
-        .await?;
-    Ok(())
+    schema_tests::items::count_each(db, 100).await
 }
 
 /// A background backfill's second batch runs, and the reply to its update

@@ -1007,12 +1007,7 @@ async fn document_ids_on_a_collection_with_a_default_collation_are_each_visited_
 
 #[schema_core::migration(id = "r_odd_positions", group = "real_server_odd_positions")]
 async fn odd_positions(db: &Database) -> Result<(), Error> {
-    schema_core::data::Backfill::new(db, "items")
-        .update(doc! { "$inc": { "n": 1 } })
-        .batch_size(1)
-        .run()
-        .await?;
-    Ok(())
+    schema_tests::items::count_each(db, 1).await
 }
 
 /// Under a manager on a replica set, each batch of one document commits
