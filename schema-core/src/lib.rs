@@ -84,7 +84,9 @@ mod stored;
 //    against a snapshot, without I/O.
 mod assess;
 
-// 5. I/O: the versions collection, the lock, and reading a live schema.
+// 5. I/O: the versions collection, the locks, the last background
+//    failure, and reading a live schema.
+mod failures;
 mod live;
 mod lock;
 mod records;
@@ -118,13 +120,14 @@ pub use assess::commit_quorum::CommitQuorumWait;
 pub use assess::policy::Policy;
 pub use assess::progress::{BackgroundFailure, BackgroundTask, IndexBuild};
 pub use assess::report::{ApplyReport, ForgetReport, Interrupted, MarkReport};
-pub use assess::status::{LockStatus, MigrationStatus, State, Status, UnknownRecord};
+pub use assess::status::{LockStatus, Locks, MigrationStatus, State, Status, UnknownRecord};
 pub use connect::{Connection, connect};
 pub use declare::indexes;
 pub use declare::registry::{DEFAULT_GROUP, Migration};
 pub use declare::set::Migrations;
 pub use declare::validator::{Validator, set_validator};
 pub use manager::SchemaManager;
+pub use stored::lock::Lane;
 
 /// The declared schema as a file to review, and a live database held
 /// against it.

@@ -354,7 +354,7 @@ pub fn seen_overlapping(runs: &[Run]) -> bool {
     })
 }
 
-/// The lock document guarding `schema_versions`, if there is one.
+/// The start lock guarding `schema_versions`, if there is one.
 ///
 /// # Panics
 ///
@@ -362,6 +362,18 @@ pub fn seen_overlapping(runs: &[Run]) -> bool {
 pub async fn lock_document(db: &Database) -> Option<Document> {
     db.collection::<Document>("schema_lock")
         .find_one(doc! { "_id": "schema_versions" })
+        .await
+        .expect("read the lock")
+}
+
+/// The background lock guarding `schema_versions`, if there is one.
+///
+/// # Panics
+///
+/// When the lock collection cannot be read.
+pub async fn background_lock_document(db: &Database) -> Option<Document> {
+    db.collection::<Document>("schema_lock")
+        .find_one(doc! { "_id": "schema_versions$background" })
         .await
         .expect("read the lock")
 }

@@ -1,12 +1,18 @@
 //! How far the long work is: index builds the server reports in progress,
-//! and this process's background task. Pure: built from `$currentOp`'s
-//! documents and the task's state; whether a build waits for its commit
-//! quorum is [`commit_quorum`](super::commit_quorum)'s.
+//! this process's background task and the last background failure, with
+//! the pause before a failing background migration is tried again. Pure:
+//! built from `$currentOp`'s documents, the task's state and the failure
+//! document; whether a build waits for its commit quorum is
+//! [`commit_quorum`](super::commit_quorum)'s.
 
-use mongodb::bson::{Bson, Document};
+use std::time::Duration;
+
+use mongodb::bson::{Bson, DateTime, Document};
 
 use super::commit_quorum::{CommitQuorumWait, same_names};
+use crate::stored::failure::FailureDocument;
 use crate::support::convert;
+use crate::support::error::Error;
 
 /// An index build in progress on the manager's database, as the server's
 /// `$currentOp` reports it: [`Status::index_builds`](crate::Status::index_builds).
@@ -39,27 +45,96 @@ impl IndexBuild {
     }
 }
 
-/// What [`Status::background`](crate::Status::background) says about this
-/// process's background task.
+/// What [`Status::background`](crate::Status::background) says about the
+/// background migrations: this process's task, and the last failure of one
+/// that is not recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct BackgroundTask {
-    /// Whether a task of this process is applying background migrations.
+    /// Whether a task of this process is applying background migrations
+    /// (or pausing after a failure, to try again).
     pub running: bool,
-    /// Set when the last task stopped before everything was recorded.
+    /// The last failure of a background migration still not recorded, as
+    /// any process noted it (or as this process met it, when it could not
+    /// note it).
     pub failed: Option<BackgroundFailure>,
 }
 
-/// Why this process's background task stopped.
+/// The last failure of a background migration, as every process reads it:
+/// kept in the lock collection by the process that met it, until the
+/// migration is recorded.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct BackgroundFailure {
-    /// The first background migration that is not recorded.
+    /// The background migration that failed.
     pub id: String,
     /// The error's kind, as [`Error::kind`](crate::Error::kind) names it.
-    pub kind: &'static str,
-    /// The error's message, with its causes.
+    pub kind: String,
+    /// The error's message, with its causes and no document value.
     pub message: String,
+    /// When, by the server's clock; `None` for one this process met and
+    /// could not note.
+    #[serde(serialize_with = "crate::support::json::optional_time")]
+    pub at: Option<DateTime>,
+    /// Which process met it, as `host:pid`.
+    pub by: String,
+    /// How many times in a row the migration failed, with the same
+    /// checksum.
+    pub in_a_row: u32,
+    /// When a background task tries it again, at the earliest: `at` plus
+    /// a pause ([`SchemaManager::background_retry_pause`], a minute by
+    /// default) after the first failure, doubling with each one more in a
+    /// row, at most an hour.
+    ///
+    /// [`SchemaManager::background_retry_pause`]: crate::SchemaManager::background_retry_pause
+    #[serde(serialize_with = "crate::support::json::optional_time")]
+    pub next_attempt: Option<DateTime>,
+}
+
+/// The longest pause between attempts at a failing background migration,
+/// unless the first is longer.
+pub(crate) const LAST_RETRY_PAUSE: Duration = Duration::from_secs(60 * 60);
+
+/// How long background tasks leave a migration alone after its
+/// `in_a_row`th failure in a row: `first`, doubling each time, at most an
+/// hour (or `first`, when that is longer).
+pub(crate) fn retry_pause(first: Duration, in_a_row: u32) -> Duration {
+    let doublings = in_a_row.saturating_sub(1).min(20);
+    first
+        .saturating_mul(1 << doublings)
+        .min(LAST_RETRY_PAUSE.max(first))
+}
+
+impl BackgroundFailure {
+    /// The failure a document notes.
+    pub(crate) fn noted(failure: &FailureDocument) -> BackgroundFailure {
+        let in_a_row = u32::try_from(failure.in_a_row.max(1)).unwrap_or(u32::MAX);
+        let first = Duration::from_millis(u64::try_from(failure.pause_ms).unwrap_or(0));
+        let pause = i64::try_from(retry_pause(first, in_a_row).as_millis()).unwrap_or(i64::MAX);
+        BackgroundFailure {
+            id: failure.id.clone(),
+            kind: failure.kind.clone(),
+            message: failure.message.clone(),
+            at: Some(failure.at),
+            by: failure.by.clone(),
+            in_a_row,
+            next_attempt: Some(DateTime::from_millis(
+                failure.at.timestamp_millis().saturating_add(pause),
+            )),
+        }
+    }
+
+    /// The error [`wait_applied`](crate::SchemaManager::wait_applied)
+    /// returns for it.
+    pub(crate) fn to_error(&self) -> Error {
+        Error::BackgroundFailed {
+            id: self.id.clone(),
+            kind: self.kind.clone(),
+            message: self.message.clone(),
+            by: self.by.clone(),
+            in_a_row: self.in_a_row,
+        }
+    }
 }
 
 /// The index builds on `database` among `operations`, the documents

@@ -56,7 +56,7 @@ pub struct ForgetReport {
 }
 
 /// What one [`SchemaManager::mark_applied`](crate::SchemaManager::mark_applied) call did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct MarkReport {
     /// The ids it recorded or whose edit it accepted, in plan order.
@@ -64,6 +64,28 @@ pub struct MarkReport {
     /// Set when taking the lock meant taking it over from a process whose
     /// lease had ended.
     pub interrupted: Option<Interrupted>,
+}
+
+/// The report of a run under a lane's lock (`now`, read again under it,
+/// and the takeover it made, if any) after `before`: what was read first,
+/// or the report of the lane before, whose applied ids stay first, with
+/// their measured durations.
+pub(crate) fn after(
+    before: ApplyReport,
+    mut now: ApplyReport,
+    interrupted: Option<Interrupted>,
+) -> ApplyReport {
+    now.already_applied.retain(|id| !before.applied.contains(id));
+    for id in &before.applied {
+        if let Some(duration) = before.durations.get(id) {
+            now.durations.insert(id.clone(), *duration);
+        }
+    }
+    let mut applied = before.applied;
+    applied.append(&mut now.applied);
+    now.applied = applied;
+    now.interrupted = before.interrupted.or(interrupted);
+    now
 }
 
 /// Splits `ordered` into the migrations `stored` lacks, in order, and a

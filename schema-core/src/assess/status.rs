@@ -144,6 +144,27 @@ pub struct LockStatus {
     pub version: i64,
 }
 
+/// Who holds each of the two locks of a versions collection (see
+/// [`Lane`](crate::Lane)): [`SchemaManager::lock_status`](crate::SchemaManager::lock_status).
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+#[non_exhaustive]
+pub struct Locks {
+    /// The lock of the migrations applied at start.
+    pub start: Option<LockStatus>,
+    /// The lock of the background migrations.
+    pub background: Option<LockStatus>,
+}
+
+impl Locks {
+    /// The lock of `lane`.
+    pub fn of(&self, lane: crate::Lane) -> Option<&LockStatus> {
+        match lane {
+            crate::Lane::Start => self.start.as_ref(),
+            crate::Lane::Background => self.background.as_ref(),
+        }
+    }
+}
+
 /// One registered migration and its record, if any.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]

@@ -38,7 +38,7 @@
 //! ```
 //!
 //! Commands: `status [--check]`, `plan`, `apply`, `forget [--unknown] <id>`,
-//! `mark-applied <id>`, `lock`, `unlock [--force]`, `snapshot [--out FILE]
+//! `mark-applied <id>`, `lock`, `unlock [--background] [--force]`, `snapshot [--out FILE]
 //! [--snapshot-database NAME]`
 //! and `verify --snapshot FILE [--deny-extra]`, each with `--json` for
 //! machine-readable output. With `--json`, an error is printed to stdout as
@@ -78,8 +78,9 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use self::progress::Shown;
-use self::text::{StatusOutput, apply_text, lock_text, plan_json, plan_table, status_table, to_json};
+use self::text::{StatusOutput, apply_text, locks_text, plan_json, plan_table, status_table, to_json};
 use crate::manager::SchemaManager;
+use crate::stored::lock::Lane;
 use crate::support::error::{Error, chain};
 
 /// The exit status of `status --check` while something is pending, or
@@ -163,17 +164,20 @@ pub enum Command {
         #[command(flatten)]
         output: Output,
     },
-    /// Who holds the schema lock, since when, running what, until when
+    /// Who holds each schema lock (start, background), since when, running what, until when
     Lock {
         /// How it prints what it did.
         #[command(flatten)]
         output: Output,
     },
-    /// Remove a schema lock whose lease has ended (with --force, any lock)
+    /// Remove the start lock when its lease has ended (with --background, the background lock; with --force, whatever its state)
     Unlock {
         /// Remove the lock even while its lease is live or when it is malformed; the holder's running migration may then run twice
         #[arg(long)]
         force: bool,
+        /// The background migrations' lock instead of the start lock
+        #[arg(long)]
+        background: bool,
         /// How it prints what it did.
         #[command(flatten)]
         output: Output,
@@ -374,26 +378,33 @@ async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u
             (output, 0)
         }
         Command::Lock { .. } => {
-            let status = manager.lock_status().await?;
+            let locks = manager.lock_status().await?;
             let output = if json {
-                to_json(&json!({ "lock": status }))
+                to_json(&json!({ "locks": locks }))
             } else {
-                lock_text(status.as_ref())
+                locks_text(&locks)
             };
             (output, 0)
         }
-        Command::Unlock { force, .. } => {
-            let removed = if *force {
-                manager.unlock_force().await?
+        Command::Unlock {
+            force, background, ..
+        } => {
+            let lane = if *background {
+                Lane::Background
             } else {
-                manager.unlock().await?
+                Lane::Start
+            };
+            let removed = if *force {
+                manager.unlock_force(lane).await?
+            } else {
+                manager.unlock(lane).await?
             };
             let output = if json {
-                to_json(&json!({ "removed": removed }))
+                to_json(&json!({ "lane": lane, "removed": removed }))
             } else if removed {
-                "removed the schema lock\n".to_owned()
+                format!("removed {lane}\n")
             } else {
-                "nobody holds the schema lock\n".to_owned()
+                format!("nobody holds {lane}\n")
             };
             (output, 0)
         }

@@ -11,8 +11,9 @@ use crate::assess::commit_quorum::CommitQuorumWait;
 use crate::assess::progress::{BackgroundTask, IndexBuild};
 use crate::assess::report::ApplyReport;
 use crate::assess::status::BackfillStatus;
-use crate::assess::status::{LockStatus, State, Status};
+use crate::assess::status::{LockStatus, Locks, State, Status};
 use crate::declare::registry::Migration;
+use crate::stored::lock::Lane;
 use crate::support::convert::percent;
 
 /// A status as `status --json` prints it: the [`Status`] and whether it
@@ -37,9 +38,17 @@ pub(super) fn to_json(value: &impl serde::Serialize) -> String {
     }
 }
 
-pub(super) fn lock_text(status: Option<&LockStatus>) -> String {
+pub(super) fn locks_text(locks: &Locks) -> String {
+    Lane::ALL
+        .into_iter()
+        .map(|lane| format!("{}:\n{}", lane.as_str(), lock_text(locks.of(lane))))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn lock_text(status: Option<&LockStatus>) -> String {
     let Some(status) = status else {
-        return "nobody holds the schema lock\n".to_owned();
+        return "nobody holds it\n".to_owned();
     };
     let mut text = String::new();
     let _ = writeln!(text, "holder:       {}", status.owner);
@@ -218,10 +227,21 @@ pub(super) fn index_build_line(build: &IndexBuild) -> String {
 /// failure; nothing otherwise.
 fn background_text(task: &BackgroundTask) -> String {
     match (&task.failed, task.running) {
-        (Some(failed), _) => format!(
-            "background migrations stopped before `{}` was recorded: {}\n",
-            failed.id, failed.message
-        ),
+        (Some(failed), _) => {
+            let next = failed
+                .next_attempt
+                .map(|next| format!("; tried again after {}", date(Some(next))))
+                .unwrap_or_default();
+            format!(
+                "background migration `{}` failed ({}), {} in a row, last at {} by {}: {}{next}\n",
+                failed.id,
+                failed.kind,
+                failed.in_a_row,
+                date(failed.at),
+                failed.by,
+                failed.message
+            )
+        }
         (None, true) => "background migrations are being applied by this process\n".to_owned(),
         (None, false) => String::new(),
     }

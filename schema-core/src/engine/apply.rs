@@ -7,28 +7,47 @@ use super::{Engine, vet_stored};
 use crate::assess::report::{self, ApplyReport};
 use crate::declare::registry::Migration;
 use crate::lock::Held;
-use crate::stored::lock::Completion;
+use crate::stored::lock::{Completion, Lane};
 use crate::stored::record::Stored;
 use crate::support::convert;
 use crate::support::error::Error;
 
 impl Engine<'_> {
-    /// Under the lock: reads the records again, since another process may
-    /// have applied migrations meanwhile, records what a previous holder
-    /// completed, and applies what is still missing: the background
-    /// migrations too when `with_background`, else only the others (which
-    /// come first in `ordered`).
+    /// Under `lane`'s lock: reads the records again, since another process
+    /// may have applied migrations meanwhile, records what a previous
+    /// holder completed, and applies what is still missing of `lane`'s
+    /// migrations: the background ones, or the others (which come first
+    /// in `ordered`, and none of which comes after a background one).
+    ///
+    /// # Errors
+    ///
+    /// Those of running and recording a migration; and, in the background
+    /// lane, [`Error::Configuration`] when a migration applied at start is
+    /// not recorded (forgotten meanwhile, or one an older binary runs in
+    /// the background): a background migration may come after it, and
+    /// `apply_all` applies it at start, under the other lock.
     pub(crate) async fn apply_pending(
         &self,
         ordered: &[&'static Migration],
         held: &mut Held<'_>,
         stored: Stored,
         noted: &str,
-        with_background: bool,
+        lane: Lane,
     ) -> Result<ApplyReport, Error> {
         vet_stored(ordered, &stored, &self.records)?;
         let (mut pending, mut report) = report::split(ordered, &stored);
-        pending.retain(|migration| with_background || !migration.is_background());
+        if lane == Lane::Background
+            && let Some(start) = pending.iter().find(|migration| !migration.is_background())
+        {
+            return Err(Error::Configuration {
+                reason: format!(
+                    "the background migrations wait for `{}`, which is not recorded; `apply_all` \
+                     applies it at start",
+                    start.id()
+                ),
+            });
+        }
+        pending.retain(|migration| Lane::of(migration) == lane);
         let first = pending.first().map(|migration| migration.id());
         if first.is_some_and(|first| first != noted) {
             // Another process applied `noted` meanwhile; with nothing left

@@ -23,6 +23,7 @@ use crate::declare::set::Migrations;
 use crate::engine::Engine;
 use crate::lock::Lock;
 use crate::records::Records;
+use crate::stored::lock::Lane;
 use crate::support::error::Error;
 
 /// Applies the migrations registered with `#[migration]` to one database.
@@ -63,6 +64,8 @@ pub struct SchemaManager {
     observers: Vec<Observer>,
     /// Whether `apply_all` applies the background migrations itself.
     wait_for_background: bool,
+    /// The background task's pause after a migration's first failure.
+    background_retry_pause: Duration,
     /// Where `snapshot` applies the set; a new database when `None`.
     snapshot_database: Option<Database>,
     /// What this manager and its clones know of the background task and
@@ -87,6 +90,7 @@ impl std::fmt::Debug for SchemaManager {
             .field("on_unknown", &self.on_unknown)
             .field("observers", &self.observers.len())
             .field("wait_for_background", &self.wait_for_background)
+            .field("background_retry_pause", &self.background_retry_pause)
             .field(
                 "snapshot_database",
                 &self.snapshot_database.as_ref().map(Database::name),
@@ -130,6 +134,12 @@ impl SchemaManager {
     /// otherwise: 10 minutes.
     pub const DEFAULT_LOCK_WAIT_TIMEOUT: Duration = Duration::from_secs(600);
 
+    /// How long background tasks leave a background migration alone after
+    /// its first failure in a row unless
+    /// [`background_retry_pause`](SchemaManager::background_retry_pause)
+    /// says otherwise: a minute.
+    pub const DEFAULT_BACKGROUND_RETRY_PAUSE: Duration = Duration::from_secs(60);
+
     /// A manager for `db`, recording applied migrations in
     /// [`DEFAULT_VERSIONS_COLLECTION`](SchemaManager::DEFAULT_VERSIONS_COLLECTION)
     /// and locking with
@@ -147,6 +157,7 @@ impl SchemaManager {
             on_unknown: Policy::Warn,
             observers: Vec::new(),
             wait_for_background: false,
+            background_retry_pause: Self::DEFAULT_BACKGROUND_RETRY_PAUSE,
             snapshot_database: None,
             background: Arc::default(),
         }
@@ -242,6 +253,21 @@ impl SchemaManager {
     /// for everyone else: see `RELIABILITY.md` for what they must agree on.
     pub fn lock_lease(mut self, lease: Duration) -> SchemaManager {
         self.lock_lease = lease;
+        self
+    }
+
+    /// How long background tasks leave a background migration alone after
+    /// it failed for the first time in a row
+    /// ([`DEFAULT_BACKGROUND_RETRY_PAUSE`](SchemaManager::DEFAULT_BACKGROUND_RETRY_PAUSE)
+    /// by default); the pause doubles with each failure more, up to an hour
+    /// (or `pause`, if longer). The failure is noted where every process
+    /// reads it, with this pause, so the task of every process, restarted
+    /// or not, leaves the migration alone as long; an operator's `apply`
+    /// (or `apply_all` with
+    /// [`wait_for_background`](SchemaManager::wait_for_background)) runs it
+    /// at once.
+    pub fn background_retry_pause(mut self, pause: Duration) -> SchemaManager {
+        self.background_retry_pause = pause;
         self
     }
 
@@ -351,23 +377,23 @@ impl SchemaManager {
         Records::new(&self.db, &self.versions_collection, self.lock_lease / 3)
     }
 
-    /// The lock, with this manager's collections and lease.
-    fn lock(&self) -> Lock {
+    /// The lock of `lane`, with this manager's collections and lease.
+    fn lock(&self, lane: Lane) -> Lock {
         Lock::new(
             &self.db,
             &self.lock_collection,
-            &self.versions_collection,
+            &lane.key(&self.versions_collection),
             self.lock_lease,
             self.lease_client.clone(),
         )
     }
 
-    /// The engine that runs this manager's work under the lock.
-    fn engine(&self) -> Engine<'_> {
+    /// The engine that runs this manager's work under the lock of `lane`.
+    fn engine(&self, lane: Lane) -> Engine<'_> {
         Engine {
             db: &self.db,
             records: self.records(),
-            lock: self.lock(),
+            lock: self.lock(lane),
             observers: &self.observers,
         }
     }

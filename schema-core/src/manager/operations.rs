@@ -2,18 +2,21 @@
 //! configuration, take the declared set, read the records, vet them, and
 //! hand the engine what to do under the lock.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use tracing::{info, warn};
 
 use super::SchemaManager;
+use super::background::{Heed, Run};
 use crate::assess::policy;
 use crate::assess::report::{self, ApplyReport, ForgetReport, MarkReport};
-use crate::assess::status::{self, LockStatus, Status};
+use crate::assess::status::{self, BackfillStatus, Locks, Status};
 use crate::declare::order;
 use crate::declare::registry::Migration;
 use crate::engine::vet_stored;
 use crate::live;
+use crate::stored::lock::Lane;
 use crate::support::error::Error;
 
 impl SchemaManager {
@@ -71,11 +74,20 @@ impl SchemaManager {
     /// - [`Error::RecordFailed`] when a migration was completed but its
     ///   record could not be written; the next start writes it.
     pub async fn apply_all(&self) -> Result<ApplyReport, Error> {
+        match self.apply(Heed::Nothing).await? {
+            Run::Applied(report) => Ok(report),
+            Run::Paused(failure, _) => Err(failure.to_error()),
+        }
+    }
+
+    /// `apply_all`, heeding or not the last background failure (see
+    /// [`Heed`]).
+    pub(super) async fn apply(&self, heed: Heed) -> Result<Run, Error> {
         self.check_configuration()?;
         let ordered = self.ordered()?;
-        let engine = self.engine();
-        let stored = engine.records.read_all().await?;
-        vet_stored(&ordered, &stored, &engine.records)?;
+        let records = self.records();
+        let stored = records.read_all().await?;
+        vet_stored(&ordered, &stored, &records)?;
         let (pending, report) = report::split(&ordered, &stored);
         let (drifted, unknown) = (&report.drifted, &report.unknown);
         policy::vet(
@@ -85,25 +97,31 @@ impl SchemaManager {
             drifted,
             unknown,
         )?;
-        let with_background = self.wait_for_background;
-        let mut report = match pending
-            .iter()
-            .find(|migration| with_background || !migration.is_background())
-        {
-            None => report,
-            Some(first) => {
-                let noted = first.id();
-                let (mut report, interrupted) = engine
-                    .under_lock(self.lock_wait_timeout, Some(noted), async |held, stored| {
-                        engine
-                            .apply_pending(&ordered, held, stored, noted, with_background)
-                            .await
-                    })
-                    .await?;
-                report.interrupted = interrupted;
-                report
-            }
+        let with_background = self.wait_for_background || heed == Heed::LastFailure;
+        let mut run = self
+            .apply_lane(Lane::Start, &ordered, &pending, report, Heed::Nothing)
+            .await?;
+        if with_background && let Run::Applied(report) = run {
+            run = self
+                .apply_lane(Lane::Background, &ordered, &pending, report, heed)
+                .await?;
+        }
+        let Run::Applied(mut report) = run else {
+            return Ok(run);
         };
+        if with_background {
+            // A failure noted for one of them is over.
+            let background: Vec<String> = pending
+                .iter()
+                .filter(|migration| {
+                    migration.is_background() && report.applied.iter().any(|id| id == migration.id())
+                })
+                .map(|migration| migration.id().to_owned())
+                .collect();
+            if let Err(error) = self.failures().clear(&background).await {
+                warn!(%error, "could not remove the last background failure; it is of a recorded migration, which nothing heeds");
+            }
+        }
         self.background.recorded(&report.applied);
         self.background.recorded(&report.already_applied);
         if !with_background {
@@ -117,7 +135,42 @@ impl SchemaManager {
                 self.start_background(&report.background)?;
             }
         }
-        Ok(report)
+        Ok(Run::Applied(report))
+    }
+
+    /// Applies what `pending` holds of `lane`'s migrations under that
+    /// lane's lock, when it holds any, and adds what it did to `before`
+    /// (the report of what was read, or of the lane before). Heeding the
+    /// last failure, it lets the lock go without running anything while a
+    /// failure of one of them says to pause.
+    async fn apply_lane(
+        &self,
+        lane: Lane,
+        ordered: &[&'static Migration],
+        pending: &[&'static Migration],
+        before: ApplyReport,
+        heed: Heed,
+    ) -> Result<Run, Error> {
+        let Some(first) = pending.iter().find(|migration| Lane::of(migration) == lane) else {
+            return Ok(Run::Applied(before));
+        };
+        let engine = self.engine(lane);
+        let noted = first.id();
+        let (run, interrupted) = engine
+            .under_lock(self.lock_wait_timeout, Some(noted), async |held, stored| {
+                if heed == Heed::LastFailure
+                    && let Some((failure, left)) = self.pausing(ordered, &stored).await?
+                {
+                    return Ok(Run::Paused(failure, left));
+                }
+                let report = engine.apply_pending(ordered, held, stored, noted, lane).await?;
+                Ok(Run::Applied(report))
+            })
+            .await?;
+        Ok(match run {
+            Run::Applied(report) => Run::Applied(report::after(before, report, interrupted)),
+            paused @ Run::Paused(..) => paused,
+        })
     }
 
     /// Every known migration in apply order with its state, the records no
@@ -140,13 +193,15 @@ impl SchemaManager {
         vet_stored(&ordered, &stored, &records)?;
         self.background.saw(&stored);
         let mut status = status::status(&ordered, &stored);
-        if !status.is_up_to_date() {
-            // Only a migration still to apply can have a backfill or an
-            // index build under way.
-            status.backfills = self.lock().backfills().await?;
-            status.index_builds = live::index_builds::read(&self.db).await;
-        }
         status.background = self.background.task();
+        if !status.is_up_to_date() {
+            // Only a migration still to apply can have a backfill, an
+            // index build under way or a failure.
+            status.backfills = self.backfills().await?;
+            status.index_builds = live::index_builds::read(&self.db).await;
+            let (pending, _) = report::split(&ordered, &stored);
+            status.background.failed = self.last_failure(&pending).await?;
+        }
         Ok(status)
     }
 
@@ -165,11 +220,14 @@ impl SchemaManager {
     }
 
     /// Removes the record of migration `id`, so the next
-    /// [`apply_all`](SchemaManager::apply_all) runs it again. Takes the lock
-    /// for the removal, without waiting; first records what a previous
-    /// holder completed and clears the lock's ledger of it (so nothing left
-    /// there can record `id` again without running it), and confirms the
-    /// lease just before removing.
+    /// [`apply_all`](SchemaManager::apply_all) runs it again. Takes the
+    /// lock of `id`'s [`Lane`] for the removal, without waiting; first
+    /// records what a previous holder completed and clears the lock's
+    /// ledger of it (so nothing left there can record `id` again without
+    /// running it), makes sure the other lane's lock holds no completion of
+    /// `id` either (see [`Lane`]), and confirms the lease just before
+    /// removing. A background migration can be forgotten while a start's
+    /// migrations apply, and the other way round.
     ///
     /// Allowed while the lock is kept, released, for the checkpoints of a
     /// backfill that has not finished: those belong to a migration not yet
@@ -180,19 +238,23 @@ impl SchemaManager {
     ///
     /// [`Error::Configuration`], [`Error::UnknownMigration`] when no
     /// registered migration has `id`, [`Error::LockHeld`] while another
-    /// process holds the lock, [`Error::LockLost`], [`Error::Database`] and
-    /// [`Error::ServerTimeout`].
+    /// process holds the lock of `id`'s lane (or the other lane's holder
+    /// runs `id`, or has not recorded it yet), [`Error::LockLost`],
+    /// [`Error::Database`] and [`Error::ServerTimeout`].
     pub async fn forget(&self, id: &str) -> Result<ForgetReport, Error> {
         self.check_configuration()?;
         let ordered = self.ordered()?;
         let migration = find(&ordered, id)?;
-        let engine = self.engine();
+        let lane = Lane::of(migration);
+        let engine = self.engine(lane);
         let (removed, interrupted) = engine
             .under_lock(Duration::ZERO, None, async |held, _| {
+                self.settle_other_lane(lane, id).await?;
                 held.note_running(migration.id(), None).await?;
                 engine.records.delete(migration.id()).await
             })
             .await?;
+        self.failures().clear(&[id.to_owned()]).await?;
         info!(
             migration.id = id,
             removed, "forgot migration; it runs again on the next apply"
@@ -202,8 +264,9 @@ impl SchemaManager {
 
     /// Removes the record `id` of a migration this binary does not declare:
     /// one a newer version applied and an older one is rolled back over, or
-    /// a document that is not a record. Takes the lock like
-    /// [`forget`](SchemaManager::forget). `id` is the record's `_id` as
+    /// a document that is not a record. Takes the start lock like
+    /// [`forget`](SchemaManager::forget), and makes sure the background
+    /// lock holds no completion of `id`. `id` is the record's `_id` as
     /// [`status`](SchemaManager::status) shows it; an `_id` that is not a
     /// string is matched as an integer or an ObjectId when `id` reads as one.
     ///
@@ -213,9 +276,10 @@ impl SchemaManager {
     /// accepted.
     pub async fn forget_unknown(&self, id: &str) -> Result<ForgetReport, Error> {
         self.check_configuration()?;
-        let engine = self.engine();
+        let engine = self.engine(Lane::Start);
         let (removed, interrupted) = engine
             .under_lock(Duration::ZERO, None, async |held, _| {
+                self.settle_other_lane(Lane::Start, id).await?;
                 held.note_running(id, None).await?;
                 engine.records.delete_any(id).await
             })
@@ -227,25 +291,30 @@ impl SchemaManager {
         Ok(ForgetReport { removed, interrupted })
     }
 
-    /// Who holds the schema lock, if anyone: owner, host, process, since
-    /// when, the migration it is running, when its lease ends by the
-    /// server's clock and whether it already has. Writes nothing.
+    /// Who holds each of the two locks ([`Lane`]), if anyone: owner, host,
+    /// process, since when, the migration it is running, when its lease
+    /// ends by the server's clock and whether it already has. Two reads;
+    /// writes nothing.
     ///
     /// # Errors
     ///
-    /// [`Error::MalformedLock`] naming the field when the lock document has
+    /// [`Error::MalformedLock`] naming the field when a lock document has
     /// another shape (remove it with
     /// [`unlock_force`](SchemaManager::unlock_force)), [`Error::Database`]
     /// and [`Error::ServerTimeout`].
-    pub async fn lock_status(&self) -> Result<Option<LockStatus>, Error> {
+    pub async fn lock_status(&self) -> Result<Locks, Error> {
         self.check_configuration()?;
-        self.lock().status().await
+        Ok(Locks {
+            start: self.lock(Lane::Start).status().await?,
+            background: self.lock(Lane::Background).status().await?,
+        })
     }
 
-    /// Removes a lock whose lease has ended, after recording what its
-    /// holder completed. Returns whether there was a lock to remove. A
-    /// lock whose lease has ended is taken over by the next start anyway;
-    /// this clears it without starting one.
+    /// Removes `lane`'s lock when its lease has ended, after recording what
+    /// its holder completed. Returns whether there was a lock to remove. A
+    /// lock whose lease has ended is taken over by the next start (or
+    /// background task) anyway; this clears it without starting one. The
+    /// other lane's lock is left alone.
     ///
     /// A lock that holds the checkpoints of a backfill (see [`data`]) is
     /// kept, released, so that the next start resumes the backfill;
@@ -260,9 +329,9 @@ impl SchemaManager {
     /// [`unlock_force`](SchemaManager::unlock_force)),
     /// [`Error::MalformedLock`], [`Error::Database`] and
     /// [`Error::ServerTimeout`].
-    pub async fn unlock(&self) -> Result<bool, Error> {
+    pub async fn unlock(&self, lane: Lane) -> Result<bool, Error> {
         self.check_configuration()?;
-        let engine = self.engine();
+        let engine = self.engine(lane);
         if engine.lock.status().await?.is_none() {
             return Ok(false);
         }
@@ -271,12 +340,16 @@ impl SchemaManager {
         engine
             .under_lock(Duration::ZERO, None, async |_, _| Ok(()))
             .await?;
-        info!("removed a schema lock whose lease had ended");
+        info!(
+            lane = lane.as_str(),
+            "removed a schema lock whose lease had ended"
+        );
         Ok(true)
     }
 
-    /// Removes the lock whatever its state: live, expired or malformed.
-    /// Returns whether there was one.
+    /// Removes `lane`'s lock whatever its state: live, expired or
+    /// malformed. Returns whether there was one. The other lane's lock is
+    /// left alone.
     ///
     /// Dangerous while its holder is alive: another process can then take
     /// the lock and run the migration the holder is running, a second time
@@ -290,11 +363,11 @@ impl SchemaManager {
     ///
     /// [`Error::Configuration`], [`Error::Database`] and
     /// [`Error::ServerTimeout`].
-    pub async fn unlock_force(&self) -> Result<bool, Error> {
+    pub async fn unlock_force(&self, lane: Lane) -> Result<bool, Error> {
         self.check_configuration()?;
-        let removed = self.lock().remove().await?;
+        let removed = self.lock(lane).remove().await?;
         if removed {
-            warn!("removed the schema lock by force");
+            warn!(lane = lane.as_str(), "removed the schema lock by force");
         }
         Ok(removed)
     }
@@ -303,7 +376,10 @@ impl SchemaManager {
     /// without running them: a baseline, for a database whose indexes
     /// already exist. A drifted migration among them gets its current
     /// checksum recorded, accepting the edit. Waits for the lock like
-    /// `apply_all`, and fences each record like a completed migration.
+    /// `apply_all`, and fences each record like a completed migration: the
+    /// start lock for the migrations applied at start, then the background
+    /// lock for the background ones, each taken only when it has some to
+    /// mark (so marking a background migration waits for one that runs).
     ///
     /// # Errors
     ///
@@ -316,13 +392,63 @@ impl SchemaManager {
         let ordered = self.ordered()?;
         find(&ordered, id)?;
         let wanted = order::with_dependencies(&ordered, id);
-        let engine = self.engine();
-        let (marked, interrupted) = engine
-            .under_lock(self.lock_wait_timeout, None, async |held, stored| {
-                engine.mark(&ordered, &wanted, held, stored).await
-            })
+        let mut report = MarkReport::default();
+        for lane in Lane::ALL {
+            let wanted: HashSet<&str> = ordered
+                .iter()
+                .filter(|migration| Lane::of(migration) == lane && wanted.contains(migration.id()))
+                .map(|migration| migration.id())
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let engine = self.engine(lane);
+            let (mut marked, interrupted) = engine
+                .under_lock(self.lock_wait_timeout, None, async |held, stored| {
+                    engine.mark(&ordered, &wanted, held, stored).await
+                })
+                .await?;
+            report.marked.append(&mut marked);
+            report.interrupted = report.interrupted.or(interrupted);
+        }
+        Ok(report)
+    }
+}
+
+impl SchemaManager {
+    /// The backfills whose checkpoints either lock holds.
+    pub(super) async fn backfills(&self) -> Result<Vec<BackfillStatus>, Error> {
+        let mut backfills = self.lock(Lane::Start).backfills().await?;
+        backfills.append(&mut self.lock(Lane::Background).backfills().await?);
+        Ok(backfills)
+    }
+
+    /// Makes sure the lock of the lane other than `lane` holds no
+    /// completion of `id` that its next holder would record once `id`'s
+    /// record is removed: a lock whose lease ended is taken and let go
+    /// (which records its ledger), a live holder that runs `id` or has not
+    /// recorded it refuses. Only a binary that declares `id` in the other
+    /// lane (an older or newer release) can have run it there.
+    async fn settle_other_lane(&self, lane: Lane, id: &str) -> Result<(), Error> {
+        let other = lane.other();
+        let Some(holder) = self.lock(other).status().await? else {
+            return Ok(());
+        };
+        let noted = holder.running.as_deref() == Some(id) || holder.unrecorded.iter().any(|done| done == id);
+        if !noted {
+            return Ok(());
+        }
+        if !holder.expired {
+            return Err(Error::LockHeld {
+                holder: holder.owner,
+                running: holder.running,
+                expires_at: holder.lease_ends_at,
+            });
+        }
+        self.engine(other)
+            .under_lock(Duration::ZERO, None, async |_, _| Ok(()))
             .await?;
-        Ok(MarkReport { marked, interrupted })
+        Ok(())
     }
 }
 

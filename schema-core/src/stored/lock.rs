@@ -3,7 +3,8 @@
 //! checkpoints of its backfills.
 //!
 //! ```text
-//! { _id: "schema_versions",           // the versions collection it guards
+//! { _id: "schema_versions",           // the versions collection it guards, with
+//!                                     // "$background" for the background lane's
 //!   version: 7,                       // +1 with every write; each write filters on the one before
 //!   attempt: 12,                      // which attempt of its holder wrote this version
 //!   phase: "held" | "released",       // released: let go, kept for its ledger or checkpoints
@@ -27,6 +28,72 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::Checkpoint;
 use crate::declare::registry::Migration;
+
+/// Which of the two locks guarding a versions collection: one for the
+/// migrations applied at start, one for the background migrations. Each
+/// is a lock document of its own with the same states and writes, so a
+/// background migration that runs for hours never keeps a start waiting,
+/// while background migrations still run one at a time, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Lane {
+    /// The lock `apply_all` takes for the migrations it applies before it
+    /// returns; its document's `_id` is the versions collection's name.
+    Start,
+    /// The lock the background task takes for `#[migration(background)]`
+    /// migrations; its document's `_id` is the versions collection's name
+    /// followed by `$background` (a `$` no collection name has).
+    Background,
+}
+
+impl Lane {
+    /// Both, in the order a holder of both takes them.
+    pub const ALL: [Lane; 2] = [Lane::Start, Lane::Background];
+
+    /// The lane that applies `migration`.
+    pub(crate) fn of(migration: &Migration) -> Lane {
+        if migration.is_background() {
+            Lane::Background
+        } else {
+            Lane::Start
+        }
+    }
+
+    /// The other lane.
+    pub(crate) fn other(self) -> Lane {
+        match self {
+            Lane::Start => Lane::Background,
+            Lane::Background => Lane::Start,
+        }
+    }
+
+    /// The `_id` of this lane's lock document for the versions collection
+    /// `versions`.
+    pub(crate) fn key(self, versions: &str) -> String {
+        match self {
+            Lane::Start => versions.to_owned(),
+            Lane::Background => format!("{versions}$background"),
+        }
+    }
+
+    /// `start` or `background`, as the command line and JSON say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Start => "start",
+            Lane::Background => "background",
+        }
+    }
+}
+
+impl std::fmt::Display for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Lane::Start => "the start lock",
+            Lane::Background => "the background lock",
+        })
+    }
+}
 
 /// Whether the lock's holder still holds it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,13 +6,16 @@
 //! - [`lock`]: the lock document, with its ledger of completions and the
 //!   version every write of its holder moves on by one;
 //! - [`checkpoint`]: where a backfill stands, kept inside the lock
-//!   document.
+//!   document;
+//! - [`failure`]: the last failure of a background migration, beside the
+//!   locks.
 //!
 //! Nothing here talks to the server. A document that does not read is
 //! described by the field that is wrong and the type found there, never by
 //! its value: stored documents may be shown to operators and logs.
 
 pub(crate) mod checkpoint;
+pub(crate) mod failure;
 pub(crate) mod lock;
 pub(crate) mod record;
 

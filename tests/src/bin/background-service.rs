@@ -44,8 +44,10 @@ async fn backfill(db: &Database) -> Result<(), Error> {
     note_ran(db, "bg_0002_backfill finished").await
 }
 
+/// The service, or its command line; release 2 (`background-service-v2`)
+/// starts the same way.
 #[tokio::main]
-async fn main() -> ExitCode {
+pub(crate) async fn main() -> ExitCode {
     let Some((options, _client, db)) = schema_tests::connect_worker().await else {
         return ExitCode::FAILURE;
     };

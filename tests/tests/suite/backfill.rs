@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use schema_core::data::{Backfill, Progress};
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, Document, doc, oid::ObjectId};
-use schema_core::{Error, Migrations, SchemaManager, migration};
+use schema_core::{Error, Lane, Migrations, SchemaManager, migration};
 use schema_tests::items::{insert, integers, tally};
 use schema_tests::{documents, fresh_database, monitored_database, record_ids, take_commands};
 
@@ -330,9 +330,10 @@ async fn a_failed_migration_keeps_its_checkpoint_and_the_next_start_resumes_ther
     assert!(backfill.started_at.is_some() && backfill.updated_at.is_some());
 
     // `unlock` clears the holder but keeps what the next start resumes from.
-    assert!(manager(&db, "resumed").unlock().await.expect("unlock"));
+    assert!(manager(&db, "resumed").unlock(Lane::Start).await.expect("unlock"));
     let lock = manager(&db, "resumed").lock_status().await.expect("lock status");
-    let kept = lock.expect("the lock stays for its checkpoint").backfills;
+    assert!(lock.background.is_none(), "{lock:?}");
+    let kept = lock.start.expect("the lock stays for its checkpoint").backfills;
     assert_eq!(
         kept.iter().map(|backfill| backfill.done).collect::<Vec<_>>(),
         [300]

@@ -423,6 +423,7 @@ async fn a_batch_update_whose_reply_was_lost_is_not_sent_again_as_if_it_had_not_
         .lock_status()
         .await
         .expect("lock status")
+        .start
         .expect("the lock stays for its checkpoint");
     assert_eq!(
         lock.backfills

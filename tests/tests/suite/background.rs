@@ -72,6 +72,20 @@ async fn until_ran(db: &Database, note: &str) {
     }
 }
 
+/// Waits until `manager` sees every migration recorded, while a failure
+/// noted before says `BackgroundFailed` (the task tries again after its
+/// pause).
+async fn until_recorded(manager: &SchemaManager, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        match manager.wait_applied(Duration::from_secs(5)).await {
+            Ok(()) => return,
+            Err(error) => assert!(Instant::now() < deadline, "recorded in time: {error}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn apply_all_returns_before_a_background_migration_and_a_task_applies_it() {
     let db = fresh_database("background_task").await;
@@ -113,8 +127,13 @@ async fn apply_all_returns_before_a_background_migration_and_a_task_applies_it()
     assert!(manager.clone().is_applied(GATED));
 }
 
+/// A background migration fails in one process: every process sees it.
+/// The failing process's `wait_applied` and another manager's (with no
+/// task of its own, as another process) return `BackgroundFailed` naming
+/// the migration and the kind; both statuses show it, from the failure
+/// noted beside the locks; the task pauses, still running.
 #[tokio::test]
-async fn a_failing_background_migration_is_reported_and_not_recorded() {
+async fn a_failing_background_migration_is_reported_to_every_process_and_not_recorded() {
     let db = fresh_database("background_fails").await;
     open_gate(&db, true).await;
     let manager = manager(&db);
@@ -125,19 +144,67 @@ async fn a_failing_background_migration_is_reported_and_not_recorded() {
         .wait_applied(Duration::from_secs(20))
         .await
         .expect_err("the background migration fails");
-    let Error::BackgroundFailed { id, source } = &error else {
+    let Error::BackgroundFailed {
+        id,
+        kind,
+        in_a_row,
+        message,
+        ..
+    } = &error
+    else {
         panic!("expected BackgroundFailed, got {error:?}");
     };
-    assert_eq!(id, GATED);
-    assert_eq!(source.kind(), "migration_failed");
+    assert_eq!(
+        (id.as_str(), kind.as_str(), *in_a_row),
+        (GATED, "migration_failed", 1)
+    );
+    assert!(message.contains(GATED), "{message}");
+    assert_eq!(error.kind(), "background_failed");
     assert_eq!(record_ids(&db, "schema_versions").await, [AT_START]);
     assert!(!manager.is_applied(GATED));
 
+    // Another process: it reads the failure noted beside the locks.
+    let noted: Vec<Document> = schema_tests::documents(&db, SchemaManager::DEFAULT_LOCK_COLLECTION)
+        .await
+        .into_iter()
+        .filter(|document| document.get_str("_id") == Ok("schema_versions$failure"))
+        .collect();
+    assert_eq!(noted.len(), 1, "the failure is noted: {noted:?}");
+    assert_eq!(noted[0].get_str("id"), Ok(GATED));
+    let other =
+        SchemaManager::new(db.clone()).migrations(Migrations::group(GROUP).expect("the group is valid"));
+    let started = Instant::now();
+    let seen = other.wait_applied(Duration::from_secs(20)).await;
+    assert!(
+        matches!(&seen, Err(Error::BackgroundFailed { id, .. }) if id == GATED),
+        "{seen:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10), "at its first look");
+    let failed = other
+        .status()
+        .await
+        .expect("status")
+        .background
+        .failed
+        .expect("another process's status reports the failure");
+    assert_eq!(
+        (failed.id.as_str(), failed.kind.as_str(), failed.in_a_row),
+        (GATED, "migration_failed", 1)
+    );
+    assert!(
+        failed.at.is_some() && failed.next_attempt > failed.at,
+        "{failed:?}"
+    );
+    assert!(failed.by.contains(&std::process::id().to_string()), "{failed:?}");
+
     let status = manager.status().await.expect("status");
     assert_eq!(status.pending(), [GATED]);
-    assert!(!status.background.running);
+    assert!(status.background.running, "the task pauses, to try again");
     let failed = status.background.failed.expect("status reports the failure");
-    assert_eq!((failed.id.as_str(), failed.kind), (GATED, "migration_failed"));
+    assert_eq!(
+        (failed.id.as_str(), failed.kind.as_str()),
+        (GATED, "migration_failed")
+    );
     assert!(failed.message.contains(GATED), "{}", failed.message);
 }
 
@@ -202,10 +269,10 @@ async fn a_failover_during_a_background_migration_s_body_is_ridden_out_and_it_is
 /// Transient failures are counted in a row whatever their codes: the
 /// failover codes 10107, 11602 and 91 in turn, each one a migration's
 /// failed write, nothing recorded or checkpointed between them. The task
-/// rides out five and the sixth stops it, the migration not recorded and
-/// the failure kept; the next `apply_all` starts a task that records it.
+/// rides out five; the sixth is noted as the migration's failure, and the
+/// task pauses, then tries again and records it.
 #[tokio::test(flavor = "multi_thread")]
-async fn transient_failures_of_any_code_are_counted_in_a_row_and_the_sixth_stops_the_task() {
+async fn transient_failures_of_any_code_are_counted_in_a_row_and_the_sixth_is_a_failure() {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     const CODES: [(i32, &str); 3] = [
@@ -228,13 +295,13 @@ async fn transient_failures_of_any_code_are_counted_in_a_row_and_the_sixth_stops
         .times(6),
     );
     open_gate(&db, false).await;
-    let manager = manager(&proxied);
+    let manager = manager(&proxied).background_retry_pause(Duration::from_secs(3));
 
     manager.apply_all().await.expect("apply");
     let outcome = manager.wait_applied(Duration::from_secs(120)).await;
     assert_eq!(failures.hits(), 6, "the proxy failed six runs: {outcome:?}");
     let Err(Error::BackgroundFailed { id, .. }) = &outcome else {
-        panic!("the sixth failure in a row stops the task: {outcome:?}");
+        panic!("the sixth failure in a row is the migration's failure: {outcome:?}");
     };
     assert_eq!(id, GATED);
     assert_eq!(record_ids(&db, "schema_versions").await, [AT_START]);
@@ -252,16 +319,15 @@ async fn transient_failures_of_any_code_are_counted_in_a_row_and_the_sixth_stops
     assert!(!seen.iter().any(|note| note == FINISHED), "{seen:?}");
     let task = manager.status().await.expect("status").background;
     let failed = task.failed.expect("status reports the failure");
-    assert!(!task.running);
-    assert_eq!((failed.id.as_str(), failed.kind), (GATED, "migration_failed"));
+    assert!(task.running, "it pauses");
+    assert_eq!(
+        (failed.id.as_str(), failed.kind.as_str()),
+        (GATED, "migration_failed")
+    );
     assert!(failed.message.contains("injected failover"), "{}", failed.message);
 
-    // The proxy fails no more: the next apply's task records it.
-    manager.apply_all().await.expect("apply again");
-    manager
-        .wait_applied(Duration::from_secs(60))
-        .await
-        .expect("the next task records it");
+    // The proxy fails no more: after its pause, the task records it.
+    until_recorded(&manager, Duration::from_secs(60)).await;
     assert_eq!(failures.hits(), 6);
     assert_eq!(record_ids(&db, "schema_versions").await, [AT_START, GATED]);
     let seen = ran(&db).await;
@@ -440,7 +506,7 @@ async fn a_lost_reply_the_checkpoint_could_not_count_is_said_and_not_retried_by_
     assert_eq!(lost.hits(), 1, "the second batch's reply was lost: {outcome:?}");
     assert_eq!(refused.hits(), 1, "the save counting it was refused: {outcome:?}");
     let Err(error @ Error::BackgroundFailed { .. }) = &outcome else {
-        panic!("the task stops: {outcome:?}");
+        panic!("the task notes a failure: {outcome:?}");
     };
     let said = schema_tests::chain(error);
     assert!(
@@ -460,6 +526,7 @@ async fn a_lost_reply_the_checkpoint_could_not_count_is_said_and_not_retried_by_
         .lock_status()
         .await
         .expect("lock status")
+        .background
         .expect("the lock stays for its checkpoint");
     assert_eq!(
         lock.backfills
@@ -470,7 +537,7 @@ async fn a_lost_reply_the_checkpoint_could_not_count_is_said_and_not_retried_by_
         "{lock:?}"
     );
     let task = manager.status().await.expect("status").background;
-    assert!(!task.running, "{task:?}");
+    assert!(task.running && task.failed.is_some(), "it pauses: {task:?}");
 
     // The next start does that batch once more: twice in all.
     backfill_manager(&db)
@@ -517,7 +584,7 @@ async fn a_task_dropped_with_its_runtime_leaves_the_next_apply_to_start_another(
 
     // The task died with its runtime, holding the lock: not released, not
     // recorded.
-    let lock = schema_tests::workers::lock_document(&db)
+    let lock = schema_tests::workers::background_lock_document(&db)
         .await
         .expect("the dropped task's lock");
     assert_eq!(lock.get_str("phase"), Ok("held"), "{lock:?}");
@@ -664,10 +731,11 @@ async fn waiting_reads_the_records_once_per_interval() {
             .filter(|(sent, target)| sent == name && target == collection)
             .count()
     };
-    // At 0, 1, 2 and 2.5 intervals; then the lock, for what runs.
+    // At 0, 1, 2 and 2.5 intervals, each with the last background failure
+    // (a background migration is pending); then both locks, for what runs.
     let reads = count("find", "schema_versions");
     assert!((3..=4).contains(&reads), "{reads} reads: {commands:?}");
-    assert_eq!(count("find", "schema_lock"), 1, "{commands:?}");
+    assert_eq!(count("find", "schema_lock"), reads + 2, "{commands:?}");
 
     open_gate(&db, false).await;
     manager
@@ -836,7 +904,9 @@ async fn after_a_kill_during_the_background_migration_the_next_start_is_ready_at
     let ready = lines.wait_for("ready", deadline);
     // Ready while the dead process's lease still holds the lock: the start
     // did not wait for it.
-    let lock = workers::lock_document(&db).await.expect("the dead holder's lock");
+    let lock = workers::background_lock_document(&db)
+        .await
+        .expect("the dead holder's lock");
     let pid = lock
         .get("pid")
         .and_then(|pid| pid.as_i64().or(pid.as_i32().map(i64::from)));

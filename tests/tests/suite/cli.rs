@@ -398,14 +398,20 @@ async fn status_and_lock_show_the_backfills_under_way() {
     let lock = cli(&db, &["lock"]);
     assert_eq!(code(&lock), 0, "{lock:?}");
     let text = stdout(&lock);
-    assert!(text.starts_with("holder:       api-7:4321:5f3a\n"), "{text}");
     assert!(
-        text.ends_with(&format!("{FIRST_BACKFILL}\n{SECOND_BACKFILL}\n")),
+        text.starts_with("start:\nholder:       api-7:4321:5f3a\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(&format!(
+            "{FIRST_BACKFILL}\n{SECOND_BACKFILL}\n\nbackground:\nnobody holds it\n"
+        )),
         "{text}"
     );
     let lock = json(&cli(&db, &["lock", "--json"]));
-    assert_eq!(lock["lock"]["backfills"], status["backfills"], "{lock}");
-    assert_eq!(lock["lock"]["running"], "o_0002_orders_ttl");
+    assert_eq!(lock["locks"]["start"]["backfills"], status["backfills"], "{lock}");
+    assert_eq!(lock["locks"]["start"]["running"], "o_0002_orders_ttl");
+    assert_eq!(lock["locks"]["background"], serde_json::Value::Null, "{lock}");
 }
 
 #[tokio::test]

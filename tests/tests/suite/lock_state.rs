@@ -204,7 +204,9 @@ async fn unlock_resolves_a_takeover_whose_reply_was_lost_instead_of_leaving_a_le
 
     // `unlock` does not wait for a holder, but its own takeover is no
     // holder to wait for.
-    let unlocked = manager(&proxy.database(&db).await, "takeover").unlock().await;
+    let unlocked = manager(&proxy.database(&db).await, "takeover")
+        .unlock(schema_core::Lane::Start)
+        .await;
     assert_eq!(lost.hits(), 1, "the takeover's reply was lost");
     assert_landed_unheard(&proxy);
     assert!(matches!(unlocked, Ok(true)), "{unlocked:?}");

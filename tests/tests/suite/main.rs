@@ -25,6 +25,7 @@ mod backfill;
 mod backfill_faults;
 mod backfill_transactions;
 mod background;
+mod background_releases;
 mod cli;
 mod command_counts;
 mod compile;

@@ -221,13 +221,15 @@ async fn status_and_plan_only_read() {
     let commands = take_commands(&sent);
     let read = |collection: &str| ("find".to_owned(), collection.to_owned());
     // The plan reads the records; so does the status, and, with migrations
-    // pending, the lock for the backfills under way and the server's
-    // operations (`$currentOp`, on `admin`) for the index builds.
+    // pending, both locks for the backfills under way and the server's
+    // operations (`$currentOp`, on `admin`) for the index builds (no
+    // background migration is pending: no failure is read).
     assert_eq!(
         commands,
         [
             read("schema_versions"),
             read("schema_versions"),
+            read("schema_lock"),
             read("schema_lock"),
             ("aggregate".to_owned(), String::new()),
         ]

@@ -114,7 +114,10 @@ async fn the_lock_can_be_seen_and_cleared_from_the_command_line() {
     let db = fresh_database("cli_lock").await;
     let nobody = run(CLI, &db, &["lock"], &[]);
     assert_eq!(code(&nobody), 0);
-    assert_eq!(stdout(&nobody), "nobody holds the schema lock\n");
+    assert_eq!(
+        stdout(&nobody),
+        "start:\nnobody holds it\n\nbackground:\nnobody holds it\n"
+    );
 
     plant_lock(
         &db,
@@ -132,10 +135,15 @@ async fn the_lock_can_be_seen_and_cleared_from_the_command_line() {
     assert!(text.contains("running:      o_0002_orders_ttl"), "{text}");
     assert!(text.contains("(live)"), "{text}");
     let shown = json(&run(CLI, &db, &["lock", "--json"], &[]));
-    assert_eq!(shown["lock"]["owner"], "api-7:4242:abc");
-    assert_eq!(shown["lock"]["pid"], 4242);
-    assert_eq!(shown["lock"]["expired"], false);
-    assert!(shown["lock"]["lease_ends_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(shown["locks"]["start"]["owner"], "api-7:4242:abc");
+    assert_eq!(shown["locks"]["start"]["pid"], 4242);
+    assert_eq!(shown["locks"]["start"]["expired"], false);
+    assert!(
+        shown["locks"]["start"]["lease_ends_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
 
     // A live lock is not removed without --force, and says why.
     let refused = run(CLI, &db, &["unlock", "--json"], &[]);
@@ -161,14 +169,45 @@ async fn the_lock_can_be_seen_and_cleared_from_the_command_line() {
     )
     .await;
     let shown = json(&run(CLI, &db, &["lock", "--json"], &[]));
-    assert_eq!(shown["lock"]["expired"], true);
-    assert_eq!(shown["lock"]["unrecorded"], serde_json::json!(["o_0001_orders"]));
+    assert_eq!(shown["locks"]["start"]["expired"], true);
+    assert_eq!(
+        shown["locks"]["start"]["unrecorded"],
+        serde_json::json!(["o_0001_orders"])
+    );
     let unlocked = run(CLI, &db, &["unlock"], &[]);
     assert_eq!(code(&unlocked), 0, "{}", stderr(&unlocked));
-    assert_eq!(stdout(&unlocked), "removed the schema lock\n");
+    assert_eq!(stdout(&unlocked), "removed the start lock\n");
     assert!(documents(&db, "schema_lock").await.is_empty());
     assert_eq!(record_ids(&db, "schema_versions").await, ["o_0001_orders"]);
     assert!(ran(&db).await.is_empty(), "unlocking runs nothing");
+
+    // The background lock is its own: shown apart, left alone by a plain
+    // `unlock`, removed with `--background`.
+    plant_lock(
+        &db,
+        doc! {
+            "_id": "schema_versions$background", "owner": "worker-2:77:def", "renewed_at": an_hour_ago(),
+            "lease_ms": 30_000_i64, "running": "o_0009_search",
+        },
+    )
+    .await;
+    let shown = json(&run(CLI, &db, &["lock", "--json"], &[]));
+    assert_eq!(shown["locks"]["start"], serde_json::Value::Null, "{shown}");
+    assert_eq!(
+        shown["locks"]["background"]["owner"], "worker-2:77:def",
+        "{shown}"
+    );
+    assert_eq!(
+        shown["locks"]["background"]["running"], "o_0009_search",
+        "{shown}"
+    );
+    let unlocked = run(CLI, &db, &["unlock"], &[]);
+    assert_eq!(stdout(&unlocked), "nobody holds the start lock\n");
+    assert_eq!(documents(&db, "schema_lock").await.len(), 1);
+    let unlocked = run(CLI, &db, &["unlock", "--background"], &[]);
+    assert_eq!(code(&unlocked), 0, "{}", stderr(&unlocked));
+    assert_eq!(stdout(&unlocked), "removed the background lock\n");
+    assert!(documents(&db, "schema_lock").await.is_empty());
 }
 
 #[tokio::test]

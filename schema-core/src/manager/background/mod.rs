@@ -1,55 +1,87 @@
 //! Background migrations (`#[migration(background)]`): the task that
 //! applies them after [`apply_all`](SchemaManager::apply_all) returned,
-//! waiting until everything is recorded, and what this process knows is
-//! recorded.
+//! the last failure every process reads, waiting until everything is
+//! recorded, and what this process knows is recorded.
 //!
-//! The task is `apply_all` again with [`wait_for_background`] set, so it
-//! runs under the same lock, lease, fencing and records as a start. It
-//! keeps trying while another process holds the lock (that holder applies
+//! The task is `apply_all` again with the background migrations, under the
+//! background lock ([`Lane::Background`]), so it runs under the same lease,
+//! fencing and records as a start, and never keeps a start waiting. It
+//! keeps trying while another process holds that lock (that holder applies
 //! the same migrations, or lets go and this task takes over), and after a
 //! transient failure (a failover during a migration's body included, which
 //! runs that body again), up to five in a row whatever their kind or code,
 //! pausing longer after each, the count starting again once a run made
-//! progress (a migration recorded, a backfill's checkpoint moved); a
-//! migration that fails otherwise ends it, with the failure kept for
-//! [`wait_applied`](SchemaManager::wait_applied) and
-//! [`status`](SchemaManager::status). A task dropped with its runtime is
-//! no longer counted as running, so the next `apply_all` starts another.
+//! progress (a migration recorded, a backfill's checkpoint moved).
 //!
-//! [`wait_for_background`]: SchemaManager::wait_for_background
+//! A migration that fails otherwise is noted as the last background
+//! failure ([`failures`](crate::failures)), where every process's
+//! [`wait_applied`](SchemaManager::wait_applied) and
+//! [`status`](SchemaManager::status) read it, and the task pauses
+//! ([`background_retry_pause`](SchemaManager::background_retry_pause), a
+//! minute by default, after the first failure in a row, doubling with
+//! each, at most an hour), then tries again. The pause is heeded under the background lock
+//! by every process's task, so a fleet of restarting processes tries a
+//! failing migration once per pause, not once per start. A task dropped
+//! with its runtime is no longer counted as running, so the next
+//! `apply_all` starts another.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use mongodb::bson::DateTime;
 use tracing::{Instrument, error, info, info_span, warn};
 
 mod streak;
 
 use self::streak::{Streak, worth_another};
 use super::SchemaManager;
-use crate::assess::progress::{BackgroundFailure, BackgroundTask};
-use crate::assess::report;
+use crate::assess::progress::{BackgroundFailure, BackgroundTask, retry_pause};
+use crate::assess::report::{self, ApplyReport};
+use crate::declare::registry::Migration;
 use crate::engine::vet_stored;
+use crate::failures::{Failures, Met};
+use crate::stored::lock::Lane;
 use crate::stored::record::Stored;
-use crate::support::error::Error;
+use crate::support::error::{Error, chain};
+use crate::support::owner::Owner;
 use crate::support::retry;
 
 /// How many transient failures in a row without progress (see
 /// [`worth_another`] and [`Streak`]) the background task rides out; the
-/// next one stops it.
+/// next one is noted as a failure.
 const TRANSIENT_FAILURES: u32 = 5;
 
 /// The pause after a transient failure, times how many in a row, jittered.
 const AFTER_FAILURE: Duration = Duration::from_secs(1);
 
+/// Whether a run of `apply_all` heeds the last background failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Heed {
+    /// `apply_all` as called: an operator's `apply` runs a failing
+    /// migration again at once.
+    Nothing,
+    /// The background task: background migrations too, and none while the
+    /// last failure of one of them says to pause.
+    LastFailure,
+}
+
+/// What a run of `apply_all` did.
+pub(super) enum Run {
+    Applied(ApplyReport),
+    /// Nothing, under the background lock: the last failure of a pending
+    /// background migration says to leave it alone this much longer.
+    Paused(BackgroundFailure, Duration),
+}
+
 /// What the manager and its clones share about background migrations.
 #[derive(Debug, Default)]
 pub(crate) struct Background {
     shared: Mutex<Shared>,
-    /// Wakes the waiters of `wait_applied` when the task stops, so that a
-    /// waiter in the same process does not sleep out its interval.
-    stopped: tokio::sync::Notify,
+    /// Wakes the waiters of `wait_applied` when the task stops or fails,
+    /// so that a waiter in the same process does not sleep out its
+    /// interval.
+    changed: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -58,8 +90,8 @@ struct Shared {
     recorded: HashSet<String>,
     /// Whether the task is running.
     running: bool,
-    /// Why the last task stopped before all was recorded.
-    failure: Option<(String, Arc<Error>)>,
+    /// The last failure the task met, until its migration is recorded.
+    failure: Option<BackgroundFailure>,
 }
 
 impl Background {
@@ -71,15 +103,19 @@ impl Background {
 
     /// Notes the ids `stored` records.
     pub(crate) fn saw(&self, stored: &Stored) {
-        let mut shared = self.lock();
-        shared
-            .recorded
-            .extend(stored.records.iter().map(|record| record.id.clone()));
+        self.recorded(stored.records.iter().map(|record| &record.id));
     }
 
-    /// Notes ids recorded by this process.
+    /// Notes ids recorded by this process (or seen recorded); a failure
+    /// of one of them is over.
     pub(crate) fn recorded<'a>(&self, ids: impl IntoIterator<Item = &'a String>) {
-        self.lock().recorded.extend(ids.into_iter().cloned());
+        let mut shared = self.lock();
+        shared.recorded.extend(ids.into_iter().cloned());
+        if let Some(failure) = &shared.failure
+            && shared.recorded.contains(&failure.id)
+        {
+            shared.failure = None;
+        }
     }
 
     pub(crate) fn is_recorded(&self, id: &str) -> bool {
@@ -93,99 +129,92 @@ impl Background {
             return false;
         }
         shared.running = true;
-        shared.failure = None;
         true
     }
 
-    fn stop(&self, failure: Option<(String, Error)>) {
-        {
-            let mut shared = self.lock();
-            shared.running = false;
-            shared.failure = failure.map(|(id, error)| (id, Arc::new(error)));
-        }
-        self.stopped.notify_waiters();
+    fn stop(&self) {
+        self.lock().running = false;
+        self.changed.notify_waiters();
     }
 
-    /// The error [`SchemaManager::wait_applied`] returns for the last
-    /// task's failure, if it failed.
-    fn failure(&self) -> Option<Error> {
-        let shared = self.lock();
-        let (id, source) = shared.failure.as_ref()?;
-        Some(Error::BackgroundFailed {
-            id: id.clone(),
-            source: Arc::clone(source),
-        })
+    fn failed(&self, failure: BackgroundFailure) {
+        self.lock().failure = Some(failure);
+        self.changed.notify_waiters();
+    }
+
+    /// The last failure the task met, while its migration is not known to
+    /// be recorded.
+    fn failure(&self) -> Option<BackgroundFailure> {
+        self.lock().failure.clone()
     }
 
     pub(crate) fn task(&self) -> BackgroundTask {
         let shared = self.lock();
         BackgroundTask {
             running: shared.running,
-            failed: shared.failure.as_ref().map(|(id, error)| BackgroundFailure {
-                id: id.clone(),
-                kind: error.kind(),
-                message: crate::support::error::chain(&**error),
-            }),
+            failed: shared.failure.clone(),
         }
     }
 }
 
 impl SchemaManager {
     /// How often [`wait_applied`](SchemaManager::wait_applied) reads the
-    /// versions collection: once a second, one command each time.
+    /// versions collection: once a second, one command each time (two
+    /// while a background migration is pending: the last failure too).
     pub const WAIT_INTERVAL: Duration = Duration::from_secs(1);
 
     /// Resolves once every migration of this manager's set is recorded, by
     /// this process or another, background migrations included.
     ///
     /// It reads the versions collection once per
-    /// [`WAIT_INTERVAL`](SchemaManager::WAIT_INTERVAL), and at once when
-    /// this process's background task stops, so it suits a deploy step or
-    /// a test as well as a process that must not serve a feature before
-    /// its background migration is done.
+    /// [`WAIT_INTERVAL`](SchemaManager::WAIT_INTERVAL), and while a
+    /// background migration is pending, the last background failure too;
+    /// it looks at once when this process's background task stops or
+    /// fails. So it suits a deploy step or a test as well as a process that
+    /// must not serve a feature before its background migration is done.
     ///
     /// # Errors
     ///
     /// - [`Error::NotApplied`] when `timeout` passes first, naming what is
-    ///   still pending and what a holder of the lock runs;
-    /// - [`Error::BackgroundFailed`] when this process's background task
-    ///   stopped on a failure (a migration that failed is not recorded);
+    ///   still pending and what a holder of a lock runs;
+    /// - [`Error::BackgroundFailed`] when a pending background migration
+    ///   failed, in any process (a migration that failed is not recorded;
+    ///   background tasks try it again after a pause);
     /// - those of an invalid set, [`Error::Database`] and
     ///   [`Error::MalformedRecord`].
     pub async fn wait_applied(&self, timeout: Duration) -> Result<(), Error> {
         let ordered = self.ordered()?;
         let records = self.records();
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         loop {
             // Listening from before the read, so that a task stopping
             // between the read and the sleep still wakes this waiter.
-            let stopped = self.background.stopped.notified();
-            let mut stopped = std::pin::pin!(stopped);
-            stopped.as_mut().enable();
+            let changed = self.background.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
             let stored = records.read_all().await?;
             vet_stored(&ordered, &stored, &records)?;
             self.background.saw(&stored);
             let (pending, _) = report::split(&ordered, &stored);
-            let pending: Vec<String> = pending
-                .iter()
-                .map(|migration| migration.id().to_owned())
-                .collect();
             if pending.is_empty() {
                 return Ok(());
             }
-            if let Some(failure) = self.background.failure() {
-                return Err(failure);
+            if let Some(failure) = self.last_failure(&pending).await? {
+                return Err(failure.to_error());
             }
             let waited = started.elapsed();
             if waited >= timeout {
-                let running = self
-                    .lock()
-                    .status()
-                    .await?
-                    .filter(|lock| !lock.released && !lock.expired)
-                    .and_then(|lock| lock.running);
+                let locks = self.lock_status().await?;
+                let running = Lane::ALL
+                    .into_iter()
+                    .filter_map(|lane| locks.of(lane))
+                    .find(|lock| !lock.released && !lock.expired && lock.running.is_some())
+                    .and_then(|lock| lock.running.clone());
                 return Err(Error::NotApplied {
-                    pending,
+                    pending: pending
+                        .iter()
+                        .map(|migration| migration.id().to_owned())
+                        .collect(),
                     running,
                     waited,
                 });
@@ -193,7 +222,7 @@ impl SchemaManager {
             let interval = tokio::time::sleep(Self::WAIT_INTERVAL.min(timeout - waited));
             tokio::select! {
                 () = interval => {}
-                () = stopped => {}
+                () = changed => {}
             }
         }
     }
@@ -221,6 +250,73 @@ impl SchemaManager {
         self.background.is_recorded(id)
     }
 
+    /// The last background failure, in the lock collection.
+    pub(super) fn failures(&self) -> Failures {
+        Failures::new(
+            &self.db,
+            &self.lock_collection,
+            &self.versions_collection,
+            self.lock_lease / 3,
+        )
+    }
+
+    /// The last failure of one of `pending`'s background migrations, as
+    /// declared here (same checksum): the one this process's task met, or
+    /// else the one noted in the lock collection (read only when a
+    /// background migration is pending).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] and [`Error::ServerTimeout`].
+    pub(super) async fn last_failure(
+        &self,
+        pending: &[&'static Migration],
+    ) -> Result<Option<BackgroundFailure>, Error> {
+        let is_pending = |id: &str| pending.iter().any(|migration| migration.id() == id);
+        if let Some(failure) = self
+            .background
+            .failure()
+            .filter(|failure| is_pending(&failure.id))
+        {
+            return Ok(Some(failure));
+        }
+        if !pending.iter().any(|migration| migration.is_background()) {
+            return Ok(None);
+        }
+        let Some(noted) = self.failures().read().await? else {
+            return Ok(None);
+        };
+        Ok(pending
+            .iter()
+            .find(|migration| migration.id() == noted.id && migration.checksum() == noted.checksum)
+            .map(|_| BackgroundFailure::noted(&noted)))
+    }
+
+    /// Under the background lock: the last failure of a migration `stored`
+    /// lacks, and how much longer to leave it alone, while that is not
+    /// over. Judged on this process's wall clock against the server's
+    /// stamp: a skew of seconds against pauses of minutes.
+    pub(super) async fn pausing(
+        &self,
+        ordered: &[&'static Migration],
+        stored: &Stored,
+    ) -> Result<Option<(BackgroundFailure, Duration)>, Error> {
+        let (pending, _) = report::split(ordered, stored);
+        let Some(failure) = self.last_failure(&pending).await? else {
+            return Ok(None);
+        };
+        let Some(next) = failure.next_attempt else {
+            return Ok(None);
+        };
+        let left = next
+            .timestamp_millis()
+            .saturating_sub(DateTime::now().timestamp_millis());
+        Ok(u64::try_from(left)
+            .ok()
+            .filter(|left| *left > 0)
+            .map(|left| (failure, Duration::from_millis(left))))
+    }
+
     /// Starts the task that applies the pending background migrations,
     /// unless one runs already.
     pub(super) fn start_background(&self, pending: &[String]) -> Result<(), Error> {
@@ -238,25 +334,39 @@ impl SchemaManager {
         // drops it, dropping `running` clears it.
         let running = Running {
             background: Arc::clone(&self.background),
-            failure: None,
         };
-        let task = self.clone().wait_for_background(true);
+        let task = self.clone();
         let first = pending.first().cloned().unwrap_or_default();
         let span = info_span!("background_migrations", pending = ?pending);
         runtime.spawn(async move { task.apply_in_background(first, running).await }.instrument(span));
         Ok(())
     }
 
-    /// The background task: `apply_all`, with everything pending, until it
-    /// succeeds or fails for good. It returns with `running` dropped, which
-    /// marks the task stopped, with the failure set in it if any.
-    async fn apply_in_background(self, first: String, mut running: Running) {
+    /// The background task: `apply_all`, with the background migrations,
+    /// until they are recorded. It returns with `running` dropped, which
+    /// marks the task stopped.
+    async fn apply_in_background(self, first: String, _running: Running) {
         let mut streak = Streak::default();
         loop {
-            let failure = match self.apply_all().await {
-                Ok(report) => {
+            let failure = match self.apply(Heed::LastFailure).await {
+                Ok(Run::Applied(report)) => {
                     info!(applied = ?report.applied, "background migrations are recorded");
                     return;
+                }
+                Ok(Run::Paused(failure, left)) => {
+                    warn!(
+                        migration.id = %failure.id,
+                        kind = %failure.kind,
+                        in_a_row = failure.in_a_row,
+                        by = %failure.by,
+                        pause_s = left.as_secs(),
+                        "background migration failed {} time(s) in a row; trying it again after \
+                         the pause",
+                        failure.in_a_row,
+                    );
+                    self.background.failed(failure);
+                    tokio::time::sleep(left).await;
+                    continue;
                 }
                 // Another process holds the lock: it applies them, or lets
                 // go and this task takes over.
@@ -274,27 +384,72 @@ impl SchemaManager {
                     continue;
                 }
             }
-            let id = failure_id(&failure).unwrap_or(first);
-            error!(error = %failure, migration.id = %id, "background migrations stopped");
-            running.failure = Some((id, failure));
-            return;
+            streak = Streak::default();
+            let id = failure_id(&failure).unwrap_or_else(|| first.clone());
+            error!(error = %failure, migration.id = %id, "background migration failed");
+            let failure = self.note_failure(&id, &failure).await;
+            let pause = retry_pause(self.background_retry_pause, failure.in_a_row);
+            self.background.failed(failure);
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Notes `failure` of migration `id` where every process reads it, and
+    /// returns it as noted (or as met, when it could not be noted).
+    async fn note_failure(&self, id: &str, failure: &Error) -> BackgroundFailure {
+        let by = Owner::new().process();
+        let (kind, message) = (failure.kind(), chain(failure));
+        let met = BackgroundFailure {
+            id: id.to_owned(),
+            kind: kind.to_owned(),
+            message: message.clone(),
+            at: None,
+            by: by.clone(),
+            in_a_row: self
+                .background
+                .failure()
+                .filter(|last| last.id == id)
+                .map_or(1, |last| last.in_a_row.saturating_add(1)),
+            next_attempt: None,
+        };
+        let migration = match self.ordered() {
+            Ok(ordered) => ordered.into_iter().find(|migration| migration.id() == id),
+            Err(_) => None,
+        };
+        let Some(migration) = migration else {
+            return met;
+        };
+        let noted = self
+            .failures()
+            .note(&Met {
+                migration,
+                kind,
+                message: &message,
+                by: &by,
+                pause: self.background_retry_pause,
+            })
+            .await;
+        match noted {
+            Ok(noted) => BackgroundFailure::noted(&noted),
+            Err(error) => {
+                warn!(%error, "background migrations: could not note the failure for other processes");
+                met
+            }
         }
     }
 }
 
 /// The background task's mark in the shared state. Dropping it marks the
-/// task stopped, with `failure` when set: at the task's end, and also when
-/// the task's runtime is dropped with the task still in it, so that no
-/// later `apply_all` is refused a task because of one that no longer
-/// exists.
+/// task stopped: at the task's end, and also when the task's runtime is
+/// dropped with the task still in it, so that no later `apply_all` is
+/// refused a task because of one that no longer exists.
 struct Running {
     background: Arc<Background>,
-    failure: Option<(String, Error)>,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.background.stop(self.failure.take());
+        self.background.stop();
     }
 }
 

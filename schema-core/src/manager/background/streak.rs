@@ -25,7 +25,7 @@ impl SchemaManager {
                 return None;
             }
         };
-        let backfills = match self.lock().backfills().await {
+        let backfills = match self.backfills().await {
             Ok(backfills) => backfills,
             Err(error) => {
                 warn!(%error, "background migrations: could not read the backfills' checkpoints");

@@ -186,16 +186,25 @@ pub enum Error {
         message: String,
     },
 
-    /// The background migrations of this process stopped before all were
-    /// recorded; `source` says why (a migration failed, the server could
-    /// not be reached, ...). The next start of a process tries them again.
-    #[error("the background migrations stopped before `{id}` was recorded; the next start tries again")]
+    /// A background migration failed, in this process or another, and is
+    /// not recorded: the last failure noted for it (see
+    /// [`BackgroundFailure`](crate::BackgroundFailure)). The background task
+    /// tries it again after a pause that grows with each failure in a row.
+    #[error(
+        "background migration `{id}` failed ({kind}, {in_a_row} in a row, by {by}): {message}; it is \
+         not recorded and is tried again later"
+    )]
     BackgroundFailed {
-        /// The first background migration not recorded.
+        /// The background migration that failed.
         id: String,
-        /// What stopped them, as the background task met it.
-        #[source]
-        source: std::sync::Arc<Error>,
+        /// The failure's [`kind`](Error::kind).
+        kind: String,
+        /// The failure and its causes, with no document value.
+        message: String,
+        /// Which process met it, as `host:pid`.
+        by: String,
+        /// How many times in a row it failed, with the same checksum.
+        in_a_row: u32,
     },
 
     /// [`wait_applied`](crate::SchemaManager::wait_applied) gave up: when
