@@ -12,7 +12,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use schema_core::mongodb::bson::{Document, doc};
+use schema_core::mongodb::bson::{Bson, Document, doc};
 use schema_core::mongodb::{Database, error::Error as DriverError};
 use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::proxy::{Answer, Fault, FaultProxy, Match, Rule};
@@ -206,6 +206,138 @@ async fn a_failing_background_migration_is_reported_to_every_process_and_not_rec
         (GATED, "migration_failed")
     );
     assert!(failed.message.contains(GATED), "{}", failed.message);
+}
+
+/// The failure noted beside the locks, if any.
+async fn noted_failure(db: &Database) -> Option<Document> {
+    db.collection::<Document>(SchemaManager::DEFAULT_LOCK_COLLECTION)
+        .find_one(doc! { "_id": "schema_versions$failure" })
+        .await
+        .expect("read the failure")
+}
+
+/// An integer field of `document`, of either BSON width, or 0.
+fn integer(document: &Document, field: &str) -> i64 {
+    match document.get(field) {
+        Some(Bson::Int32(value)) => i64::from(*value),
+        Some(Bson::Int64(value)) => *value,
+        _ => 0,
+    }
+}
+
+/// How many times the gated migration's body started.
+async fn gated_starts(db: &Database) -> usize {
+    ran(db)
+        .await
+        .iter()
+        .filter(|note| *note == "bgt_0002_gated started")
+        .count()
+}
+
+/// A migration that keeps failing is left alone for a pause that doubles,
+/// by every process's task: another manager's task (as another process),
+/// started during the pause, takes the background lock, finds the failure
+/// and pauses too, without running the body; the failing task tries again
+/// after each pause, each failure counted one more in a row.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_background_migration_is_left_alone_for_a_doubling_pause_by_every_task() {
+    let db = fresh_database("background_pause").await;
+    open_gate(&db, true).await;
+    let failing = manager(&db).background_retry_pause(Duration::from_secs(600));
+    failing.apply_all().await.expect("the start succeeds");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while noted_failure(&db).await.is_none() {
+        assert!(Instant::now() < deadline, "the failure is noted in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gated_starts(&db).await, 1);
+
+    // Another process starts during the pause: its task heeds it.
+    let other = manager(&db);
+    let report = other.apply_all().await.expect("another start");
+    assert_eq!(report.background, [GATED]);
+    loop {
+        let task = other.status().await.expect("status").background;
+        if task.failed.is_some() {
+            assert!(task.running, "{task:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the other task heeds the pause in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        gated_starts(&db).await,
+        1,
+        "the other task did not run it during the pause"
+    );
+    let failed = other
+        .status()
+        .await
+        .expect("status")
+        .background
+        .failed
+        .expect("failed");
+    let (at, next) = (failed.at.expect("at"), failed.next_attempt.expect("next attempt"));
+    assert_eq!(
+        next.timestamp_millis() - at.timestamp_millis(),
+        600_000,
+        "{failed:?}"
+    );
+
+    // A short pause: each failure in a row is one more, the pause doubling.
+    let db = fresh_database("background_pause_doubles").await;
+    open_gate(&db, true).await;
+    let failing = manager(&db).background_retry_pause(Duration::from_millis(300));
+    failing.apply_all().await.expect("the start succeeds");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let noted = loop {
+        if let Some(noted) = noted_failure(&db).await
+            && integer(&noted, "in_a_row") >= 3
+        {
+            break noted;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "three failures in a row in time: {:?}, {} starts",
+            noted_failure(&db).await,
+            gated_starts(&db).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(noted.get_str("id"), Ok(GATED));
+    assert_eq!(noted.get_str("kind"), Ok("migration_failed"));
+    assert_eq!(integer(&noted, "pause_ms"), 300);
+    let starts = gated_starts(&db).await;
+    assert!(
+        (3..=4).contains(&starts),
+        "one run per failure (and one under way): {starts}"
+    );
+    assert!(record_ids(&db, "schema_versions").await == [AT_START]);
+
+    // Fixed: after its pause the task records it, and the failure goes.
+    db.collection::<Document>("gate")
+        .delete_many(doc! {})
+        .await
+        .expect("close the gate");
+    open_gate(&db, false).await;
+    until_recorded(&failing, Duration::from_secs(60)).await;
+    assert_eq!(record_ids(&db, "schema_versions").await, [AT_START, GATED]);
+    assert!(
+        noted_failure(&db).await.is_none(),
+        "the failure went with the record"
+    );
+    assert!(
+        failing
+            .status()
+            .await
+            .expect("status")
+            .background
+            .failed
+            .is_none()
+    );
 }
 
 /// The gated migration's note that it finished: the last write of its
