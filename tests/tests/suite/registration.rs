@@ -1,10 +1,12 @@
 //! What the manager checks of the registered set before it sends anything:
 //! the crates the application expects migrations from, and a set with none
-//! in it, said once.
+//! in it, said once; and what a start says of a migration edited after it
+//! was applied.
 
 use std::time::Duration;
 
 use schema_core::mongodb::Database;
+use schema_core::mongodb::bson::{Document, doc};
 use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::logs::logged;
 use schema_tests::{fresh_database, monitored_database, record_ids, take_commands};
@@ -123,4 +125,30 @@ async fn an_empty_set_is_said_once_per_manager_and_its_clones() {
     })
     .await;
     assert_eq!(log.matches(warning).count(), 1, "said once:\n{log}");
+}
+
+#[tokio::test]
+async fn a_start_warns_of_a_drifted_migration_with_how_to_accept_the_edit() {
+    let db = fresh_database("drift_warning").await;
+    let manager = SchemaManager::new(db.clone()).migrations(group());
+    manager.apply_all().await.expect("applied");
+    // The record of a body as it was before an edit.
+    db.collection::<Document>("schema_versions")
+        .update_one(
+            doc! { "_id": "reg_0001_carts" },
+            doc! { "$set": { "checksum": "0123456789abcdef" } },
+        )
+        .await
+        .expect("the record updated");
+    let (report, log) = logged(manager.apply_all()).await;
+    assert_eq!(report.expect("a start").drifted, ["reg_0001_carts"]);
+    let warning = log
+        .lines()
+        .find(|line| line.contains("edited after it was applied"))
+        .unwrap_or_else(|| panic!("a warning:\n{log}"));
+    assert!(
+        warning.contains("reg_0001_carts")
+            && warning.contains("accept it without running it with `mark-applied <id>`"),
+        "{warning}"
+    );
 }
