@@ -30,7 +30,7 @@ pub(crate) fn migration(args: TokenStream, input: TokenStream) -> TokenStream {
             return with_errors(input, errors);
         }
     };
-    item::check_signature(&function, &mut errors);
+    item::check_signature(&function, args.krate.as_ref(), &mut errors);
     match (errors.finish(), &args.id) {
         (Ok(()), Some(id)) => register(&function, id, &args),
         (Err(error), _) => {
@@ -173,32 +173,35 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 }
 
 /// Two items named after the id, so a second migration with the same id is
-/// a build error that names it:
+/// a build error whose first line names the id:
 ///
 /// - a `#[macro_export]` macro, which lands at the crate root wherever it
-///   is declared: a second one in the same crate is E0428, reported by
-///   `cargo check` and editors, pointing at both ids;
+///   is declared: a second one in the same crate is E0428 ("the name
+///   `duplicate_migration_id_0001_events` is defined multiple times"),
+///   reported by `cargo check` and editors. The whole definition is spanned
+///   at the id literal, so both places the compiler shows are the two ids;
 /// - an exported static in the same block as the registration, so both end
 ///   up in the same object file: two crates linked into one binary then
-///   define the same symbol, and the linker refuses.
+///   define the same symbol, `duplicate_migration_id.0001_events`, and the
+///   linker refuses, naming it.
 ///
-/// The names are spanned at the id literal, so errors point at it. The
-/// `unsafe(export_name)` attribute gets a mixed-site span: the
+/// The `unsafe(export_name)` attribute gets a mixed-site span: the
 /// `unsafe_code` lint then treats it as the macro's, not the user's, and a
 /// crate with `#![forbid(unsafe_code)]` still compiles.
 fn duplicate_guards(id: &LitStr) -> TokenStream {
     let macro_name = Ident::new(&guard_name(&id.value()), id.span());
-    // A symbol may hold any character, so the linker's message shows the id
-    // as written.
-    let symbol = format!("{GUARD_PREFIX}{}", id.value());
+    let symbol = guard_symbol(&id.value());
     let macro_site = Span::mixed_site().located_at(id.span());
     let export = quote_spanned!(macro_site=> #[unsafe(export_name = #symbol)]);
-    quote! {
+    let guard_macro = quote_spanned! {id.span()=>
         #[doc(hidden)]
         #[macro_export]
         macro_rules! #macro_name {
             () => {};
         }
+    };
+    quote! {
+        #guard_macro
 
         #export
         #[used]
@@ -207,9 +210,17 @@ fn duplicate_guards(id: &LitStr) -> TokenStream {
     }
 }
 
-const GUARD_PREFIX: &str = "__schema_core_duplicate_migration_id__";
+/// The linker symbol of `id`'s guard: `duplicate_migration_id.` followed by
+/// the id as written, since a symbol may hold `.` and `-`. It starts with a
+/// letter: a symbol starting with a digit breaks the version script GNU ld
+/// is given for a `cdylib`.
+pub(crate) fn guard_symbol(id: &str) -> String {
+    format!("duplicate_migration_id.{id}")
+}
 
-/// The name of the guards of `id`: `__schema_core_duplicate_migration_id__`
+const GUARD_PREFIX: &str = "duplicate_migration_id_";
+
+/// The name of the guard macro of `id`: `duplicate_migration_id_`
 /// followed by the id itself when it is a valid identifier tail (letters,
 /// digits and `_`), else by an injective escape of it. Distinct ids always
 /// get distinct names. Ids are checked to use only `A-Z a-z 0-9 _ . -`
@@ -240,7 +251,7 @@ pub(crate) fn guard_name(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{GUARD_PREFIX, MAX_ID_LEN, guard_name};
+    use super::{GUARD_PREFIX, MAX_ID_LEN, guard_name, guard_symbol};
 
     #[test]
     fn guard_names_are_distinct_for_distinct_ids() {
@@ -269,16 +280,22 @@ mod tests {
 
     #[test]
     fn an_identifier_like_id_appears_verbatim() {
+        assert_eq!(guard_name("0001_events"), "duplicate_migration_id_0001_events");
+    }
+
+    #[test]
+    fn the_linker_symbol_holds_the_id_as_written_after_a_letter() {
+        assert_eq!(guard_symbol("0001_events"), "duplicate_migration_id.0001_events");
         assert_eq!(
-            guard_name("0001_events"),
-            "__schema_core_duplicate_migration_id__0001_events"
+            guard_symbol("0002_events.ttl-v2"),
+            "duplicate_migration_id.0002_events.ttl-v2"
         );
     }
 
     #[test]
     fn other_ids_are_escaped_past_the_longest_verbatim_name() {
         let name = guard_name("0002_events.ttl-v2");
-        assert!(name.starts_with("__schema_core_duplicate_migration_id__0002__events_dttl_hv2_e_"));
+        assert!(name.starts_with("duplicate_migration_id_0002__events_dttl_hv2_e_"));
         assert!(name.len() - GUARD_PREFIX.len() > MAX_ID_LEN);
     }
 }

@@ -2,16 +2,19 @@
 //! `async fn name(db: &mongodb::Database) -> Result<(), E>`.
 
 use syn::{
-    Attribute, Expr, ExprLit, FnArg, GenericArgument, ItemFn, Lit, Meta, PathArguments, ReturnType,
+    Attribute, Expr, ExprLit, FnArg, GenericArgument, ItemFn, Lit, Meta, Path, PathArguments, ReturnType,
     Signature, Type,
 };
 
+use crate::crate_path;
 use crate::errors::Errors;
 
 const SHAPE: &str = "async fn name(db: &mongodb::Database) -> Result<(), E>";
 
 /// Checks the function's signature, recording every mismatch in `errors`.
-pub(crate) fn check_signature(function: &ItemFn, errors: &mut Errors) {
+/// `krate` is the attribute's `crate` argument, by which a message names
+/// schema-core's error type as the calling crate writes it.
+pub(crate) fn check_signature(function: &ItemFn, krate: Option<&Path>, errors: &mut Errors) {
     let signature = &function.sig;
     if signature.asyncness.is_none() {
         errors.spanned(
@@ -41,7 +44,7 @@ pub(crate) fn check_signature(function: &ItemFn, errors: &mut Errors) {
         );
     }
     check_parameters(function, errors);
-    check_return(signature, errors);
+    check_return(signature, krate, errors);
 }
 
 fn check_parameters(function: &ItemFn, errors: &mut Errors) {
@@ -75,14 +78,15 @@ fn check_parameters(function: &ItemFn, errors: &mut Errors) {
 /// alias (`anyhow::Result<()>`, `std::io::Result<()>`, a `type` of the
 /// crate's own), is left to the bounds of `__private::boxed`, which the
 /// generated call reports at the return type.
-fn check_return(signature: &Signature, errors: &mut Errors) {
+fn check_return(signature: &Signature, krate: Option<&Path>, errors: &mut Errors) {
     let wanted = "a migration returns `Result<(), E>` where `E` converts into \
                   `Box<dyn std::error::Error + Send + Sync>`";
     let ty = match &signature.output {
         ReturnType::Default => {
+            let schema_core = crate_path::written(krate);
             errors.push(syn::Error::new(
                 signature.paren_token.span.close(),
-                format!("{wanted}; add `-> Result<(), mongodb::error::Error>` or your own error type"),
+                format!("{wanted}; add `-> Result<(), {schema_core}::Error>` or your own error type"),
             ));
             return;
         }

@@ -58,7 +58,8 @@ use proc_macro::TokenStream;
 /// function (not a method), not generic, not `unsafe`, `const` or `extern`,
 /// with exactly one parameter, a shared reference to the database. `E` is
 /// any type that converts into `Box<dyn std::error::Error + Send + Sync>`:
-/// `mongodb::error::Error`, `anyhow::Error`, your own error type. The
+/// `schema_core::Error` (what the helpers return), `mongodb::error::Error`,
+/// `anyhow::Error`, your own error type. The
 /// return type may be spelled through an alias: `anyhow::Result<()>`,
 /// `std::io::Result<()>`, a `type` of your own. The returned future must
 /// be `Send`. The function is left as written, so it can still be called
@@ -67,11 +68,13 @@ use proc_macro::TokenStream;
 /// # Checked when compiling
 ///
 /// Every misuse above is a compile error pointing at the mistake, all of
-/// them at once. Two migrations with the same id in one crate are error
-/// E0428 naming `__schema_core_duplicate_migration_id__<id>`, shown by
-/// `cargo check` and editors; in two crates linked into one binary, the
-/// linker reports a duplicate symbol of the same name. A crate with
-/// `#![forbid(unsafe_code)]` can use the attribute.
+/// them at once. Two migrations with the same id in one crate, in one
+/// module or two, are error E0428 ("the name
+/// `duplicate_migration_id_<id>` is defined multiple times") pointing at
+/// both ids, shown by `cargo check` and editors; in two crates linked into
+/// one binary, the linker reports the duplicate symbol
+/// `duplicate_migration_id.<id>`. A crate with `#![forbid(unsafe_code)]`
+/// can use the attribute.
 ///
 /// An error type that does not convert is one error at the return type,
 /// saying what to write instead.

@@ -8,6 +8,7 @@
 pub mod builds;
 pub mod diagnostics;
 pub mod items;
+pub mod logs;
 pub mod proxy;
 pub mod server;
 pub mod workers;

@@ -50,7 +50,11 @@ pub(crate) fn vet(
     }
     if on_drift == Policy::Warn {
         for id in drifted {
-            warn!(migration.id = %id, "migration was edited after it was applied; the edit has not run");
+            warn!(
+                migration.id = %id,
+                "migration was edited after it was applied; the edit has not run: accept it without \
+                 running it with `mark-applied <id>` (`SchemaManager::mark_applied`), or revert it"
+            );
         }
     }
     if on_unknown == Policy::Warn {

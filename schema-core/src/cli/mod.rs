@@ -37,11 +37,21 @@
 //! # }
 //! ```
 //!
-//! Commands: `status [--check]`, `plan`, `apply`, `forget [--unknown] <id>`,
-//! `mark-applied <id>`, `lock`, `unlock [--background] [--force]`, `snapshot [--out FILE]
-//! [--snapshot-database NAME]`
-//! and `verify --snapshot FILE [--deny-extra]`, each with `--json` for
-//! machine-readable output. With `--json`, an error is printed to stdout as
+//! Nesting needs the application's own `clap` with its `derive` feature
+//! (`clap = { version = "4.5", features = ["derive"] }`, the major version
+//! schema-core uses) for the `#[derive(Parser)]` above; `run` needs nothing
+//! more than schema-core's `cli` feature.
+//!
+//! Commands: `status [--check]`, `plan`, `apply`, `wait --timeout SECONDS`,
+//! `forget [--unknown] <id>`, `mark-applied <id>`, `lock`, `unlock
+//! [--background] [--force]`, `snapshot [--out FILE] [--snapshot-database NAME]` and
+//! `verify --snapshot FILE [--deny-extra]`, each with `--json` for
+//! machine-readable output.
+//!
+//! A migration edited after it was applied is drifted: `status` shows it,
+//! with a line saying how to accept the edit, `mark-applied <id>`, which
+//! records its current checksum without running it; to run the edit
+//! instead, `forget <id>`, then `apply`. With `--json`, an error is printed to stdout as
 //! `{"error": {"kind": ..., "message": ...}}`, `kind` being
 //! [`Error::kind`]. Exit status: 0 when fine; 1 on an error (for `verify`:
 //! the database could not be checked); 2 on a usage error; 3 from `status
@@ -114,6 +124,9 @@ struct Arguments {
 #[non_exhaustive]
 pub enum Command {
     /// Every known migration with its state, and records nobody declares
+    ///
+    /// A migration edited after it was applied is drifted. To accept the edit without running it, run
+    /// `mark-applied <id>`; to run it, `forget <id>`, then `apply`.
     #[command(after_help = EXIT_STATUS)]
     Status {
         /// Exit with status 3 while anything is pending, or drift or unknown records are present that the policies refuse
@@ -147,8 +160,11 @@ pub enum Command {
         output: Output,
     },
     /// Record a migration and its dependencies as applied without running them
+    ///
+    /// For a database whose indexes already exist, and to accept the edit of a drifted migration
+    /// (edited after it was applied): its current checksum is recorded, and the edit does not run.
     MarkApplied {
-        /// The migration id
+        /// The migration id (a drifted one: its edit is accepted)
         id: String,
         /// How it prints what it did.
         #[command(flatten)]

@@ -134,9 +134,23 @@ fn state_name(state: &State) -> &'static str {
     }
 }
 
+/// `at` in RFC 3339 with its milliseconds always written, three digits
+/// (`2026-11-28T16:14:59.880Z`), so that a column of times lines up; `-`
+/// without one.
 fn date(at: Option<DateTime>) -> String {
     at.and_then(|at| at.try_to_rfc3339_string().ok())
-        .unwrap_or_else(|| "-".to_owned())
+        .map_or_else(|| "-".to_owned(), |text| with_milliseconds(&text))
+}
+
+/// An RFC 3339 time in UTC as the driver writes it, its fraction of a
+/// second cut after its last non-zero digit or left out, with three digits
+/// of milliseconds.
+fn with_milliseconds(text: &str) -> String {
+    let Some(time) = text.strip_suffix('Z') else {
+        return text.to_owned();
+    };
+    let (seconds, fraction) = time.split_once('.').unwrap_or((time, ""));
+    format!("{seconds}.{fraction:0<3}Z")
 }
 
 pub(super) fn status_table(status: &Status) -> String {
@@ -179,6 +193,9 @@ pub(super) fn status_table(status: &Status) -> String {
         status.unknown.len(),
     );
     let _ = writeln!(text, "\n{pending} pending, {drifted} drifted, {unknown} unknown");
+    for id in status.drifted() {
+        let _ = writeln!(text, "{}", drift_line(id));
+    }
     for backfill in &status.backfills {
         let _ = writeln!(text, "{}", backfill_line(backfill));
     }
@@ -187,6 +204,14 @@ pub(super) fn status_table(status: &Status) -> String {
     }
     text.push_str(&background_text(&status.background));
     text
+}
+
+/// What a drifted migration is and how to accept its edit.
+fn drift_line(id: &str) -> String {
+    format!(
+        "drifted {id}: edited after it was applied, and the edit has not run; to accept the edit \
+         without running it, run `mark-applied {id}`"
+    )
 }
 
 /// One index build in progress: `index build on events (at_1): 40 of 100
@@ -321,6 +346,80 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::assess::status::MigrationStatus;
+
+    #[test]
+    fn times_keep_three_digits_of_milliseconds() {
+        let second = 1_790_000_000_000;
+        let shown = |millis: i64| date(Some(DateTime::from_millis(second + millis)));
+        assert_eq!(shown(0), "2026-09-21T14:13:20.000Z");
+        assert_eq!(shown(880), "2026-09-21T14:13:20.880Z");
+        assert_eq!(shown(800), "2026-09-21T14:13:20.800Z");
+        assert_eq!(shown(5), "2026-09-21T14:13:20.005Z");
+        assert_eq!(shown(881), "2026-09-21T14:13:20.881Z");
+        assert_eq!(date(None), "-");
+    }
+
+    fn migration(id: &str, state: State, applied_at: Option<i64>) -> MigrationStatus {
+        MigrationStatus {
+            id: id.to_owned(),
+            description: format!("{id}'s description"),
+            state,
+            applied_at: applied_at.map(DateTime::from_millis),
+            duration: applied_at.map(|_| std::time::Duration::from_millis(3)),
+            applied_by: None,
+        }
+    }
+
+    #[test]
+    fn the_applied_at_column_lines_up_and_drift_says_how_to_accept_the_edit() {
+        let status = Status {
+            migrations: vec![
+                migration("0001_events", State::Applied, Some(1_790_000_000_000)),
+                migration("0002_users", State::Applied, Some(1_790_000_000_880)),
+                migration(
+                    "0003_orders",
+                    State::Drifted {
+                        recorded: "aaaa".to_owned(),
+                        current: "bbbb".to_owned(),
+                    },
+                    Some(1_790_000_000_881),
+                ),
+                migration("0004_carts", State::Pending, None),
+            ],
+            unknown: Vec::new(),
+            backfills: Vec::new(),
+            index_builds: Vec::new(),
+            background: BackgroundTask::default(),
+        };
+        let text = status_table(&status);
+        // Every time has as many characters, so the times in their column
+        // line up digit for digit.
+        let times: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.split_whitespace().nth(2))
+            .filter(|cell| cell.ends_with('Z'))
+            .collect();
+        assert_eq!(
+            times,
+            [
+                "2026-09-21T14:13:20.000Z",
+                "2026-09-21T14:13:20.880Z",
+                "2026-09-21T14:13:20.881Z"
+            ],
+            "{text}"
+        );
+        let after_table: Vec<&str> = text.lines().skip_while(|line| !line.is_empty()).skip(1).collect();
+        assert_eq!(
+            after_table,
+            [
+                "1 pending, 1 drifted, 0 unknown",
+                "drifted 0003_orders: edited after it was applied, and the edit has not run; to \
+                 accept the edit without running it, run `mark-applied 0003_orders`",
+            ],
+            "{text}"
+        );
+    }
 
     #[test]
     fn a_backfill_under_way_reads_as_one_line() {
@@ -341,7 +440,7 @@ mod tests {
         assert_eq!(
             backfill_line(&backfill),
             "backfill of 0010_events_status on events: 12000 of 100000 done (12%) in 12 batches, \
-             by api-1:1234, since 2026-09-21T14:13:20Z, last moved 2026-09-21T14:14:20Z"
+             by api-1:1234, since 2026-09-21T14:13:20.000Z, last moved 2026-09-21T14:14:20.000Z"
         );
         backfill.key = "events#2".to_owned();
         backfill.total = None;
@@ -350,7 +449,7 @@ mod tests {
         assert_eq!(
             backfill_line(&backfill),
             "backfill events#2 of 0010_events_status on events: 12000 done in 1 batch, \
-             by api-1:1234, since -, last moved 2026-09-21T14:14:20Z"
+             by api-1:1234, since -, last moved 2026-09-21T14:14:20.000Z"
         );
         backfill.unanswered = 2;
         assert!(

@@ -331,10 +331,59 @@ pub(super) fn at(checkpoint: &Checkpoint) -> String {
     } else {
         "batches"
     };
+    let documents = if checkpoint.visited == 1 {
+        "document"
+    } else {
+        "documents"
+    };
     format!(
-        "its batch after {} {batches} ({} documents visited, the last `_id` of BSON type {})",
+        "its batch after {} {batches} ({} {documents} visited, the last `_id` of BSON type {})",
         checkpoint.batches,
         checkpoint.visited,
         bson_type(last)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use mongodb::bson::Bson;
+
+    use super::at;
+    use crate::stored::checkpoint::Checkpoint;
+
+    fn checkpoint(position: Option<Bson>, batches: u64, visited: u64) -> Checkpoint {
+        Checkpoint {
+            migration: "0010_events_status".to_owned(),
+            checksum: "0".to_owned(),
+            key: "events".to_owned(),
+            collection: "events".to_owned(),
+            position,
+            visited,
+            matched: None,
+            modified: None,
+            batches,
+            total: None,
+            unanswered: 0,
+            started_at: None,
+            by: "api-1:1234".to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_batch_a_walk_is_at_is_told_by_counts_and_types_never_values() {
+        assert_eq!(at(&checkpoint(None, 0, 0)), "its first batch");
+        assert_eq!(
+            at(&checkpoint(
+                Some(Bson::String("ada@example.org".to_owned())),
+                2,
+                200
+            )),
+            "its batch after 2 batches (200 documents visited, the last `_id` of BSON type string)"
+        );
+        // A null `_id` is a position like any other, not the start.
+        assert_eq!(
+            at(&checkpoint(Some(Bson::Null), 1, 1)),
+            "its batch after 1 batch (1 document visited, the last `_id` of BSON type null)"
+        );
+    }
 }

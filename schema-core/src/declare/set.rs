@@ -122,6 +122,104 @@ impl Migrations {
     pub(crate) fn ordered(&self) -> &[&'static Migration] {
         &self.ordered
     }
+
+    /// Refuses the set when a crate of `expected` declares none of its
+    /// migrations: most likely the crate is a dependency the binary never
+    /// refers to, which Rust does not link, so its migrations are not
+    /// registered. Names are crate names as `use` writes them (`-` read as
+    /// `_`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Configuration`] naming each such crate and what to write.
+    pub(crate) fn check_expected_crates(&self, expected: &[String]) -> Result<(), Error> {
+        if expected.is_empty() {
+            return Ok(());
+        }
+        let reasons = missing_crates(&self.ordered, &registry::registered(), expected);
+        if reasons.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Configuration {
+            reason: reasons.join("; "),
+        })
+    }
+}
+
+/// The crate a migration is declared in: the first segment of its module
+/// path.
+fn crate_of(migration: &Migration) -> &'static str {
+    let path = migration.location().module_path();
+    path.split("::").next().unwrap_or(path)
+}
+
+/// Why each crate of `expected` that declares no migration of `set` is
+/// missing from it, given `all` the binary registers: one sentence each.
+fn missing_crates(
+    set: &[&'static Migration],
+    all: &[&'static Migration],
+    expected: &[String],
+) -> Vec<String> {
+    let mut unlinked = Vec::new();
+    let mut reasons = Vec::new();
+    for name in expected {
+        let wanted = name.trim().replace('-', "_");
+        let is_a_crate_name = !wanted.is_empty()
+            && !wanted.starts_with(|c: char| c.is_ascii_digit())
+            && wanted.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !is_a_crate_name {
+            reasons.push(format!(
+                "`{name}` is given as an expected crate but is not a crate name; write the name \
+                 `use` gives it, such as `billing_migrations`"
+            ));
+            continue;
+        }
+        if set.iter().any(|migration| crate_of(migration) == wanted) {
+            continue;
+        }
+        let mut groups: Vec<&str> = all
+            .iter()
+            .filter(|migration| crate_of(migration) == wanted)
+            .map(|migration| migration.group())
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        if groups.is_empty() {
+            unlinked.push(wanted);
+        } else {
+            let groups: Vec<String> = groups.iter().map(|group| format!("`{group}`")).collect();
+            reasons.push(format!(
+                "crate `{wanted}` is expected to declare migrations of the set this manager applies, \
+                 but declares migrations of group {} only: give the manager that group \
+                 (`SchemaManager::migrations(Migrations::group(..))`), or expect the crate where \
+                 that group is applied",
+                groups.join(", ")
+            ));
+        }
+    }
+    if !unlinked.is_empty() {
+        let quoted: Vec<String> = unlinked.iter().map(|name| format!("`{name}`")).collect();
+        let uses: Vec<String> = unlinked
+            .iter()
+            .map(|name| format!("`use {name} as _;`"))
+            .collect();
+        let (crates, them) = if unlinked.len() == 1 {
+            ("crate", "it")
+        } else {
+            ("crates", "each")
+        };
+        reasons.insert(
+            0,
+            format!(
+                "no migration of the expected {crates} {} is registered in this binary: {them} is \
+                 most likely a dependency the binary never refers to, which Rust does not link; \
+                 refer to {them} once from the binary's own code ({})",
+                quoted.join(", "),
+                uses.join(", ")
+            ),
+        );
+    }
+    reasons
 }
 
 impl<'s> IntoIterator for &'s Migrations {
@@ -168,6 +266,67 @@ mod tests {
         assert_eq!(set.get("b").map(Migration::id), Some("b"));
         assert!(set.get("c").is_none());
         assert_eq!(format!("{set:?}"), r#"["a", "b"]"#);
+    }
+
+    const fn declared_in(id: &'static str, module_path: &'static str) -> Migration {
+        Migration::__new(id, id, &[], "0", never_run, Location::__new("f", 1, module_path))
+    }
+
+    static APP: Migration = declared_in("0001_app", "app_service::schema");
+    static EVENTS: Migration = declared_in("0002_events", "event_migrations");
+    static BILLING: Migration = declared_in("0003_billing", "billing_migrations::v1").__in_group("billing");
+
+    fn expected(names: &[&str]) -> Vec<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn an_expected_crate_with_migrations_in_the_set_passes() {
+        let all = [&APP, &EVENTS, &BILLING];
+        let set = [&APP, &EVENTS];
+        let names = expected(&["app_service", "event-migrations"]);
+        assert!(missing_crates(&set, &all, &names).is_empty());
+        assert!(missing_crates(&set, &all, &[]).is_empty());
+    }
+
+    #[test]
+    fn an_expected_crate_that_registers_nothing_is_named_with_the_use_that_links_it() {
+        let all = [&APP, &BILLING];
+        let set = [&APP];
+        let reasons = missing_crates(&set, &all, &expected(&["app_service", "event-migrations"]));
+        assert_eq!(
+            reasons,
+            [
+                "no migration of the expected crate `event_migrations` is registered in this binary: \
+                 it is most likely a dependency the binary never refers to, which Rust does not \
+                 link; refer to it once from the binary's own code (`use event_migrations as _;`)"
+            ]
+        );
+        let reasons = missing_crates(&[], &[], &expected(&["a_migrations", "b_migrations"]));
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("no migration of the expected crates `a_migrations`, `b_migrations`")
+                && reasons[0].ends_with("(`use a_migrations as _;`, `use b_migrations as _;`)"),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
+    fn an_expected_crate_of_another_group_and_a_name_that_is_no_crate_are_told_apart() {
+        let all = [&APP, &BILLING];
+        let set = [&APP];
+        let reasons = missing_crates(&set, &all, &expected(&["billing_migrations", "app::schema", ""]));
+        assert_eq!(reasons.len(), 3, "{reasons:?}");
+        assert!(
+            reasons[0].starts_with("crate `billing_migrations` is expected to declare migrations of the set")
+                && reasons[0].contains("declares migrations of group `billing` only"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].starts_with("`app::schema` is given as an expected crate but is not a crate name"),
+            "{reasons:?}"
+        );
+        assert!(reasons[2].starts_with("`` is given"), "{reasons:?}");
     }
 
     #[test]

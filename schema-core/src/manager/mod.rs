@@ -9,6 +9,7 @@ mod operations;
 mod schema;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mongodb::Database;
@@ -71,6 +72,10 @@ pub struct SchemaManager {
     /// What this manager and its clones know of the background task and
     /// of what is recorded.
     background: Arc<Background>,
+    /// The crates that must declare migrations of the set.
+    expected_crates: Vec<String>,
+    /// Whether this manager or a clone has warned that its set is empty.
+    warned_empty: Arc<AtomicBool>,
 }
 
 /// Names the database and shows the settings, never the client's options:
@@ -95,6 +100,7 @@ impl std::fmt::Debug for SchemaManager {
                 "snapshot_database",
                 &self.snapshot_database.as_ref().map(Database::name),
             )
+            .field("expected_crates", &self.expected_crates)
             .finish_non_exhaustive()
     }
 }
@@ -160,6 +166,8 @@ impl SchemaManager {
             background_retry_pause: Self::DEFAULT_BACKGROUND_RETRY_PAUSE,
             snapshot_database: None,
             background: Arc::default(),
+            expected_crates: Vec::new(),
+            warned_empty: Arc::default(),
         }
     }
 
@@ -301,6 +309,35 @@ impl SchemaManager {
         self
     }
 
+    /// Refuses to run unless each of `crates` declares migrations of this
+    /// manager's set: a crate of migrations that the binary depends on but
+    /// never refers to is not linked, and registers nothing. Every
+    /// operation that reads the set checks it before anything is sent, and
+    /// fails with [`Error::Configuration`] naming the crates missing and the
+    /// `use my_migrations as _;` that links them. Names are crate names as
+    /// `use` writes them (a package's `-` may stay); the crate of a
+    /// migration is the first segment of its module path. Crates expected
+    /// before are kept.
+    ///
+    /// ```no_run
+    /// # async fn start(db: mongodb::Database) -> Result<(), schema_core::Error> {
+    /// // The binary's own migrations and those of two crates of its workspace.
+    /// schema_core::SchemaManager::new(db)
+    ///     .expect_crates(["app_service", "billing_migrations", "event-migrations"])
+    ///     .apply_all()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn expect_crates<I>(mut self, crates: I) -> SchemaManager
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.expected_crates.extend(crates.into_iter().map(Into::into));
+        self
+    }
+
     /// Renews the lock's lease from a thread of its own, over a client of
     /// its own built from `options` (those the application's client was
     /// built from), instead of from a task on the application's runtime.
@@ -332,17 +369,21 @@ impl SchemaManager {
         &self.db
     }
 
-    /// The set this manager applies, in order.
+    /// The set this manager applies, in order, once it holds a migration of
+    /// every expected crate. An empty set is a warning, once per manager
+    /// and its clones.
     pub(crate) fn ordered(&self) -> Result<Vec<&'static Migration>, Error> {
         let set = match &self.migrations {
             Some(set) => set.clone(),
             None => Migrations::default_group()?,
         };
-        if set.is_empty() {
+        set.check_expected_crates(&self.expected_crates)?;
+        if set.is_empty() && !self.warned_empty.swap(true, Ordering::Relaxed) {
             warn!(
                 "no migration to apply: none is registered in this set; if the migrations are \
                  declared in another crate, refer to it from the binary (`use my_migrations as _;`), \
-                 or choose their group with `SchemaManager::migrations(Migrations::group(..))`"
+                 or choose their group with `SchemaManager::migrations(Migrations::group(..))`; \
+                 `SchemaManager::expect_crates` makes a crate that registers nothing an error"
             );
         }
         Ok(set.ordered().to_vec())

@@ -205,11 +205,28 @@ async fn drifted_and_unknown_records_show_in_status_and_fail_the_check() {
         .find(|line| line.starts_with("o_0004_from_a_newer_release"))
         .unwrap();
     assert!(row.contains("unknown"), "{row}");
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("drifted o_0001_orders: ")
+                && line.ends_with("run `mark-applied o_0001_orders`")),
+        "the drift line says what to run:\n{text}"
+    );
     let status = json(&cli(&db, &["status", "--json"]));
     assert_eq!(status["migrations"][0]["state"], "drifted");
     assert_eq!(status["migrations"][0]["recorded_checksum"], "0123456789abcdef");
     assert_eq!(status["unknown"][0]["id"], "o_0004_from_a_newer_release");
 
+    // The help of both commands says how to accept the edit.
+    let help = stdout(&cli(&db, &["status", "--help"]));
+    assert!(
+        help.contains("drifted") && help.contains("run `mark-applied <id>`"),
+        "{help}"
+    );
+    let help = stdout(&cli(&db, &["mark-applied", "--help"]));
+    assert!(
+        help.contains("to accept the edit of a drifted migration"),
+        "{help}"
+    );
     // Accepting the edit clears the drift.
     let accepted = json(&cli(&db, &["mark-applied", "o_0001_orders", "--json"]));
     assert_eq!(accepted["marked"], serde_json::json!(["o_0001_orders"]));
@@ -335,9 +352,9 @@ fn lock_with_backfills() -> Document {
 }
 
 const FIRST_BACKFILL: &str = "backfill of o_0002_orders_ttl on orders: 12000 of 100000 done (12%) \
-     in 12 batches, by api-7:4321, since 2026-09-21T14:13:20Z, last moved 2026-09-21T14:14:20Z";
+     in 12 batches, by api-7:4321, since 2026-09-21T14:13:20.000Z, last moved 2026-09-21T14:14:20.000Z";
 const SECOND_BACKFILL: &str = "backfill orders#2 of o_0002_orders_ttl on orders: 0 done in 0 batches, \
-     by api-7:4321, since 2026-09-21T14:14:10Z, last moved 2026-09-21T14:14:20Z";
+     by api-7:4321, since 2026-09-21T14:14:10.000Z, last moved 2026-09-21T14:14:20.000Z";
 
 #[tokio::test]
 async fn status_and_lock_show_the_backfills_under_way() {

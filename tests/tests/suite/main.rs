@@ -45,6 +45,7 @@ mod panicking_migration;
 mod production;
 mod proxy;
 mod real_server;
+mod registration;
 mod secrets;
 mod snapshot;
 mod srv;

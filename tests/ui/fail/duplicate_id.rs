@@ -20,4 +20,19 @@ mod notifications {
     }
 }
 
+mod users {
+    use super::*;
+
+    #[migration(id = "0002_users")]
+    async fn users(_db: &Database) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Copied from the one above in the same module, and renamed but for its id
+    #[migration(id = "0002_users")]
+    async fn users_by_email(_db: &Database) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 fn main() {}

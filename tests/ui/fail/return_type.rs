@@ -14,4 +14,8 @@ async fn option(_db: &Database) -> Option<()> {
     None
 }
 
+/// The suggested error type is written as the attribute reaches schema-core.
+#[migration(id = "0004_nothing_either", crate = "::schema_core")]
+async fn nothing_either(_db: &Database) {}
+
 fn main() {}
