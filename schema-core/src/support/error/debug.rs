@@ -4,15 +4,33 @@
 
 use std::fmt::{self, Write as _};
 
-use super::Error;
+use super::connection::read;
+use super::{Error, ServerError};
 
-/// `error`'s message followed by each of its causes, separated by `: `.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
+/// `error`'s message followed by each of its causes, separated by `: `,
+/// on one line for a person: the chain ends at a server that could not be
+/// reached or refused the client, with the sentence that says so, since
+/// what follows is the driver's description of every server it tried
+/// (which `{:?}` shows).
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        let connection = cause
+            .downcast_ref::<ServerError>()
+            .and_then(|server| read(server.raw()));
+        if let Some(reading) = connection {
+            text.push_str(&reading.headline());
+            break;
+        }
+        let _ = write!(text, "{cause}");
+        if let Some(Error::ConnectionFailed { .. }) = cause.downcast_ref::<Error>() {
+            break;
+        }
+        next = cause.source();
     }
     text
 }
@@ -20,6 +38,9 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{self}")?;
+        if let Error::ConnectionFailed { action, .. } = self {
+            write!(f, "\n\nwhile trying to {action}")?;
+        }
         let mut source = std::error::Error::source(self);
         if source.is_some() {
             f.write_str("\n\nCaused by:")?;

@@ -1,15 +1,31 @@
 //! What code asks of an error: its kind as a stable name, the server's
 //! error behind it; and the one constructor of database errors.
 
+use super::connection::{self, Reading};
 use super::{Error, ServerError};
 
 impl Error {
-    /// [`Error::Database`]: `source` failed while this crate was doing
-    /// `action`.
+    /// `source` failed while this crate was doing `action`:
+    /// [`Error::ConnectionFailed`] when the server could not be reached or
+    /// refused the client, which is what a person needs to hear first,
+    /// else [`Error::Database`].
     pub(crate) fn database(action: impl Into<String>, source: mongodb::error::Error) -> Error {
-        Error::Database {
-            action: action.into(),
-            source: ServerError::from(source),
+        match connection::read(&source) {
+            Some(Reading {
+                failure,
+                host,
+                reason,
+            }) => Error::ConnectionFailed {
+                failure,
+                host,
+                reason,
+                action: action.into(),
+                source: Box::new(ServerError::from(source)),
+            },
+            None => Error::Database {
+                action: action.into(),
+                source: ServerError::from(source),
+            },
         }
     }
 
@@ -30,8 +46,12 @@ impl Error {
     /// A short, stable name for the kind of error, for scripts and logs:
     /// `lock_held`, `lock_timeout`, `migration_failed`, `drift`,
     /// `unknown_records`, `database`, ... (the variant's name in snake
-    /// case, with `Drifted` as `drift`). New kinds may be added; existing
-    /// ones do not change.
+    /// case, with `Drifted` as `drift`). A server that could not be
+    /// reached or refused the client ([`Error::ConnectionFailed`]) has the
+    /// kind of its [`ConnectionFailure`](super::ConnectionFailure):
+    /// `server_unreachable`, `host_not_found`, `auth_failed`, `tls_failed`
+    /// or `replica_set_mismatch`. New kinds may be added; existing ones do
+    /// not change.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::DuplicateId { .. } => "duplicate_id",
@@ -65,6 +85,7 @@ impl Error {
             Error::BackfillOutcomeUnknown { .. } => "backfill_outcome_unknown",
             Error::BackfillOutOfOrder { .. } => "backfill_out_of_order",
             Error::UnexpectedReply { .. } => "unexpected_reply",
+            Error::ConnectionFailed { failure, .. } => failure.kind(),
             Error::Database { .. } => "database",
             Error::InvalidUri { .. } => "invalid_uri",
             Error::MalformedSnapshot { .. } => "malformed_snapshot",

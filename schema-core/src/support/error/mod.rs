@@ -1,12 +1,15 @@
 //! The one error type of the crate, and how the driver's errors are shown
 //! in it ([`server`]).
 
+mod connection;
 mod debug;
 mod kind;
 mod server;
 mod texts;
 mod words;
 
+pub use self::connection::ConnectionFailure;
+pub(crate) use self::connection::{Reading, read as read_connection};
 pub(crate) use self::debug::chain;
 pub use self::server::ServerError;
 pub(crate) use self::server::{code, shown, without_values};
@@ -24,17 +27,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// [`UnknownDependency`](Error::UnknownDependency), [`Cycle`](Error::Cycle))
 /// are found before anything is sent to the server.
 ///
-/// `Display` is the error's own sentence; its causes are its
+/// `Display` is the error's own sentence, on one line; its causes are its
 /// [`source`](std::error::Error::source) chain. `Debug` prints both, the
 /// way `anyhow` does, so a `main` returning `Result<(), Box<dyn Error>>`
-/// shows what went wrong and why:
-///
-/// ```text
-/// Error: could not read `schema_versions`
-///
-/// Caused by:
-///     0: Server selection timeout: No available servers. ...
-/// ```
+/// shows what went wrong and why: for a server that could not be reached
+/// ([`ConnectionFailed`](Error::ConnectionFailed)), also what was being
+/// done and the driver's whole description of the servers it tried.
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -424,7 +422,27 @@ pub enum Error {
         reason: String,
     },
 
-    /// The server could not be reached, or refused a command.
+    /// The server could not be reached, or refused this client: `failure`
+    /// says how, and is the error's [`kind`](Error::kind). `{:?}` shows
+    /// `action` and the driver's whole error.
+    #[error("{}", connection::headline(*failure, host.as_deref(), reason))]
+    ConnectionFailed {
+        /// What failed.
+        failure: ConnectionFailure,
+        /// The host, `host:port`, when the driver named it; never the
+        /// connection string's user information.
+        host: Option<String>,
+        /// What failed, in a few words.
+        reason: String,
+        /// What was being done, such as "read `schema_versions`".
+        action: String,
+        /// The driver's error: a [`ServerError`], or its scrubbed text when
+        /// it came from reading the connection string.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The server refused a command, or failed otherwise.
     #[error("could not {action}")]
     Database {
         /// What was being done, such as "read `schema_versions`".
