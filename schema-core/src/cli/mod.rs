@@ -296,17 +296,49 @@ pub async fn execute(manager: &SchemaManager, command: &Command) -> ExitCode {
             ExitCode::from(code)
         }
         Err(error) => {
-            if command.json() {
-                println!(
-                    "{}",
-                    json!({ "error": { "kind": error.kind(), "message": chain(&error) } })
-                );
-            } else {
-                eprintln!("error: {}", chain(&error));
-            }
-            ExitCode::FAILURE
+            // What the client's options tell: its hosts, whether it uses TLS.
+            let error = match manager.lease_options() {
+                Some(options) => error.with_client(options),
+                None => error,
+            };
+            print_error(&error, command.json())
         }
     }
+}
+
+/// Prints `error` as [`run`] prints the error of a command, and returns the
+/// exit status to end with (1): to stdout as `{"error": {"kind": ...,
+/// "message": ...}}` when this process's command line has `--json`, else
+/// to stderr as `error: ...`. The message is one line: a server that could
+/// not be reached or refused the client says what failed, at which host,
+/// and what to check.
+///
+/// For an application's `main` that fails before it has a manager to give
+/// [`run`], as when [`connect`](crate::connect) fails:
+///
+/// ```no_run
+/// # async fn main_of_the_application() -> std::process::ExitCode {
+/// match schema_core::connect("mongodb://localhost:27017/app", "app").await {
+///     Ok(connection) => schema_core::cli::run(connection.manager()).await,
+///     Err(error) => schema_core::cli::fail(&error),
+/// }
+/// # }
+/// ```
+pub fn fail(error: &Error) -> ExitCode {
+    print_error(error, std::env::args_os().skip(1).any(|arg| arg == "--json"))
+}
+
+/// Prints `error` on one line, as JSON on stdout or on stderr.
+fn print_error(error: &Error, json: bool) -> ExitCode {
+    if json {
+        println!(
+            "{}",
+            json!({ "error": { "kind": error.kind(), "message": chain(error) } })
+        );
+    } else {
+        eprintln!("error: {}", chain(error));
+    }
+    ExitCode::FAILURE
 }
 
 /// What `command` prints, and its exit status.

@@ -48,6 +48,15 @@ impl ConnectionFailure {
     }
 }
 
+/// The reasons of a connection the server reset or closed.
+const RESET: &str = "the connection was reset";
+const CLOSED: &str = "the server closed the connection";
+
+/// Whether `reason` says the server reset or closed the connection.
+pub(super) fn is_closed(reason: &str) -> bool {
+    reason == RESET || reason == CLOSED
+}
+
 /// What a driver's error says of a connection that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Reading {
@@ -198,9 +207,7 @@ fn read_selection(message: &str) -> Option<Reading> {
         Some(set) => Reading {
             failure: ConnectionFailure::ReplicaSetMismatch,
             host: None,
-            reason: format!(
-                "none of them answered as a member of `{set}` within the server selection timeout"
-            ),
+            reason: format!("no host answered as a member of `{set}` within the server selection timeout"),
         },
         None => Reading {
             failure: ConnectionFailure::Unreachable,
@@ -263,6 +270,12 @@ fn read_failure(said: &str) -> Option<(ConnectionFailure, String)> {
             .is_some_and(|(name, _)| is_mechanism(name))
     {
         return Some((ConnectionFailure::AuthFailed, authentication(said)));
+    }
+    if has(&["tls handshake eof"]) {
+        return Some((
+            ConnectionFailure::TlsFailed,
+            "the server closed the connection during the TLS handshake".to_owned(),
+        ));
     }
     if has(&[
         "tls handshake",

@@ -1,7 +1,7 @@
 //! What code asks of an error: its kind as a stable name, the server's
 //! error behind it; and the one constructor of database errors.
 
-use super::connection::{self, Reading};
+use super::connection::{self, ConnectionFailure, Reading};
 use super::{Error, ServerError};
 
 impl Error {
@@ -26,6 +26,52 @@ impl Error {
                 action: action.into(),
                 source: ServerError::from(source),
             },
+        }
+    }
+
+    /// A connection failure told more of by the options of the client that
+    /// met it: the hosts, when the driver's error named none (a refused
+    /// authentication does not); and, when the client uses TLS, a server
+    /// that closed or reset every connection before answering is a TLS
+    /// failure, as a server without TLS does on a TLS handshake (the
+    /// driver says only that the connection was closed). Any other error
+    /// is returned as it is.
+    pub(crate) fn with_client(self, options: &mongodb::options::ClientOptions) -> Error {
+        let Error::ConnectionFailed {
+            mut failure,
+            mut host,
+            mut reason,
+            action,
+            source,
+        } = self
+        else {
+            return self;
+        };
+        if host.is_none() {
+            let hosts: Vec<String> = options.hosts.iter().map(ToString::to_string).collect();
+            host = match hosts.as_slice() {
+                [] => None,
+                [one] => Some(one.clone()),
+                several => Some(format!("one of {}", several.join(", "))),
+            };
+        }
+        let tls = matches!(options.tls, Some(mongodb::options::Tls::Enabled(_)));
+        let selection = source.downcast_ref::<ServerError>().is_some_and(|server| {
+            matches!(
+                *server.raw().kind,
+                mongodb::error::ErrorKind::ServerSelection { .. }
+            )
+        });
+        if tls && selection && failure == ConnectionFailure::Unreachable && connection::is_closed(&reason) {
+            failure = ConnectionFailure::TlsFailed;
+            reason = format!("{reason} while connecting with TLS");
+        }
+        Error::ConnectionFailed {
+            failure,
+            host,
+            reason,
+            action,
+            source,
         }
     }
 

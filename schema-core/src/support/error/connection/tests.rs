@@ -76,7 +76,7 @@ fn each_cause_of_a_failed_check_is_told_apart() {
         (
             "I/O error: tls handshake eof",
             ConnectionFailure::TlsFailed,
-            "tls handshake eof",
+            "the server closed the connection during the TLS handshake",
         ),
         (
             "SCRAM failure: Authentication failed.",
@@ -149,7 +149,7 @@ fn a_replica_set_without_its_servers_is_a_set_name_mismatch() {
     assert!(
         headline.starts_with(
             "no MongoDB server of the connection string is a member of the replica set it names: \
-             none of them answered as a member of `rs0` within the server selection timeout; check"
+             no host answered as a member of `rs0` within the server selection timeout; check"
         ),
         "{headline}"
     );
