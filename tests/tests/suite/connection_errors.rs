@@ -271,6 +271,33 @@ async fn another_replica_set_name_is_a_mismatch_naming_the_host_and_nothing_is_w
     untouched(&db).await;
 }
 
+#[tokio::test]
+async fn an_srv_host_that_does_not_resolve_is_named_as_not_found() {
+    let unshare = match schema_tests::offline::network_namespace() {
+        Ok(options) => options,
+        Err(why) => {
+            schema_tests::server::skip(&format!(
+                "no network namespace to keep the DNS lookup on this machine: {why}"
+            ));
+            return;
+        }
+    };
+    let mut wrapper = vec!["unshare"];
+    wrapper.extend_from_slice(unshare);
+    // `.invalid` is reserved never to exist (RFC 2606), and the lookup
+    // cannot leave the machine.
+    let uri = format!("mongodb+srv://{USER}:{PASSWORD}@nonexistent.invalid/app");
+    let line = one_line_error(&wrapper, &uri, "app", &["status"], "host_not_found").await;
+    assert!(
+        line.starts_with("could not find the MongoDB host nonexistent.invalid: "),
+        "{line}"
+    );
+    assert!(
+        line.contains("; check the host name in the connection string and this machine's DNS"),
+        "{line}"
+    );
+}
+
 /// A server without TLS as MongoDB is one: it reads a TLS handshake's
 /// first bytes, sees no message of its protocol in them ("SSL handshake
 /// received but server is started without SSL support") and closes the
