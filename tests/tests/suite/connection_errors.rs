@@ -367,3 +367,56 @@ async fn a_malformed_connection_string_says_what_is_wrong_without_the_drivers_ta
     );
     assert!(line.contains("port"), "says what is wrong: {line}");
 }
+
+/// The server's URI with `options` added to its query string.
+fn with_options(uri: &str, options: &str) -> String {
+    let joint = match (uri.contains('?'), uri.ends_with('/')) {
+        (true, _) => "&",
+        (false, true) => "?",
+        (false, false) => "/?",
+    };
+    format!("{uri}{joint}{options}")
+}
+
+/// The server's URI with the user information `USER:PASSWORD`, in place
+/// of any it has.
+fn with_user(uri: &str) -> String {
+    let (scheme, rest) = uri.split_once("://").expect("a URI with a scheme");
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let hosts_start = rest[..authority_end].rfind('@').map_or(0, |at| at + 1);
+    format!("{scheme}://{USER}:{PASSWORD}@{}", &rest[hosts_start..])
+}
+
+#[tokio::test]
+async fn tls_to_a_real_server_without_tls_and_credentials_it_does_not_know_are_refused_as_such() {
+    let db = fresh_database("connection_errors_real").await;
+    if schema_tests::server::skip_unless_real(
+        &db,
+        "a real server closes a TLS handshake it cannot read and refuses unknown credentials; the \
+         emulator waits for the rest of a message and accepts any",
+    )
+    .await
+    {
+        return;
+    }
+    // The test servers speak no TLS.
+    let tls = with_options(
+        &schema_tests::uri(),
+        "tls=true&serverSelectionTimeoutMS=3000&connectTimeoutMS=2000",
+    );
+    let line = one_line_error(&[], &tls, db.name(), &["apply"], "tls_failed").await;
+    assert!(
+        line.starts_with("could not open a TLS connection to the MongoDB server at "),
+        "{line}"
+    );
+
+    // A server without access control still authenticates, and refuses a
+    // user it does not have.
+    let stranger = with_options(&with_user(&schema_tests::uri()), "serverSelectionTimeoutMS=3000");
+    let line = one_line_error(&[], &stranger, db.name(), &["apply"], "auth_failed").await;
+    assert!(
+        line.contains(" refused the credentials of the connection string: "),
+        "{line}"
+    );
+    untouched(&db).await;
+}
