@@ -43,7 +43,10 @@
 //! and `verify --snapshot FILE [--deny-extra]`, each with `--json` for
 //! machine-readable output. With `--json`, an error is printed to stdout as
 //! `{"error": {"kind": ..., "message": ...}}`, `kind` being
-//! [`Error::kind`]. Exit status: 0 when fine; 1 on an error (for `verify`:
+//! [`Error::kind`]; without, to stderr as `error: ...`. Either is one line:
+//! a server that cannot be reached or refuses the client says what failed,
+//! at which host and what to check ([`fail`] prints an error of
+//! [`connect`](crate::connect) the same way). Exit status: 0 when fine; 1 on an error (for `verify`:
 //! the database could not be checked); 2 on a usage error; 3 from `status
 //! --check` while a migration is pending, or while drift or unknown records
 //! are present that the manager's policies make errors, and from `verify`

@@ -8,8 +8,11 @@
 //! `schema_core::cli::run`) against a port nobody listens on, a proxy that
 //! closes every connection, a proxy answering the SASL conversation with
 //! the real server's refusal, a proxy answering `hello` with another
-//! replica set's name, a `mongodb+srv://` host that does not resolve, TLS
-//! to a server that speaks none, and a malformed connection string.
+//! replica set's name, a `mongodb+srv://` host that does not resolve
+//! (offline), TLS to a server that closes the handshake as a real server
+//! without TLS does, and a malformed connection string. On a real server
+//! only (the emulator behaves otherwise), TLS to the server itself and
+//! credentials it does not know.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -392,8 +395,9 @@ async fn tls_to_a_real_server_without_tls_and_credentials_it_does_not_know_are_r
     let db = fresh_database("connection_errors_real").await;
     if schema_tests::server::skip_unless_real(
         &db,
-        "a real server closes a TLS handshake it cannot read and refuses unknown credentials; the \
-         emulator waits for the rest of a message and accepts any",
+        "a real server closes a TLS handshake it cannot read and refuses unknown credentials \
+         (AuthenticationFailed); the emulator waits for the rest of a message, and answers the \
+         SASL conversation with no reply the driver can read",
     )
     .await
     {
