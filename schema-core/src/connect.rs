@@ -156,5 +156,13 @@ mod tests {
         for secret in ["app-USER", "SECRET1", "ss-SECRET1"] {
             assert!(!everything.contains(secret), "{secret} in {everything}");
         }
+        // What is wrong, without the driver's labels, source and response.
+        assert!(
+            source.to_string().contains("the port must be an integer"),
+            "{source}"
+        );
+        for tail in ["labels:", "source: None", "server response", "Kind:"] {
+            assert!(!everything.contains(tail), "{tail} in {everything}");
+        }
     }
 }

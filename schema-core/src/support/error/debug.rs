@@ -79,6 +79,31 @@ mod tests {
             "{debug}"
         );
         assert!(format!("{error:#?}").ends_with("kind: record_failed"));
+        let unreachable = Error::ConnectionFailed {
+            failure: super::super::ConnectionFailure::Unreachable,
+            host: Some("db:27017".into()),
+            reason: "connection refused".into(),
+            action: "read `schema_versions`".into(),
+            source: Box::new(std::io::Error::other("the driver's whole description")),
+        };
+        let wrapped = Error::RecordFailed {
+            id: "0001_events".into(),
+            collection: "schema_versions".into(),
+            source: Box::new(unreachable),
+        };
+        let line = chain(&wrapped);
+        assert!(
+            line.ends_with(": could not reach the MongoDB server at db:27017: connection refused; check that the server is running and that this machine can reach that host and port (address, firewall, the `tls` option)"),
+            "the one line ends at the connection failure: {line}"
+        );
+        let Error::RecordFailed { source, .. } = &wrapped else {
+            unreachable!("built above")
+        };
+        let debug = format!("{source:?}");
+        assert!(
+            debug.contains("\n\nwhile trying to read `schema_versions`\n\nCaused by:\n    0: the driver's whole description"),
+            "{debug}"
+        );
         let alone = Error::UnknownMigration { id: "x".into() };
         assert_eq!(format!("{alone:?}"), "no registered migration has the id `x`");
     }
