@@ -71,8 +71,8 @@ impl Connection {
 /// path names none.
 ///
 /// No command is sent: the first one, usually
-/// [`SchemaManager::apply_all`], reports an unreachable server after the
-/// server selection timeout, which is
+/// [`SchemaManager::apply_all`], reports an unreachable server
+/// ([`Error::ConnectionFailed`]) after the server selection timeout, which is
 /// [`Connection::DEFAULT_SERVER_SELECTION_TIMEOUT`] unless the URI sets
 /// one. A `mongodb+srv://` URI is resolved here, though (its SRV and TXT
 /// records), and needs the `dns-resolver` feature, on by default.
