@@ -37,16 +37,8 @@ async fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => code,
-        Err(error) => {
-            let mut message = error.to_string();
-            let mut source = std::error::Error::source(&error);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
+        // One line, as the command line prints its errors.
+        Err(error) => schema_core::cli::fail(&error),
     }
 }
 

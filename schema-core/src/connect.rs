@@ -8,8 +8,8 @@ use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
 
 use crate::manager::SchemaManager;
-use crate::support::error::Error;
-use crate::support::redact::{ScrubbedError, redact};
+use crate::support::error::{Error, Reading, read_connection};
+use crate::support::redact::{ScrubbedError, hosts, redact, scrub_of};
 
 /// An open connection: the client, the database to migrate, and the
 /// options the client was built from. Shut it down with
@@ -71,8 +71,8 @@ impl Connection {
 /// path names none.
 ///
 /// No command is sent: the first one, usually
-/// [`SchemaManager::apply_all`], reports an unreachable server after the
-/// server selection timeout, which is
+/// [`SchemaManager::apply_all`], reports an unreachable server
+/// ([`Error::ConnectionFailed`]) after the server selection timeout, which is
 /// [`Connection::DEFAULT_SERVER_SELECTION_TIMEOUT`] unless the URI sets
 /// one. A `mongodb+srv://` URI is resolved here, though (its SRV and TXT
 /// records), and needs the `dns-resolver` feature, on by default.
@@ -89,22 +89,24 @@ impl Connection {
 ///
 /// # Errors
 ///
-/// [`Error::InvalidUri`] when the driver cannot use `uri`, including when
-/// the DNS lookups of a `mongodb+srv://` URI fail. The error shows the URI
+/// [`Error::ConnectionFailed`] when the DNS lookups of a `mongodb+srv://`
+/// URI fail (kind `host_not_found`), naming the host, or when TLS cannot be
+/// set up (`tls_failed`: a certificate file that cannot be read, say).
+/// [`Error::InvalidUri`] when the driver cannot use `uri` otherwise: the
+/// error says what is wrong with it, and shows the URI
 /// [`redact`](crate::redact)ed, and its source is the driver's message
 /// (with the messages of the driver's own sources appended) with every
 /// secret of `uri` replaced by `***`; the driver's error itself is not
 /// kept, so neither `Display` nor `Debug` of the error can show a secret.
 pub async fn connect(uri: &str, default_database: &str) -> Result<Connection, Error> {
-    let invalid = |source: mongodb::error::Error| Error::InvalidUri {
-        uri: redact(uri),
-        source: Box::new(ScrubbedError::new(&source, uri)),
-    };
-    let mut options = ClientOptions::parse(uri).await.map_err(invalid)?;
+    let mut options = ClientOptions::parse(uri)
+        .await
+        .map_err(|source| refused(uri, "read the connection string", &source))?;
     options
         .server_selection_timeout
         .get_or_insert(Connection::DEFAULT_SERVER_SELECTION_TIMEOUT);
-    let client = Client::with_options(options.clone()).map_err(invalid)?;
+    let client =
+        Client::with_options(options.clone()).map_err(|source| refused(uri, "set up the client", &source))?;
     let database = client
         .default_database()
         .unwrap_or_else(|| client.database(default_database));
@@ -113,6 +115,28 @@ pub async fn connect(uri: &str, default_database: &str) -> Result<Connection, Er
         database,
         options,
     })
+}
+
+/// The error for `source`, met while doing `action` with `uri`: a host
+/// that could not be found (the DNS records of a `mongodb+srv://` host) or
+/// TLS that could not be set up, naming the hosts of `uri`; otherwise a
+/// connection string the driver cannot use. Either keeps only the driver's
+/// words scrubbed of every secret of `uri`.
+fn refused(uri: &str, action: &str, source: &mongodb::error::Error) -> Error {
+    let scrubbed = Box::new(ScrubbedError::new(source, uri));
+    match read_connection(source) {
+        Some(Reading { failure, reason, .. }) => Error::ConnectionFailed {
+            failure,
+            host: hosts(uri).map(|hosts| scrub_of(&hosts, uri)),
+            reason: scrub_of(&reason, uri),
+            action: action.to_owned(),
+            source: scrubbed,
+        },
+        None => Error::InvalidUri {
+            uri: redact(uri),
+            source: scrubbed,
+        },
+    }
 }
 
 #[cfg(test)]
@@ -131,6 +155,14 @@ mod tests {
         let everything = format!("{error} {source} {error:?}");
         for secret in ["app-USER", "SECRET1", "ss-SECRET1"] {
             assert!(!everything.contains(secret), "{secret} in {everything}");
+        }
+        // What is wrong, without the driver's labels, source and response.
+        assert!(
+            source.to_string().contains("the port must be an integer"),
+            "{source}"
+        );
+        for tail in ["labels:", "source: None", "server response", "Kind:"] {
+            assert!(!everything.contains(tail), "{tail} in {everything}");
         }
     }
 }

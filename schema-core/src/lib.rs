@@ -152,7 +152,7 @@ pub mod snapshot {
 pub use schema_macros::migration;
 #[cfg(feature = "testing")]
 pub use schema_macros::test;
-pub use support::error::{BoxError, Error, ServerError};
+pub use support::error::{BoxError, ConnectionFailure, Error, ServerError};
 pub use support::location::Location;
 pub use support::redact::redact;
 

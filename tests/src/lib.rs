@@ -9,6 +9,7 @@ pub mod builds;
 pub mod diagnostics;
 pub mod items;
 pub mod logs;
+pub mod offline;
 pub mod proxy;
 pub mod server;
 pub mod workers;

@@ -53,7 +53,10 @@
 //! records its current checksum without running it; to run the edit
 //! instead, `forget <id>`, then `apply`. With `--json`, an error is printed to stdout as
 //! `{"error": {"kind": ..., "message": ...}}`, `kind` being
-//! [`Error::kind`]. Exit status: 0 when fine; 1 on an error (for `verify`:
+//! [`Error::kind`]; without, to stderr as `error: ...`. Either is one line:
+//! a server that cannot be reached or refuses the client says what failed,
+//! at which host and what to check ([`fail`] prints an error of
+//! [`connect`](crate::connect) the same way). Exit status: 0 when fine; 1 on an error (for `verify`:
 //! the database could not be checked); 2 on a usage error; 3 from `status
 //! --check` while a migration is pending, or while drift or unknown records
 //! are present that the manager's policies make errors, and from `verify`
@@ -316,17 +319,49 @@ pub async fn execute(manager: &SchemaManager, command: &Command) -> ExitCode {
             ExitCode::from(code)
         }
         Err(error) => {
-            if command.json() {
-                println!(
-                    "{}",
-                    json!({ "error": { "kind": error.kind(), "message": chain(&error) } })
-                );
-            } else {
-                eprintln!("error: {}", chain(&error));
-            }
-            ExitCode::FAILURE
+            // What the client's options tell: its hosts, whether it uses TLS.
+            let error = match manager.lease_options() {
+                Some(options) => error.with_client(options),
+                None => error,
+            };
+            print_error(&error, command.json())
         }
     }
+}
+
+/// Prints `error` as [`run`] prints the error of a command, and returns the
+/// exit status to end with (1): to stdout as `{"error": {"kind": ...,
+/// "message": ...}}` when this process's command line has `--json`, else
+/// to stderr as `error: ...`. The message is one line: a server that could
+/// not be reached or refused the client says what failed, at which host,
+/// and what to check.
+///
+/// For an application's `main` that fails before it has a manager to give
+/// [`run`], as when [`connect`](crate::connect) fails:
+///
+/// ```no_run
+/// # async fn main_of_the_application() -> std::process::ExitCode {
+/// match schema_core::connect("mongodb://localhost:27017/app", "app").await {
+///     Ok(connection) => schema_core::cli::run(connection.manager()).await,
+///     Err(error) => schema_core::cli::fail(&error),
+/// }
+/// # }
+/// ```
+pub fn fail(error: &Error) -> ExitCode {
+    print_error(error, std::env::args_os().skip(1).any(|arg| arg == "--json"))
+}
+
+/// Prints `error` on one line, as JSON on stdout or on stderr.
+fn print_error(error: &Error, json: bool) -> ExitCode {
+    if json {
+        println!(
+            "{}",
+            json!({ "error": { "kind": error.kind(), "message": chain(error) } })
+        );
+    } else {
+        eprintln!("error: {}", chain(error));
+    }
+    ExitCode::FAILURE
 }
 
 /// What `command` prints, and its exit status.

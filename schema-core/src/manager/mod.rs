@@ -364,6 +364,12 @@ impl SchemaManager {
         self
     }
 
+    /// The options given to [`lease_client`](SchemaManager::lease_client),
+    /// if any: the hosts an error names when the driver's does not.
+    pub(crate) fn lease_options(&self) -> Option<&ClientOptions> {
+        self.lease_client.as_ref()
+    }
+
     /// The database this manager applies migrations to.
     pub fn database(&self) -> &Database {
         &self.db

@@ -60,8 +60,9 @@ impl SchemaManager {
     /// - [`Error::DuplicateId`], [`Error::UnknownDependency`],
     ///   [`Error::Cycle`] or [`Error::BackgroundDependency`] when the
     ///   registered set is invalid; the database is not touched;
-    /// - [`Error::Database`] or [`Error::ServerTimeout`] when the server
-    ///   cannot be reached or read in time, and [`Error::MalformedRecord`]
+    /// - [`Error::ConnectionFailed`] when the server cannot be reached or
+    ///   refuses the client, [`Error::Database`] or [`Error::ServerTimeout`]
+    ///   when it cannot be read in time, and [`Error::MalformedRecord`]
     ///   when a stored record has another shape; nothing is run;
     /// - [`Error::LockTimeout`] when another process held the lock longer
     ///   than the wait timeout;

@@ -30,6 +30,7 @@ mod cli;
 mod command_counts;
 mod compile;
 mod concurrent_starts;
+mod connection_errors;
 mod duplicate_ids;
 mod example_schema;
 mod failing_migration;

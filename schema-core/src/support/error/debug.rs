@@ -4,15 +4,37 @@
 
 use std::fmt::{self, Write as _};
 
-use super::Error;
+use super::connection::read;
+use super::{Error, ServerError};
 
-/// `error`'s message followed by each of its causes, separated by `: `.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
+/// `error`'s message followed by each of its causes, separated by `: `,
+/// on one line for a person: the chain ends at a server that could not be
+/// reached or refused the client, with the sentence that says so, since
+/// what follows is the driver's description of every server it tried
+/// (which `{:?}` shows).
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        let connection = cause
+            .downcast_ref::<ServerError>()
+            .and_then(|server| read(server.raw()));
+        if let Some(reading) = connection {
+            text.push_str(&reading.headline());
+            break;
+        }
+        let _ = write!(text, "{cause}");
+        // An `Arc<Error>` (the background task's) is a cause of its own type.
+        let error = cause
+            .downcast_ref::<Error>()
+            .or_else(|| cause.downcast_ref::<std::sync::Arc<Error>>().map(AsRef::as_ref));
+        if let Some(Error::ConnectionFailed { .. }) = error {
+            break;
+        }
+        next = cause.source();
     }
     text
 }
@@ -20,6 +42,9 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{self}")?;
+        if let Error::ConnectionFailed { action, .. } = self {
+            write!(f, "\n\nwhile trying to {action}")?;
+        }
         let mut source = std::error::Error::source(self);
         if source.is_some() {
             f.write_str("\n\nCaused by:")?;
@@ -58,6 +83,44 @@ mod tests {
             "{debug}"
         );
         assert!(format!("{error:#?}").ends_with("kind: record_failed"));
+        let unreachable = Error::ConnectionFailed {
+            failure: super::super::ConnectionFailure::Unreachable,
+            host: Some("db:27017".into()),
+            reason: "connection refused".into(),
+            action: "read `schema_versions`".into(),
+            source: Box::new(std::io::Error::other("the driver's whole description")),
+        };
+        let wrapped = Error::RecordFailed {
+            id: "0001_events".into(),
+            collection: "schema_versions".into(),
+            source: Box::new(unreachable),
+        };
+        let line = chain(&wrapped);
+        assert!(
+            line.ends_with(": could not reach the MongoDB server at db:27017: connection refused; check that the server is running and that this machine can reach that host and port (address, firewall, the `tls` option)"),
+            "the one line ends at the connection failure: {line}"
+        );
+        let shared = Error::BackgroundFailed {
+            id: "0002_events".into(),
+            source: std::sync::Arc::new(Error::ConnectionFailed {
+                failure: super::super::ConnectionFailure::AuthFailed,
+                host: None,
+                reason: "authentication failed (SCRAM)".into(),
+                action: "read `schema_versions`".into(),
+                source: Box::new(std::io::Error::other("the driver's words")),
+            }),
+        };
+        let line = chain(&shared);
+        assert_eq!(line.matches("refused the credentials").count(), 1, "{line}");
+        assert!(!line.contains("the driver's words"), "{line}");
+        let Error::RecordFailed { source, .. } = &wrapped else {
+            unreachable!("built above")
+        };
+        let debug = format!("{source:?}");
+        assert!(
+            debug.contains("\n\nwhile trying to read `schema_versions`\n\nCaused by:\n    0: the driver's whole description"),
+            "{debug}"
+        );
         let alone = Error::UnknownMigration { id: "x".into() };
         assert_eq!(format!("{alone:?}"), "no registered migration has the id `x`");
     }

@@ -1,15 +1,19 @@
 //! The one error type of the crate, and how the driver's errors are shown
 //! in it ([`server`]).
 
+mod connection;
 mod debug;
 mod kind;
 mod server;
+mod texts;
 mod words;
 
+pub use self::connection::ConnectionFailure;
+pub(crate) use self::connection::{Reading, read as read_connection};
 pub(crate) use self::debug::chain;
 pub use self::server::ServerError;
 pub(crate) use self::server::{code, shown, without_values};
-use self::words::{describe_cycle, describe_not_applied, describe_not_idempotent, outcome_unknown, quoted};
+use self::words::{describe_cycle, describe_not_applied, describe_not_idempotent};
 use crate::support::location::Location;
 
 /// A boxed error from a migration function, whatever type it returned.
@@ -23,25 +27,17 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// [`UnknownDependency`](Error::UnknownDependency), [`Cycle`](Error::Cycle))
 /// are found before anything is sent to the server.
 ///
-/// `Display` is the error's own sentence; its causes are its
+/// `Display` is the error's own sentence, on one line; its causes are its
 /// [`source`](std::error::Error::source) chain. `Debug` prints both, the
 /// way `anyhow` does, so a `main` returning `Result<(), Box<dyn Error>>`
-/// shows what went wrong and why:
-///
-/// ```text
-/// Error: could not read `schema_versions`
-///
-/// Caused by:
-///     0: Server selection timeout: No available servers. ...
-/// ```
+/// shows what went wrong and why: for a server that could not be reached
+/// ([`ConnectionFailed`](Error::ConnectionFailed)), also what was being
+/// done and the driver's whole description of the servers it tried.
 #[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Two registered migrations share an id.
-    #[error(
-        "migration id `{id}` is declared twice, at {first} and at {second}; \
-         give each migration its own id"
-    )]
+    #[error("{}", texts::duplicate_id(id, first, second))]
     DuplicateId {
         /// The shared id.
         id: String,
@@ -52,10 +48,7 @@ pub enum Error {
     },
 
     /// An `after` names an id that no registered migration has.
-    #[error(
-        "migration `{id}` runs after `{dependency}`, but no migration with that id is registered; \
-         check the spelling, and that the crate declaring it is linked into this binary"
-    )]
+    #[error("{}", texts::unknown_dependency(id, dependency))]
     UnknownDependency {
         /// The migration whose `after` is wrong.
         id: String,
@@ -66,11 +59,7 @@ pub enum Error {
     /// A migration of one group runs after a migration of another. Groups
     /// apply to their databases independently, so no order between them is
     /// kept.
-    #[error(
-        "migration `{id}` of group `{group}` runs after `{dependency}` of group `{dependency_group}`; \
-         groups apply independently, so a migration can only run after migrations of its own group: \
-         move one of them, or remove the `after`"
-    )]
+    #[error("{}", texts::cross_group_dependency(id, group, dependency, dependency_group))]
     CrossGroupDependency {
         /// The migration whose `after` crosses groups.
         id: String,
@@ -93,10 +82,7 @@ pub enum Error {
 
     /// A migration that runs at start depends on a background migration,
     /// which may still be running once the start is done.
-    #[error(
-        "migration `{id}` runs at start but after `{background}`, a background migration that may \
-         finish only after the start: mark `{id}` `background` too, or remove the `after`"
-    )]
+    #[error("{}", texts::background_dependency(id, background))]
     BackgroundDependency {
         /// The migration declared without `background`.
         id: String,
@@ -106,11 +92,7 @@ pub enum Error {
 
     /// Applied migrations whose bodies were edited since, refused by
     /// `on_drift(Policy::Fail)`. Nothing was run.
-    #[error(
-        "migrations {} were edited after they were applied (their checksums differ from the \
-         recorded ones); revert the edits, or accept them with `mark_applied`",
-        quoted(ids)
-    )]
+    #[error("{}", texts::drifted(ids))]
     Drifted {
         /// The drifted ids, in plan order.
         ids: Vec<String>,
@@ -118,13 +100,7 @@ pub enum Error {
 
     /// Records of migrations no registered migration has, refused by
     /// `on_unknown(Policy::Fail)`. Nothing was run.
-    #[error(
-        "`{collection}` records migrations this binary does not declare: {}; nothing was run. \
-         During a rolling deploy a newer version applied them: start with \
-         `on_unknown(Policy::Warn)` (the default). Otherwise link the crate that declares them \
-         into this binary, or remove each record with `forget --unknown <id>`",
-        quoted(ids)
-    )]
+    #[error("{}", texts::unknown_records(collection, ids))]
     UnknownRecords {
         /// The versions collection.
         collection: String,
@@ -151,11 +127,7 @@ pub enum Error {
 
     /// Another process holds the schema lock, and the operation does not
     /// wait for it.
-    #[error(
-        "another process holds the schema lock: {holder}{}, until {expires_at} (server time) \
-         unless renewed; try again when it is done",
-        running.as_ref().map(|id| format!(", applying `{id}`")).unwrap_or_default()
-    )]
+    #[error("{}", texts::lock_held(holder, running, expires_at))]
     LockHeld {
         /// The holder, as `host:pid:random`.
         holder: String,
@@ -187,13 +159,8 @@ pub enum Error {
     },
 
     /// A background migration failed, in this process or another, and is
-    /// not recorded: the last failure noted for it (see
-    /// [`BackgroundFailure`](crate::BackgroundFailure)). The background task
-    /// tries it again after a pause that grows with each failure in a row.
-    #[error(
-        "background migration `{id}` failed ({kind}, {in_a_row} in a row, by {by}): {message}; it is \
-         not recorded and is tried again later"
-    )]
+    /// not recorded: the last [`BackgroundFailure`](crate::BackgroundFailure).
+    #[error("{}", texts::background_failed(id, kind, *in_a_row, by, message))]
     BackgroundFailed {
         /// The background migration that failed.
         id: String,
@@ -222,10 +189,7 @@ pub enum Error {
     /// A migration ran and its completion was fenced in the lock's ledger,
     /// but its record could not be written. The next process to take the
     /// lock writes it from the ledger, without running the migration again.
-    #[error(
-        "migration `{id}` ran and its completion was noted in the schema lock, but its record \
-         could not be written to `{collection}`; the next start records it without running it again"
-    )]
+    #[error("{}", texts::record_failed(id, collection))]
     RecordFailed {
         /// The migration that ran.
         id: String,
@@ -239,11 +203,7 @@ pub enum Error {
     /// The record of a registered migration does not have the shape this
     /// crate writes. Nothing was run. (A malformed document whose `_id` is
     /// no registered id is reported as an unknown record instead.)
-    #[error(
-        "the record of `{id}` in `{collection}` is malformed: {reason}; nothing was run: remove it \
-         with `forget {id}`, then apply again to run `{id}`, or record it without running it with \
-         `mark-applied {id}`"
-    )]
+    #[error("{}", texts::malformed_record(collection, id, reason))]
     MalformedRecord {
         /// The versions collection.
         collection: String,
@@ -255,10 +215,7 @@ pub enum Error {
 
     /// The lock document does not have the shape this crate writes, so
     /// nobody can tell whether it is held. Nothing was run.
-    #[error(
-        "the schema lock in `{collection}` is malformed: {reason}; nothing was run: if no process \
-         is applying migrations, remove it with `unlock --force` (`SchemaManager::unlock_force`)"
-    )]
+    #[error("{}", texts::malformed_lock(collection, reason))]
     MalformedLock {
         /// The lock collection.
         collection: String,
@@ -268,11 +225,7 @@ pub enum Error {
 
     /// Another process held the schema lock for longer than the manager's
     /// `lock_wait_timeout`, renewing its lease all along.
-    #[error(
-        "gave up waiting for the schema lock after {waited:?}: it is held by {holder}{}, \
-         and its lease ends at {expires_at} (server time) unless renewed",
-        running.as_ref().map(|id| format!(", which is applying `{id}`")).unwrap_or_default()
-    )]
+    #[error("{}", texts::lock_timeout(holder, running, expires_at, waited))]
     LockTimeout {
         /// The holder, as `host:pid:random`.
         holder: String,
@@ -288,11 +241,7 @@ pub enum Error {
     /// took the lock over, before migration `id` was fenced as complete.
     /// `id` was not recorded by this process and nothing more was applied
     /// here; whoever holds the lock next runs it again.
-    #[error(
-        "lost the schema lock while applying `{id}`: this process's lease ended or another \
-         process took the lock over, so `{id}` was not recorded here and nothing more was applied; \
-         the next holder of the lock runs it again"
-    )]
+    #[error("{}", texts::lock_lost(id))]
     LockLost {
         /// The migration that ran, or was about to, without the lock.
         id: String,
@@ -305,10 +254,7 @@ pub enum Error {
     /// thread, its runtime, or the client built from the options given to
     /// [`SchemaManager::lease_client`](crate::SchemaManager::lease_client).
     /// The lock was let go and nothing was applied.
-    #[error(
-        "could not start renewing the schema lock's lease: {reason}; the lock was let go and nothing \
-         was applied"
-    )]
+    #[error("{}", texts::lease_renewal(reason))]
     LeaseRenewal {
         /// What could not be started.
         reason: String,
@@ -337,10 +283,7 @@ pub enum Error {
 
     /// An existing index has the name or keys of a declared one but differs
     /// from it. Nothing was created.
-    #[error(
-        "index `{index}` declared on `{collection}` conflicts with the existing index `{existing}` \
-         ({difference}); nothing was created: drop the existing index or declare it as it is"
-    )]
+    #[error("{}", texts::index_conflict(collection, index, existing, difference))]
     IndexConflict {
         /// The collection.
         collection: String,
@@ -356,10 +299,7 @@ pub enum Error {
     },
 
     /// Two indexes declared in one call share a name or keys.
-    #[error(
-        "index `{index}` is declared twice on `{collection}` (by name or by keys); \
-         declare each index once"
-    )]
+    #[error("{}", texts::repeated_index(collection, index))]
     RepeatedIndex {
         /// The collection.
         collection: String,
@@ -371,13 +311,7 @@ pub enum Error {
     /// ([`EnsureIndexes::timeout`](crate::indexes::EnsureIndexes::timeout)).
     /// The server goes on with the build: the same declaration sent again
     /// waits for it rather than starting another.
-    #[error(
-        "the indexes {} of `{collection}` were not built within {waited:?}; the server goes on \
-         building them and the next run of this migration waits for that build: see `status` for \
-         a build waiting for its commit quorum (a voting member behind or down), or raise the \
-         timeout",
-        quoted(indexes)
-    )]
+    #[error("{}", texts::index_build_timeout(collection, indexes, waited))]
     IndexBuildTimeout {
         /// The collection.
         collection: String,
@@ -390,12 +324,7 @@ pub enum Error {
     /// The server refused to let the snapshot create or drop its scratch
     /// database: the user may only use certain databases (`readWrite` on
     /// one database, as hosted MongoDB often grants).
-    #[error(
-        "the snapshot may not use the scratch database `{database}` (Unauthorized); a user allowed \
-         only its own databases cannot create or drop another: name a database this user may write \
-         to with `SchemaManager::snapshot_database` (it must be empty; only what the snapshot \
-         creates in it is dropped)"
-    )]
+    #[error("{}", texts::snapshot_unauthorized(database))]
     SnapshotUnauthorized {
         /// The scratch database.
         database: String,
@@ -441,11 +370,7 @@ pub enum Error {
     /// once more. An update declared
     /// [`idempotent`](crate::data::Backfill::idempotent) is sent again
     /// instead.
-    #[error(
-        "the backfill of `{collection}` got no answer to the update of {at}, so it may or may not \
-         have been applied; {}",
-        outcome_unknown(*at_most, *counted)
-    )]
+    #[error("{}", texts::backfill_outcome_unknown(collection, at, at_most, counted))]
     BackfillOutcomeUnknown {
         /// The collection it walks.
         collection: String,
@@ -475,13 +400,7 @@ pub enum Error {
     /// sorts some `_id`s in another order than MongoDB's binary one), so
     /// the walk's `_id > last` could pass over documents. The walk stopped
     /// before changing that batch; nothing was skipped silently.
-    #[error(
-        "the server returned the documents of `{collection}` out of `_id` order in {at} (its `_id` \
-         number {place}, of BSON type {after}, does not sort after the one before it, of BSON type \
-         {before}), so the backfill stopped before changing them: nothing was skipped silently, \
-         and the batches before are done. The walk needs `_id`s sorted in MongoDB's order (the \
-         simple collation)"
-    )]
+    #[error("{}", texts::backfill_out_of_order(collection, at, place, before, after))]
     BackfillOutOfOrder {
         /// The collection it walks.
         collection: String,
@@ -507,7 +426,27 @@ pub enum Error {
         reason: String,
     },
 
-    /// The server could not be reached, or refused a command.
+    /// The server could not be reached, or refused this client: `failure`
+    /// says how, and is the error's [`kind`](Error::kind). `{:?}` shows
+    /// `action` and the driver's whole error.
+    #[error("{}", connection::headline(*failure, host.as_deref(), reason))]
+    ConnectionFailed {
+        /// What failed.
+        failure: ConnectionFailure,
+        /// The host, `host:port`, when the driver named it; never the
+        /// connection string's user information.
+        host: Option<String>,
+        /// What failed, in a few words.
+        reason: String,
+        /// What was being done, such as "read `schema_versions`".
+        action: String,
+        /// The driver's error: a [`ServerError`], or its scrubbed text when
+        /// it came from reading the connection string.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The server refused a command, or failed otherwise.
     #[error("could not {action}")]
     Database {
         /// What was being done, such as "read `schema_versions`".
@@ -538,10 +477,7 @@ pub enum Error {
     },
 
     /// A snapshot file differs from the schema the migrations declare.
-    #[error(
-        "{path} differs from the schema the migrations declare (- in the file, + declared); \
-         if the change is meant, write the file with SCHEMA_SNAPSHOT=overwrite and review it:\n{diff}"
-    )]
+    #[error("{}", texts::snapshot_mismatch(path, diff))]
     SnapshotMismatch {
         /// The file.
         path: String,

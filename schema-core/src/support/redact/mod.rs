@@ -14,7 +14,7 @@ mod tests;
 
 use std::ops::Range;
 
-pub(crate) use self::scrub::ScrubbedError;
+pub(crate) use self::scrub::{ScrubbedError, scrub_of};
 
 /// What replaces a secret.
 const MASK: &str = "***";
@@ -53,6 +53,21 @@ pub fn redact(uri: &str) -> String {
     }
     redacted.push_str(&uri[copied..]);
     redacted
+}
+
+/// The hosts of `uri` as it names them (`db1:27017,db2`, or the
+/// `mongodb+srv://` name), never its user information: what follows the
+/// `@` [`redact`] takes as its end, up to the path or the query. `None`
+/// for a string without a scheme or without hosts.
+pub(crate) fn hosts(uri: &str) -> Option<String> {
+    let authority_start = uri.find("://")? + 3;
+    let parts = Parts::of(uri);
+    let start = parts
+        .user_info
+        .map_or(authority_start, |user_info| user_info.end + 1);
+    let rest = uri.get(start..)?;
+    let hosts = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    (!hosts.is_empty()).then(|| hosts.to_owned())
 }
 
 /// Where a connection string's secrets are. All ranges are byte ranges of

@@ -19,17 +19,38 @@ pub(crate) struct ScrubbedError {
 }
 
 impl ScrubbedError {
+    /// What the driver says in `error` and its sources, each by its kind
+    /// alone: the driver's `Display` ends every error in its labels,
+    /// source and server response (`labels: {}, source: None, server
+    /// response: None`), which say nothing to a person.
     pub(crate) fn new(error: &mongodb::error::Error, uri: &str) -> ScrubbedError {
-        let mut message = error.to_string();
+        let mut message = said(error);
         let mut source = std::error::Error::source(error);
         while let Some(cause) = source {
             message.push_str(": ");
-            message.push_str(&cause.to_string());
+            match cause.downcast_ref::<mongodb::error::Error>() {
+                Some(driver) => message.push_str(&said(driver)),
+                None => message.push_str(&cause.to_string()),
+            }
             source = cause.source();
         }
         ScrubbedError {
             message: scrub(&message, &secrets(uri)),
         }
+    }
+}
+
+/// `text` with every secret of `uri` replaced by `***`.
+pub(crate) fn scrub_of(text: &str, uri: &str) -> String {
+    scrub(text, &secrets(uri))
+}
+
+/// The words of one driver error: an invalid argument's message alone,
+/// else its kind's.
+fn said(error: &mongodb::error::Error) -> String {
+    match &*error.kind {
+        mongodb::error::ErrorKind::InvalidArgument { message, .. } => message.clone(),
+        kind => kind.to_string(),
     }
 }
 

@@ -233,3 +233,24 @@ fn percent_decoding_keeps_malformed_escapes() {
     assert_eq!(percent_decode("%zz%2f"), "%zz/");
     assert_eq!(percent_decode("%ff"), "\u{fffd}");
 }
+
+#[test]
+fn the_hosts_are_named_without_the_user_info() {
+    for (uri, expected) in [
+        (
+            "mongodb://app:pa@ss@db1:27017,db2/app?tls=true",
+            Some("db1:27017,db2"),
+        ),
+        (
+            "mongodb+srv://u:p@cluster0.example.invalid/app",
+            Some("cluster0.example.invalid"),
+        ),
+        ("mongodb://localhost", Some("localhost")),
+        ("mongodb://u:p?a=b@host/db", Some("host")),
+        ("mongodb:///db", None),
+        ("localhost:27017", None),
+        ("", None),
+    ] {
+        assert_eq!(hosts(uri).as_deref(), expected, "{uri}");
+    }
+}
