@@ -31,3 +31,18 @@ pub fn network_namespace() -> Result<&'static [&'static str], String> {
     }
     Err(failures.join("; "))
 }
+
+/// [`network_namespace`], or `None` with the test skipped for the reason
+/// (a failure instead in a run declared against a real server, where the
+/// namespace is made possible and the test must run).
+pub fn network_namespace_or_skip() -> Option<&'static [&'static str]> {
+    match network_namespace() {
+        Ok(options) => Some(options),
+        Err(why) => {
+            crate::server::skip(&format!(
+                "no network namespace to keep the DNS lookup on this machine: {why}"
+            ));
+            None
+        }
+    }
+}

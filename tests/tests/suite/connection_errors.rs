@@ -277,14 +277,8 @@ async fn another_replica_set_name_is_a_mismatch_naming_the_host_and_nothing_is_w
 
 #[tokio::test]
 async fn an_srv_host_that_does_not_resolve_is_named_as_not_found() {
-    let unshare = match schema_tests::offline::network_namespace() {
-        Ok(options) => options,
-        Err(why) => {
-            schema_tests::server::skip(&format!(
-                "no network namespace to keep the DNS lookup on this machine: {why}"
-            ));
-            return;
-        }
+    let Some(unshare) = schema_tests::offline::network_namespace_or_skip() else {
+        return;
     };
     let mut wrapper = vec!["unshare"];
     wrapper.extend_from_slice(unshare);

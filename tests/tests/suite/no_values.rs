@@ -6,15 +6,12 @@
 //! of a manager or a connection prints the client's options, where
 //! passwords and keys live.
 
-use std::sync::{Arc, Mutex};
-
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Document, doc};
 use schema_core::mongodb::options::ClientOptions;
 use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::{fresh_database, record_ids};
-use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// The value no output may show.
 const SENTINEL: &str = "sentinel-7f3a91@example.org";
@@ -35,64 +32,12 @@ async fn rejected_user(db: &Database) -> Result<(), schema_core::mongodb::error:
     Ok(())
 }
 
-/// Everything the log received while the guard lives.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("not poisoned").write_all(bytes)?;
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Registers, once per process, a global subscriber that shows nothing.
-///
-/// The capture below is a subscriber of the test's thread alone. While it
-/// is the only subscriber registered, tracing asks whichever thread first
-/// reaches a call site whether that call site is wanted, and caches the
-/// answer for every thread: in this binary, other tests' threads (which
-/// have no subscriber) reach the manager's call sites at the same time and
-/// would switch them off for the capture too. With a second subscriber
-/// registered, tracing asks every registered subscriber instead.
-fn register_a_global_subscriber() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::OFF)
-            .finish()
-            .try_init();
-    });
-}
-
 /// Applies `group` to `db` with the log captured; returns the error and
 /// the log.
 async fn apply_capturing(db: &Database, group: &str) -> (Error, String) {
-    register_a_global_subscriber();
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let _guard = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
-        .finish()
-        .set_default();
-    let error = SchemaManager::new(db.clone())
-        .migrations(Migrations::group(group).expect("a valid group"))
-        .apply_all()
-        .await
-        .expect_err("the migration fails");
-    (error, captured.text())
+    let manager = SchemaManager::new(db.clone()).migrations(Migrations::group(group).expect("a valid group"));
+    let (outcome, log) = schema_tests::logs::logged(manager.apply_all()).await;
+    (outcome.expect_err("the migration fails"), log)
 }
 
 /// Asserts that `log` holds the event of migration `id` failing, with

@@ -62,16 +62,8 @@ fn line<'a>(output: &'a str, prefix: &str) -> &'a str {
 
 #[test]
 fn an_srv_uri_is_resolved_and_a_failed_lookup_names_the_host_but_no_secret() {
-    let unshare = match schema_tests::offline::network_namespace() {
-        Ok(options) => options,
-        Err(why) => {
-            // Panics instead in a run declared against a real server, where
-            // the namespace is made possible and this test must run.
-            schema_tests::server::skip(&format!(
-                "no network namespace to keep the DNS lookup on this machine: {why}"
-            ));
-            return;
-        }
+    let Some(unshare) = schema_tests::offline::network_namespace_or_skip() else {
+        return;
     };
     let output = run_without_network(unshare);
     assert_eq!(line(&output, "outcome: "), "error", "{output}");
