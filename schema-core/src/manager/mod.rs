@@ -146,6 +146,12 @@ impl SchemaManager {
     /// says otherwise: a minute.
     pub const DEFAULT_BACKGROUND_RETRY_PAUSE: Duration = Duration::from_secs(60);
 
+    /// The shortest pause
+    /// [`background_retry_pause`](SchemaManager::background_retry_pause)
+    /// accepts, 100 milliseconds; a shorter one is refused with
+    /// [`Error::Configuration`] before anything is sent.
+    pub const MIN_BACKGROUND_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
     /// A manager for `db`, recording applied migrations in
     /// [`DEFAULT_VERSIONS_COLLECTION`](SchemaManager::DEFAULT_VERSIONS_COLLECTION)
     /// and locking with
@@ -314,10 +320,10 @@ impl SchemaManager {
     /// never refers to is not linked, and registers nothing. Every
     /// operation that reads the set checks it before anything is sent, and
     /// fails with [`Error::Configuration`] naming the crates missing and the
-    /// `use my_migrations as _;` that links them. Names are crate names as
-    /// `use` writes them (a package's `-` may stay); the crate of a
-    /// migration is the first segment of its module path. Crates expected
-    /// before are kept.
+    /// `use my_migrations as _;` that links them. Names are the crates' own
+    /// names (a package's `-` may stay), not an alias a dependent gives one
+    /// in its `Cargo.toml`: the crate of a migration is the first segment
+    /// of its module path. Crates expected before are kept.
     ///
     /// ```no_run
     /// # async fn start(db: mongodb::Database) -> Result<(), schema_core::Error> {
@@ -413,6 +419,16 @@ impl SchemaManager {
                      could not renew it before others take it over",
                     self.lock_lease,
                     Self::MIN_LOCK_LEASE,
+                ),
+            });
+        }
+        if self.background_retry_pause < Self::MIN_BACKGROUND_RETRY_PAUSE {
+            return Err(Error::Configuration {
+                reason: format!(
+                    "a background retry pause of {:?} is shorter than the minimum of {:?}; a failing \
+                     background migration would be run again and again without rest",
+                    self.background_retry_pause,
+                    Self::MIN_BACKGROUND_RETRY_PAUSE,
                 ),
             });
         }

@@ -78,6 +78,7 @@ impl SchemaManager {
         match self.apply(Heed::Nothing).await? {
             Run::Applied(report) => Ok(report),
             Run::Paused(failure, _) => Err(failure.to_error()),
+            Run::Failed(error, _) => Err(error),
         }
     }
 
@@ -98,34 +99,15 @@ impl SchemaManager {
             drifted,
             unknown,
         )?;
-        let with_background = self.wait_for_background || heed == Heed::LastFailure;
-        let mut run = self
+        let run = self
             .apply_lane(Lane::Start, &ordered, &pending, report, Heed::Nothing)
             .await?;
-        if with_background && let Run::Applied(report) = run {
-            run = self
-                .apply_lane(Lane::Background, &ordered, &pending, report, heed)
-                .await?;
-        }
         let Run::Applied(mut report) = run else {
             return Ok(run);
         };
-        if with_background {
-            // A failure noted for one of them is over.
-            let background: Vec<String> = pending
-                .iter()
-                .filter(|migration| {
-                    migration.is_background() && report.applied.iter().any(|id| id == migration.id())
-                })
-                .map(|migration| migration.id().to_owned())
-                .collect();
-            if let Err(error) = self.failures().clear(&background).await {
-                warn!(%error, "could not remove the last background failure; it is of a recorded migration, which nothing heeds");
-            }
-        }
         self.background.recorded(&report.applied);
         self.background.recorded(&report.already_applied);
-        if !with_background {
+        if !self.wait_for_background && heed == Heed::Nothing {
             report.background = pending
                 .iter()
                 .filter(|migration| migration.is_background())
@@ -135,15 +117,38 @@ impl SchemaManager {
             if !report.background.is_empty() {
                 self.start_background(&report.background)?;
             }
+            return Ok(Run::Applied(report));
         }
+        let run = self
+            .apply_lane(Lane::Background, &ordered, &pending, report, heed)
+            .await?;
+        let Run::Applied(report) = run else {
+            return Ok(run);
+        };
+        // A failure noted for one of them is over.
+        let background: Vec<String> = pending
+            .iter()
+            .filter(|migration| {
+                migration.is_background() && report.applied.iter().any(|id| id == migration.id())
+            })
+            .map(|migration| migration.id().to_owned())
+            .collect();
+        if let Err(error) = self.failures().clear(&background).await {
+            warn!(%error, "could not remove the last background failure; it is of a recorded migration, which nothing heeds");
+        }
+        self.background.recorded(&report.applied);
+        self.background.recorded(&report.already_applied);
         Ok(Run::Applied(report))
     }
 
     /// Applies what `pending` holds of `lane`'s migrations under that
     /// lane's lock, when it holds any, and adds what it did to `before`
     /// (the report of what was read, or of the lane before). Heeding the
-    /// last failure, it lets the lock go without running anything while a
-    /// failure of one of them says to pause.
+    /// last failure (the background task), it lets the lock go without
+    /// running anything while a failure of one of them says to pause, and
+    /// notes a failure that the task does not ride out before it lets the
+    /// lock go, so that no task waiting for the lock runs the migration
+    /// straight after.
     async fn apply_lane(
         &self,
         lane: Lane,
@@ -164,13 +169,16 @@ impl SchemaManager {
                 {
                     return Ok(Run::Paused(failure, left));
                 }
-                let report = engine.apply_pending(ordered, held, stored, noted, lane).await?;
-                Ok(Run::Applied(report))
+                match engine.apply_pending(ordered, held, stored, noted, lane).await {
+                    Ok(report) => Ok(Run::Applied(report)),
+                    Err(error) if heed == Heed::LastFailure => self.note_if_final(error).await,
+                    Err(error) => Err(error),
+                }
             })
             .await?;
         Ok(match run {
             Run::Applied(report) => Run::Applied(report::after(before, report, interrupted)),
-            paused @ Run::Paused(..) => paused,
+            other => other,
         })
     }
 
@@ -252,10 +260,13 @@ impl SchemaManager {
             .under_lock(Duration::ZERO, None, async |held, _| {
                 self.settle_other_lane(lane, id).await?;
                 held.note_running(migration.id(), None).await?;
-                engine.records.delete(migration.id()).await
+                let removed = engine.records.delete(migration.id()).await?;
+                if let Err(error) = self.failures().clear(&[id.to_owned()]).await {
+                    warn!(%error, "could not remove the last background failure of the forgotten migration");
+                }
+                Ok(removed)
             })
             .await?;
-        self.failures().clear(&[id.to_owned()]).await?;
         info!(
             migration.id = id,
             removed, "forgot migration; it runs again on the next apply"

@@ -340,6 +340,120 @@ async fn a_failing_background_migration_is_left_alone_for_a_doubling_pause_by_ev
     );
 }
 
+/// Waits until the failure noted beside the locks says `in_a_row` at
+/// least `count`.
+async fn until_noted(db: &Database, count: i64, within: Duration) -> Document {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(noted) = noted_failure(db).await
+            && integer(&noted, "in_a_row") >= count
+        {
+            return noted;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} failures in a row in time: {:?}",
+            noted_failure(db).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Another process failed after this one: its failure, noted later and
+/// with a longer pause, decides when this process's task tries again, not
+/// the failure this process met and remembers.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_failure_noted_last_by_any_process_decides_the_pause() {
+    let (db, sent) = monitored_database("background_pause_noted_last").await;
+    open_gate(&db, true).await;
+    let manager = manager(&db).background_retry_pause(Duration::from_secs(3));
+    manager.apply_all().await.expect("the start succeeds");
+    until_noted(&db, 1, Duration::from_secs(20)).await;
+    // As another process would note its own failure, later: the fifth in a
+    // row, pausing ten minutes.
+    db.collection::<Document>(SchemaManager::DEFAULT_LOCK_COLLECTION)
+        .update_one(
+            doc! { "_id": "schema_versions$failure" },
+            doc! {
+                "$set": { "in_a_row": 5_i64, "pause_ms": 600_000_i64, "by": "worker-9:99" },
+                "$currentDate": { "at": true },
+            },
+        )
+        .await
+        .expect("note another process's failure");
+    take_commands(&sent);
+    // After its own pause the task takes the background lock and lets it
+    // go (an insert, then a findAndModify); meanwhile it reads that
+    // failure and pauses again, without running the body.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        seen.extend(take_commands(&sent));
+        let taken = seen
+            .iter()
+            .position(|(name, target)| name == "insert" && target == "schema_lock");
+        let let_go = taken.is_some_and(|taken| {
+            seen[taken..]
+                .iter()
+                .any(|(name, target)| name == "findAndModify" && target == "schema_lock")
+        });
+        if let_go {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the task takes the lock again in time: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let task_failure = manager.status().await.expect("status").background;
+    assert!(task_failure.running, "{task_failure:?}");
+    assert_eq!(gated_starts(&db).await, 1, "the body did not run again");
+    assert_eq!(integer(&noted_failure(&db).await.expect("noted"), "in_a_row"), 5);
+}
+
+/// A `wait` that finds a failure while a task is running the migration
+/// again (after its pause, the gate now letting it through) waits for
+/// that run instead of failing on the last one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wait_while_the_failed_migration_runs_again_waits_for_that_run() {
+    let db = fresh_database("background_wait_retry").await;
+    open_gate(&db, true).await;
+    let manager = manager(&db).background_retry_pause(Duration::from_secs(3));
+    manager.apply_all().await.expect("the start succeeds");
+    until_noted(&db, 1, Duration::from_secs(20)).await;
+    // Fixed: the next run waits at the gate until it opens.
+    db.collection::<Document>("gate")
+        .delete_many(doc! {})
+        .await
+        .expect("close the gate");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gated_starts(&db).await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the task runs it again after its pause"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let other =
+        SchemaManager::new(db.clone()).migrations(Migrations::group(GROUP).expect("the group is valid"));
+    let waited = other.wait_applied(Duration::from_secs(2)).await;
+    assert!(
+        matches!(&waited, Err(Error::NotApplied { running: Some(running), .. }) if running == GATED),
+        "a run is under way, so `wait` waits: {waited:?}"
+    );
+    open_gate(&db, false).await;
+    other
+        .wait_applied(Duration::from_secs(30))
+        .await
+        .expect("recorded by the run it waited for");
+    assert_eq!(record_ids(&db, "schema_versions").await, [AT_START, GATED]);
+    assert!(
+        noted_failure(&db).await.is_none(),
+        "the failure went with the record"
+    );
+}
+
 /// The gated migration's note that it finished: the last write of its
 /// body, sent once the gate is open.
 const FINISHED: &str = "bgt_0002_gated finished";

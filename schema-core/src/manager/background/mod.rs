@@ -72,6 +72,9 @@ pub(super) enum Run {
     /// Nothing, under the background lock: the last failure of a pending
     /// background migration says to leave it alone this much longer.
     Paused(BackgroundFailure, Duration),
+    /// A background migration failed, and the task does not ride it out:
+    /// the error, and the failure as noted before the lock was let go.
+    Failed(Error, BackgroundFailure),
 }
 
 /// What the manager and its clones share about background migrations.
@@ -199,7 +202,9 @@ impl SchemaManager {
             if pending.is_empty() {
                 return Ok(());
             }
-            if let Some(failure) = self.last_failure(&pending).await? {
+            if let Some(failure) = self.last_failure(&pending).await?
+                && !self.retried(&failure).await?
+            {
                 return Err(failure.to_error());
             }
             let waited = started.elapsed();
@@ -261,9 +266,9 @@ impl SchemaManager {
     }
 
     /// The last failure of one of `pending`'s background migrations, as
-    /// declared here (same checksum): the one this process's task met, or
-    /// else the one noted in the lock collection (read only when a
-    /// background migration is pending).
+    /// declared here (same checksum): the one noted in the lock collection
+    /// (read only when a background migration is pending), or else the one
+    /// this process's task met and could not note.
     ///
     /// # Errors
     ///
@@ -272,49 +277,89 @@ impl SchemaManager {
         &self,
         pending: &[&'static Migration],
     ) -> Result<Option<BackgroundFailure>, Error> {
-        let is_pending = |id: &str| pending.iter().any(|migration| migration.id() == id);
-        if let Some(failure) = self
-            .background
-            .failure()
-            .filter(|failure| is_pending(&failure.id))
-        {
-            return Ok(Some(failure));
-        }
         if !pending.iter().any(|migration| migration.is_background()) {
             return Ok(None);
         }
-        let Some(noted) = self.failures().read().await? else {
-            return Ok(None);
+        let noted = self.failures().read().await?.and_then(|noted| {
+            pending
+                .iter()
+                .find(|migration| migration.id() == noted.id && migration.checksum() == noted.checksum)
+                .map(|_| BackgroundFailure::noted(&noted))
+        });
+        Ok(noted.or_else(|| self.met(pending)))
+    }
+
+    /// The failure this process's task met last, while its migration is
+    /// among `pending`.
+    fn met(&self, pending: &[&'static Migration]) -> Option<BackgroundFailure> {
+        self.background
+            .failure()
+            .filter(|failure| pending.iter().any(|migration| migration.id() == failure.id))
+    }
+
+    /// Whether a background task is running `failure`'s migration again
+    /// now: the background lock is live, held since the failure, running
+    /// it. A waiter then waits for that run rather than fail on the last.
+    async fn retried(&self, failure: &BackgroundFailure) -> Result<bool, Error> {
+        let Some(lock) = self.lock(Lane::Background).status().await? else {
+            return Ok(false);
         };
-        Ok(pending
-            .iter()
-            .find(|migration| migration.id() == noted.id && migration.checksum() == noted.checksum)
-            .map(|_| BackgroundFailure::noted(&noted)))
+        Ok(!lock.expired
+            && !lock.released
+            && lock.running.as_deref() == Some(failure.id.as_str())
+            && lock.since.zip(failure.at).is_some_and(|(since, at)| since > at))
     }
 
     /// Under the background lock: the last failure of a migration `stored`
     /// lacks, and how much longer to leave it alone, while that is not
-    /// over. Judged on this process's wall clock against the server's
-    /// stamp: a skew of seconds against pauses of minutes.
+    /// over. The noted failure decides (another process may have failed
+    /// since this one did); when it cannot be read, the one this process
+    /// met. Judged on this process's wall clock against the server's
+    /// stamp, and never longer than the pause itself, whatever the clocks
+    /// say.
     pub(super) async fn pausing(
         &self,
         ordered: &[&'static Migration],
         stored: &Stored,
     ) -> Result<Option<(BackgroundFailure, Duration)>, Error> {
         let (pending, _) = report::split(ordered, stored);
-        let Some(failure) = self.last_failure(&pending).await? else {
+        let failure = match self.last_failure(&pending).await {
+            Ok(failure) => failure,
+            Err(error) => {
+                warn!(%error, "background migrations: could not read the last failure; going by this process's");
+                self.met(&pending)
+            }
+        };
+        let Some(failure) = failure else {
             return Ok(None);
         };
-        let Some(next) = failure.next_attempt else {
+        let (Some(at), Some(next)) = (failure.at, failure.next_attempt) else {
             return Ok(None);
         };
+        let now = DateTime::now().timestamp_millis();
         let left = next
             .timestamp_millis()
-            .saturating_sub(DateTime::now().timestamp_millis());
+            .saturating_sub(now)
+            .min(next.timestamp_millis().saturating_sub(at.timestamp_millis()));
         Ok(u64::try_from(left)
             .ok()
             .filter(|left| *left > 0)
             .map(|left| (failure, Duration::from_millis(left))))
+    }
+
+    /// Under the background lock, a background migration's failure: one
+    /// that the task rides out (transient), or that is not a migration's,
+    /// goes back to the task; any other is noted where every process reads
+    /// it before the lock is let go.
+    pub(super) async fn note_if_final(&self, error: Error) -> Result<Run, Error> {
+        if worth_another(&error) {
+            return Err(error);
+        }
+        let Some(id) = failure_id(&error) else {
+            return Err(error);
+        };
+        let noted = self.note_failure(&id, &error).await;
+        Ok(Run::Failed(error, noted))
     }
 
     /// Starts the task that applies the pending background migrations,
@@ -336,17 +381,19 @@ impl SchemaManager {
             background: Arc::clone(&self.background),
         };
         let task = self.clone();
-        let first = pending.first().cloned().unwrap_or_default();
         let span = info_span!("background_migrations", pending = ?pending);
-        runtime.spawn(async move { task.apply_in_background(first, running).await }.instrument(span));
+        runtime.spawn(async move { task.apply_in_background(running).await }.instrument(span));
         Ok(())
     }
 
     /// The background task: `apply_all`, with the background migrations,
     /// until they are recorded. It returns with `running` dropped, which
     /// marks the task stopped.
-    async fn apply_in_background(self, first: String, _running: Running) {
+    async fn apply_in_background(self, _running: Running) {
         let mut streak = Streak::default();
+        // Failures in a row that are not a migration's (a malformed lock,
+        // a refused read): paused for as the migrations' are.
+        let mut others = 0_u32;
         loop {
             let failure = match self.apply(Heed::LastFailure).await {
                 Ok(Run::Applied(report)) => {
@@ -368,11 +415,26 @@ impl SchemaManager {
                     tokio::time::sleep(left).await;
                     continue;
                 }
+                Ok(Run::Failed(error, noted)) => {
+                    error!(error = %error, migration.id = %noted.id, in_a_row = noted.in_a_row, "background migration failed");
+                    streak = Streak::default();
+                    let pause = retry_pause(self.background_retry_pause, noted.in_a_row);
+                    self.background.failed(noted);
+                    tokio::time::sleep(pause).await;
+                    continue;
+                }
                 // Another process holds the lock: it applies them, or lets
                 // go and this task takes over.
-                Err(Error::LockTimeout { .. }) => {
+                Err(Error::LockTimeout { .. } | Error::LockHeld { .. }) => {
                     retry::pause(AFTER_FAILURE, None).await;
                     continue;
+                }
+                // A newer release recorded what this binary does not
+                // declare, or declares otherwise: its own task applies
+                // what is left.
+                Err(error @ (Error::Drifted { .. } | Error::UnknownRecords { .. })) => {
+                    warn!(%error, "background migrations: the records are a newer release's; this task stops");
+                    return;
                 }
                 Err(failure) => failure,
             };
@@ -385,11 +447,19 @@ impl SchemaManager {
                 }
             }
             streak = Streak::default();
-            let id = failure_id(&failure).unwrap_or_else(|| first.clone());
+            let Some(id) = failure_id(&failure) else {
+                others = others.saturating_add(1);
+                let pause = retry_pause(self.background_retry_pause, others);
+                error!(error = %failure, in_a_row = others, pause_s = pause.as_secs(), "background migrations failed; trying again after the pause");
+                tokio::time::sleep(pause).await;
+                continue;
+            };
+            // Transient failures past the count: noted after the lock was
+            // let go (another task may have run it once more meanwhile).
             error!(error = %failure, migration.id = %id, "background migration failed");
-            let failure = self.note_failure(&id, &failure).await;
-            let pause = retry_pause(self.background_retry_pause, failure.in_a_row);
-            self.background.failed(failure);
+            let noted = self.note_failure(&id, &failure).await;
+            let pause = retry_pause(self.background_retry_pause, noted.in_a_row);
+            self.background.failed(noted);
             tokio::time::sleep(pause).await;
         }
     }

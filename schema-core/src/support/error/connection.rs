@@ -57,6 +57,31 @@ pub(super) fn is_closed(reason: &str) -> bool {
     reason == RESET || reason == CLOSED
 }
 
+/// Whether a server selection's `error` found every server of its
+/// topology closing or resetting the connection: what a TLS client meets
+/// when no server speaks TLS (one server restarting is not that).
+pub(super) fn closed_everywhere(error: &mongodb::error::Error) -> bool {
+    match &*error.kind {
+        ErrorKind::ServerSelection { message, .. } => all_closed(message),
+        _ => false,
+    }
+}
+
+/// Whether every server of a selection's `message` closed or reset the
+/// connection.
+fn all_closed(message: &str) -> bool {
+    let Some(topology) = message.strip_prefix("Server selection timeout: ") else {
+        return false;
+    };
+    let servers = servers(topology);
+    !servers.is_empty()
+        && servers.iter().all(|(_, said)| {
+            said.and_then(read_failure).is_some_and(|(failure, reason)| {
+                failure == ConnectionFailure::Unreachable && is_closed(&reason)
+            })
+        })
+}
+
 /// What a driver's error says of a connection that failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Reading {
@@ -129,7 +154,10 @@ pub(crate) fn read(error: &mongodb::error::Error) -> Option<Reading> {
         ErrorKind::InvalidTlsConfig { message, .. } => {
             Some(unhosted(ConnectionFailure::TlsFailed, sentence(message)))
         }
-        ErrorKind::Io(io) => {
+        // A connection that could not be opened; one lost during a
+        // command (reset, closed, timed out) is the command's failure, and
+        // stays the server error it is (transient, retried).
+        ErrorKind::Io(io) if not_opened(io.kind()) => {
             let (failure, reason) = read_failure(&io.to_string()).unwrap_or_else(|| {
                 (
                     ConnectionFailure::Unreachable,
@@ -145,13 +173,28 @@ pub(crate) fn read(error: &mongodb::error::Error) -> Option<Reading> {
     }
 }
 
+/// Whether an I/O error of `kind` means the connection could not be
+/// opened, rather than that an open one was lost.
+fn not_opened(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind as Io;
+    matches!(
+        kind,
+        Io::ConnectionRefused | Io::HostUnreachable | Io::NetworkUnreachable | Io::AddrNotAvailable
+    )
+}
+
 /// A cleared pool's message: `Connection pool for host:port cleared
 /// because another operation failed with: ...`, a connection failure only
-/// when that other operation's was one.
+/// when that other operation could not open its connection.
 fn read_pool_cleared(message: &str) -> Option<Reading> {
     let rest = message.strip_prefix("Connection pool for ")?;
     let (host, cause) = rest.split_once(" cleared because another operation failed with: ")?;
     let (failure, reason) = read_failure(cause)?;
+    // One lost during a command (reset, closed, timed out): the command's
+    // failure, transient, not a server out of reach.
+    if is_closed(&reason) || reason.starts_with("the connection timed out") {
+        return None;
+    }
     Some(Reading {
         failure,
         host: Some(host.to_owned()),
@@ -286,6 +329,10 @@ fn read_failure(said: &str) -> Option<(ConnectionFailure, String)> {
         "received fatal alert",
         "peer is incompatible",
         "peer misbehaved",
+        "received unexpected message",
+        "cannot decrypt peer's message",
+        "handshake not complete",
+        "peer sent excess record size",
     ]) {
         return Some((ConnectionFailure::TlsFailed, sentence(io_words(said))));
     }
@@ -319,7 +366,7 @@ fn read_failure(said: &str) -> Option<(ConnectionFailure, String)> {
         return unreachable("the server closed the connection");
     }
     if has(&["timed out"]) {
-        return unreachable("the connection timed out (`connectTimeoutMS`)");
+        return unreachable("the connection timed out (see `connectTimeoutMS`)");
     }
     if has(&[
         "network is unreachable",

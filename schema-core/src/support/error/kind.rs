@@ -56,13 +56,10 @@ impl Error {
             };
         }
         let tls = matches!(options.tls, Some(mongodb::options::Tls::Enabled(_)));
-        let selection = source.downcast_ref::<ServerError>().is_some_and(|server| {
-            matches!(
-                *server.raw().kind,
-                mongodb::error::ErrorKind::ServerSelection { .. }
-            )
-        });
-        if tls && selection && failure == ConnectionFailure::Unreachable && connection::is_closed(&reason) {
+        let closed_everywhere = source
+            .downcast_ref::<ServerError>()
+            .is_some_and(|server| connection::closed_everywhere(server.raw()));
+        if tls && failure == ConnectionFailure::Unreachable && closed_everywhere {
             failure = ConnectionFailure::TlsFailed;
             reason = format!("{reason} while connecting with TLS");
         }

@@ -62,6 +62,9 @@ pub fn redact(uri: &str) -> String {
 pub(crate) fn hosts(uri: &str) -> Option<String> {
     let authority_start = uri.find("://")? + 3;
     let parts = Parts::of(uri);
+    // The last `@` ends the user information, as for redaction: an `@`
+    // in the options (`appName=a@b`) then names the wrong host, but a
+    // password with an unescaped `/` or `?` is never shown as one.
     let start = parts
         .user_info
         .map_or(authority_start, |user_info| user_info.end + 1);

@@ -56,7 +56,7 @@ fn each_cause_of_a_failed_check_is_told_apart() {
         (
             "I/O error: timed out",
             ConnectionFailure::Unreachable,
-            "the connection timed out (`connectTimeoutMS`)",
+            "the connection timed out (see `connectTimeoutMS`)",
         ),
         (
             "I/O error: failed to lookup address information: Name or service not known",
@@ -172,23 +172,40 @@ fn the_words_of_the_drivers_error_kinds_are_read() {
     );
     assert_eq!(dns("request timed out"), "the DNS lookup failed");
 
-    let io: mongodb::error::Error = ErrorKind::Io(std::sync::Arc::new(std::io::Error::from(
-        std::io::ErrorKind::ConnectionReset,
-    )))
-    .into();
-    let read = read(&io).expect("a network error is a connection failure");
+    let io = |kind| -> mongodb::error::Error {
+        ErrorKind::Io(std::sync::Arc::new(std::io::Error::from(kind))).into()
+    };
+    let refused = read(&io(std::io::ErrorKind::ConnectionRefused)).expect("a connection not opened");
     assert_eq!(
-        (read.failure, read.reason.as_str()),
-        (ConnectionFailure::Unreachable, "the connection was reset")
+        (refused.failure, refused.reason.as_str()),
+        (ConnectionFailure::Unreachable, "connection refused")
     );
+    // Lost during a command: the command's failure (transient), not a
+    // server out of reach.
+    for lost in [
+        std::io::ErrorKind::ConnectionReset,
+        std::io::ErrorKind::UnexpectedEof,
+        std::io::ErrorKind::BrokenPipe,
+        std::io::ErrorKind::TimedOut,
+    ] {
+        assert_eq!(read(&io(lost)), None, "{lost:?}");
+    }
 
     let cleared = read_pool_cleared(
         "Connection pool for db:27017 cleared because another operation failed with: Kind: I/O \
-         error: Connection reset by peer (os error 104), labels: {}",
+         error: Connection refused (os error 111), labels: {}",
     )
-    .expect("a pool cleared after a network error");
+    .expect("a pool cleared after a connection could not be opened");
     assert_eq!(cleared.host.as_deref(), Some("db:27017"));
-    assert_eq!(cleared.reason, "the connection was reset");
+    assert_eq!(cleared.reason, "connection refused");
+    assert_eq!(
+        read_pool_cleared(
+            "Connection pool for db:27017 cleared because another operation failed with: Kind: \
+             I/O error: Connection reset by peer (os error 104), labels: {}",
+        ),
+        None,
+        "another command's lost connection"
+    );
 }
 
 #[test]
@@ -234,4 +251,22 @@ fn any_text_is_read_without_panicking() {
             }
         }
     }
+}
+
+#[test]
+fn only_every_server_closing_the_connection_looks_like_a_server_without_tls() {
+    let closed = "I/O error: unexpected end of file";
+    let both_closed = selection(&format!(
+        "{{ Type: ReplicaSetNoPrimary, Servers: [ {}, {} ] }}",
+        failed("a:27017", closed),
+        failed("b:27017", "I/O error: Connection reset by peer (os error 104)")
+    ));
+    assert!(all_closed(&both_closed));
+    // One member restarting while another is refused: no TLS mismatch.
+    let one_closed = selection(&format!(
+        "{{ Type: ReplicaSetNoPrimary, Servers: [ {}, {} ] }}",
+        failed("a:27017", closed),
+        failed("b:27017", "I/O error: Connection refused (os error 111)")
+    ));
+    assert!(!all_closed(&one_closed));
 }
