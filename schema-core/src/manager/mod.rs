@@ -279,7 +279,9 @@ impl SchemaManager {
     /// or not, leaves the migration alone as long; an operator's `apply`
     /// (or `apply_all` with
     /// [`wait_for_background`](SchemaManager::wait_for_background)) runs it
-    /// at once.
+    /// at once. A pause shorter than
+    /// [`MIN_BACKGROUND_RETRY_PAUSE`](SchemaManager::MIN_BACKGROUND_RETRY_PAUSE)
+    /// is refused with [`Error::Configuration`] before anything is sent.
     pub fn background_retry_pause(mut self, pause: Duration) -> SchemaManager {
         self.background_retry_pause = pause;
         self

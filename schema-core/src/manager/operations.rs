@@ -52,7 +52,9 @@ impl SchemaManager {
     /// # Errors
     ///
     /// - [`Error::Configuration`] when the lock and versions collections are
-    ///   the same or the lease is shorter than
+    ///   the same, the background retry pause is shorter than
+    ///   [`MIN_BACKGROUND_RETRY_PAUSE`](SchemaManager::MIN_BACKGROUND_RETRY_PAUSE),
+    ///   or the lease is shorter than
     ///   [`MIN_LOCK_LEASE`](SchemaManager::MIN_LOCK_LEASE) (or, on a sharded
     ///   cluster, [`MIN_SHARDED_LOCK_LEASE`](SchemaManager::MIN_SHARDED_LOCK_LEASE));
     /// - [`Error::LeaseRenewal`] when the lease's renewal cannot start;

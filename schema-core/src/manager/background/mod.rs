@@ -163,7 +163,8 @@ impl Background {
 impl SchemaManager {
     /// How often [`wait_applied`](SchemaManager::wait_applied) reads the
     /// versions collection: once a second, one command each time (two
-    /// while a background migration is pending: the last failure too).
+    /// while a background migration is pending: the last failure too; and
+    /// while one is noted, the background lock and the records again).
     pub const WAIT_INTERVAL: Duration = Duration::from_secs(1);
 
     /// Resolves once every migration of this manager's set is recorded, by
@@ -206,13 +207,13 @@ impl SchemaManager {
                 && !self.retried(&failure).await?
             {
                 // A run that ended between the reads recorded it before it
-                // let the lock go.
+                // let the lock go: look again.
                 let stored = records.read_all().await?;
-                if report::split(&ordered, &stored).0.is_empty() {
-                    self.background.saw(&stored);
-                    return Ok(());
+                let (still, _) = report::split(&ordered, &stored);
+                if still.iter().any(|migration| migration.id() == failure.id) {
+                    return Err(failure.to_error());
                 }
-                return Err(failure.to_error());
+                continue;
             }
             let waited = started.elapsed();
             if waited >= timeout {
@@ -304,16 +305,17 @@ impl SchemaManager {
             .filter(|failure| pending.iter().any(|migration| migration.id() == failure.id))
     }
 
-    /// Whether a background task is running `failure`'s migration again
-    /// now: the background lock is live, held since the failure, running
-    /// it. A waiter then waits for that run rather than fail on the last.
+    /// Whether a background task may be running `failure`'s migration
+    /// again now: the background lock is live and was taken since the
+    /// failure (whatever it notes as running: a fence moves that on before
+    /// the record lands). A waiter then waits for that run rather than fail
+    /// on the last.
     async fn retried(&self, failure: &BackgroundFailure) -> Result<bool, Error> {
         let Some(lock) = self.lock(Lane::Background).status().await? else {
             return Ok(false);
         };
         Ok(!lock.expired
             && !lock.released
-            && lock.running.as_deref() == Some(failure.id.as_str())
             && lock.since.zip(failure.at).is_some_and(|(since, at)| since > at))
     }
 
@@ -408,6 +410,7 @@ impl SchemaManager {
                     return;
                 }
                 Ok(Run::Paused(failure, left)) => {
+                    (streak, others) = (Streak::default(), 0);
                     warn!(
                         migration.id = %failure.id,
                         kind = %failure.kind,
@@ -424,7 +427,7 @@ impl SchemaManager {
                 }
                 Ok(Run::Failed(error, noted)) => {
                     error!(error = %error, migration.id = %noted.id, in_a_row = noted.in_a_row, "background migration failed");
-                    streak = Streak::default();
+                    (streak, others) = (Streak::default(), 0);
                     let pause = retry_pause(self.background_retry_pause, noted.in_a_row);
                     self.background.failed(noted);
                     tokio::time::sleep(pause).await;
@@ -435,13 +438,6 @@ impl SchemaManager {
                 Err(Error::LockTimeout { .. } | Error::LockHeld { .. }) => {
                     retry::pause(AFTER_FAILURE, None).await;
                     continue;
-                }
-                // A newer release recorded what this binary does not
-                // declare, or declares otherwise: its own task applies
-                // what is left.
-                Err(error @ (Error::Drifted { .. } | Error::UnknownRecords { .. })) => {
-                    warn!(%error, "background migrations: the records are a newer release's; this task stops");
-                    return;
                 }
                 Err(failure) => failure,
             };
@@ -454,6 +450,9 @@ impl SchemaManager {
                 }
             }
             streak = Streak::default();
+            // Not a migration's failure (a newer release's records that
+            // the policies refuse, a refused read, a malformed lock): this
+            // task pauses, nobody else is told.
             let Some(id) = failure_id(&failure) else {
                 others = others.saturating_add(1);
                 let pause = retry_pause(self.background_retry_pause, others);

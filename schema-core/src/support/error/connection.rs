@@ -154,33 +154,25 @@ pub(crate) fn read(error: &mongodb::error::Error) -> Option<Reading> {
         ErrorKind::InvalidTlsConfig { message, .. } => {
             Some(unhosted(ConnectionFailure::TlsFailed, sentence(message)))
         }
-        // A connection that could not be opened; one lost during a
-        // command (reset, closed, timed out) is the command's failure, and
-        // stays the server error it is (transient, retried).
-        ErrorKind::Io(io) if not_opened(io.kind()) => {
+        // A connection that could not be opened (refused, not resolved,
+        // TLS, the connect timeout: the driver has no timeout of its own on
+        // a command's socket); one reset or closed during a command is the
+        // command's failure, and stays the server error it is (transient,
+        // retried).
+        ErrorKind::Io(io) => {
             let (failure, reason) = read_failure(&io.to_string()).unwrap_or_else(|| {
                 (
                     ConnectionFailure::Unreachable,
                     format!("the connection failed ({})", sentence(&io.to_string())),
                 )
             });
-            Some(unhosted(failure, reason))
+            (!is_closed(&reason)).then(|| unhosted(failure, reason))
         }
         // Cleared because another operation's connection failed: a
         // connection failure only when that one was.
         ErrorKind::ConnectionPoolCleared { message, .. } => read_pool_cleared(message),
         _ => None,
     }
-}
-
-/// Whether an I/O error of `kind` means the connection could not be
-/// opened, rather than that an open one was lost.
-fn not_opened(kind: std::io::ErrorKind) -> bool {
-    use std::io::ErrorKind as Io;
-    matches!(
-        kind,
-        Io::ConnectionRefused | Io::HostUnreachable | Io::NetworkUnreachable | Io::AddrNotAvailable
-    )
 }
 
 /// A cleared pool's message: `Connection pool for host:port cleared
@@ -190,9 +182,9 @@ fn read_pool_cleared(message: &str) -> Option<Reading> {
     let rest = message.strip_prefix("Connection pool for ")?;
     let (host, cause) = rest.split_once(" cleared because another operation failed with: ")?;
     let (failure, reason) = read_failure(cause)?;
-    // One lost during a command (reset, closed, timed out): the command's
-    // failure, transient, not a server out of reach.
-    if is_closed(&reason) || reason.starts_with("the connection timed out") {
+    // One lost during a command (reset, closed): the command's failure,
+    // transient, not a server out of reach.
+    if is_closed(&reason) {
         return None;
     }
     Some(Reading {
