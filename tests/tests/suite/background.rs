@@ -180,13 +180,7 @@ async fn a_failing_background_migration_is_reported_to_every_process_and_not_rec
         "{seen:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(10), "at its first look");
-    let failed = other
-        .status()
-        .await
-        .expect("status")
-        .background
-        .failed
-        .expect("another process's status reports the failure");
+    let failed = reported_failure(&other).await;
     assert_eq!(
         (failed.id.as_str(), failed.kind.as_str(), failed.in_a_row),
         (GATED, "migration_failed", 1)
@@ -241,45 +235,27 @@ async fn gated_starts(db: &Database) -> usize {
 /// after each pause, each failure counted one more in a row.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_background_migration_is_left_alone_for_a_doubling_pause_by_every_task() {
-    let db = fresh_database("background_pause").await;
+    let (db, sent) = monitored_database("background_pause").await;
     open_gate(&db, true).await;
     let failing = manager(&db).background_retry_pause(Duration::from_secs(600));
     failing.apply_all().await.expect("the start succeeds");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while noted_failure(&db).await.is_none() {
-        assert!(Instant::now() < deadline, "the failure is noted in time");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_noted(&db, 1, Duration::from_secs(30)).await;
     assert_eq!(gated_starts(&db).await, 1);
 
-    // Another process starts during the pause: its task heeds it.
+    // Another process starts during the pause: its task takes the
+    // background lock (the failing task sleeps out its ten minutes) and
+    // lets it go, heeding the pause.
+    take_commands(&sent);
     let other = manager(&db);
     let report = other.apply_all().await.expect("another start");
     assert_eq!(report.background, [GATED]);
-    loop {
-        let task = other.status().await.expect("status").background;
-        if task.failed.is_some() {
-            assert!(task.running, "{task:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the other task heeds the pause in time"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_taken_and_let_go(&sent, Duration::from_secs(30)).await;
     assert_eq!(
         gated_starts(&db).await,
         1,
         "the other task did not run it during the pause"
     );
-    let failed = other
-        .status()
-        .await
-        .expect("status")
-        .background
-        .failed
-        .expect("failed");
+    let failed = reported_failure(&other).await;
     let (at, next) = (failed.at.expect("at"), failed.next_attempt.expect("next attempt"));
     assert_eq!(
         next.timestamp_millis() - at.timestamp_millis(),
@@ -292,21 +268,7 @@ async fn a_failing_background_migration_is_left_alone_for_a_doubling_pause_by_ev
     open_gate(&db, true).await;
     let failing = manager(&db).background_retry_pause(Duration::from_millis(300));
     failing.apply_all().await.expect("the start succeeds");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let noted = loop {
-        if let Some(noted) = noted_failure(&db).await
-            && integer(&noted, "in_a_row") >= 3
-        {
-            break noted;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "three failures in a row in time: {:?}, {} starts",
-            noted_failure(&db).await,
-            gated_starts(&db).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let noted = until_noted(&db, 3, Duration::from_secs(60)).await;
     assert_eq!(noted.get_str("id"), Ok(GATED));
     assert_eq!(noted.get_str("kind"), Ok("migration_failed"));
     assert_eq!(integer(&noted, "pause_ms"), 300);
@@ -338,6 +300,42 @@ async fn a_failing_background_migration_is_left_alone_for_a_doubling_pause_by_ev
             .failed
             .is_none()
     );
+}
+
+/// Waits until the commands `sent` show the lock collection taken (an
+/// insert) and then let go (a findAndModify).
+async fn until_taken_and_let_go(sent: &schema_tests::SentCommands, within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        seen.extend(take_commands(sent));
+        let taken = seen
+            .iter()
+            .position(|(name, target)| name == "insert" && target == "schema_lock");
+        if taken.is_some_and(|taken| {
+            seen[taken..]
+                .iter()
+                .any(|(name, target)| name == "findAndModify" && target == "schema_lock")
+        }) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lock taken and let go in time: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The background failure `manager`'s status reports.
+async fn reported_failure(manager: &SchemaManager) -> schema_core::BackgroundFailure {
+    manager
+        .status()
+        .await
+        .expect("status")
+        .background
+        .failed
+        .expect("status reports the failure")
 }
 
 /// Waits until the failure noted beside the locks says `in_a_row` at
@@ -383,29 +381,9 @@ async fn the_failure_noted_last_by_any_process_decides_the_pause() {
         .expect("note another process's failure");
     take_commands(&sent);
     // After its own pause the task takes the background lock and lets it
-    // go (an insert, then a findAndModify); meanwhile it reads that
-    // failure and pauses again, without running the body.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    loop {
-        seen.extend(take_commands(&sent));
-        let taken = seen
-            .iter()
-            .position(|(name, target)| name == "insert" && target == "schema_lock");
-        let let_go = taken.is_some_and(|taken| {
-            seen[taken..]
-                .iter()
-                .any(|(name, target)| name == "findAndModify" && target == "schema_lock")
-        });
-        if let_go {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the task takes the lock again in time: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // go; meanwhile it reads that failure and pauses again, without running
+    // the body.
+    until_taken_and_let_go(&sent, Duration::from_secs(30)).await;
     let task_failure = manager.status().await.expect("status").background;
     assert!(task_failure.running, "{task_failure:?}");
     assert_eq!(gated_starts(&db).await, 1, "the body did not run again");
