@@ -100,10 +100,12 @@ mod engine;
 // 8. The manager: each operation a short script.
 mod manager;
 
-// 9. The faces: the command line, tests, opening a connection.
+// 9. The faces: the command line, tests, opening a connection, fleets of
+//    databases.
 #[cfg(feature = "cli")]
 pub mod cli;
 mod connect;
+pub mod fleet;
 #[cfg(feature = "testing")]
 pub mod testing;
 
