@@ -66,7 +66,12 @@ pub enum FleetCommand {
 #[non_exhaustive]
 pub struct Tenants {
     /// Every database whose name starts with P (literally; never admin, local or config)
-    #[arg(long, value_name = "P", conflicts_with = "databases", required_unless_present = "databases")]
+    #[arg(
+        long,
+        value_name = "P",
+        conflicts_with = "databases",
+        required_unless_present = "databases"
+    )]
     pub prefix: Option<String>,
     /// These databases, comma-separated
     #[arg(long, value_name = "A,B,C", value_delimiter = ',')]
@@ -196,8 +201,14 @@ fn label(outcome: Outcome) -> &'static str {
 struct Shown(Arc<Mutex<Display>>);
 
 enum Display {
-    Bar { bar: Option<ProgressBar>, failed: usize },
-    Lines { told: Option<Instant>, last: (usize, usize, usize) },
+    Bar {
+        bar: Option<ProgressBar>,
+        failed: usize,
+    },
+    Lines {
+        told: Option<Instant>,
+        last: (usize, usize, usize),
+    },
 }
 
 impl Shown {

@@ -131,7 +131,10 @@ impl Fleet {
     /// Calls `observe` as each tenant ends, with its report, how many
     /// tenants have ended and how many there are: to draw a progress bar.
     /// It runs on the fleet's task, so it should return quickly.
-    pub fn on_tenant(mut self, observe: impl Fn(&TenantReport, usize, usize) + Send + Sync + 'static) -> Fleet {
+    pub fn on_tenant(
+        mut self,
+        observe: impl Fn(&TenantReport, usize, usize) + Send + Sync + 'static,
+    ) -> Fleet {
         self.observers.push(Arc::new(observe));
         self
     }
@@ -180,7 +183,10 @@ impl Fleet {
                                 Outcome::Behind
                             };
                             let mut report = TenantReport::new(&name, outcome);
-                            report.pending = pending.iter().map(|migration| migration.id().to_owned()).collect();
+                            report.pending = pending
+                                .iter()
+                                .map(|migration| migration.id().to_owned())
+                                .collect();
                             report.unknown = unknown;
                             report
                         }
@@ -294,7 +300,9 @@ impl Fleet {
                 tenant.applied = report.applied;
                 tenant
             }
-            Err(Error::LockTimeout { .. } | Error::LockHeld { .. }) => TenantReport::new(name, Outcome::Locked),
+            Err(Error::LockTimeout { .. } | Error::LockHeld { .. }) => {
+                TenantReport::new(name, Outcome::Locked)
+            }
             Err(error) => failed(name, &error),
         }
     }

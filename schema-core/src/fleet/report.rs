@@ -164,6 +164,8 @@ impl FleetReport {
 
     /// The tenants that ended with `outcome`, in name order.
     pub fn with(&self, outcome: Outcome) -> impl Iterator<Item = &TenantReport> {
-        self.tenants.iter().filter(move |tenant| tenant.outcome == outcome)
+        self.tenants
+            .iter()
+            .filter(move |tenant| tenant.outcome == outcome)
     }
 }

@@ -115,7 +115,9 @@ fn escape_regex(text: &str) -> String {
 fn check_name(name: &str) -> Result<(), Error> {
     let shown = name.escape_debug();
     if name.is_empty() {
-        return Err(configuration("an empty database name is selected; name each tenant database"));
+        return Err(configuration(
+            "an empty database name is selected; name each tenant database",
+        ));
     }
     if SYSTEM_DATABASES.contains(&name) {
         return Err(configuration(&format!(
@@ -158,7 +160,9 @@ impl Shard {
     /// `index < count`.
     pub fn new(index: u64, count: u64) -> Result<Shard, Error> {
         if count == 0 {
-            return Err(configuration("a fleet cannot be split into 0 shards; give at least 1"));
+            return Err(configuration(
+                "a fleet cannot be split into 0 shards; give at least 1",
+            ));
         }
         if index >= count {
             return Err(configuration(&format!(
@@ -225,7 +229,9 @@ mod tests {
     fn shards_are_disjoint_and_cover_every_name() {
         let names: Vec<String> = (0..200).map(|n| format!("tenant_{n}")).collect();
         for count in 1..=5 {
-            let shards: Vec<Shard> = (0..count).map(|index| Shard::new(index, count).unwrap()).collect();
+            let shards: Vec<Shard> = (0..count)
+                .map(|index| Shard::new(index, count).unwrap())
+                .collect();
             for name in &names {
                 let holders = shards.iter().filter(|shard| shard.holds(name)).count();
                 assert_eq!(holders, 1, "{name} in {count} shards");
@@ -244,7 +250,9 @@ mod tests {
 
     #[test]
     fn names_follow_mongodb_rules() {
-        for bad in ["", "a.b", "a b", "a$b", "a/b", "a\\b", "a\"b", "a\0b", "admin", "local", "config"] {
+        for bad in [
+            "", "a.b", "a b", "a$b", "a/b", "a\\b", "a\"b", "a\0b", "admin", "local", "config",
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
         assert!(check_name(&"x".repeat(64)).is_err());
@@ -254,7 +262,9 @@ mod tests {
 
     #[test]
     fn a_prefix_is_literal_and_leaves_out_the_servers_databases() {
-        let listed = ["t.1a", "tx1b", "t.10", "admin", "t", "other"].map(String::from).to_vec();
+        let listed = ["t.1a", "tx1b", "t.10", "admin", "t", "other"]
+            .map(String::from)
+            .to_vec();
         assert_eq!(matching("t.1", listed.clone()), ["t.1a", "t.10"]);
         assert_eq!(matching("a", listed), Vec::<String>::new());
         assert_eq!(escape_regex("t.1$"), "t\\.1\\$");
