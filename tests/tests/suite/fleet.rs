@@ -142,7 +142,11 @@ async fn apply_records_each_tenant_and_a_second_run_costs_one_read_per_tenant() 
     let mut read: Vec<String> = commands
         .iter()
         .map(|command| {
-            assert_eq!(command.get_str("find"), Ok("schema_versions"), "{command:?}");
+            let (name, _) = command.iter().next().unwrap();
+            assert!(
+                ["find", "aggregate"].contains(&name.as_str()),
+                "a read: {command:?}"
+            );
             command.get_str("$db").unwrap().to_owned()
         })
         .collect();
