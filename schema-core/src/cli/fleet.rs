@@ -29,7 +29,7 @@ const LINE_EVERY: Duration = Duration::from_secs(2);
 pub enum FleetCommand {
     /// Each tenant's pending migrations and unknown records, one read per tenant
     ///
-    /// Exit status 3 while any tenant has a migration pending.
+    /// Exit status 3 while any tenant has a migration pending; 1 when a tenant could not be read.
     Status {
         /// Which tenants.
         #[command(flatten)]
@@ -79,6 +79,9 @@ pub struct Tenants {
     /// Take only share K of N (0 <= K < N): N runners with 0/N to N-1/N cover every tenant once
     #[arg(long, value_name = "K/N")]
     pub shard: Option<String>,
+    /// A prefix that matches no database is an empty fleet (exit 0), not an error
+    #[arg(long, requires = "prefix")]
+    pub allow_empty: bool,
 }
 
 impl FleetCommand {
@@ -139,7 +142,7 @@ fn fleet(manager: &SchemaManager, tenants: &Tenants) -> Result<Fleet, Error> {
         (None, Some(names)) => Selection::databases(names.clone()),
         (None, None) => Selection::databases(Vec::<String>::new()),
     };
-    let fleet = Fleet::new(manager.clone(), selection);
+    let fleet = Fleet::new(manager.clone(), selection).allow_empty(tenants.allow_empty);
     Ok(match &tenants.shard {
         Some(shard) => fleet.shard(shard.parse::<Shard>()?),
         None => fleet,
@@ -151,7 +154,7 @@ fn fleet(manager: &SchemaManager, tenants: &Tenants) -> Result<Fleet, Error> {
 pub(super) fn summary(report: &FleetReport) -> String {
     let mut text = String::new();
     if report.tenants.is_empty() {
-        text.push_str("no tenant in this shard\n");
+        text.push_str("no tenant\n");
         return text;
     }
     for outcome in Outcome::ALL {

@@ -111,7 +111,8 @@ Exit status:
   2  a usage error
   3  `status --check` found a pending migration, or drift or unknown records the policies refuse;
      `verify` found a declared index or validator missing or changed (or, with --deny-extra, one undeclared);
-     `wait` timed out with migrations still pending";
+     `wait` timed out with migrations still pending; `fleet status` found a tenant with migrations pending
+  `fleet apply` exits 1 when a tenant failed or was skipped, 0 when each was applied, up to date or locked";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -52,6 +52,7 @@ pub struct Fleet {
     canary: usize,
     max_failures: Option<usize>,
     lock_wait: Duration,
+    allow_empty: bool,
     observers: Vec<Observer>,
 }
 
@@ -65,6 +66,7 @@ impl std::fmt::Debug for Fleet {
             .field("canary", &self.canary)
             .field("max_failures", &self.max_failures)
             .field("lock_wait", &self.lock_wait)
+            .field("allow_empty", &self.allow_empty)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +89,7 @@ impl Fleet {
             canary: 0,
             max_failures: None,
             lock_wait: Self::DEFAULT_LOCK_WAIT,
+            allow_empty: false,
             observers: Vec::new(),
         }
     }
@@ -128,6 +131,14 @@ impl Fleet {
         self
     }
 
+    /// Lets a prefix that matches no database make an empty fleet, which
+    /// reports no tenant, instead of an [`Error::Configuration`] (for a
+    /// service that may have no tenant yet).
+    pub fn allow_empty(mut self, allow: bool) -> Fleet {
+        self.allow_empty = allow;
+        self
+    }
+
     /// Calls `observe` as each tenant ends, with its report, how many
     /// tenants have ended and how many there are: to draw a progress bar.
     /// It runs on the fleet's task, so it should return quickly.
@@ -145,11 +156,15 @@ impl Fleet {
     /// # Errors
     ///
     /// [`Error::Configuration`] for an empty selection, an empty prefix,
-    /// a prefix no database's name starts with, or a name MongoDB refuses;
+    /// a prefix no database's name starts with (unless
+    /// [`allow_empty`](Fleet::allow_empty)), or a name MongoDB refuses;
     /// [`Error::ConnectionFailed`] or [`Error::Database`] when the
     /// databases cannot be listed.
     pub async fn tenants(&self) -> Result<Vec<String>, Error> {
-        let names = self.selection.resolve(self.manager.database().client()).await?;
+        let names = self
+            .selection
+            .resolve(self.manager.database().client(), self.allow_empty)
+            .await?;
         Ok(match self.shard {
             Some(shard) => names.into_iter().filter(|name| shard.holds(name)).collect(),
             None => names,

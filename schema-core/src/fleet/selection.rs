@@ -63,8 +63,9 @@ impl Selection {
     }
 
     /// The tenants' names, sorted and without repeats: the databases
-    /// listed (for a prefix) or given.
-    pub(crate) async fn resolve(&self, client: &Client) -> Result<Vec<String>, Error> {
+    /// listed (for a prefix) or given. A prefix that matches nothing is an
+    /// error unless `allow_empty`.
+    pub(crate) async fn resolve(&self, client: &Client, allow_empty: bool) -> Result<Vec<String>, Error> {
         self.check()?;
         let mut names = match self {
             Selection::Databases(names) => names.clone(),
@@ -76,9 +77,9 @@ impl Selection {
                     .map_err(|source| Error::database("list the databases", source))?;
                 // Filtered here too: a server may ignore the filter.
                 let names = matching(prefix, listed);
-                if names.is_empty() {
+                if names.is_empty() && !allow_empty {
                     return Err(configuration(&format!(
-                        "no database of the server starts with `{prefix}`; check the prefix"
+                        "no database of the server starts with `{prefix}`; check the prefix, or allow an empty fleet"
                     )));
                 }
                 names

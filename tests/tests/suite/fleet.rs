@@ -539,6 +539,11 @@ async fn the_command_line_reports_each_tenant_as_json_and_text_with_its_exit_sta
         String::from_utf8_lossy(&apply.stdout),
         "1 applied\n2 up to date\n"
     );
+    let progress = String::from_utf8_lossy(&apply.stderr);
+    assert!(
+        progress.ends_with("tenants: 3 of 3 done, 0 failed\n"),
+        "{progress}"
+    );
     let status = run(&["fleet", "status", "--prefix", &prefix]);
     assert_eq!(code(&status), 0, "{status:?}");
     assert_eq!(String::from_utf8_lossy(&status.stdout), "3 up to date\n");
@@ -549,6 +554,16 @@ async fn the_command_line_reports_each_tenant_as_json_and_text_with_its_exit_sta
     let none = run(&["fleet", "apply", "--prefix", &format!("{prefix}zz")]);
     assert_eq!(code(&none), 1);
     assert!(String::from_utf8_lossy(&none.stderr).contains("no database of the server starts with"));
+    let empty = run(&[
+        "fleet",
+        "apply",
+        "--prefix",
+        &format!("{prefix}zz"),
+        "--allow-empty",
+        "--json",
+    ]);
+    assert_eq!(code(&empty), 0, "{empty:?}");
+    assert_eq!(json(&empty)["summary"]["total"], 0);
 }
 
 #[tokio::test]
