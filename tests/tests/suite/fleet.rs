@@ -162,6 +162,23 @@ async fn apply_records_each_tenant_and_a_second_run_costs_one_read_per_tenant() 
 }
 
 #[tokio::test]
+async fn each_tenant_is_migrated_within_a_span_naming_its_database() {
+    let (client, prefix) = prefix("fleet_span").await;
+    let names = tenants(&prefix, 2);
+    let fleet = Fleet::new(manager(&client, &prefix), Selection::databases(names.clone())).concurrency(2);
+    let (report, log) = schema_tests::logs::logged(fleet.apply()).await;
+    assert_eq!(report.unwrap().summary.applied, 2);
+    for name in &names {
+        let span = format!("fleet_tenant{{database={name}}}");
+        assert!(
+            log.lines()
+                .any(|line| line.contains(&span) && line.contains("f_0001_accounts")),
+            "{span} in {log}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn status_names_each_tenants_pending_and_unknown_ids_and_writes_nothing() {
     let (client, prefix) = prefix("fleet_status").await;
     let names = tenants(&prefix, 3);
