@@ -246,6 +246,37 @@ async fn concurrency_is_never_above_its_cap_and_reached() {
 }
 
 #[tokio::test]
+async fn the_server_sees_at_most_the_concurrency_of_tenants_at_once() {
+    use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
+
+    let (client, prefix) = prefix("fleet_on_the_server").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let through = proxy
+        .database(&client.database(&format!("{prefix}manager")))
+        .await;
+    let names = tenants(&prefix, 6);
+    let fleet = Fleet::new(manager(through.client(), &prefix), Selection::databases(names)).concurrency(3);
+    let ours = prefix.clone();
+    let held = proxy.add(Rule::new(
+        Match::command("find")
+            .on("schema_versions")
+            .when(move |body| body.get_str("$db").is_ok_and(|db| db.starts_with(&ours))),
+        Fault::Hold,
+    ));
+    let status = tokio::spawn(async move { fleet.status().await });
+    assert!(
+        held.wait_for_hits(3, Duration::from_secs(30)).await,
+        "three reads reach the server"
+    );
+    // With three held, no fourth tenant starts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!((held.hits(), held.held()), (3, 3));
+    held.release();
+    let report = status.await.unwrap().unwrap();
+    assert_eq!(report.summary.behind, 6, "{report:?}");
+}
+
+#[tokio::test]
 async fn a_failing_canary_touches_no_other_tenant() {
     let (client, prefix) = prefix("fleet_canary").await;
     let names = tenants(&prefix, 5);
