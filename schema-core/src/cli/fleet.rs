@@ -150,7 +150,7 @@ fn fleet(manager: &SchemaManager, tenants: &Tenants) -> Result<Fleet, Error> {
 }
 
 /// The tenants grouped by outcome, a line for each outcome, and a line for
-/// each of the first failures: "4812 up to date; 3 behind: a, b, c".
+/// each of the first failures: "4,812 up to date", "3 behind: a, b, c".
 pub(super) fn summary(report: &FleetReport) -> String {
     let mut text = String::new();
     if report.tenants.is_empty() {
@@ -162,7 +162,7 @@ pub(super) fn summary(report: &FleetReport) -> String {
         if count == 0 {
             continue;
         }
-        let _ = write!(text, "{count} {}", label(outcome));
+        let _ = write!(text, "{} {}", grouped(count), label(outcome));
         if matches!(outcome, Outcome::Applied | Outcome::UpToDate) {
             text.push('\n');
             continue;
@@ -174,7 +174,7 @@ pub(super) fn summary(report: &FleetReport) -> String {
             .collect();
         let _ = write!(text, ": {}", names.join(", "));
         if count > NAMED {
-            let _ = write!(text, " (and {} more)", count - NAMED);
+            let _ = write!(text, " (and {} more)", grouped(count - NAMED));
         }
         text.push('\n');
     }
@@ -182,6 +182,19 @@ pub(super) fn summary(report: &FleetReport) -> String {
         if let Some(error) = &tenant.error {
             let _ = writeln!(text, "{}: {}", tenant.database, error.message);
         }
+    }
+    text
+}
+
+/// `count` with its thousands grouped: `4,812`.
+fn grouped(count: usize) -> String {
+    let digits = count.to_string();
+    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
+    for (at, digit) in digits.chars().enumerate() {
+        if at > 0 && (digits.len() - at) % 3 == 0 {
+            text.push(',');
+        }
+        text.push(digit);
     }
     text
 }
@@ -262,5 +275,18 @@ impl Shown {
         if let Display::Bar { bar: Some(bar), .. } = &*display {
             bar.abandon();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grouped;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(4812), "4,812");
+        assert_eq!(grouped(1_234_567), "1,234,567");
     }
 }
