@@ -47,7 +47,8 @@
 //! What an application uses: [`migration`] and [`Migrations`] (what it
 //! declares), [`SchemaManager`] (what it runs at start), [`indexes`] and
 //! [`set_validator`] (what its migrations call), [`data`] (backfills that
-//! resume after a crash), [`connect`], and with features `cli` and
+//! resume after a crash), [`connect`], [`fleet`] (one set over many tenant
+//! databases), and with features `cli` and
 //! `testing` a command line and test support. Inside, the crate is built in
 //! layers (errors and retries; declarations; stored documents; assessment;
 //! the records and the lock; backfills; the engine; the manager), each
@@ -100,10 +101,12 @@ mod engine;
 // 8. The manager: each operation a short script.
 mod manager;
 
-// 9. The faces: the command line, tests, opening a connection.
+// 9. The faces: the command line, tests, opening a connection, fleets of
+//    databases.
 #[cfg(feature = "cli")]
 pub mod cli;
 mod connect;
+pub mod fleet;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -45,8 +45,9 @@
 //! Commands: `status [--check]`, `plan`, `apply`, `wait --timeout SECONDS`,
 //! `forget [--unknown] <id>`, `mark-applied <id>`, `lock`, `unlock
 //! [--background] [--force]`, `snapshot [--out FILE] [--snapshot-database NAME]` and
-//! `verify --snapshot FILE [--deny-extra]`, each with `--json` for
-//! machine-readable output.
+//! `verify --snapshot FILE [--deny-extra]`, and `fleet status` and `fleet
+//! apply` over many tenant databases (see [`FleetCommand`] and
+//! [`crate::fleet`]), each with `--json` for machine-readable output.
 //!
 //! A migration edited after it was applied is drifted: `status` shows it,
 //! with a line saying how to accept the edit, `mark-applied <id>`, which
@@ -76,6 +77,7 @@
 //! `status` and `lock` show the backfills under way, from their
 //! checkpoints in the lock.
 
+mod fleet;
 mod progress;
 mod schema;
 mod text;
@@ -90,6 +92,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+pub use self::fleet::{FleetCommand, Tenants};
 use self::progress::Shown;
 use self::text::{StatusOutput, apply_text, locks_text, plan_json, plan_table, status_table, to_json};
 use crate::manager::SchemaManager;
@@ -108,7 +111,8 @@ Exit status:
   2  a usage error
   3  `status --check` found a pending migration, or drift or unknown records the policies refuse;
      `verify` found a declared index or validator missing or changed (or, with --deny-extra, one undeclared);
-     `wait` timed out with migrations still pending";
+     `wait` timed out with migrations still pending; `fleet status` found a tenant with migrations pending
+  `fleet apply` exits 1 when a tenant failed or was skipped, 0 when each was applied, up to date or locked";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -227,6 +231,9 @@ pub enum Command {
         #[command(flatten)]
         output: Output,
     },
+    /// Many tenant databases with the same migrations: `fleet status`, `fleet apply`
+    #[command(subcommand)]
+    Fleet(FleetCommand),
 }
 
 /// How a command prints what it did.
@@ -252,6 +259,7 @@ impl Command {
             | Command::Unlock { output, .. }
             | Command::Snapshot { output, .. }
             | Command::Verify { output, .. } => output.json,
+            Command::Fleet(command) => command.output().json,
         }
     }
 }
@@ -470,5 +478,6 @@ async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u
         Command::Verify {
             snapshot, deny_extra, ..
         } => schema::verify(manager, snapshot, *deny_extra, json).await?,
+        Command::Fleet(command) => fleet::run(manager, command).await?,
     })
 }

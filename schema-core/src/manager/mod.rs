@@ -383,6 +383,30 @@ impl SchemaManager {
         &self.db
     }
 
+    /// A manager of `db` with this manager's settings (set, collections,
+    /// lease, policies, observers) on the same client, but with a state of
+    /// its own: what a manager knows of the records and of its background
+    /// task belongs to one database. For a fleet of databases.
+    pub(crate) fn for_database(&self, db: Database) -> SchemaManager {
+        SchemaManager {
+            db,
+            background: Arc::default(),
+            ..self.clone()
+        }
+    }
+
+    /// The migrations not recorded yet, in order, and the ids of records
+    /// nobody declares: what a fleet's status asks of each database, in
+    /// one read of the versions collection. Writes nothing.
+    pub(crate) async fn pending_and_unknown(&self) -> Result<(Vec<&'static Migration>, Vec<String>), Error> {
+        let ordered = self.ordered()?;
+        let records = self.records();
+        let stored = records.read_all().await?;
+        crate::engine::vet_stored(&ordered, &stored, &records)?;
+        let (pending, report) = crate::assess::report::split(&ordered, &stored);
+        Ok((pending, report.unknown))
+    }
+
     /// The set this manager applies, in order, once it holds a migration of
     /// every expected crate. An empty set is a warning, once per manager
     /// and its clones.
@@ -404,7 +428,7 @@ impl SchemaManager {
     }
 
     /// Refuses what cannot work, before anything is sent to the server.
-    fn check_configuration(&self) -> Result<(), Error> {
+    pub(crate) fn check_configuration(&self) -> Result<(), Error> {
         if self.lock_collection == self.versions_collection {
             return Err(Error::Configuration {
                 reason: format!(

@@ -34,6 +34,7 @@ mod connection_errors;
 mod duplicate_ids;
 mod example_schema;
 mod failing_migration;
+mod fleet;
 mod helpers;
 mod index_builds;
 mod lease_faults;
