@@ -34,6 +34,9 @@ pub enum FleetCommand {
         /// Which tenants.
         #[command(flatten)]
         tenants: Tenants,
+        /// Read at most this many tenants at once
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        concurrency: usize,
         /// How it prints what it did.
         #[command(flatten)]
         output: Output,
@@ -55,6 +58,9 @@ pub enum FleetCommand {
         /// Once more than N tenants failed, start no other
         #[arg(long, value_name = "N")]
         max_failures: Option<usize>,
+        /// Wait this long for a tenant's lock another process holds before it is `locked` (default: the lease and a fifth, at least 5)
+        #[arg(long, value_name = "SECONDS")]
+        lock_wait: Option<u64>,
         /// How it prints what it did.
         #[command(flatten)]
         output: Output,
@@ -97,8 +103,13 @@ impl FleetCommand {
 pub(super) async fn run(manager: &SchemaManager, command: &FleetCommand) -> Result<(String, u8), Error> {
     let json = command.output().json;
     match command {
-        FleetCommand::Status { tenants, .. } => {
-            let report = fleet(manager, tenants)?.status().await?;
+        FleetCommand::Status {
+            tenants, concurrency, ..
+        } => {
+            let report = fleet(manager, tenants)?
+                .concurrency(*concurrency)
+                .status()
+                .await?;
             let code = if report.summary.failed > 0 {
                 1
             } else if report.summary.behind > 0 {
@@ -113,11 +124,15 @@ pub(super) async fn run(manager: &SchemaManager, command: &FleetCommand) -> Resu
             concurrency,
             canary,
             max_failures,
+            lock_wait,
             ..
         } => {
             let mut fleet = fleet(manager, tenants)?.concurrency(*concurrency).canary(*canary);
             if let Some(failures) = max_failures {
                 fleet = fleet.max_failures(*failures);
+            }
+            if let Some(seconds) = lock_wait {
+                fleet = fleet.lock_wait(std::time::Duration::from_secs(*seconds));
             }
             let shown = (!json).then(|| Shown::new(std::io::stderr().is_terminal()));
             if let Some(shown) = &shown {

@@ -27,7 +27,7 @@ mod report;
 mod selection;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -51,7 +51,8 @@ pub struct Fleet {
     concurrency: usize,
     canary: usize,
     max_failures: Option<usize>,
-    lock_wait: Duration,
+    /// `None`: [`Fleet::DEFAULT_LOCK_WAIT`], or the lease and a fifth.
+    lock_wait: Option<Duration>,
     allow_empty: bool,
     observers: Vec<Observer>,
 }
@@ -72,9 +73,12 @@ impl std::fmt::Debug for Fleet {
 }
 
 impl Fleet {
-    /// How long [`apply`](Fleet::apply) waits for a tenant's lock that
-    /// another process holds unless [`lock_wait`](Fleet::lock_wait) says
-    /// otherwise: 5 seconds. Then the tenant is [`Outcome::Locked`].
+    /// The shortest time [`apply`](Fleet::apply) waits for a tenant's lock
+    /// that another process holds unless [`lock_wait`](Fleet::lock_wait)
+    /// says otherwise: 5 seconds, or the manager's lease and a fifth when
+    /// that is longer, so that a tenant a killed run left locked is taken
+    /// over by the next run rather than reported `locked`. Then the tenant
+    /// is [`Outcome::Locked`].
     pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
 
     /// The fleet of `selection`, migrated with `manager`'s client and
@@ -88,7 +92,7 @@ impl Fleet {
             concurrency: 1,
             canary: 0,
             max_failures: None,
-            lock_wait: Self::DEFAULT_LOCK_WAIT,
+            lock_wait: None,
             allow_empty: false,
             observers: Vec::new(),
         }
@@ -125,9 +129,10 @@ impl Fleet {
 
     /// How long [`apply`](Fleet::apply) waits for a tenant's lock another
     /// process holds before it leaves the tenant [`Outcome::Locked`]
-    /// ([`DEFAULT_LOCK_WAIT`](Fleet::DEFAULT_LOCK_WAIT) by default).
+    /// ([`DEFAULT_LOCK_WAIT`](Fleet::DEFAULT_LOCK_WAIT), or the lease and a
+    /// fifth, by default).
     pub fn lock_wait(mut self, wait: Duration) -> Fleet {
-        self.lock_wait = wait;
+        self.lock_wait = Some(wait);
         self
     }
 
@@ -253,20 +258,26 @@ impl Fleet {
             }
         }
         let failures = AtomicUsize::new(0);
+        let halted = AtomicBool::new(false);
         let budget = self.max_failures.unwrap_or(usize::MAX);
         let others = stream::iter(rest)
             .map(|name| {
-                let (failures, ended) = (&failures, &ended);
+                let (failures, halted, ended) = (&failures, &halted, &ended);
                 async move {
                     // Checked as the tenant would start: no new tenant once
-                    // the budget is spent.
-                    let report = if failures.load(Ordering::SeqCst) > budget {
+                    // the budget is spent, or once a failure said that no
+                    // tenant can be migrated.
+                    let report = if failures.load(Ordering::SeqCst) > budget || halted.load(Ordering::SeqCst)
+                    {
                         TenantReport::new(&name, Outcome::Skipped)
                     } else {
                         self.apply_tenant(&name).await
                     };
                     if report.outcome == Outcome::Failed {
                         failures.fetch_add(1, Ordering::SeqCst);
+                        if report.error.as_ref().is_some_and(|error| fleet_wide(error.kind)) {
+                            halted.store(true, Ordering::SeqCst);
+                        }
                     }
                     self.ended(&report, ended, total);
                     report
@@ -298,7 +309,10 @@ impl Fleet {
         self.manager
             .for_database(db)
             .wait_for_background(true)
-            .lock_wait_timeout(self.lock_wait)
+            .lock_wait_timeout(self.lock_wait.unwrap_or_else(|| {
+                let lease = self.manager.lease();
+                Self::DEFAULT_LOCK_WAIT.max(lease.saturating_add(lease / 5))
+            }))
     }
 
     /// Applies what tenant `name` lacks, within a span of its own.
@@ -329,6 +343,22 @@ impl Fleet {
             observe(report, done, total);
         }
     }
+}
+
+/// Whether an error of `kind` would meet every tenant alike: the server
+/// cannot be reached or refuses the client, the lease cannot be renewed,
+/// the configuration is refused. The run then starts no other tenant.
+fn fleet_wide(kind: &str) -> bool {
+    matches!(
+        kind,
+        "server_unreachable"
+            | "host_not_found"
+            | "auth_failed"
+            | "tls_failed"
+            | "replica_set_mismatch"
+            | "lease_renewal"
+            | "configuration"
+    )
 }
 
 /// Tenant `name`'s report of `error`.

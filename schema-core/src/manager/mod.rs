@@ -391,8 +391,16 @@ impl SchemaManager {
         SchemaManager {
             db,
             background: Arc::default(),
+            // Renewals go over the one client too: a client of its own per
+            // tenant under way would be a pool per tenant.
+            lease_client: None,
             ..self.clone()
         }
+    }
+
+    /// The lease this manager's locks are held for.
+    pub(crate) fn lease(&self) -> Duration {
+        self.lock_lease
     }
 
     /// The migrations not recorded yet, in order, and the ids of records

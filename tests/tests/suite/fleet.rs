@@ -476,19 +476,19 @@ async fn a_prefix_is_matched_literally_and_one_matching_nothing_is_an_error() {
         a.tenants().await.unwrap(),
         [format!("{prefix}a1"), format!("{prefix}aa1")]
     );
-    // As a regular expression, `a+` and `.` would match `a1` and `aa1`.
-    for literal in ["a+", "."] {
+    // As a regular expression, `a+` and `.` would match `a1` and `aa1`;
+    // `.` is in no database name at all, so it is refused before the
+    // listing.
+    for (literal, said) in [
+        ("a+", "no database of the server starts with"),
+        (".", "no database name holds '.'"),
+    ] {
         let fleet = Fleet::new(
             manager(&client, &prefix),
             Selection::prefix(format!("{prefix}{literal}")),
         );
         let error = fleet.tenants().await.unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("no database of the server starts with"),
-            "{error}"
-        );
+        assert!(error.to_string().contains(said), "{error}");
     }
     let none = Fleet::new(
         manager(&client, &prefix),
