@@ -113,7 +113,7 @@ async fn a_record_deleted_by_hand_is_pending_again_and_runs() {
 
     let report = manager(db.clone()).apply_all().await.expect("apply");
 
-    assert_eq!(report.applied, [gone.clone()]);
+    assert_eq!(report.applied, [gone.as_str()]);
     assert_eq!(runs(&db).await, 1, "exactly the deleted one ran");
     let again = versions
         .find_one(doc! { "_id": &gone })
@@ -138,7 +138,7 @@ async fn a_drifted_checksum_is_reported_and_refused_under_fail() {
         .expect("update");
 
     let report = manager(db.clone()).apply_all().await.expect("apply under warn");
-    assert_eq!(report.drifted, [edited.clone()]);
+    assert_eq!(report.drifted, [edited.as_str()]);
     assert!(report.applied.is_empty());
 
     let refused = manager(db.clone()).on_drift(Policy::Fail).apply_all().await;
