@@ -116,9 +116,8 @@ pub(crate) fn read(document: &Document) -> Result<VersionRecord, Malformed> {
 /// when it is one; `None` otherwise, and then [`read`] of the document
 /// decides and says what is wrong. It never reads a record [`read`] would
 /// refuse, and reads the same record where both do: it only spares a
-/// start with a long history building and copying each document (a fifth
-/// of the cost of reading 2,000 records on the test server, see
-/// `BENCHMARKS.md`).
+/// start with a long history building and copying each document (see
+/// "Long histories" in `BENCHMARKS.md`).
 pub(crate) fn read_in_place(raw: &RawDocument) -> Option<VersionRecord> {
     // `read` refuses an `_id` of any other type before looking further.
     if !matches!(raw.get("_id"), Ok(Some(RawBsonRef::String(_)))) {
