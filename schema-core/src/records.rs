@@ -52,17 +52,9 @@ impl Records {
     /// [`Error::ServerTimeout`] when it does not answer in time.
     pub(crate) async fn read_all(&self) -> Result<Stored, Error> {
         let action = format!("read `{}`", self.name());
-        let documents = within(READ_BOUND, self.read_documents())
+        within(READ_BOUND, self.read_documents())
             .await
-            .map_err(|failure| failure.into_error(action))?;
-        let mut stored = Stored::default();
-        for document in &documents {
-            match record::read(document) {
-                Ok(record) => stored.records.push(record),
-                Err(malformed) => stored.malformed.push(malformed),
-            }
-        }
-        Ok(stored)
+            .map_err(|failure| failure.into_error(action))
     }
 
     /// The error for a malformed document that is a registered migration's
@@ -75,7 +67,10 @@ impl Records {
         }
     }
 
-    async fn read_documents(&self) -> mongodb::error::Result<Vec<Document>> {
+    /// Reads each document where it lies in the server's reply when it is
+    /// a well-formed record, the common case; only the others are built
+    /// as documents, for [`record::read`] to say what is wrong with them.
+    async fn read_documents(&self) -> mongodb::error::Result<Stored> {
         let mut cursor = self
             .collection
             .find(doc! {})
@@ -83,11 +78,18 @@ impl Records {
             .batch_size(BATCH_SIZE)
             .max_time(READ_BOUND)
             .await?;
-        let mut documents = Vec::new();
+        let mut stored = Stored::default();
         while cursor.advance().await? {
-            documents.push(cursor.deserialize_current()?);
+            let read = match record::read_in_place(cursor.current()) {
+                Some(record) => Ok(record),
+                None => record::read(&cursor.deserialize_current()?),
+            };
+            match read {
+                Ok(record) => stored.records.push(record),
+                Err(malformed) => stored.malformed.push(malformed),
+            }
         }
-        Ok(documents)
+        Ok(stored)
     }
 
     /// Records a fenced completion, applied at `applied_at` (the fence's

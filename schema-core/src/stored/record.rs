@@ -13,7 +13,7 @@
 //! Records written by other tools or by hand may lack every field but
 //! `_id`; they read with the others absent.
 
-use mongodb::bson::{Bson, DateTime, Document};
+use mongodb::bson::{Bson, DateTime, Document, RawBsonRef, RawDocument};
 use serde::{Deserialize, Serialize};
 
 use super::lock::Completion;
@@ -112,6 +112,20 @@ pub(crate) fn read(document: &Document) -> Result<VersionRecord, Malformed> {
     })
 }
 
+/// The record `raw` holds, read straight from the bytes the server sent,
+/// when it is one; `None` otherwise, and then [`read`] of the document
+/// decides and says what is wrong. It never reads a record [`read`] would
+/// refuse, and reads the same record where both do: it only spares a
+/// start with a long history building and copying each document (see
+/// "Long histories" in `BENCHMARKS.md`).
+pub(crate) fn read_in_place(raw: &RawDocument) -> Option<VersionRecord> {
+    // `read` refuses an `_id` of any other type before looking further.
+    if !matches!(raw.get("_id"), Ok(Some(RawBsonRef::String(_)))) {
+        return None;
+    }
+    mongodb::bson::from_slice(raw.as_bytes()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +164,83 @@ mod tests {
         .to_document();
         assert_eq!(marked.get_bool("marked_applied"), Ok(true));
         assert!(marked.get("duration_ms").is_none());
+    }
+
+    /// Documents of every shape a hand or another tool may leave, each
+    /// read in place and as a document: in place reads a record only
+    /// where `read` reads the same one.
+    #[test]
+    fn reading_in_place_never_accepts_what_read_refuses() {
+        use mongodb::bson::{Binary, Decimal128, Regex, Timestamp, spec::BinarySubtype};
+        let at = DateTime::from_millis(1_700_000_000_000);
+        let values: Vec<Bson> = vec![
+            Bson::String("text".into()),
+            Bson::String(String::new()),
+            Bson::Int32(3),
+            Bson::Int64(3),
+            Bson::Int64(i64::MAX),
+            Bson::Double(3.0),
+            Bson::Double(1.5),
+            Bson::Boolean(true),
+            Bson::Null,
+            Bson::Undefined,
+            Bson::DateTime(at),
+            Bson::Timestamp(Timestamp {
+                time: 1,
+                increment: 2,
+            }),
+            Bson::Symbol("text".into()),
+            Bson::ObjectId(ObjectId::new()),
+            Bson::Decimal128(Decimal128::from_bytes([0; 16])),
+            Bson::Binary(Binary {
+                subtype: BinarySubtype::Generic,
+                bytes: vec![1, 2],
+            }),
+            Bson::RegularExpression(Regex {
+                pattern: "a".into(),
+                options: String::new(),
+            }),
+            Bson::MinKey,
+            Bson::MaxKey,
+            Bson::Array(vec![Bson::Int32(1)]),
+            Bson::Document(doc! { "$date": 1_700_000_000_000_i64 }),
+            Bson::Document(doc! { "$date": { "$numberLong": "1700000000000" } }),
+            Bson::Document(doc! { "$numberLong": "3" }),
+            Bson::Document(doc! { "$symbol": "text" }),
+            Bson::Document(doc! {}),
+        ];
+        let full = doc! {
+            "_id": "0001_events", "description": "events indexes", "checksum": "abc",
+            "applied_at": at, "applied_by": "api-1:42", "duration_ms": 12_i64,
+            "marked_applied": true,
+        };
+        let mut documents = vec![full.clone(), doc! { "_id": "0001_events" }];
+        for field in full.keys() {
+            for value in &values {
+                let mut document = full.clone();
+                document.insert(field.clone(), value.clone());
+                documents.push(document);
+            }
+            let mut document = full.clone();
+            document.remove(field);
+            documents.push(document);
+        }
+        let mut in_place = 0;
+        for document in &documents {
+            let bytes = mongodb::bson::to_vec(document).unwrap();
+            let raw = RawDocument::from_bytes(&bytes).unwrap();
+            if let Some(record) = read_in_place(raw) {
+                in_place += 1;
+                assert_eq!(read(document), Ok(record), "{document:?}");
+            }
+        }
+        // The common shapes take the short way.
+        for document in [full, doc! { "_id": "0001_events" }] {
+            let bytes = mongodb::bson::to_vec(&document).unwrap();
+            let raw = RawDocument::from_bytes(&bytes).unwrap();
+            assert!(read_in_place(raw).is_some(), "{document:?}");
+        }
+        assert!(in_place > 20, "{in_place} of {} read in place", documents.len());
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod lease_faults;
 mod lock;
 mod lock_bounds;
 mod lock_state;
+mod long_history;
 mod no_values;
 mod operability;
 mod panicking_migration;
