@@ -11,7 +11,8 @@
 //!   tenant (this binary again, applying to one database and exiting).
 //!
 //! `scripts/with-mongodb cargo bench -p schema-benches --bench fleet`
-//! (`BENCH_TENANTS` sets the fleet's size.)
+//! (`BENCH_TENANTS` sets the fleet's size; `BENCH_REVERSE=1` runs the
+//! applies from the highest concurrency down.)
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -204,8 +205,13 @@ async fn main() {
     let manager_database = format!("{base}_manager");
 
     println!("{count} tenants, three migrations each");
-    let runs = [(1, None), (4, None), (16, None), (16, Some(16))];
-    for (concurrency, pool) in runs {
+    let mut runs = vec![(1, None), (4, None), (16, None), (16, Some(16))];
+    // The server may slow as it fills with databases: `BENCH_REVERSE=1`
+    // runs the applies in the other order, to tell that from concurrency.
+    if std::env::var_os("BENCH_REVERSE").is_some() {
+        runs.reverse();
+    }
+    for &(concurrency, pool) in &runs {
         let (client, seen) = monitored_client(pool).await;
         let prefix = fleet_prefix(concurrency, pool);
         let names: Vec<String> = (0..count).map(|n| format!("{prefix}{n:05}")).collect();
