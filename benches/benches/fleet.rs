@@ -195,7 +195,6 @@ async fn main() {
         .and_then(|count| count.parse().ok())
         .unwrap_or(1000);
 
-    // Each run on a client of its own, so that its connections are its own.
     // A short name unique to this run: the fleets' prefixes start with it.
     let base = format!("bf{}", std::process::id());
     let fleet_prefix = |concurrency: usize, pool: Option<u32>| match pool {
@@ -211,6 +210,7 @@ async fn main() {
     if std::env::var_os("BENCH_REVERSE").is_some() {
         runs.reverse();
     }
+    // Each run on a client of its own, so that its connections are its own.
     for &(concurrency, pool) in &runs {
         let (client, seen) = monitored_client(pool).await;
         let prefix = fleet_prefix(concurrency, pool);
