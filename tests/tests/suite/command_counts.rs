@@ -4,7 +4,8 @@
 //! quotes these numbers. The example's background migration is applied
 //! before `apply_all` returns here (`wait_for_background`), so that every
 //! command is counted in one sequence: under the start lock, then under
-//! the background lock.
+//! the background lock. A fleet up to date costs its listing and one read
+//! per tenant.
 
 use schema_core::SchemaManager;
 use schema_tests::{monitored_database, take_commands};
@@ -109,4 +110,52 @@ async fn a_start_with_nothing_to_do_sends_one_command() {
     assert_eq!(report.already_applied.len(), 11);
     assert!(report.background.is_empty());
     assert_eq!(take_commands(&sent), [command("find", "schema_versions")]);
+}
+
+#[tokio::test]
+async fn a_fleet_up_to_date_costs_the_listing_and_one_read_per_tenant() {
+    use schema_core::fleet::{Fleet, Selection};
+
+    let _listing = schema_tests::DATABASE_LISTINGS.lock().await;
+    let (db, sent) = monitored_database("fleet_commands").await;
+    let client = db.client().clone();
+    let prefix = format!("{}_", &db.name()[..50.min(db.name().len())]);
+    let names: Vec<String> = (0..3).map(|n| format!("{prefix}{n}")).collect();
+    let manager = SchemaManager::new(client.database(&format!("{prefix}manager")));
+    let applied = Fleet::new(manager.clone(), Selection::databases(names.clone()))
+        .apply()
+        .await
+        .expect("the fleet's first apply");
+    assert_eq!(applied.summary.applied, 3, "{applied:?}");
+
+    let fleet = Fleet::new(manager, Selection::prefix(prefix.clone())).concurrency(2);
+    for run in ["status", "no-op apply"] {
+        take_commands(&sent);
+        let report = match run {
+            "status" => fleet.status().await,
+            _ => fleet.apply().await,
+        }
+        .expect("the fleet's run");
+        assert_eq!(report.summary.up_to_date, 3, "{run}: {report:?}");
+        let mut sent_to: Vec<(String, String, String)> = schema_tests::take_command_documents(&sent)
+            .into_iter()
+            .map(|command| {
+                let (name, target) = command.iter().next().expect("a command");
+                (
+                    name.clone(),
+                    target.as_str().unwrap_or_default().to_owned(),
+                    command.get_str("$db").unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        sent_to.sort();
+        let mut expected = vec![("listDatabases".to_owned(), String::new(), "admin".to_owned())];
+        expected.extend(
+            names
+                .iter()
+                .map(|name| ("find".to_owned(), "schema_versions".to_owned(), name.clone())),
+        );
+        expected.sort();
+        assert_eq!(sent_to, expected, "{run}");
+    }
 }
