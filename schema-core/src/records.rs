@@ -69,7 +69,8 @@ impl Records {
 
     /// Reads each document where it lies in the server's reply when it is
     /// a well-formed record, the common case; only the others are built
-    /// as documents, for [`record::read`] to say what is wrong with them.
+    /// as documents, for [`record::read`] to read them or say what is
+    /// wrong with them.
     async fn read_documents(&self) -> mongodb::error::Result<Stored> {
         let mut cursor = self
             .collection

@@ -114,12 +114,21 @@ pub(crate) fn read(document: &Document) -> Result<VersionRecord, Malformed> {
 
 /// The record `raw` holds, read straight from the bytes the server sent,
 /// when it is one; `None` otherwise, and then [`read`] of the document
-/// decides and says what is wrong. It never reads a record [`read`] would
-/// refuse, and reads the same record where both do: it only spares a
-/// start with a long history building and copying each document (see
-/// "Long histories" in `BENCHMARKS.md`).
+/// decides and says what is wrong. Of a document the driver can build, it
+/// never reads a record [`read`] would refuse, and reads the same record
+/// where both do; it also reads one the driver could not build (a field
+/// this crate ignores holding a `$`-key such as `{"$numberLong": ...}`,
+/// which used to fail the whole read). It only spares a start with a long
+/// history building and copying each document (see "Long histories" in
+/// `BENCHMARKS.md`).
+///
+/// Duplicate keys: `RawDocument::get` sees the first `_id` where a built
+/// document keeps the last, and they agree only because the derived
+/// `Deserialize` of [`VersionRecord`] refuses a repeated field, which
+/// sends such a document to [`read`]; keep it derived, without `flatten`.
 pub(crate) fn read_in_place(raw: &RawDocument) -> Option<VersionRecord> {
-    // `read` refuses an `_id` of any other type before looking further.
+    // `read` refuses an `_id` of any other type before looking further,
+    // and serde would take a binary holding UTF-8 for a string.
     if !matches!(raw.get("_id"), Ok(Some(RawBsonRef::String(_)))) {
         return None;
     }
