@@ -713,3 +713,51 @@ async fn a_fleet_run_killed_half_way_is_run_again_and_each_tenant_applied_once()
         }
     }
 }
+
+/// A failure that would meet every tenant alike ends the run: the first
+/// tenant's lock finds a `mongos` (its `hello` answered as one by the
+/// fault proxy) with a lease shorter than a sharded cluster allows, a
+/// configuration error; no other tenant is started, though theirs would
+/// have worked.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_that_would_meet_every_tenant_starts_no_other() {
+    use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
+
+    let (client, prefix) = prefix("fleet_halt").await;
+    let names = tenants(&prefix, 3);
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let first = names[0].clone();
+    let mongos = proxy.add(Rule::new(
+        Match::command("hello").when(move |body| body.get_str("$db") == Ok(first.as_str())),
+        Fault::Reply(doc! {
+            "ok": 1.0, "isWritablePrimary": true, "msg": "isdbgrid",
+            "localTime": DateTime::now(), "maxWireVersion": 21,
+        }),
+    ));
+    let proxied = proxy
+        .database(&client.database(&format!("{prefix}manager")))
+        .await;
+    let manager = manager(proxied.client(), &prefix).lock_lease(Duration::from_secs(2));
+    let report = Fleet::new(manager, Selection::databases(names.clone()))
+        .apply()
+        .await
+        .unwrap();
+    assert!(
+        mongos.hits() >= 1,
+        "the first tenant's lock asked a mongos for its clock"
+    );
+    assert_eq!(
+        outcomes(&report),
+        [
+            (names[0].clone(), Outcome::Failed),
+            (names[1].clone(), Outcome::Skipped),
+            (names[2].clone(), Outcome::Skipped),
+        ],
+        "{report:?}"
+    );
+    let error = report.tenants[0].error.as_ref().expect("the failure");
+    assert_eq!(error.kind, "configuration", "{error:?}");
+    for name in &names[1..] {
+        assert!(collections(&client, name).await.is_empty(), "{name} untouched");
+    }
+}
