@@ -349,10 +349,7 @@ impl Commands {
 
 #[tokio::main]
 async fn main() {
-    if std::env::var_os("MONGODB_URI").is_none() {
-        eprintln!("backfill benchmark: MONGODB_URI is not set; run it through scripts/with-mongodb");
-        std::process::exit(1);
-    }
+    schema_benches::require_server("backfill");
     let setting = |name: &str, default: u64| {
         std::env::var(name)
             .ok()

@@ -182,10 +182,7 @@ async fn child(tenant: &str) {
 
 #[tokio::main]
 async fn main() {
-    if std::env::var_os("MONGODB_URI").is_none() {
-        eprintln!("fleet benchmark: MONGODB_URI is not set; run it through scripts/with-mongodb");
-        std::process::exit(1);
-    }
+    schema_benches::require_server("fleet");
     if let Some(tenant) = std::env::var_os(TENANT_VARIABLE) {
         child(&tenant.to_string_lossy()).await;
         return;

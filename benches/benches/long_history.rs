@@ -76,28 +76,14 @@ struct Seen {
     reply_bytes: usize,
 }
 
-fn summary(name: &str, mut times: Vec<Duration>) {
-    times.sort_unstable();
-    let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
-    println!(
-        "{name:<34} runs {:>4}  median {:>8.2} ms  min {:>8.2} ms  max {:>8.2} ms",
-        times.len(),
-        ms(times[times.len() / 2]),
-        ms(times[0]),
-        ms(times[times.len() - 1]),
-    );
+fn summary(name: &str, times: Vec<Duration>) {
+    schema_benches::print_times(name, 34, times);
 }
 
 #[tokio::main]
 async fn main() {
-    if std::env::var_os("MONGODB_URI").is_none() {
-        eprintln!("long_history benchmark: MONGODB_URI is not set; run it through scripts/with-mongodb");
-        std::process::exit(1);
-    }
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|runs| runs.parse().ok())
-        .unwrap_or(50);
+    schema_benches::require_server("long_history");
+    let runs = schema_benches::runs(50);
 
     let seen = Arc::new(Mutex::new(Seen::default()));
     let noted = seen.clone();

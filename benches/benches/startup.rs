@@ -17,28 +17,14 @@ use schema_tests::{fresh_database, monitored_database, take_commands};
 // Linking the example registers its eleven migrations.
 use example_app as _;
 
-fn summary(name: &str, mut times: Vec<Duration>) {
-    times.sort_unstable();
-    let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
-    println!(
-        "{name:<28} runs {:>4}  median {:>8.2} ms  min {:>8.2} ms  max {:>8.2} ms",
-        times.len(),
-        ms(times[times.len() / 2]),
-        ms(times[0]),
-        ms(times[times.len() - 1]),
-    );
+fn summary(name: &str, times: Vec<Duration>) {
+    schema_benches::print_times(name, 28, times);
 }
 
 #[tokio::main]
 async fn main() {
-    if std::env::var_os("MONGODB_URI").is_none() {
-        eprintln!("startup benchmark: MONGODB_URI is not set; run it through scripts/with-mongodb");
-        std::process::exit(1);
-    }
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|runs| runs.parse().ok())
-        .unwrap_or(25);
+    schema_benches::require_server("startup");
+    let runs = schema_benches::runs(25);
 
     // Commands, counted once.
     let (db, sent) = monitored_database("bench_commands").await;

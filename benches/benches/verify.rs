@@ -71,14 +71,8 @@ async fn measure(name: &str, manager: &SchemaManager, sent: &schema_tests::SentC
 
 #[tokio::main]
 async fn main() {
-    if std::env::var_os("MONGODB_URI").is_none() {
-        eprintln!("verify benchmark: MONGODB_URI is not set; run it through scripts/with-mongodb");
-        std::process::exit(1);
-    }
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|runs| runs.parse().ok())
-        .unwrap_or(10);
+    schema_benches::require_server("verify");
+    let runs = schema_benches::runs(10);
 
     let (db, sent) = monitored_database("bench_verify_example").await;
     measure("example", &SchemaManager::new(db.clone()), &sent, runs).await;

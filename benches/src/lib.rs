@@ -1,5 +1,9 @@
 //! Support for the benchmarks in `benches/`: synthetic migration sets for
-//! the planning benchmark. See `BENCHMARKS.md` at the repository root.
+//! the planning benchmark, and what the benchmarks against a server share
+//! (the server they need, their number of runs, a line of timings). See
+//! `BENCHMARKS.md` at the repository root.
+
+use std::time::Duration;
 
 use schema_core::__private::{Location, Migration, MigrationFuture};
 use schema_core::mongodb::Database;
@@ -56,4 +60,39 @@ impl XorShift {
         self.0 ^= self.0 << 17;
         self.0
     }
+}
+
+/// Ends the process with a message unless `MONGODB_URI` names a server:
+/// the benchmark `name` runs against one that `scripts/with-mongodb`
+/// starts.
+pub fn require_server(name: &str) {
+    if std::env::var_os("MONGODB_URI").is_none() {
+        eprintln!("{name} benchmark: MONGODB_URI is not set; run it through scripts/with-mongodb");
+        std::process::exit(1);
+    }
+}
+
+/// The number of runs `BENCH_RUNS` asks for, or `default`.
+pub fn runs(default: usize) -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|runs| runs.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Prints one line of `times`: how many, their median, least and most,
+/// under `name` padded to `width`. Prints nothing of no time.
+pub fn print_times(name: &str, width: usize, mut times: Vec<Duration>) {
+    if times.is_empty() {
+        return;
+    }
+    times.sort_unstable();
+    let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
+    println!(
+        "{name:<width$} runs {:>4}  median {:>8.2} ms  min {:>8.2} ms  max {:>8.2} ms",
+        times.len(),
+        ms(times[times.len() / 2]),
+        ms(times[0]),
+        ms(times[times.len() - 1]),
+    );
 }
