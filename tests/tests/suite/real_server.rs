@@ -391,6 +391,32 @@ async fn the_example_application_verifies_clean_against_its_checked_in_snapshot(
 
 /// Builds an index on the 200,000 documents of `big`: long enough to be
 /// seen in progress.
+/// Fills `big` with 200,000 documents whose labels sort in no useful
+/// order, then starts applying `real_server_build` (an index on `label`,
+/// a build that takes seconds) on a task: the manager and that task.
+async fn start_a_long_build(
+    db: &Database,
+) -> (
+    schema_core::SchemaManager,
+    tokio::task::JoinHandle<Result<schema_core::ApplyReport, schema_core::Error>>,
+) {
+    let big = db.collection::<Document>("big");
+    for batch in 0..20 {
+        let documents = (0..10_000).map(|n| {
+            let n = batch * 10_000 + n;
+            doc! { "n": n, "label": format!("{:>12}-{}", n * 7919 % 200_000, "x".repeat(40)) }
+        });
+        big.insert_many(documents).await.expect("insert");
+    }
+    let manager = schema_core::SchemaManager::new(db.clone())
+        .migrations(schema_core::Migrations::group("real_server_build").expect("the group is valid"));
+    let applying = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.apply_all().await }
+    });
+    (manager, applying)
+}
+
 #[schema_core::migration(id = "real_0001_big_index", group = "real_server_build")]
 async fn big_index(db: &Database) -> Result<(), Error> {
     ensure_indexes(db, "big", [ascending("label")]).await
@@ -408,20 +434,7 @@ async fn an_index_build_in_progress_shows_in_status_with_the_servers_numbers() {
     {
         return;
     }
-    let big = db.collection::<Document>("big");
-    for batch in 0..20 {
-        let documents = (0..10_000).map(|n| {
-            let n = batch * 10_000 + n;
-            doc! { "n": n, "label": format!("{:>12}-{}", n * 7919 % 200_000, "x".repeat(40)) }
-        });
-        big.insert_many(documents).await.expect("insert");
-    }
-    let manager = schema_core::SchemaManager::new(db.clone())
-        .migrations(schema_core::Migrations::group("real_server_build").expect("the group is valid"));
-    let applying = tokio::spawn({
-        let manager = manager.clone();
-        async move { manager.apply_all().await }
-    });
+    let (manager, applying) = start_a_long_build(&db).await;
     let mut seen = Vec::new();
     while !applying.is_finished() {
         let status = manager.status().await.expect("status");
@@ -909,20 +922,7 @@ async fn a_builds_commit_quorum_wait_is_known_where_it_can_be_and_claimed_nowher
         .run_command(doc! { "hello": 1 })
         .await
         .expect("hello");
-    let big = db.collection::<Document>("big");
-    for batch in 0..20 {
-        let documents = (0..10_000).map(|n| {
-            let n = batch * 10_000 + n;
-            doc! { "n": n, "label": format!("{:>12}-{}", n * 7919 % 200_000, "x".repeat(40)) }
-        });
-        big.insert_many(documents).await.expect("insert");
-    }
-    let manager = schema_core::SchemaManager::new(db.clone())
-        .migrations(schema_core::Migrations::group("real_server_build").expect("the group is valid"));
-    let applying = tokio::spawn({
-        let manager = manager.clone();
-        async move { manager.apply_all().await }
-    });
+    let (manager, applying) = start_a_long_build(&db).await;
     let member = hello.get_str("setName").is_ok();
     let mut seen = Vec::new();
     // On a replica set member, the record of the build the status reads,
