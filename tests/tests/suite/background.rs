@@ -432,6 +432,43 @@ async fn a_wait_while_the_failed_migration_runs_again_waits_for_that_run() {
     );
 }
 
+/// Two processes noting a migration's first failure at once: the server
+/// refuses the second upsert with a duplicate `_id` (it does not retry an
+/// upsert whose filter has an `$or`), and the process notes it again, now
+/// as one more in a row. Here the server's refusal is injected at the
+/// proxy (the emulator has no such race to show), once, on the upsert.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_key_on_noting_the_first_failure_is_tried_again() {
+    let db = fresh_database("background_note_race").await;
+    open_gate(&db, true).await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let refused = proxy.add(
+        Rule::new(
+            Match::command("findAndModify")
+                .on(SchemaManager::DEFAULT_LOCK_COLLECTION)
+                .when(|body| {
+                    body.get_document("query")
+                        .is_ok_and(|query| query.contains_key("$or"))
+                }),
+            Fault::error(11000, "DuplicateKey", "E11000 duplicate key error (injected)"),
+        )
+        .times(1),
+    );
+    let manager = manager(&proxy.database(&db).await).background_retry_pause(Duration::from_secs(600));
+    manager.apply_all().await.expect("the start succeeds");
+    let noted = until_noted(&db, 1, Duration::from_secs(30)).await;
+    assert_eq!(refused.hits(), 1, "the proxy refused the first upsert");
+    assert_eq!(noted.get_str("id"), Ok(GATED));
+    assert_eq!(integer(&noted, "in_a_row"), 1);
+    let other =
+        SchemaManager::new(db.clone()).migrations(Migrations::group(GROUP).expect("the group is valid"));
+    let seen = other.wait_applied(Duration::from_secs(20)).await;
+    assert!(
+        matches!(&seen, Err(Error::BackgroundFailed { id, .. }) if id == GATED),
+        "{seen:?}"
+    );
+}
+
 /// The gated migration's note that it finished: the last write of its
 /// body, sent once the gate is open.
 const FINISHED: &str = "bgt_0002_gated finished";
