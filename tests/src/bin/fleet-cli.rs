@@ -1,5 +1,6 @@
 //! A fleet's command line, for the fleet tests: two chained migrations and
-//! `schema_core::cli::run` with a lease of a second, the manager on the
+//! `schema_core::cli::run` with a lease of three seconds (short, so a killed
+//! run's tenants are taken over soon; long enough for a loaded machine), the manager on the
 //! database `WORKER_DB` (not a tenant). `fc_0001` fails while its tenant
 //! holds a document in `fail`, and, with `FLEET_PAUSE_MS`, pauses that
 //! long after noting that it ran, so that a test can kill the process
@@ -44,7 +45,7 @@ async fn main() -> ExitCode {
     let Some((_, client, db)) = schema_tests::connect_worker().await else {
         return ExitCode::FAILURE;
     };
-    let manager = SchemaManager::new(db).lock_lease(Duration::from_secs(1));
+    let manager = SchemaManager::new(db).lock_lease(Duration::from_secs(3));
     let code = schema_core::cli::run(manager).await;
     client.shutdown().await;
     code
