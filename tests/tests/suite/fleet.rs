@@ -363,7 +363,7 @@ async fn a_tenant_whose_lock_another_process_holds_is_locked_not_failed() {
         .unwrap();
     let started = Instant::now();
     let report = Fleet::new(manager(&client, &prefix), Selection::databases(names.clone()))
-        .lock_wait(Duration::from_secs(1))
+        .lock_wait(Duration::from_secs(3))
         .apply()
         .await
         .unwrap();
@@ -374,7 +374,8 @@ async fn a_tenant_whose_lock_another_process_holds_is_locked_not_failed() {
             (names[0].clone(), Outcome::Applied),
             (names[1].clone(), Outcome::Locked),
             (names[2].clone(), Outcome::Applied),
-        ]
+        ],
+        "{report:?}"
     );
     assert!(report.is_success(), "a locked tenant is no failure");
     assert!(
