@@ -90,6 +90,7 @@ mod assess;
 mod failures;
 mod live;
 mod lock;
+mod probes;
 mod records;
 
 // 6. Backfills, checkpointed under the lock.
@@ -151,6 +152,18 @@ pub mod snapshot {
         Collection, Snapshot, declare_dropped_collection, declare_dropped_index, declare_indexes,
         declare_validator,
     };
+}
+/// What pending migrations will do to a live database, before they run.
+///
+/// [`SchemaManager::preflight`] learns what each pending migration
+/// declares (as a snapshot does) and probes the live database, read-only:
+/// each [`Finding`](preflight::Finding) has a stable
+/// [`Code`](preflight::Code), a [`Severity`](preflight::Severity), the
+/// collection and a count, never a document's value. A migration accepts a
+/// finding its team has weighed with `#[migration(accept = "code")]`.
+pub mod preflight {
+    pub use crate::assess::preflight::{Code, Finding, Inconclusive, PreflightReport, Severity};
+    pub use crate::manager::PreflightOptions as Options;
 }
 pub use schema_macros::migration;
 #[cfg(feature = "testing")]

@@ -9,6 +9,7 @@ use tracing::warn;
 use super::batches::{self, UNMANAGED_BOUND, Walk};
 use super::progress::{Pace, Progress, Reporter};
 use super::{Backfill, BackfillReport, Work, context};
+use crate::declare::capture::{self, Declared};
 use crate::stored::checkpoint::Checkpoint;
 use crate::support::error::Error;
 
@@ -36,6 +37,12 @@ impl<'a> Backfill<'a> {
     pub async fn run(self) -> Result<BackfillReport, Error> {
         let started = Instant::now();
         let (mut walk, mut work, settings) = self.prepare()?;
+        // Preflight hears which documents it walks.
+        let namespace = walk.collection.namespace();
+        capture::note_in(&namespace.db, || Declared::Backfill {
+            collection: namespace.coll.clone(),
+            filter: walk.filter.clone(),
+        });
         let managed = context::current();
         if let Some(managed) = &managed {
             // Every command of the walk is bounded by the lease.

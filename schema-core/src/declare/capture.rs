@@ -28,6 +28,13 @@ pub(crate) enum Declared {
     DroppedIndex { collection: String, keys: Document },
     /// The collection and everything declared on it are gone.
     DroppedCollection { collection: String },
+    /// The migration `id` starts: what follows, until the next one, is its.
+    Began { id: &'static str },
+    /// A backfill walks the documents of `collection` that match `filter`.
+    Backfill { collection: String, filter: Document },
+    /// A command as sent to the server, heard by a listening client
+    /// (`plan --commands`).
+    Command { command: Document },
 }
 
 /// How many captures are open, so that helpers skip the lock when none is.
@@ -43,13 +50,33 @@ fn captures() -> MutexGuard<'static, Vec<(String, Vec<Declared>)>> {
 
 /// Notes `declared` if a snapshot is listening to `db`.
 pub(crate) fn note(db: &Database, declared: impl FnOnce() -> Declared) {
+    note_in(db.name(), declared);
+}
+
+/// Notes `declared` if a snapshot is listening to the database named
+/// `database`.
+pub(crate) fn note_in(database: &str, declared: impl FnOnce() -> Declared) {
     if OPEN.load(Ordering::Acquire) == 0 {
         return;
     }
     let mut captures = captures();
-    if let Some((_, found)) = captures.iter_mut().find(|(name, _)| name == db.name()) {
+    if let Some((_, found)) = captures.iter_mut().find(|(name, _)| name == database) {
         found.push(declared());
     }
+}
+
+/// `declared` split by the migration that made each declaration (after its
+/// [`Declared::Began`]), in apply order; what came before any is dropped.
+pub(crate) fn by_migration(declared: Vec<Declared>) -> Vec<(&'static str, Vec<Declared>)> {
+    let mut split: Vec<(&'static str, Vec<Declared>)> = Vec::new();
+    for declaration in declared {
+        match (declaration, split.last_mut()) {
+            (Declared::Began { id }, _) => split.push((id, Vec::new())),
+            (other, Some((_, current))) => current.push(other),
+            (_, None) => {}
+        }
+    }
+    split
 }
 
 /// Listening to one database until [`Capture::finish`] or drop.

@@ -33,6 +33,7 @@ pub struct Migration {
     after: &'static [&'static str],
     checksum: &'static str,
     background: bool,
+    accepts: &'static [&'static str],
     #[serde(skip)]
     run: for<'db> fn(&'db mongodb::Database) -> MigrationFuture<'db>,
     location: Location,
@@ -55,6 +56,7 @@ impl Migration {
             after,
             checksum,
             background: false,
+            accepts: &[],
             run,
             location,
         }
@@ -72,6 +74,14 @@ impl Migration {
     #[doc(hidden)]
     pub const fn __in_background(mut self) -> Self {
         self.background = true;
+        self
+    }
+
+    /// Accepts the preflight findings of these codes
+    /// (`#[migration(accept = "...")]`; the macro checks each name).
+    #[doc(hidden)]
+    pub const fn __accepting(mut self, codes: &'static [&'static str]) -> Self {
+        self.accepts = codes;
         self
     }
 
@@ -110,6 +120,13 @@ impl Migration {
         self.background
     }
 
+    /// The preflight findings its declaration accepts
+    /// (`#[migration(accept = "...")]`), by code name: printed, never
+    /// failing a deploy.
+    pub fn accepts(&self) -> &'static [&'static str] {
+        self.accepts
+    }
+
     /// Where the migration is declared.
     pub fn location(&self) -> Location {
         self.location
@@ -130,6 +147,7 @@ impl fmt::Debug for Migration {
             .field("after", &self.after)
             .field("checksum", &self.checksum)
             .field("background", &self.background)
+            .field("accepts", &self.accepts)
             .field("location", &self.location)
             .finish_non_exhaustive()
     }

@@ -1,22 +1,25 @@
 //! [`SchemaManager`]: what an application configures (the database, the
-//! collections, the lease, the set, the policies), and the checks made
-//! before anything is sent. Its operations are in `operations`; the
+//! collections, the lease, the set, the policies). The checks made before
+//! anything is sent are in `checks`; its operations in `operations`; the
 //! background migrations' task and waiting for the schema in
-//! `background`; snapshots and verification in `schema`.
+//! `background`; snapshots and verification in `schema`; preflight in
+//! `preflight`.
 
 mod background;
+mod checks;
 mod operations;
+mod preflight;
 mod schema;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use mongodb::Database;
 use mongodb::options::ClientOptions;
-use tracing::warn;
 
 use self::background::Background;
+pub use self::preflight::Options as PreflightOptions;
 use crate::assess::policy::Policy;
 use crate::data::{self, Observer, Progress};
 use crate::declare::registry::Migration;
@@ -61,6 +64,8 @@ pub struct SchemaManager {
     migrations: Option<Migrations>,
     on_drift: Policy,
     on_unknown: Policy,
+    /// What a start does about a pending migration preflight says fails.
+    preflight_at_start: Policy,
     /// Hear of every batch of every backfill.
     observers: Vec<Observer>,
     /// Whether `apply_all` applies the background migrations itself.
@@ -167,6 +172,7 @@ impl SchemaManager {
             migrations: None,
             on_drift: Policy::Warn,
             on_unknown: Policy::Warn,
+            preflight_at_start: Policy::Ignore,
             observers: Vec::new(),
             wait_for_background: false,
             background_retry_pause: Self::DEFAULT_BACKGROUND_RETRY_PAUSE,
@@ -413,60 +419,6 @@ impl SchemaManager {
         crate::engine::vet_stored(&ordered, &stored, &records)?;
         let (pending, report) = crate::assess::report::split(&ordered, &stored);
         Ok((pending, report.unknown))
-    }
-
-    /// The set this manager applies, in order, once it holds a migration of
-    /// every expected crate. An empty set is a warning, once per manager
-    /// and its clones.
-    pub(crate) fn ordered(&self) -> Result<Vec<&'static Migration>, Error> {
-        let set = match &self.migrations {
-            Some(set) => set.clone(),
-            None => Migrations::default_group()?,
-        };
-        set.check_expected_crates(&self.expected_crates)?;
-        if set.is_empty() && !self.warned_empty.swap(true, Ordering::Relaxed) {
-            warn!(
-                "no migration to apply: none is registered in this set; if the migrations are \
-                 declared in another crate, refer to it from the binary (`use my_migrations as _;`), \
-                 or choose their group with `SchemaManager::migrations(Migrations::group(..))`; \
-                 `SchemaManager::expect_crates` makes a crate that registers nothing an error"
-            );
-        }
-        Ok(set.ordered().to_vec())
-    }
-
-    /// Refuses what cannot work, before anything is sent to the server.
-    pub(crate) fn check_configuration(&self) -> Result<(), Error> {
-        if self.lock_collection == self.versions_collection {
-            return Err(Error::Configuration {
-                reason: format!(
-                    "the lock and the records are both kept in `{}`; the lock document would be read \
-                     as a record: give `lock_collection` and `versions_collection` different names",
-                    self.lock_collection
-                ),
-            });
-        }
-        if self.lock_lease < Self::MIN_LOCK_LEASE {
-            return Err(Error::Configuration {
-                reason: format!(
-                    "a lock lease of {:?} is shorter than the minimum of {:?}; the holder \
-                     could not renew it before others take it over",
-                    self.lock_lease,
-                    Self::MIN_LOCK_LEASE,
-                ),
-            });
-        }
-        if self.background_retry_pause < Self::MIN_BACKGROUND_RETRY_PAUSE {
-            return Err(Error::Configuration {
-                reason: format!(
-                    "a background retry pause of {:?} is shorter than the minimum of {:?}; a failing \
-                     background migration would be run again and again without rest",
-                    self.background_retry_pause,
-                    Self::MIN_BACKGROUND_RETRY_PAUSE,
-                ),
-            });
-        }
-        Ok(())
     }
 
     /// The versions collection, each write bounded by a third of the lease.

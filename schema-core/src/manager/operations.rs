@@ -101,6 +101,7 @@ impl SchemaManager {
             drifted,
             unknown,
         )?;
+        self.vet_preflight(&pending).await?;
         let run = self
             .apply_lane(Lane::Start, &ordered, &pending, report, Heed::Nothing)
             .await?;

@@ -10,7 +10,8 @@ use mongodb::bson::Document;
 
 use super::SchemaManager;
 use crate::assess::drift::{self, Drift};
-use crate::declare::capture::Capture;
+use crate::assess::policy::Policy;
+use crate::declare::capture::{Capture, Declared};
 use crate::declare::registry::Migration;
 use crate::declare::snapshot::Snapshot;
 use crate::live;
@@ -76,9 +77,17 @@ impl SchemaManager {
     /// - [`Error::Database`] or [`Error::ServerTimeout`] when the scratch
     ///   database cannot be dropped or emptied.
     pub async fn snapshot(&self) -> Result<Snapshot, Error> {
+        let groups = groups_of(&self.ordered()?);
+        Ok(Snapshot::fold(groups, self.learn().await?))
+    }
+
+    /// What the set declares, heard while it is applied to a scratch
+    /// database (see [`snapshot`](SchemaManager::snapshot)), in apply
+    /// order, each migration's declarations after its
+    /// [`Declared::Began`](crate::declare::capture::Declared::Began).
+    pub(super) async fn learn(&self) -> Result<Vec<Declared>, Error> {
         self.check_configuration()?;
         let ordered = self.ordered()?;
-        let groups = groups_of(&ordered);
         let bound = self.lock_lease / 3;
         let scratch = match &self.snapshot_database {
             Some(given) => {
@@ -94,8 +103,10 @@ impl SchemaManager {
         manager.observers.clear();
         manager.background = Default::default();
         manager.snapshot_database = None;
+        manager.preflight_at_start = Policy::Ignore;
         let capture = Capture::start(scratch.database().name());
-        let applied = manager.apply_all().await;
+        // Boxed: a start that runs preflight comes back here.
+        let applied = Box::pin(manager.apply_all()).await;
         let declared = capture.finish();
         let cleaned = scratch.clean(bound).await;
         let name = scratch.database().name();
@@ -111,7 +122,7 @@ impl SchemaManager {
                 ),
             });
         }
-        Ok(Snapshot::fold(groups, declared))
+        Ok(declared)
     }
 
     /// How this manager's database differs from `snapshot`: the indexes

@@ -23,7 +23,7 @@
 //! ```
 
 pub(crate) mod compare;
-mod conflict;
+pub(crate) mod conflict;
 mod constructors;
 
 use std::future::{Future, IntoFuture};

@@ -74,6 +74,8 @@ impl Snapshot {
                 Declared::DroppedCollection { collection } => {
                     collections.remove(&collection);
                 }
+                // Not the schema: who declared it, and what data work does.
+                Declared::Began { .. } | Declared::Backfill { .. } | Declared::Command { .. } => {}
             }
         }
         collections.retain(|_, collection| !collection.indexes.is_empty() || collection.validator.is_some());

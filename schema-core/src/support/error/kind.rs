@@ -111,6 +111,7 @@ impl Error {
             Error::MigrationPanicked { .. } => "migration_panicked",
             Error::RecordFailed { .. } => "record_failed",
             Error::BackgroundFailed { .. } => "background_failed",
+            Error::PreflightFailed { .. } => "preflight_failed",
             Error::NotApplied { .. } => "not_applied",
             Error::MalformedRecord { .. } => "malformed_record",
             Error::MalformedLock { .. } => "malformed_lock",

@@ -174,6 +174,22 @@ pub enum Error {
         in_a_row: u32,
     },
 
+    /// Preflight says a pending migration fails, and the start refuses it
+    /// ([`preflight_at_start`](crate::SchemaManager::preflight_at_start)).
+    #[error("{}", texts::preflight_failed(migration, code, collection, message, *others))]
+    PreflightFailed {
+        /// The migration.
+        migration: String,
+        /// The finding's code, such as `unique_duplicates`.
+        code: String,
+        /// The collection it is about.
+        collection: String,
+        /// What it means and what to do.
+        message: String,
+        /// How many other findings say a migration fails.
+        others: usize,
+    },
+
     /// [`wait_applied`](crate::SchemaManager::wait_applied) gave up: when
     /// its timeout passed, some migrations were still not recorded.
     #[error("{}", describe_not_applied(pending, running.as_deref(), *waited))]

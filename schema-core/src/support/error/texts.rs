@@ -38,6 +38,25 @@ pub(super) fn background_failed(id: &str, kind: &str, in_a_row: u32, by: &str, m
     )
 }
 
+pub(super) fn preflight_failed(
+    migration: &str,
+    code: &str,
+    collection: &str,
+    message: &str,
+    others: usize,
+) -> String {
+    let others = match others {
+        0 => String::new(),
+        1 => "; 1 other finding says a migration fails".to_owned(),
+        n => format!("; {n} other findings say a migration fails"),
+    };
+    format!(
+        "preflight: migration `{migration}` would fail ({code} on `{collection}`): {message}{others}; \
+     nothing was applied (`preflight` lists every finding; a finding the team has weighed is \
+     accepted with `#[migration(accept = \"{code}\")]`)"
+    )
+}
+
 pub(super) fn background_dependency(id: &str, background: &str) -> String {
     format!(
         "migration `{id}` runs at start but after `{background}`, a background migration that may \

@@ -1,0 +1,136 @@
+//! The probes of preflight: read-only looks at the live database that say what
+//! a pending migration's declarations will do to the documents already
+//! there. Each probe is bounded by `maxTimeMS`, may read from a secondary,
+//! and answers a finding, nothing, or why it could not say; none writes.
+//!
+//! `read.rs` holds the bounded reads every probe uses; one file per kind of
+//! declaration holds its probes: `conflict.rs` (an index already there with
+//! other options), `unique.rs` (duplicates under a unique index), `ttl.rs`
+//! (what a TTL index deletes, and fields that are not dates),
+//! `validator.rs` (documents a validator refuses), `usage.rs` (a dropped
+//! index that queries use), `scan.rs` (a backfill's filter no index
+//! serves).
+
+mod conflict;
+mod read;
+mod scan;
+mod ttl;
+mod unique;
+mod usage;
+mod validator;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mongodb::Database;
+use mongodb::bson::DateTime;
+use mongodb::options::{DatabaseOptions, ReadPreference, SelectionCriteria};
+
+use crate::assess::drift::LiveCollection;
+use crate::assess::preflight::Observed;
+use crate::declare::capture::Declared;
+use crate::live;
+use crate::support::error::Error;
+
+/// How many `_id`s a finding shows when asked for them.
+pub(crate) const SHOWN_IDS: usize = 5;
+
+/// What the probes read and how.
+pub(crate) struct Probe {
+    /// The live database, read from a secondary when there is one.
+    db: Database,
+    /// The `maxTimeMS` of each probe.
+    max_time: Duration,
+    /// Whether findings carry a few offending `_id`s.
+    show_ids: bool,
+    /// When preflight started, by the local clock: what a TTL counts from.
+    now: DateTime,
+    /// The declared collections as they are now.
+    live: BTreeMap<String, LiveCollection>,
+}
+
+impl Probe {
+    /// Probes of `db` about the collections `declared` names, each bounded
+    /// by `max_time`. Lists those collections (one `listCollections`, one
+    /// `listIndexes` each).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Database`] when the collections cannot be listed.
+    pub(crate) async fn new(
+        db: &Database,
+        declared: &[&Declared],
+        max_time: Duration,
+        show_ids: bool,
+    ) -> Result<Probe, Error> {
+        let secondary =
+            SelectionCriteria::ReadPreference(ReadPreference::SecondaryPreferred { options: None });
+        let db = db.client().database_with_options(
+            db.name(),
+            DatabaseOptions::builder().selection_criteria(secondary).build(),
+        );
+        let mut names: Vec<&str> = declared.iter().filter_map(|d| collection_of(d)).collect();
+        names.sort_unstable();
+        names.dedup();
+        let live = live::collections::read(&db, &names).await?;
+        Ok(Probe {
+            db,
+            max_time,
+            show_ids,
+            now: DateTime::now(),
+            live,
+        })
+    }
+
+    /// What each of `declared` (one migration's declarations, in order)
+    /// will do to the documents there now.
+    pub(crate) async fn probe(&self, declared: &[Declared]) -> Vec<Observed> {
+        let mut observed = Vec::new();
+        for declaration in declared {
+            match declaration {
+                Declared::Indexes { collection, specs } => {
+                    let Some(live) = self.live.get(collection) else {
+                        continue;
+                    };
+                    for spec in specs {
+                        observed.extend(conflict::probe(collection, spec, live));
+                        observed.extend(unique::probe(self, collection, spec, live).await);
+                        observed.extend(ttl::probe(self, collection, spec, live).await);
+                    }
+                }
+                Declared::Validator {
+                    collection,
+                    validator,
+                } => {
+                    if self.live.contains_key(collection) {
+                        observed.extend(validator::probe(self, collection, validator).await);
+                    }
+                }
+                Declared::DroppedIndex { collection, keys } => {
+                    if let Some(live) = self.live.get(collection) {
+                        observed.extend(usage::probe(self, collection, keys, live).await);
+                    }
+                }
+                Declared::Backfill { collection, filter } => {
+                    if self.live.contains_key(collection) {
+                        observed.extend(scan::probe(self, collection, filter).await);
+                    }
+                }
+                Declared::DroppedCollection { .. } | Declared::Began { .. } | Declared::Command { .. } => {}
+            }
+        }
+        observed
+    }
+}
+
+/// The collection a declaration is about, if any.
+fn collection_of(declared: &Declared) -> Option<&str> {
+    match declared {
+        Declared::Indexes { collection, .. }
+        | Declared::Validator { collection, .. }
+        | Declared::DroppedIndex { collection, .. }
+        | Declared::Backfill { collection, .. }
+        | Declared::DroppedCollection { collection } => Some(collection),
+        Declared::Began { .. } | Declared::Command { .. } => None,
+    }
+}

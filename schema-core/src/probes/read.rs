@@ -1,0 +1,118 @@
+//! The reads every probe makes, each bounded by the probe's `maxTimeMS`
+//! on the server and a little more on the client, and what to say when one
+//! cannot answer: a probe that times out or is refused is inconclusive,
+//! never clean.
+
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use mongodb::bson::{Bson, Document, doc};
+
+use super::{Probe, SHOWN_IDS};
+use crate::support::error::{ServerError, code};
+use crate::support::faults::{Failure, within};
+
+/// The server's code for a command stopped at its `maxTimeMS`.
+const MAX_TIME_EXPIRED: i32 = 50;
+
+/// How much longer than `maxTimeMS` the client waits for an answer: the
+/// time to get the reply back, and to reach the server first.
+const CLIENT_MARGIN: Duration = Duration::from_secs(5);
+
+impl Probe {
+    /// How many documents of `collection` match `filter`.
+    pub(super) async fn count(&self, collection: &str, filter: Document) -> Result<u64, String> {
+        let collection = self.db.collection::<Document>(collection);
+        let command = collection.count_documents(filter).max_time(self.max_time);
+        within(self.max_time + CLIENT_MARGIN, command)
+            .await
+            .map_err(|failure| self.reason(failure))
+    }
+
+    /// The estimated number of documents of `collection`, from its
+    /// metadata: no scan.
+    pub(super) async fn estimated(&self, collection: &str) -> Result<u64, String> {
+        let collection = self.db.collection::<Document>(collection);
+        let command = collection.estimated_document_count().max_time(self.max_time);
+        within(self.max_time + CLIENT_MARGIN, command)
+            .await
+            .map_err(|failure| self.reason(failure))
+    }
+
+    /// What `pipeline` returns on `collection`, spilling to disk when it
+    /// must.
+    pub(super) async fn aggregate(
+        &self,
+        collection: &str,
+        pipeline: Vec<Document>,
+    ) -> Result<Vec<Document>, String> {
+        let collection = self.db.collection::<Document>(collection);
+        let read = async {
+            collection
+                .aggregate(pipeline)
+                .allow_disk_use(true)
+                .max_time(self.max_time)
+                .await?
+                .try_collect::<Vec<Document>>()
+                .await
+        };
+        within(self.max_time + CLIENT_MARGIN, read)
+            .await
+            .map_err(|failure| self.reason(failure))
+    }
+
+    /// A few `_id`s of the documents of `collection` that match `filter`,
+    /// when findings are to show them; none otherwise.
+    pub(super) async fn ids(&self, collection: &str, filter: Document) -> Result<Vec<Bson>, String> {
+        if !self.show_ids {
+            return Ok(Vec::new());
+        }
+        let collection = self.db.collection::<Document>(collection);
+        let read = async {
+            collection
+                .find(filter)
+                .projection(doc! { "_id": 1 })
+                .limit(SHOWN_IDS as i64)
+                .max_time(self.max_time)
+                .await?
+                .try_collect::<Vec<Document>>()
+                .await
+        };
+        let found = within(self.max_time + CLIENT_MARGIN, read)
+            .await
+            .map_err(|failure| self.reason(failure))?;
+        Ok(found.into_iter().filter_map(|mut d| d.remove("_id")).collect())
+    }
+
+    /// Runs `command` on the database, bounded as the reads are.
+    pub(super) async fn command(&self, mut command: Document) -> Result<Document, String> {
+        command.insert("maxTimeMS", millis(self.max_time));
+        within(self.max_time + CLIENT_MARGIN, self.db.run_command(command))
+            .await
+            .map_err(|failure| self.reason(failure))
+    }
+
+    /// Why a read could not answer, in words for the report, without the
+    /// values a server's message may quote.
+    pub(super) fn reason(&self, failure: Failure) -> String {
+        match failure {
+            Failure::TimedOut(waited) => format!(
+                "no answer within {} s; the server may be busy or unreachable",
+                waited.as_secs()
+            ),
+            Failure::Server(error) => match code(&error) {
+                Some(MAX_TIME_EXPIRED) => format!(
+                    "it ran longer than its {} s (`--max-time`): raise it, or run preflight \
+                     against a secondary",
+                    self.max_time.as_secs_f64()
+                ),
+                _ => ServerError::from(error).to_string(),
+            },
+        }
+    }
+}
+
+/// `duration` in whole milliseconds, at least one, as `maxTimeMS` takes it.
+pub(super) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX).max(1)
+}
