@@ -157,4 +157,28 @@ mod tests {
         );
         assert!(Capture::start("capture_dropped").take().is_empty());
     }
+
+    #[test]
+    fn declarations_are_split_by_the_migration_that_made_them_and_earlier_ones_dropped() {
+        let dropped = |collection: &str| Declared::DroppedCollection {
+            collection: collection.to_owned(),
+        };
+        let split = by_migration(vec![
+            dropped("before any"),
+            Declared::Began { id: "0001" },
+            dropped("a"),
+            dropped("b"),
+            Declared::Began { id: "0002" },
+            Declared::Began { id: "0003" },
+            dropped("c"),
+        ]);
+        assert_eq!(
+            split,
+            [
+                ("0001", vec![dropped("a"), dropped("b")]),
+                ("0002", vec![]),
+                ("0003", vec![dropped("c")]),
+            ]
+        );
+    }
 }
