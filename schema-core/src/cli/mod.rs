@@ -253,6 +253,9 @@ pub enum Command {
         /// Exit 3 on findings of this severity or worse that no migration accepts
         #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = Deny::Fails)]
         deny: Deny,
+        /// Apply the migrations to this empty database, emptied afterwards, as `snapshot` does
+        #[arg(long, value_name = "NAME")]
+        snapshot_database: Option<String>,
         /// How it prints what it did.
         #[command(flatten)]
         output: Output,
@@ -474,8 +477,17 @@ async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u
             show_ids,
             max_time,
             deny,
+            snapshot_database,
             ..
-        } => preflight::preflight(manager, *show_ids, *max_time, *deny, json).await?,
+        } => {
+            let probes = preflight::Probes {
+                show_ids: *show_ids,
+                max_time: *max_time,
+                deny: *deny,
+                scratch: snapshot_database.as_deref(),
+            };
+            preflight::preflight(manager, &probes, json).await?
+        }
         Command::Fleet(command) => fleet::run(manager, command).await?,
     })
 }

@@ -33,24 +33,38 @@ impl Deny {
     }
 }
 
-/// `preflight [--show-ids] [--max-time SECONDS] [--deny LEVEL]`: the
-/// findings, with status 3 when one not accepted is at `deny` or worse.
+/// What `preflight` was asked for.
+pub(super) struct Probes<'a> {
+    pub(super) show_ids: bool,
+    pub(super) max_time: u64,
+    pub(super) deny: Deny,
+    /// The scratch database to use instead of a new one.
+    pub(super) scratch: Option<&'a str>,
+}
+
+/// `preflight [--show-ids] [--max-time SECONDS] [--deny LEVEL]
+/// [--snapshot-database NAME]`: the findings, with status 3 when one not
+/// accepted is at `deny` or worse.
 pub(super) async fn preflight(
     manager: &SchemaManager,
-    show_ids: bool,
-    max_time: u64,
-    deny: Deny,
+    probes: &Probes<'_>,
     json: bool,
 ) -> Result<(String, u8), Error> {
+    let mut manager = manager.clone();
+    if let Some(name) = probes.scratch {
+        let scratch = manager.database().client().database(name);
+        manager = manager.snapshot_database(scratch);
+    }
     let options = PreflightOptions::default()
-        .max_time(Duration::from_secs(max_time))
-        .show_ids(show_ids);
+        .max_time(Duration::from_secs(probes.max_time))
+        .show_ids(probes.show_ids);
     let report = manager.preflight_with(&options).await?;
-    let denied = report.denied(deny.severity()).next().is_some();
+    let deny = probes.deny.severity();
+    let denied = report.denied(deny).next().is_some();
     let output = if json {
         to_json(&report)
     } else {
-        text(&report, deny.severity())
+        text(&report, deny)
     };
     Ok((output, if denied { CHECK_FAILED } else { 0 }))
 }

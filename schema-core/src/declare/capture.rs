@@ -1,10 +1,12 @@
-//! What the schema helpers declare while a snapshot is being taken.
+//! What the schema helpers declare while a snapshot or a preflight is
+//! being taken.
 //!
 //! [`SchemaManager::snapshot`](crate::SchemaManager::snapshot) applies the
 //! set to a scratch database and listens: each helper (`ensure_indexes`,
 //! `set_validator`, `drop_index`, and the `declare_*` functions for raw
 //! commands) notes what it declared here, keyed by the name of the database
-//! it was given. Keying by name rather than by task keeps what a migration
+//! it was given; the engine notes which migration begins, and a backfill
+//! which documents it walks, for preflight. Keying by name rather than by task keeps what a migration
 //! declares from a task it spawned. Outside a snapshot nothing is listening
 //! and a helper's note costs one atomic load.
 
