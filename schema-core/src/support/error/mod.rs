@@ -470,8 +470,7 @@ pub enum Error {
         source: BoxError,
     },
 
-    /// A snapshot is not the JSON that
-    /// [`Snapshot::to_json`](crate::snapshot::Snapshot::to_json) writes.
+    /// A snapshot is not [`Snapshot::to_json`](crate::snapshot::Snapshot::to_json)'s JSON.
     #[error("the schema snapshot is malformed: {reason}")]
     MalformedSnapshot {
         /// What is wrong, and where.
