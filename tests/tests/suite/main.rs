@@ -20,6 +20,7 @@
 // binary.
 use example_app as _;
 
+mod accept;
 mod apply;
 mod backfill;
 mod backfill_faults;
