@@ -35,6 +35,16 @@ async fn routes(db: &Database) -> Result<(), Error> {
     ensure_indexes(db, "routes", [ascending("depot")]).await
 }
 
+/// The same unique index, its conflict weighed and accepted
+#[migration(
+    id = "pfa_0001_parcels_unique",
+    group = "preflight_accepted",
+    accept = "index_conflict"
+)]
+async fn parcels_unique_accepted(db: &Database) -> Result<(), Error> {
+    ensure_indexes(db, "parcels", [ascending("code").unique()]).await
+}
+
 #[migration(id = "pff_0001_fails", group = "preflight_failing")]
 async fn fails(_db: &Database) -> Result<(), std::io::Error> {
     Err(std::io::Error::other("the migration's own failure"))
@@ -123,6 +133,23 @@ async fn preflight_finds_what_a_pending_migration_fails_on_and_leaves_the_databa
     assert_eq!(json["findings"][0]["code"], "index_conflict", "{json}");
     assert_eq!(json["findings"][0]["severity"], "fails", "{json}");
     assert_eq!(json["inconclusive"], serde_json::json!([]), "{json}");
+}
+
+#[tokio::test]
+async fn an_accepted_finding_is_listed_as_accepted_and_fails_nothing() {
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("preflight_accepted").await;
+    parcels_with_a_plain_code_index(&db).await;
+    let manager = manager(&db, "preflight_accepted");
+    let report = manager.preflight().await.expect("preflight");
+    assert_eq!(report.findings.len(), 1, "{report:?}");
+    assert_eq!(report.findings[0].code, Code::IndexConflict);
+    assert!(report.findings[0].accepted, "{report:?}");
+    assert!(!report.fails());
+    assert_eq!(report.denied(Severity::Info).count(), 0);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["findings"][0]["accepted"], true, "{json}");
+    assert!(scratch_databases(&db).await.is_empty());
 }
 
 #[tokio::test]
