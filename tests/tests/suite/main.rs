@@ -47,6 +47,7 @@ mod no_values;
 mod operability;
 mod panicking_migration;
 mod preflight;
+mod preflight_data;
 mod production;
 mod proxy;
 mod real_server;
