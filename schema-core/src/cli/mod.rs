@@ -42,7 +42,7 @@
 //! schema-core uses) for the `#[derive(Parser)]` above; `run` needs nothing
 //! more than schema-core's `cli` feature.
 //!
-//! Commands: `status [--check]`, `plan`, `apply`, `wait --timeout SECONDS`,
+//! Commands: `status [--check]`, `plan [--commands]`, `apply`, `wait --timeout SECONDS`,
 //! `forget [--unknown] <id>`, `mark-applied <id>`, `lock`, `unlock
 //! [--background] [--force]`, `snapshot [--out FILE] [--snapshot-database NAME]` and
 //! `verify --snapshot FILE [--deny-extra]`, and `fleet status` and `fleet
@@ -78,6 +78,7 @@
 //! checkpoints in the lock.
 
 mod fleet;
+mod plan;
 mod progress;
 mod schema;
 mod text;
@@ -144,7 +145,13 @@ pub enum Command {
         output: Output,
     },
     /// What `apply` would run now, in order, without running it
+    ///
+    /// With --commands, the commands each would send, heard while the migrations are applied to an
+    /// empty scratch database (dropped afterwards), bookkeeping left out.
     Plan {
+        /// Show the commands each pending migration would send, in relaxed extended JSON
+        #[arg(long)]
+        commands: bool,
         /// How it prints what it did.
         #[command(flatten)]
         output: Output,
@@ -250,7 +257,7 @@ impl Command {
     pub fn json(&self) -> bool {
         match self {
             Command::Status { output, .. }
-            | Command::Plan { output }
+            | Command::Plan { output, .. }
             | Command::Apply { output }
             | Command::Forget { output, .. }
             | Command::MarkApplied { output, .. }
@@ -390,6 +397,7 @@ async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u
             };
             (output, code)
         }
+        Command::Plan { commands: true, .. } => plan::commands(manager, json).await?,
         Command::Plan { .. } => {
             let plan = manager.plan().await?;
             (if json { plan_json(&plan) } else { plan_table(&plan) }, 0)
