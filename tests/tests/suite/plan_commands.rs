@@ -5,7 +5,10 @@
 //!
 //! The command line runs as `connect-cli` (its manager made by
 //! `schema_core::connect(..).manager()`, so with client options) and as
-//! `schema-cli` (made by `SchemaManager::new`, so without).
+//! `schema-cli` (made by `SchemaManager::new`, so without). The session's
+//! and the cluster's fields a replica set's client adds are left out on a
+//! real server only (the emulator answers as a standalone, and is sent
+//! neither `txnNumber` nor `$clusterTime`); that test skips on it.
 
 use std::process::{Command, Output};
 
@@ -14,7 +17,8 @@ use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, Document, doc};
 use schema_core::mongodb::options::ClientOptions;
 use schema_core::{CommandPlan, Error, Migrations, SchemaManager, Validator, migration, set_validator};
-use schema_tests::{documents, fresh_database, monitored_database, take_commands};
+use schema_tests::server::{is_replica_set, skip_unless_real};
+use schema_tests::{documents, fresh_database, monitored_database, take_command_documents, take_commands};
 
 const GROUP: &str = "plan_commands";
 
@@ -430,4 +434,83 @@ async fn the_live_client_sends_only_the_read_of_the_records() {
     assert_eq!(plan.migrations.len(), 4, "all pending");
     let names: Vec<String> = take_commands(&sent).into_iter().map(|(name, _)| name).collect();
     assert_eq!(names, ["find"], "one read of the records on the live client");
+}
+
+/// On a real server the driver sends a write with its session (`lsid`),
+/// and on a replica set with a retryable write's `txnNumber` and the
+/// cluster's time: none of them is shown. The emulator answers `hello` as
+/// a standalone, so the driver sends it neither of the last two.
+#[tokio::test]
+async fn on_a_real_server_the_session_and_cluster_fields_the_driver_adds_are_left_out() {
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let (db, sent) = monitored_database("plan_commands_real").await;
+    if skip_unless_real(
+        &db,
+        "the driver adds a replica set's txnNumber and $clusterTime only to a server that says it is one",
+    )
+    .await
+    {
+        return;
+    }
+    // The fields are there to leave out: this server's client sends them.
+    db.collection::<Document>("probe")
+        .insert_one(doc! { "seen": true })
+        .await
+        .expect("insert");
+    let probe = take_command_documents(&sent)
+        .into_iter()
+        .find(|command| command.contains_key("insert"))
+        .expect("the insert was heard");
+    assert!(probe.contains_key("lsid"), "{probe}");
+    if is_replica_set(&db).await {
+        assert!(
+            probe.contains_key("txnNumber") && probe.contains_key("$clusterTime"),
+            "{probe}"
+        );
+    }
+    let before = holdings(&db).await;
+
+    let plan = manager(&db, GROUP)
+        .await
+        .plan_commands()
+        .await
+        .expect("plan the commands");
+
+    assert_eq!(plan.migrations.len(), 4, "all pending: {plan:?}");
+    let inserted = plan.migrations[3]
+        .commands
+        .iter()
+        .find(|command| command.get_str("insert") == Ok("settings"))
+        .expect("the insert of the defaults");
+    assert_eq!(
+        inserted.get_array("documents").expect("documents"),
+        &vec![Bson::Document(
+            doc! { "_id": "defaults", "theme": "light", "page_size": 50 }
+        )]
+    );
+    for migration in &plan.migrations {
+        for command in &migration.commands {
+            for field in field_names(command) {
+                assert!(
+                    ![
+                        "lsid",
+                        "$clusterTime",
+                        "$db",
+                        "txnNumber",
+                        "$readPreference",
+                        "signature"
+                    ]
+                    .contains(&field.as_str()),
+                    "{field} in {}: {command}",
+                    migration.id
+                );
+            }
+        }
+    }
+    assert_eq!(holdings(&db).await, before, "the live database is unchanged");
+    assert_eq!(
+        scratch_databases(&db).await,
+        Vec::<String>::new(),
+        "the scratch database is dropped"
+    );
 }
