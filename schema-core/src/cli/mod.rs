@@ -42,27 +42,25 @@
 //! schema-core uses) for the `#[derive(Parser)]` above; `run` needs nothing
 //! more than schema-core's `cli` feature.
 //!
-//! Commands: `status [--check]`, `plan`, `apply`, `wait --timeout SECONDS`,
-//! `forget [--unknown] <id>`, `mark-applied <id>`, `lock`, `unlock
-//! [--background] [--force]`, `snapshot [--out FILE] [--snapshot-database NAME]` and
-//! `verify --snapshot FILE [--deny-extra]`, and `fleet status` and `fleet
-//! apply` over many tenant databases (see [`FleetCommand`] and
-//! [`crate::fleet`]), each with `--json` for machine-readable output.
+//! Commands: `status [--check]`, `plan [--commands]`, `apply`, `wait --timeout SECONDS`,
+//! `forget [--unknown] <id>`, `mark-applied <id>`, `lock`, `unlock [--background] [--force]`,
+//! `snapshot [--out FILE] [--snapshot-database NAME]`, `verify --snapshot FILE [--deny-extra]`,
+//! `preflight [--show-ids] [--max-time SECONDS] [--deny SEVERITY]`, and `fleet status` and
+//! `fleet apply` over many tenant databases (see [`FleetCommand`] and [`crate::fleet`]),
+//! each with `--json` for machine-readable output.
 //!
-//! A migration edited after it was applied is drifted: `status` shows it,
-//! with a line saying how to accept the edit, `mark-applied <id>`, which
-//! records its current checksum without running it; to run the edit
-//! instead, `forget <id>`, then `apply`. With `--json`, an error is printed to stdout as
+//! A drifted migration (edited after it was applied) is accepted with `mark-applied <id>`,
+//! or run again with `forget <id>`, then `apply`. With `--json`, an error is printed to stdout as
 //! `{"error": {"kind": ..., "message": ...}}`, `kind` being
 //! [`Error::kind`]; without, to stderr as `error: ...`. Either is one line:
 //! a server that cannot be reached or refuses the client says what failed,
 //! at which host and what to check ([`fail`] prints an error of
-//! [`connect`](crate::connect) the same way). Exit status: 0 when fine; 1 on an error (for `verify`:
-//! the database could not be checked); 2 on a usage error; 3 from `status
-//! --check` while a migration is pending, or while drift or unknown records
-//! are present that the manager's policies make errors, and from `verify`
-//! when a declared index or validator is missing or changed (or, with
-//! `--deny-extra`, one nobody declares is present).
+//! [`connect`](crate::connect) the same way). Exit status: 0 when fine; 1 on an error (for
+//! `verify` and `preflight`: the database could not be checked); 2 on a usage error; 3 from
+//! `status --check` while a migration is pending, or drift or unknown records are present
+//! that the manager's policies make errors, from `verify` when a declared index or validator
+//! is missing or changed (or, with `--deny-extra`, an undeclared one is present), and from
+//! `preflight` when a finding no migration accepts is denied (`--deny`, `fails` by default).
 //!
 //! `verify --json` prints `{"drift": bool, "missing": [...], "extra":
 //! [...], "changed": [...]}`, each entry with `collection`, `kind`
@@ -79,6 +77,7 @@
 
 mod errors;
 mod fleet;
+mod plan;
 mod preflight;
 mod progress;
 mod schema;
@@ -150,7 +149,13 @@ pub enum Command {
         output: Output,
     },
     /// What `apply` would run now, in order, without running it
+    ///
+    /// With --commands, the commands each would send, heard while the migrations are applied to an
+    /// empty scratch database (dropped afterwards), bookkeeping left out.
     Plan {
+        /// Show the commands each pending migration would send, in relaxed extended JSON
+        #[arg(long)]
+        commands: bool,
         /// How it prints what it did.
         #[command(flatten)]
         output: Output,
@@ -279,7 +284,7 @@ impl Command {
     pub fn json(&self) -> bool {
         match self {
             Command::Status { output, .. }
-            | Command::Plan { output }
+            | Command::Plan { output, .. }
             | Command::Apply { output }
             | Command::Forget { output, .. }
             | Command::MarkApplied { output, .. }
@@ -385,6 +390,7 @@ async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u
             };
             (output, code)
         }
+        Command::Plan { commands: true, .. } => plan::commands(manager, json).await?,
         Command::Plan { .. } => {
             let plan = manager.plan().await?;
             (if json { plan_json(&plan) } else { plan_table(&plan) }, 0)

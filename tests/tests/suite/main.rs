@@ -46,6 +46,7 @@ mod long_history;
 mod no_values;
 mod operability;
 mod panicking_migration;
+mod plan_commands;
 mod preflight;
 mod preflight_data;
 mod production;
