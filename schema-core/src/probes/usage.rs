@@ -160,8 +160,9 @@ impl Usage {
         };
         format!(
             "queries used the index {} {times}{since}{hosts} (each server counts its own since it \
-             started; queries sent to secondaries are not in this count): hide it first (`collMod` with `index: {{ name: \"{name}\", \
-             hidden: true }}`), watch that no query slows down, then drop it",
+             started; queries sent to secondaries are not in this count): hide it first \
+             (`collMod` with `index: {{ name: \"{name}\", hidden: true }}`), watch that no query \
+             slows down, then drop it",
             self.ops
         )
     }
