@@ -77,7 +77,9 @@
 //! `status` and `lock` show the backfills under way, from their
 //! checkpoints in the lock.
 
+mod errors;
 mod fleet;
+mod preflight;
 mod progress;
 mod schema;
 mod text;
@@ -92,12 +94,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+pub use self::errors::fail;
+use self::errors::print_error;
 pub use self::fleet::{FleetCommand, Tenants};
+pub use self::preflight::Deny;
 use self::progress::Shown;
 use self::text::{StatusOutput, apply_text, locks_text, plan_json, plan_table, status_table, to_json};
 use crate::manager::SchemaManager;
 use crate::stored::lock::Lane;
-use crate::support::error::{Error, chain};
+use crate::support::error::Error;
 
 /// The exit status of `status --check` while something is pending, or
 /// present that the manager's policies make an error, of `verify` when it
@@ -111,7 +116,8 @@ Exit status:
   2  a usage error
   3  `status --check` found a pending migration, or drift or unknown records the policies refuse;
      `verify` found a declared index or validator missing or changed (or, with --deny-extra, one undeclared);
-     `wait` timed out with migrations still pending; `fleet status` found a tenant with migrations pending
+     `wait` timed out with migrations still pending; `fleet status` found a tenant with migrations pending;
+     `preflight` found what a pending migration fails on (with --deny hurts, also what it hurts), not accepted
   `fleet apply` exits 1 when a tenant failed or was skipped, 0 when each was applied, up to date or locked";
 
 #[derive(Debug, Parser)]
@@ -231,6 +237,29 @@ pub enum Command {
         #[command(flatten)]
         output: Output,
     },
+    /// What the pending migrations will do to this database's documents, read-only, before a deploy
+    ///
+    /// Applies the migrations to a scratch database (dropped afterwards) to learn what each
+    /// pending one declares, then probes this database: duplicates under a new unique index,
+    /// documents a new validator refuses or a TTL deletes, a dropped index in use, and more.
+    #[command(after_help = EXIT_STATUS)]
+    Preflight {
+        /// Show the `_id`s of a few offending documents (never their values)
+        #[arg(long)]
+        show_ids: bool,
+        /// Stop each probe after this many seconds; it is then inconclusive
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        max_time: u64,
+        /// Exit 3 on findings of this severity or worse that no migration accepts
+        #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = Deny::Fails)]
+        deny: Deny,
+        /// Apply the migrations to this empty database, emptied afterwards, as `snapshot` does
+        #[arg(long, value_name = "NAME")]
+        snapshot_database: Option<String>,
+        /// How it prints what it did.
+        #[command(flatten)]
+        output: Output,
+    },
     /// Many tenant databases with the same migrations: `fleet status`, `fleet apply`
     #[command(subcommand)]
     Fleet(FleetCommand),
@@ -258,7 +287,8 @@ impl Command {
             | Command::Lock { output }
             | Command::Unlock { output, .. }
             | Command::Snapshot { output, .. }
-            | Command::Verify { output, .. } => output.json,
+            | Command::Verify { output, .. }
+            | Command::Preflight { output, .. } => output.json,
             Command::Fleet(command) => command.output().json,
         }
     }
@@ -335,41 +365,6 @@ pub async fn execute(manager: &SchemaManager, command: &Command) -> ExitCode {
             print_error(&error, command.json())
         }
     }
-}
-
-/// Prints `error` as [`run`] prints the error of a command, and returns the
-/// exit status to end with (1): to stdout as `{"error": {"kind": ...,
-/// "message": ...}}` when this process's command line has `--json`, else
-/// to stderr as `error: ...`. The message is one line: a server that could
-/// not be reached or refused the client says what failed, at which host,
-/// and what to check.
-///
-/// For an application's `main` that fails before it has a manager to give
-/// [`run`], as when [`connect`](crate::connect) fails:
-///
-/// ```no_run
-/// # async fn main_of_the_application() -> std::process::ExitCode {
-/// match schema_core::connect("mongodb://localhost:27017/app", "app").await {
-///     Ok(connection) => schema_core::cli::run(connection.manager()).await,
-///     Err(error) => schema_core::cli::fail(&error),
-/// }
-/// # }
-/// ```
-pub fn fail(error: &Error) -> ExitCode {
-    print_error(error, std::env::args_os().skip(1).any(|arg| arg == "--json"))
-}
-
-/// Prints `error` on one line, as JSON on stdout or on stderr.
-fn print_error(error: &Error, json: bool) -> ExitCode {
-    if json {
-        println!(
-            "{}",
-            json!({ "error": { "kind": error.kind(), "message": chain(error) } })
-        );
-    } else {
-        eprintln!("error: {}", chain(error));
-    }
-    ExitCode::FAILURE
 }
 
 /// What `command` prints, and its exit status.
@@ -478,6 +473,21 @@ async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u
         Command::Verify {
             snapshot, deny_extra, ..
         } => schema::verify(manager, snapshot, *deny_extra, json).await?,
+        Command::Preflight {
+            show_ids,
+            max_time,
+            deny,
+            snapshot_database,
+            ..
+        } => {
+            let probes = preflight::Probes {
+                show_ids: *show_ids,
+                max_time: *max_time,
+                deny: *deny,
+                scratch: snapshot_database.as_deref(),
+            };
+            preflight::preflight(manager, &probes, json).await?
+        }
         Command::Fleet(command) => fleet::run(manager, command).await?,
     })
 }

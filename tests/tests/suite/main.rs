@@ -20,6 +20,7 @@
 // binary.
 use example_app as _;
 
+mod accept;
 mod apply;
 mod backfill;
 mod backfill_faults;
@@ -45,6 +46,8 @@ mod long_history;
 mod no_values;
 mod operability;
 mod panicking_migration;
+mod preflight;
+mod preflight_data;
 mod preflight_usage;
 mod production;
 mod proxy;

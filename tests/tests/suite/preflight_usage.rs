@@ -324,6 +324,7 @@ async fn through_a_mongos_the_shards_uses_are_summed() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("pu_in_use_sharded").await;
     let name = things_with_legacy_index(&db).await;
+    let indexes = index_documents(&db, "things").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let stats = proxy.add(Rule::new(
         index_stats_of(&db),
@@ -345,6 +346,7 @@ async fn through_a_mongos_the_shards_uses_are_summed() {
         "{}",
         finding.message
     );
+    assert_untouched(&db, &["things"], "things", &indexes).await;
 }
 
 #[tokio::test]
@@ -376,6 +378,7 @@ async fn a_refused_index_stats_is_inconclusive_with_the_reason_never_clean() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("pu_refused").await;
     let name = things_with_legacy_index(&db).await;
+    let indexes = index_documents(&db, "things").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     // What a user without the `indexStats` action is answered, the
     // command quoted in the message as the server does.
@@ -418,6 +421,7 @@ async fn a_refused_index_stats_is_inconclusive_with_the_reason_never_clean() {
         "the command is not quoted: {}",
         inconclusive.reason
     );
+    assert_untouched(&db, &["things"], "things", &indexes).await;
 }
 
 /// Without an injected reply, an index no query used is never said to be:
@@ -468,6 +472,7 @@ async fn a_hidden_index_is_not_asked_about() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("pu_hidden").await;
     let name = things_with_legacy_index(&db).await;
+    let indexes = index_documents(&db, "things").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let live = db.name().to_owned();
     let listing = proxy.add(Rule::new(
@@ -499,6 +504,7 @@ async fn a_hidden_index_is_not_asked_about() {
         report.findings.is_empty() && report.inconclusive.is_empty(),
         "{report:#?}"
     );
+    assert_untouched(&db, &["things"], "things", &indexes).await;
 }
 
 /// The probes' reads may go to a secondary, and `$indexStats` is read from
@@ -514,6 +520,7 @@ async fn index_stats_is_read_from_the_primary_while_other_probes_may_read_a_seco
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("pu_primary").await;
     let name = things_with_legacy_index(&db).await;
+    let indexes = index_documents(&db, "things").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     // The driver's handshake and monitoring (on `admin`) only: the
     // library's own `hello`s get the server's answer, so it takes the
@@ -573,6 +580,7 @@ async fn index_stats_is_read_from_the_primary_while_other_probes_may_read_a_seco
         "the size may be read from a secondary: {:?}",
         counted.body
     );
+    assert_untouched(&db, &["things"], "things", &indexes).await;
 }
 
 #[tokio::test]
@@ -646,6 +654,7 @@ async fn a_backfill_whose_filter_an_index_serves_is_no_finding() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("pu_served").await;
     events(&db, 30).await;
+    let indexes = index_documents(&db, "events").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let ixscan = doc! {
         "stage": "FETCH",
@@ -669,6 +678,7 @@ async fn a_backfill_whose_filter_an_index_serves_is_no_finding() {
         report.findings.is_empty() && report.inconclusive.is_empty(),
         "{report:#?}"
     );
+    assert_untouched(&db, &["events"], "events", &indexes).await;
 }
 
 #[tokio::test]
@@ -677,6 +687,7 @@ async fn a_backfill_without_a_filter_visits_every_document_and_needs_no_explain(
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("pu_no_filter").await;
     events(&db, 12).await;
+    let indexes = index_documents(&db, "events").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
 
     let report = preflight(&proxy.database(&db).await, "preflight_scan_all").await;
@@ -693,6 +704,7 @@ async fn a_backfill_without_a_filter_visits_every_document_and_needs_no_explain(
         finding.message
     );
     assert_eq!(proxy.count(&Match::command("explain")), 0, "nothing to explain");
+    assert_untouched(&db, &["events"], "events", &indexes).await;
 }
 
 #[tokio::test]
@@ -701,6 +713,7 @@ async fn an_explain_refused_or_of_a_shape_unknown_is_inconclusive_never_clean() 
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("pu_explain_odd").await;
     events(&db, 6).await;
+    let indexes = index_documents(&db, "events").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let proxied = proxy.database(&db).await;
 
@@ -735,6 +748,7 @@ async fn an_explain_refused_or_of_a_shape_unknown_is_inconclusive_never_clean() 
         only_inconclusive(&report).reason,
         "explain's reply has no winning plan this version knows"
     );
+    assert_untouched(&db, &["events"], "events", &indexes).await;
 }
 
 /// Without an injected reply: the emulator's `explain` has a shape of its
