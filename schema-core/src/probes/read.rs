@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
+use mongodb::options::{ReadPreference, SelectionCriteria};
 
 use super::{Probe, SHOWN_IDS};
 use crate::support::error::{ServerError, code};
@@ -51,6 +52,31 @@ impl Probe {
             collection
                 .aggregate(pipeline)
                 .allow_disk_use(true)
+                .max_time(self.max_time)
+                .await?
+                .try_collect::<Vec<Document>>()
+                .await
+        };
+        within(self.max_time + CLIENT_MARGIN, read)
+            .await
+            .map_err(|failure| self.reason(failure))
+    }
+
+    /// What `pipeline` returns on `collection`, read from the primary (each
+    /// shard's primary through a `mongos`) whatever the probes' read
+    /// preference: for what each member counts for itself, such as
+    /// `$indexStats`.
+    pub(super) async fn aggregate_on_primary(
+        &self,
+        collection: &str,
+        pipeline: Vec<Document>,
+    ) -> Result<Vec<Document>, String> {
+        let collection = self.db.collection::<Document>(collection);
+        let primary = SelectionCriteria::ReadPreference(ReadPreference::Primary);
+        let read = async {
+            collection
+                .aggregate(pipeline)
+                .selection_criteria(primary)
                 .max_time(self.max_time)
                 .await?
                 .try_collect::<Vec<Document>>()

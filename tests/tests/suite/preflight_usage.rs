@@ -1,0 +1,848 @@
+//! Preflight's `index_in_use` and `collection_scan`: a dropped index that
+//! queries used (`$indexStats`), and a backfill whose filter no index
+//! serves (`explain`).
+//!
+//! The emulator has no `$indexStats` and answers `explain` in a shape of
+//! its own, so the real server's replies are injected at the fault proxy:
+//! the tests show the proxy answered, then what preflight found, then
+//! that the live database is as it was. The same probes against the
+//! server's own answers: on the emulator they are inconclusive, never
+//! clean; on a real server (the tests at the end, which skip here) a used
+//! index and an unindexed filter are found.
+
+use schema_core::data::Backfill;
+use schema_core::indexes::drop_index;
+use schema_core::mongodb::Database;
+use schema_core::mongodb::bson::{Bson, DateTime, Document, doc};
+use schema_core::preflight::{Code, Finding, Inconclusive, Options, PreflightReport, Severity};
+use schema_core::{Error, Migrations, SchemaManager, migration};
+use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
+use schema_tests::server::{ServerKind, kind, skip_unless_real};
+use schema_tests::{documents, fresh_database, index_documents};
+
+/// Drops the index on `legacy` of `things`.
+#[migration(id = "pu_0001_drop_legacy", group = "preflight_usage")]
+async fn drop_legacy(db: &Database) -> Result<(), Error> {
+    drop_index(db, "things", doc! { "legacy": 1 }).await
+}
+
+/// Drops the index on `legacy` of `things`, then visits every thing: in
+/// one set, a probe of each kind of read.
+#[migration(id = "pu_0011_drop_legacy", group = "preflight_usage_primary")]
+async fn drop_legacy_again(db: &Database) -> Result<(), Error> {
+    drop_index(db, "things", doc! { "legacy": 1 }).await
+}
+
+#[migration(
+    id = "pu_0012_things_version",
+    group = "preflight_usage_primary",
+    after = "pu_0011_drop_legacy"
+)]
+async fn things_version(db: &Database) -> Result<(), Error> {
+    Backfill::new(db, "things")
+        .update(doc! { "$set": { "version": 2 } })
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// Moves the events of the old kind to the new one.
+#[migration(id = "pu_0101_events_kind", group = "preflight_scan")]
+async fn events_kind(db: &Database) -> Result<(), Error> {
+    Backfill::new(db, "events")
+        .filter(doc! { "kind": "old" })
+        .update(doc! { "$set": { "kind": "new" } })
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// Gives every event a version.
+#[migration(id = "pu_0201_events_version", group = "preflight_scan_all")]
+async fn events_version(db: &Database) -> Result<(), Error> {
+    Backfill::new(db, "events")
+        .update(doc! { "$set": { "version": 2 } })
+        .run()
+        .await?;
+    Ok(())
+}
+
+fn manager(db: &Database, group: &str) -> SchemaManager {
+    SchemaManager::new(db.clone()).migrations(Migrations::group(group).expect("a valid set"))
+}
+
+/// Preflight of `group` on `db`, with the default options.
+async fn preflight(db: &Database, group: &str) -> PreflightReport {
+    manager(db, group)
+        .preflight_with(&Options::default())
+        .await
+        .expect("preflight answers")
+}
+
+/// `things` with two documents and an index on `legacy`; the name the
+/// server gave that index.
+async fn things_with_legacy_index(db: &Database) -> String {
+    db.collection::<Document>("things")
+        .insert_many([doc! { "legacy": 1 }, doc! { "legacy": 2 }])
+        .await
+        .expect("insert");
+    db.run_command(doc! {
+        "createIndexes": "things",
+        "indexes": [{ "key": { "legacy": 1 }, "name": "legacy_1" }],
+    })
+    .await
+    .expect("an index by hand");
+    index_named_for(db, "things", "legacy").await
+}
+
+/// The name of the index of `collection` on `field`.
+async fn index_named_for(db: &Database, collection: &str, field: &str) -> String {
+    index_documents(db, collection)
+        .await
+        .into_iter()
+        .find(|index| index.get_document("key").is_ok_and(|key| key.contains_key(field)))
+        .and_then(|index| index.get_str("name").ok().map(str::to_owned))
+        .expect("the index is listed")
+}
+
+/// `events` with `count` documents, a third of them of the old kind.
+async fn events(db: &Database, count: i32) {
+    let events: Vec<Document> = (0..count)
+        .map(|n| doc! { "_id": n, "kind": if n % 3 == 0 { "old" } else { "current" } })
+        .collect();
+    db.collection::<Document>("events")
+        .insert_many(events)
+        .await
+        .expect("insert");
+}
+
+/// What `$indexStats` answers through a `mongos`, or from a member
+/// (`shards` empty), about the index `name` of `db.things`: the same
+/// shape and field types as the server's.
+fn index_stats_reply(db: &Database, name: &str, ops: &[(Option<&str>, i64)]) -> Document {
+    let batch: Vec<Document> = ops
+        .iter()
+        .enumerate()
+        .map(|(n, (shard, ops))| {
+            let mut stats = doc! {
+                "name": name,
+                "key": { "legacy": 1 },
+                "host": format!("db{n}.example:27017"),
+                "accesses": {
+                    "ops": *ops,
+                    "since": DateTime::parse_rfc3339_str("2026-11-30T08:00:00Z").expect("a time"),
+                },
+                "spec": { "v": 2, "key": { "legacy": 1 }, "name": name },
+            };
+            if let Some(shard) = shard {
+                stats.insert("shard", *shard);
+            }
+            stats
+        })
+        .collect();
+    doc! {
+        "cursor": { "firstBatch": batch, "id": 0_i64, "ns": format!("{}.things", db.name()) },
+        "ok": 1.0,
+    }
+}
+
+/// The `$indexStats` aggregations of `things` in `db`.
+fn index_stats_of(db: &Database) -> Match {
+    let name = db.name().to_owned();
+    Match::command("aggregate").on("things").when(move |body| {
+        body.get_str("$db") == Ok(name.as_str())
+            && body
+                .get_array("pipeline")
+                .ok()
+                .and_then(|pipeline| pipeline.first())
+                .and_then(Bson::as_document)
+                .is_some_and(|first| first.contains_key("$indexStats"))
+    })
+}
+
+/// The `explain`s of a `find` on `events` in `db`.
+fn explain_of_events(db: &Database) -> Match {
+    let name = db.name().to_owned();
+    Match::command("explain").when(move |body| {
+        body.get_str("$db") == Ok(name.as_str())
+            && body
+                .get_document("explain")
+                .is_ok_and(|explained| explained.get_str("find") == Ok("events"))
+    })
+}
+
+/// An `explain` reply as MongoDB 6.0 gives it (the classic engine) for a
+/// `find` on `db.events` whose winning plan is `winning`.
+fn explain_reply(db: &Database, winning: Document) -> Document {
+    doc! {
+        "explainVersion": "1",
+        "queryPlanner": {
+            "namespace": format!("{}.events", db.name()),
+            "indexFilterSet": false,
+            "parsedQuery": { "kind": { "$eq": "old" } },
+            "queryHash": "8A1F2C3D",
+            "planCacheKey": "4B2E9A10",
+            "maxIndexedOrSolutionsReached": false,
+            "maxIndexedAndSolutionsReached": false,
+            "maxScansToExplodeReached": false,
+            "winningPlan": winning,
+            "rejectedPlans": [],
+        },
+        "command": { "find": "events", "filter": { "kind": "old" }, "$db": db.name() },
+        "serverInfo": { "host": "db1.example", "port": 27017, "version": "6.0.19" },
+        "ok": 1.0,
+    }
+}
+
+fn collscan() -> Document {
+    doc! { "stage": "COLLSCAN", "filter": { "kind": { "$eq": "old" } }, "direction": "forward" }
+}
+
+/// The only finding of `report`, asserted to be the only thing it says.
+fn only_finding(report: &PreflightReport) -> &Finding {
+    assert!(report.inconclusive.is_empty(), "{report:#?}");
+    let [finding] = report.findings.as_slice() else {
+        panic!("one finding: {report:#?}");
+    };
+    finding
+}
+
+/// The only inconclusive probe of `report`, asserted to be the only thing
+/// it says.
+fn only_inconclusive(report: &PreflightReport) -> &Inconclusive {
+    assert!(report.findings.is_empty(), "{report:#?}");
+    let [inconclusive] = report.inconclusive.as_slice() else {
+        panic!("one inconclusive probe: {report:#?}");
+    };
+    inconclusive
+}
+
+/// The databases whose names start with `prefix`.
+async fn databases_named(db: &Database, prefix: &str) -> Vec<String> {
+    db.client()
+        .list_database_names()
+        .await
+        .expect("listDatabases")
+        .into_iter()
+        .filter(|name| name.starts_with(prefix))
+        .collect()
+}
+
+/// That preflight left `db` as it was: its collections (`expected`), the
+/// indexes of `collection` (`indexes`, as listed before), no record, no
+/// lock, and no scratch database of its.
+async fn assert_untouched(db: &Database, expected: &[&str], collection: &str, indexes: &[Document]) {
+    let mut collections = db.list_collection_names().await.expect("listCollections");
+    collections.sort();
+    assert_eq!(collections, expected, "no collection added");
+    assert_eq!(
+        index_documents(db, collection).await,
+        indexes,
+        "the indexes are as they were"
+    );
+    assert!(documents(db, "schema_versions").await.is_empty(), "no record");
+    assert!(documents(db, "schema_lock").await.is_empty(), "no lock");
+    let mut end = db.name().len().min(32);
+    while !db.name().is_char_boundary(end) {
+        end -= 1;
+    }
+    let scratch = databases_named(db, &format!("{}_snapshot_", &db.name()[..end])).await;
+    assert!(scratch.is_empty(), "the scratch database is gone: {scratch:?}");
+}
+
+#[tokio::test]
+async fn a_dropped_index_that_queries_used_is_in_use_with_the_servers_count_and_nothing_changes() {
+    // Preflight creates and drops a scratch database; the test lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_in_use").await;
+    let name = things_with_legacy_index(&db).await;
+    let indexes = index_documents(&db, "things").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let stats = proxy.add(Rule::new(
+        index_stats_of(&db),
+        Fault::Reply(index_stats_reply(&db, &name, &[(None, 42)])),
+    ));
+
+    let report = preflight(&proxy.database(&db).await, "preflight_usage").await;
+    assert_eq!(stats.hits(), 1, "the proxy answered `$indexStats`");
+    let asked = proxy.exchanges(&index_stats_of(&db));
+    let pipeline = asked[0].0.body.get_array("pipeline").expect("a pipeline");
+    assert_eq!(
+        pipeline.get(1),
+        Some(&Bson::Document(doc! { "$match": { "name": &name } })),
+        "only the dropped index's statistics"
+    );
+    assert!(
+        asked[0].0.body.contains_key("maxTimeMS"),
+        "bounded: {:?}",
+        asked[0].0.body
+    );
+
+    assert_eq!(report.pending, ["pu_0001_drop_legacy"]);
+    let finding = only_finding(&report);
+    assert_eq!(
+        (
+            finding.migration.as_str(),
+            finding.code,
+            finding.severity,
+            finding.collection.as_str(),
+            finding.index.as_deref(),
+            finding.count,
+            finding.accepted,
+        ),
+        (
+            "pu_0001_drop_legacy",
+            Code::IndexInUse,
+            Severity::Hurts,
+            "things",
+            Some(name.as_str()),
+            42,
+            false
+        )
+    );
+    assert!(finding.ids.is_empty(), "no document is about it: {finding:?}");
+    assert!(
+        finding
+            .message
+            .starts_with("queries used the index 42 times since 2026-11-30T08:00:00Z on db0.example:27017"),
+        "{}",
+        finding.message
+    );
+    assert!(
+        finding.message.contains(&format!(
+            "hide it first (`collMod` with `index: {{ name: \"{name}\", hidden: true }}`)"
+        )),
+        "{}",
+        finding.message
+    );
+    assert_untouched(&db, &["things"], "things", &indexes).await;
+}
+
+#[tokio::test]
+async fn through_a_mongos_the_shards_uses_are_summed() {
+    // Preflight creates and drops a scratch database; the test lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_in_use_sharded").await;
+    let name = things_with_legacy_index(&db).await;
+    let indexes = index_documents(&db, "things").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let stats = proxy.add(Rule::new(
+        index_stats_of(&db),
+        Fault::Reply(index_stats_reply(
+            &db,
+            &name,
+            &[(Some("shardA"), 5), (Some("shardB"), 0), (Some("shardC"), 6)],
+        )),
+    ));
+
+    let report = preflight(&proxy.database(&db).await, "preflight_usage").await;
+    assert_eq!(stats.hits(), 1, "the proxy answered `$indexStats`");
+    let finding = only_finding(&report);
+    assert_eq!((finding.code, finding.count), (Code::IndexInUse, 11));
+    assert!(
+        finding.message.contains(
+            " on shardA (db0.example:27017), shardB (db1.example:27017), shardC (db2.example:27017)"
+        ),
+        "{}",
+        finding.message
+    );
+    assert_untouched(&db, &["things"], "things", &indexes).await;
+}
+
+#[tokio::test]
+async fn a_dropped_index_no_query_used_is_no_finding() {
+    // Preflight creates and drops a scratch database; the test lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_unused").await;
+    let name = things_with_legacy_index(&db).await;
+    let indexes = index_documents(&db, "things").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let stats = proxy.add(Rule::new(
+        index_stats_of(&db),
+        Fault::Reply(index_stats_reply(&db, &name, &[(None, 0)])),
+    ));
+
+    let report = preflight(&proxy.database(&db).await, "preflight_usage").await;
+    assert_eq!(stats.hits(), 1, "the proxy answered `$indexStats`");
+    assert_eq!(report.pending, ["pu_0001_drop_legacy"]);
+    assert!(
+        report.findings.is_empty() && report.inconclusive.is_empty(),
+        "{report:#?}"
+    );
+    assert_untouched(&db, &["things"], "things", &indexes).await;
+}
+
+#[tokio::test]
+async fn a_refused_index_stats_is_inconclusive_with_the_reason_never_clean() {
+    // Preflight creates and drops a scratch database; the test lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_refused").await;
+    let name = things_with_legacy_index(&db).await;
+    let indexes = index_documents(&db, "things").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    // What a user without the `indexStats` action is answered, the
+    // command quoted in the message as the server does.
+    let refused = proxy.add(Rule::new(
+        index_stats_of(&db),
+        Fault::error(
+            13,
+            "Unauthorized",
+            "not authorized on app to execute command { aggregate: \"things\", pipeline: [ { $indexStats: {} } ] }",
+        ),
+    ));
+
+    let report = preflight(&proxy.database(&db).await, "preflight_usage").await;
+    assert_eq!(refused.hits(), 1, "the proxy refused `$indexStats`");
+    let inconclusive = only_inconclusive(&report);
+    assert_eq!(
+        (
+            inconclusive.migration.as_str(),
+            inconclusive.code,
+            inconclusive.collection.as_str(),
+            inconclusive.index.as_deref(),
+        ),
+        (
+            "pu_0001_drop_legacy",
+            Code::IndexInUse,
+            "things",
+            Some(name.as_str())
+        )
+    );
+    assert!(
+        inconclusive
+            .reason
+            .starts_with("`$indexStats` could not say how often queries use the index (")
+            && inconclusive.reason.contains("error 13 Unauthorized"),
+        "{}",
+        inconclusive.reason
+    );
+    assert!(
+        !inconclusive.reason.contains("$indexStats: {}"),
+        "the command is not quoted: {}",
+        inconclusive.reason
+    );
+    assert_untouched(&db, &["things"], "things", &indexes).await;
+}
+
+/// Without an injected reply, an index no query used is never said to be:
+/// a server whose `$indexStats` answers counts no use (nothing found); one
+/// that refuses the stage, as the emulator does, leaves the probe
+/// inconclusive with the server's reason.
+#[tokio::test]
+async fn the_servers_own_index_stats_finds_an_unused_index_unused_or_cannot_say() {
+    // Preflight creates and drops a scratch database; the test lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_own_stats").await;
+    let name = things_with_legacy_index(&db).await;
+    let indexes = index_documents(&db, "things").await;
+    let answered = db
+        .collection::<Document>("things")
+        .aggregate([doc! { "$indexStats": {} }])
+        .await
+        .is_ok();
+
+    let report = preflight(&db, "preflight_usage").await;
+    if answered {
+        assert!(
+            report.findings.is_empty() && report.inconclusive.is_empty(),
+            "{report:#?}"
+        );
+    } else {
+        let inconclusive = only_inconclusive(&report);
+        assert_eq!(
+            (inconclusive.code, inconclusive.index.as_deref()),
+            (Code::IndexInUse, Some(name.as_str()))
+        );
+        assert!(
+            inconclusive.reason.starts_with("`$indexStats` could not say"),
+            "{}",
+            inconclusive.reason
+        );
+    }
+    assert_untouched(&db, &["things"], "things", &indexes).await;
+}
+
+/// A hidden index serves no query: dropping it changes nothing a query
+/// sees, and its statistics are not asked for. The listing a real server
+/// gives of a hidden index is injected (the emulator does not keep the
+/// option).
+#[tokio::test]
+async fn a_hidden_index_is_not_asked_about() {
+    // Preflight creates and drops a scratch database; the test lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_hidden").await;
+    let name = things_with_legacy_index(&db).await;
+    let indexes = index_documents(&db, "things").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let live = db.name().to_owned();
+    let listing = proxy.add(Rule::new(
+        Match::command("listIndexes")
+            .on("things")
+            .when(move |body| body.get_str("$db") == Ok(live.as_str())),
+        Fault::Reply(doc! {
+            "cursor": {
+                "id": 0_i64,
+                "ns": format!("{}.things", db.name()),
+                "firstBatch": [
+                    { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
+                    { "v": 2, "key": { "legacy": 1 }, "name": &name, "hidden": true },
+                ],
+            },
+            "ok": 1.0,
+        }),
+    ));
+    let stats = proxy.add(Rule::new(
+        index_stats_of(&db),
+        Fault::Reply(index_stats_reply(&db, &name, &[(None, 9)])),
+    ));
+
+    let report = preflight(&proxy.database(&db).await, "preflight_usage").await;
+    assert!(listing.hits() >= 1, "the proxy listed the hidden index");
+    assert_eq!(stats.hits(), 0, "no statistics asked for");
+    assert_eq!(proxy.count(&index_stats_of(&db)), 0);
+    assert!(
+        report.findings.is_empty() && report.inconclusive.is_empty(),
+        "{report:#?}"
+    );
+    assert_untouched(&db, &["things"], "things", &indexes).await;
+}
+
+/// The probes' reads may go to a secondary, and `$indexStats` is read from
+/// the primary: each member counts only the queries it ran, and the
+/// application's go to the primary. The driver tells where a read may go
+/// only to a `mongos` (`$readPreference`, absent for the primary), so the
+/// proxy answers the driver's handshake and monitoring as a `mongos` would;
+/// the size of the collection a backfill visits, read by another probe,
+/// shows the reads that may go to a secondary.
+#[tokio::test]
+async fn index_stats_is_read_from_the_primary_while_other_probes_may_read_a_secondary() {
+    // Preflight creates and drops a scratch database; the test lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_primary").await;
+    let name = things_with_legacy_index(&db).await;
+    let indexes = index_documents(&db, "things").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    // The driver's handshake and monitoring (on `admin`) only: the
+    // library's own `hello`s get the server's answer, so it takes the
+    // paths of the server it is (no transaction on a standalone). A
+    // `mongos` takes retryable writes, which a real standalone refuses:
+    // this client makes none. The wire version is 6.0's, the oldest
+    // server the tests run on.
+    let mongos = doc! {
+        "ismaster": true, "isWritablePrimary": true, "helloOk": true, "msg": "isdbgrid",
+        "maxBsonObjectSize": 16_777_216, "maxMessageSizeBytes": 48_000_000,
+        "maxWriteBatchSize": 100_000, "localTime": DateTime::now(),
+        "logicalSessionTimeoutMinutes": 30, "minWireVersion": 0, "maxWireVersion": 17, "ok": 1.0,
+    };
+    let on_admin = |name: &str| Match::command(name).when(|body| body.get_str("$db") == Ok("admin"));
+    let handshakes = [
+        proxy.add(Rule::new(on_admin("hello"), Fault::Reply(mongos.clone()))),
+        proxy.add(Rule::new(on_admin("isMaster"), Fault::Reply(mongos))),
+    ];
+    let stats = proxy.add(Rule::new(
+        index_stats_of(&db),
+        Fault::Reply(index_stats_reply(&db, &name, &[(Some("shardA"), 3)])),
+    ));
+    let uri = format!("{}&serverSelectionTimeoutMS=2000&retryWrites=false", proxy.uri());
+    let client = schema_core::mongodb::Client::with_uri_str(uri)
+        .await
+        .expect("the proxy's URI");
+
+    let report = preflight(&client.database(db.name()), "preflight_usage_primary").await;
+    assert!(
+        handshakes.iter().map(|rule| rule.hits()).sum::<usize>() >= 1,
+        "the driver was told it speaks to a mongos"
+    );
+    assert_eq!(stats.hits(), 1, "the proxy answered `$indexStats`");
+    let found: Vec<(Code, u64)> = report.findings.iter().map(|f| (f.code, f.count)).collect();
+    assert_eq!(
+        found,
+        [(Code::IndexInUse, 3), (Code::CollectionScan, 2)],
+        "{report:#?}"
+    );
+    let read_preference = |body: &Document| body.get_document("$readPreference").ok().cloned();
+    let (asked, _) = &proxy.exchanges(&index_stats_of(&db))[0];
+    assert_eq!(
+        read_preference(&asked.body),
+        None,
+        "the primary: {:?}",
+        asked.body
+    );
+    let live = db.name().to_owned();
+    let size = Match::command("count")
+        .on("things")
+        .when(move |body| body.get_str("$db") == Ok(live.as_str()));
+    let exchanges = proxy.exchanges(&size);
+    let (counted, _) = exchanges.first().expect("the size of `things` was read");
+    assert_eq!(
+        read_preference(&counted.body),
+        Some(doc! { "mode": "secondaryPreferred" }),
+        "the size may be read from a secondary: {:?}",
+        counted.body
+    );
+    assert_untouched(&db, &["things"], "things", &indexes).await;
+}
+
+#[tokio::test]
+async fn a_backfill_whose_filter_no_index_serves_is_a_collection_scan_of_the_whole_collection() {
+    // Preflight creates and drops a scratch database; the test lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_scan").await;
+    events(&db, 30).await;
+    let indexes = index_documents(&db, "events").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let explained = proxy.add(Rule::new(
+        explain_of_events(&db),
+        Fault::Reply(explain_reply(&db, collscan())),
+    ));
+
+    let report = preflight(&proxy.database(&db).await, "preflight_scan").await;
+    assert_eq!(explained.hits(), 1, "the proxy answered `explain`");
+    let (asked, _) = &proxy.exchanges(&explain_of_events(&db))[0];
+    assert_eq!(
+        asked.body.get_document("explain"),
+        Ok(&doc! { "find": "events", "filter": { "kind": "old" } }),
+        "the backfill's filter explained"
+    );
+    assert_eq!(asked.body.get_str("verbosity"), Ok("queryPlanner"), "nothing run");
+    assert!(asked.body.contains_key("maxTimeMS"), "bounded: {:?}", asked.body);
+
+    let finding = only_finding(&report);
+    assert_eq!(
+        (
+            finding.migration.as_str(),
+            finding.code,
+            finding.severity,
+            finding.collection.as_str(),
+            finding.index.as_deref(),
+            finding.count,
+        ),
+        (
+            "pu_0101_events_kind",
+            Code::CollectionScan,
+            Severity::Info,
+            "events",
+            None,
+            30
+        ),
+        "every document of the collection is visited"
+    );
+    assert!(
+        finding.message.starts_with("no index serves this filter")
+            && finding
+                .message
+                .contains("add an index on the filter's fields first"),
+        "{}",
+        finding.message
+    );
+    assert!(finding.ids.is_empty());
+    assert_untouched(&db, &["events"], "events", &indexes).await;
+    assert_eq!(
+        documents(&db, "events")
+            .await
+            .iter()
+            .filter(|event| event.get_str("kind") == Ok("old"))
+            .count(),
+        10,
+        "the backfill did not run"
+    );
+}
+
+#[tokio::test]
+async fn a_backfill_whose_filter_an_index_serves_is_no_finding() {
+    // Preflight creates and drops a scratch database; the test lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_served").await;
+    events(&db, 30).await;
+    let indexes = index_documents(&db, "events").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let ixscan = doc! {
+        "stage": "FETCH",
+        "inputStage": {
+            "stage": "IXSCAN", "keyPattern": { "kind": 1 }, "indexName": "kind_1",
+            "isMultiKey": false, "direction": "forward",
+            "indexBounds": { "kind": ["[\"old\", \"old\"]"] },
+        },
+    };
+    // The slot-based engine's shape, as 7.0 and later give it.
+    let mut reply = explain_reply(
+        &db,
+        doc! { "queryPlan": ixscan, "slotBasedPlan": { "stages": "[2] nlj" } },
+    );
+    reply.insert("explainVersion", "2");
+    let explained = proxy.add(Rule::new(explain_of_events(&db), Fault::Reply(reply)));
+
+    let report = preflight(&proxy.database(&db).await, "preflight_scan").await;
+    assert_eq!(explained.hits(), 1, "the proxy answered `explain`");
+    assert!(
+        report.findings.is_empty() && report.inconclusive.is_empty(),
+        "{report:#?}"
+    );
+    assert_untouched(&db, &["events"], "events", &indexes).await;
+}
+
+#[tokio::test]
+async fn a_backfill_without_a_filter_visits_every_document_and_needs_no_explain() {
+    // Preflight creates and drops a scratch database; the test lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_no_filter").await;
+    events(&db, 12).await;
+    let indexes = index_documents(&db, "events").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+
+    let report = preflight(&proxy.database(&db).await, "preflight_scan_all").await;
+    let finding = only_finding(&report);
+    assert_eq!(
+        (finding.code, finding.severity, finding.count),
+        (Code::CollectionScan, Severity::Info, 12)
+    );
+    assert!(
+        finding
+            .message
+            .starts_with("the backfill has no filter: it reads every document"),
+        "{}",
+        finding.message
+    );
+    assert_eq!(proxy.count(&Match::command("explain")), 0, "nothing to explain");
+    assert_untouched(&db, &["events"], "events", &indexes).await;
+}
+
+#[tokio::test]
+async fn an_explain_refused_or_of_a_shape_unknown_is_inconclusive_never_clean() {
+    // Preflight creates and drops a scratch database; the test lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_explain_odd").await;
+    events(&db, 6).await;
+    let indexes = index_documents(&db, "events").await;
+    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
+    let proxied = proxy.database(&db).await;
+
+    let timed_out = proxy.add(Rule::new(
+        explain_of_events(&db),
+        Fault::error(50, "MaxTimeMSExpired", "operation exceeded time limit"),
+    ));
+    let report = preflight(&proxied, "preflight_scan").await;
+    assert_eq!(timed_out.hits(), 1, "the proxy stopped `explain`");
+    let inconclusive = only_inconclusive(&report);
+    assert_eq!(
+        (inconclusive.code, inconclusive.collection.as_str()),
+        (Code::CollectionScan, "events")
+    );
+    assert!(
+        inconclusive
+            .reason
+            .contains("it ran longer than its 30 s (`--max-time`)"),
+        "{}",
+        inconclusive.reason
+    );
+    timed_out.remove();
+
+    // A plan of a shape this version does not know.
+    let listed = proxy.add(Rule::new(
+        explain_of_events(&db),
+        Fault::Reply(explain_reply(&db, doc! { "plan": [{ "detail": "SCAN events" }] })),
+    ));
+    let report = preflight(&proxied, "preflight_scan").await;
+    assert_eq!(listed.hits(), 1, "the proxy answered `explain`");
+    assert_eq!(
+        only_inconclusive(&report).reason,
+        "explain's reply has no winning plan this version knows"
+    );
+    assert_untouched(&db, &["events"], "events", &indexes).await;
+}
+
+/// Without an injected reply: the emulator's `explain` has a shape of its
+/// own (SQLite's plan), which is inconclusive, never clean; a real server's
+/// plan of an unindexed filter is a collection scan.
+#[tokio::test]
+async fn the_servers_own_explain_of_an_unindexed_filter_is_a_scan_or_cannot_say() {
+    // Preflight creates and drops a scratch database; the test lists them.
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_own_explain").await;
+    events(&db, 9).await;
+    let indexes = index_documents(&db, "events").await;
+
+    let report = preflight(&db, "preflight_scan").await;
+    match kind(&db).await {
+        ServerKind::Emulator => assert_eq!(
+            only_inconclusive(&report).reason,
+            "explain's reply has no winning plan this version knows"
+        ),
+        ServerKind::Real => {
+            let finding = only_finding(&report);
+            assert_eq!((finding.code, finding.count), (Code::CollectionScan, 9));
+        }
+    }
+    assert_untouched(&db, &["events"], "events", &indexes).await;
+}
+
+// What only a real server does: count the queries that used an index, and
+// plan a filter.
+
+#[tokio::test]
+async fn real_server_an_index_queries_used_is_in_use_with_at_least_their_count() {
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_real_in_use").await;
+    if skip_unless_real(
+        &db,
+        "`$indexStats` must count the finds that used an index; the emulator has no `$indexStats`",
+    )
+    .await
+    {
+        return;
+    }
+    let name = things_with_legacy_index(&db).await;
+    let things = db.collection::<Document>("things");
+    for value in 1..=3 {
+        things
+            .find_one(doc! { "legacy": value })
+            .hint(schema_core::mongodb::options::Hint::Name(name.clone()))
+            .await
+            .expect("a find using the index");
+    }
+    let indexes = index_documents(&db, "things").await;
+
+    let report = preflight(&db, "preflight_usage").await;
+    let finding = only_finding(&report);
+    assert_eq!(
+        (finding.code, finding.severity, finding.index.as_deref()),
+        (Code::IndexInUse, Severity::Hurts, Some(name.as_str()))
+    );
+    assert!(finding.count >= 3, "the three finds at least: {finding:?}");
+    assert_untouched(&db, &["things"], "things", &indexes).await;
+}
+
+#[tokio::test]
+async fn real_server_a_backfill_filter_on_an_unindexed_field_scans_and_on_an_indexed_one_does_not() {
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pu_real_scan").await;
+    if skip_unless_real(
+        &db,
+        "`explain` must give the server's winning plan; the emulator gives SQLite's",
+    )
+    .await
+    {
+        return;
+    }
+    events(&db, 30).await;
+    let report = preflight(&db, "preflight_scan").await;
+    let finding = only_finding(&report);
+    assert_eq!(
+        (finding.code, finding.severity, finding.count),
+        (Code::CollectionScan, Severity::Info, 30)
+    );
+
+    db.run_command(doc! {
+        "createIndexes": "events",
+        "indexes": [{ "key": { "kind": 1 }, "name": "kind_1" }],
+    })
+    .await
+    .expect("an index on the filter's field");
+    let indexes = index_documents(&db, "events").await;
+    let report = preflight(&db, "preflight_scan").await;
+    assert!(
+        report.findings.is_empty() && report.inconclusive.is_empty(),
+        "{report:#?}"
+    );
+    assert_untouched(&db, &["events"], "events", &indexes).await;
+}
