@@ -45,6 +45,7 @@ mod long_history;
 mod no_values;
 mod operability;
 mod panicking_migration;
+mod preflight_indexes;
 mod production;
 mod proxy;
 mod real_server;
