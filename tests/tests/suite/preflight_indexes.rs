@@ -39,6 +39,11 @@ async fn unique_active_email(db: &Database) -> Result<(), Error> {
     .await
 }
 
+#[migration(id = "pi_0001_unique_sparse_email", group = "preflight_unique_sparse")]
+async fn unique_sparse_email(db: &Database) -> Result<(), Error> {
+    ensure_indexes(db, "users", [ascending("email").unique().sparse()]).await
+}
+
 #[migration(id = "pi_0001_plain_email", group = "preflight_conflicts")]
 async fn plain_email(db: &Database) -> Result<(), Error> {
     ensure_indexes(db, "users", [ascending("email")]).await
@@ -350,6 +355,30 @@ async fn a_partial_filter_is_honoured() {
     // Only 3 and 4 are in the index; 1 and 2, 5 and 6 share keys outside it.
     assert_eq!(finding.count, 2, "{finding:#?}");
     assert_eq!(finding.index.as_deref(), Some("email_1"));
+}
+
+#[tokio::test]
+async fn a_sparse_index_leaves_out_the_documents_without_its_field() {
+    let _alone = DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("pidx_sparse").await;
+    insert(
+        &db,
+        "users",
+        vec![
+            doc! { "_id": 1, "email": "a@example.com" },
+            doc! { "_id": 2, "email": "a@example.com" },
+            doc! { "_id": 3 },
+            doc! { "_id": 4 },
+            doc! { "_id": 5, "email": "b@example.com" },
+        ],
+    )
+    .await;
+
+    let report = preflight(&db, "preflight_unique_sparse", &Options::default()).await;
+
+    let finding = only(&report, Code::UniqueDuplicates);
+    // 3 and 4 lack the field: not in the index, so no duplicates.
+    assert_eq!(finding.count, 2, "{finding:#?}");
 }
 
 #[tokio::test]
