@@ -44,6 +44,11 @@ async fn unique_sparse_email(db: &Database) -> Result<(), Error> {
     ensure_indexes(db, "users", [ascending("email").unique().sparse()]).await
 }
 
+#[migration(id = "pi_0001_unique_first_item", group = "preflight_unique_positional")]
+async fn unique_first_item(db: &Database) -> Result<(), Error> {
+    ensure_indexes(db, "orders", [ascending("items.0.sku").unique()]).await
+}
+
 #[migration(id = "pi_0001_plain_email", group = "preflight_conflicts")]
 async fn plain_email(db: &Database) -> Result<(), Error> {
     ensure_indexes(db, "users", [ascending("email")]).await
@@ -379,6 +384,37 @@ async fn a_sparse_index_leaves_out_the_documents_without_its_field() {
     let finding = only(&report, Code::UniqueDuplicates);
     // 3 and 4 lack the field: not in the index, so no duplicates.
     assert_eq!(finding.count, 2, "{finding:#?}");
+}
+
+#[tokio::test]
+async fn a_key_the_probe_cannot_read_as_the_index_does_is_inconclusive_not_clean() {
+    let _alone = DATABASE_LISTINGS.lock().await;
+    let (db, sent) = monitored_database("pidx_positional").await;
+    insert(
+        &db,
+        "orders",
+        vec![
+            doc! { "_id": 1, "items": [{ "sku": "a" }] },
+            doc! { "_id": 2, "items": [{ "sku": "a" }] },
+        ],
+    )
+    .await;
+    take_command_documents(&sent);
+
+    let report = preflight(&db, "preflight_unique_positional", &Options::default()).await;
+
+    assert_eq!(unique_findings(&report), 0, "{report:#?}");
+    let [inconclusive] = report.inconclusive.as_slice() else {
+        panic!("one inconclusive probe expected: {report:#?}");
+    };
+    assert_eq!(inconclusive.code, Code::UniqueDuplicates);
+    assert_eq!(inconclusive.index.as_deref(), Some("items.0.sku_1"));
+    assert!(
+        inconclusive.reason.contains("`items.0.sku`") && inconclusive.reason.contains("by hand"),
+        "{}",
+        inconclusive.reason
+    );
+    assert_eq!(aggregates_on(&take_command_documents(&sent), &db), 0);
 }
 
 #[tokio::test]
