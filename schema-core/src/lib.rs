@@ -126,6 +126,7 @@ pub use assess::progress::{BackgroundFailure, BackgroundTask, IndexBuild};
 pub use assess::report::{ApplyReport, ForgetReport, Interrupted, MarkReport};
 pub use assess::status::{LockStatus, Locks, MigrationStatus, State, Status, UnknownRecord};
 pub use connect::{Connection, connect};
+pub use declare::heard::{CommandPlan, MigrationCommands};
 pub use declare::indexes;
 pub use declare::registry::{DEFAULT_GROUP, Migration};
 pub use declare::set::Migrations;

@@ -85,6 +85,8 @@ fn register(function: &ItemFn, id: &LitStr, args: &MigrationArgs) -> TokenStream
     let call = boxed_call(function, &private);
     let group = args.group.as_ref().map(|group| quote!(.__in_group(#group)));
     let background = args.background.then(|| quote!(.__in_background()));
+    let accept = &args.accept;
+    let accept = (!accept.is_empty()).then(|| quote!(.__accepting(&[#(#accept),*])));
     quote! {
         #function
 
@@ -108,6 +110,7 @@ fn register(function: &ItemFn, id: &LitStr, args: &MigrationArgs) -> TokenStream
                 )
                 #group
                 #background
+                #accept
             }
         };
     }

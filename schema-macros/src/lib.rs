@@ -48,6 +48,19 @@ use proc_macro::TokenStream;
 /// - `group = "billing"` (optional): the group the migration belongs to,
 ///   made of ASCII letters, digits, `_` and `-`. Without it, the migration
 ///   is in `schema_core::DEFAULT_GROUP`.
+/// - `background` (optional, a flag): the migration may finish after the
+///   start; `apply_all` returns before it and a task of the process
+///   applies it.
+/// - `accept = "validator_rejects"` or
+///   `accept = ["validator_rejects", "ttl_deletes"]` (optional): the
+///   preflight findings of these codes (`schema_core::preflight::Code`)
+///   that the migration's authors have weighed. `SchemaManager::preflight`
+///   still lists them, marked accepted; they never make a start under
+///   `preflight_at_start(Policy::Fail)` refuse, and it does not log them.
+///   The codes are `unique_duplicates`, `index_conflict`,
+///   `validator_rejects`, `ttl_deletes`, `ttl_not_dates`, `index_in_use`
+///   and `collection_scan`. An unknown code (the nearest one is
+///   suggested), a code listed twice and an empty list are compile errors.
 /// - `crate = "schema"` (optional): the path of schema-core as the calling
 ///   crate names it, such as `"schema"` or `"::my_reexports::schema_core"`.
 ///   Only needed when it cannot be found by itself (see below).

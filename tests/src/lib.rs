@@ -136,6 +136,36 @@ pub async fn connect_worker() -> Option<(ClientOptions, Client, Database)> {
         .ok()
 }
 
+/// How the scratch databases of a snapshot or a preflight of `db` are
+/// named: the first 32 bytes of its name, then `_snapshot_` (a random
+/// suffix follows).
+pub fn scratch_prefix(db: &Database) -> String {
+    let name = db.name();
+    let mut end = name.len().min(32);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}_snapshot_", &name[..end])
+}
+
+/// The scratch databases of snapshots or preflights of `db` still on the
+/// server. Hold [`DATABASE_LISTINGS`] while scratch databases may come and
+/// go.
+///
+/// # Panics
+///
+/// When the server cannot list its databases.
+pub async fn scratch_databases(db: &Database) -> Vec<String> {
+    let prefix = scratch_prefix(db);
+    db.client()
+        .list_database_names()
+        .await
+        .expect("listDatabases")
+        .into_iter()
+        .filter(|name| name.starts_with(&prefix))
+        .collect()
+}
+
 /// The indexes of `collection`, as `listIndexes` lists them.
 ///
 /// # Panics

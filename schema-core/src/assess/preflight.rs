@@ -135,9 +135,14 @@ pub struct Finding {
     /// Whether the migration's declaration accepts it
     /// (`#[migration(accept = "...")]`): printed, never failing.
     pub accepted: bool,
-    /// A few offending documents' `_id`s, only when asked for.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// A few offending documents' `_id`s, only when asked for. In JSON,
+    /// relaxed extended JSON.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "relaxed")]
     pub ids: Vec<Bson>,
+}
+
+fn relaxed<S: serde::Serializer>(ids: &[Bson], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(ids.iter().map(|id| id.clone().into_relaxed_extjson()))
 }
 
 /// A probe that could not say: it timed out, or the server refused it.

@@ -42,27 +42,25 @@
 //! schema-core uses) for the `#[derive(Parser)]` above; `run` needs nothing
 //! more than schema-core's `cli` feature.
 //!
-//! Commands: `status [--check]`, `plan`, `apply`, `wait --timeout SECONDS`,
-//! `forget [--unknown] <id>`, `mark-applied <id>`, `lock`, `unlock
-//! [--background] [--force]`, `snapshot [--out FILE] [--snapshot-database NAME]` and
-//! `verify --snapshot FILE [--deny-extra]`, and `fleet status` and `fleet
-//! apply` over many tenant databases (see [`FleetCommand`] and
-//! [`crate::fleet`]), each with `--json` for machine-readable output.
+//! Commands: `status [--check]`, `plan [--commands]`, `apply`, `wait --timeout SECONDS`,
+//! `forget [--unknown] <id>`, `mark-applied <id>`, `lock`, `unlock [--background] [--force]`,
+//! `snapshot [--out FILE] [--snapshot-database NAME]`, `verify --snapshot FILE [--deny-extra]`,
+//! `preflight [--show-ids] [--max-time SECONDS] [--deny SEVERITY]`, and `fleet status` and
+//! `fleet apply` over many tenant databases (see [`FleetCommand`] and [`crate::fleet`]),
+//! each with `--json` for machine-readable output.
 //!
-//! A migration edited after it was applied is drifted: `status` shows it,
-//! with a line saying how to accept the edit, `mark-applied <id>`, which
-//! records its current checksum without running it; to run the edit
-//! instead, `forget <id>`, then `apply`. With `--json`, an error is printed to stdout as
+//! A drifted migration (edited after it was applied) is accepted with `mark-applied <id>`,
+//! or run again with `forget <id>`, then `apply`. With `--json`, an error is printed to stdout as
 //! `{"error": {"kind": ..., "message": ...}}`, `kind` being
 //! [`Error::kind`]; without, to stderr as `error: ...`. Either is one line:
 //! a server that cannot be reached or refuses the client says what failed,
 //! at which host and what to check ([`fail`] prints an error of
-//! [`connect`](crate::connect) the same way). Exit status: 0 when fine; 1 on an error (for `verify`:
-//! the database could not be checked); 2 on a usage error; 3 from `status
-//! --check` while a migration is pending, or while drift or unknown records
-//! are present that the manager's policies make errors, and from `verify`
-//! when a declared index or validator is missing or changed (or, with
-//! `--deny-extra`, one nobody declares is present).
+//! [`connect`](crate::connect) the same way). Exit status: 0 when fine; 1 on an error (for
+//! `verify` and `preflight`: the database could not be checked); 2 on a usage error; 3 from
+//! `status --check` while a migration is pending, or drift or unknown records are present
+//! that the manager's policies make errors, from `verify` when a declared index or validator
+//! is missing or changed (or, with `--deny-extra`, an undeclared one is present), and from
+//! `preflight` when a finding no migration accepts is denied (`--deny`, `fails` by default).
 //!
 //! `verify --json` prints `{"drift": bool, "missing": [...], "extra":
 //! [...], "changed": [...]}`, each entry with `collection`, `kind`
@@ -77,7 +75,10 @@
 //! `status` and `lock` show the backfills under way, from their
 //! checkpoints in the lock.
 
+mod errors;
 mod fleet;
+mod plan;
+mod preflight;
 mod progress;
 mod schema;
 mod text;
@@ -92,12 +93,15 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
+pub use self::errors::fail;
+use self::errors::print_error;
 pub use self::fleet::{FleetCommand, Tenants};
+pub use self::preflight::Deny;
 use self::progress::Shown;
 use self::text::{StatusOutput, apply_text, locks_text, plan_json, plan_table, status_table, to_json};
 use crate::manager::SchemaManager;
 use crate::stored::lock::Lane;
-use crate::support::error::{Error, chain};
+use crate::support::error::Error;
 
 /// The exit status of `status --check` while something is pending, or
 /// present that the manager's policies make an error, of `verify` when it
@@ -111,7 +115,8 @@ Exit status:
   2  a usage error
   3  `status --check` found a pending migration, or drift or unknown records the policies refuse;
      `verify` found a declared index or validator missing or changed (or, with --deny-extra, one undeclared);
-     `wait` timed out with migrations still pending; `fleet status` found a tenant with migrations pending
+     `wait` timed out with migrations still pending; `fleet status` found a tenant with migrations pending;
+     `preflight` found what a pending migration fails on (with --deny hurts, also what it hurts), not accepted
   `fleet apply` exits 1 when a tenant failed or was skipped, 0 when each was applied, up to date or locked";
 
 #[derive(Debug, Parser)]
@@ -144,7 +149,13 @@ pub enum Command {
         output: Output,
     },
     /// What `apply` would run now, in order, without running it
+    ///
+    /// With --commands, the commands each would send, heard while the migrations are applied to an
+    /// empty scratch database (dropped afterwards), bookkeeping left out.
     Plan {
+        /// Show the commands each pending migration would send, in relaxed extended JSON
+        #[arg(long)]
+        commands: bool,
         /// How it prints what it did.
         #[command(flatten)]
         output: Output,
@@ -231,6 +242,29 @@ pub enum Command {
         #[command(flatten)]
         output: Output,
     },
+    /// What the pending migrations will do to this database's documents, read-only, before a deploy
+    ///
+    /// Applies the migrations to a scratch database (dropped afterwards) to learn what each
+    /// pending one declares, then probes this database: duplicates under a new unique index,
+    /// documents a new validator refuses or a TTL deletes, a dropped index in use, and more.
+    #[command(after_help = EXIT_STATUS)]
+    Preflight {
+        /// Show the `_id`s of a few offending documents (never their values)
+        #[arg(long)]
+        show_ids: bool,
+        /// Stop each probe after this many seconds; it is then inconclusive
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        max_time: u64,
+        /// Exit 3 on findings of this severity or worse that no migration accepts
+        #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = Deny::Fails)]
+        deny: Deny,
+        /// Apply the migrations to this empty database, emptied afterwards, as `snapshot` does
+        #[arg(long, value_name = "NAME")]
+        snapshot_database: Option<String>,
+        /// How it prints what it did.
+        #[command(flatten)]
+        output: Output,
+    },
     /// Many tenant databases with the same migrations: `fleet status`, `fleet apply`
     #[command(subcommand)]
     Fleet(FleetCommand),
@@ -250,7 +284,7 @@ impl Command {
     pub fn json(&self) -> bool {
         match self {
             Command::Status { output, .. }
-            | Command::Plan { output }
+            | Command::Plan { output, .. }
             | Command::Apply { output }
             | Command::Forget { output, .. }
             | Command::MarkApplied { output, .. }
@@ -258,7 +292,8 @@ impl Command {
             | Command::Lock { output }
             | Command::Unlock { output, .. }
             | Command::Snapshot { output, .. }
-            | Command::Verify { output, .. } => output.json,
+            | Command::Verify { output, .. }
+            | Command::Preflight { output, .. } => output.json,
             Command::Fleet(command) => command.output().json,
         }
     }
@@ -337,41 +372,6 @@ pub async fn execute(manager: &SchemaManager, command: &Command) -> ExitCode {
     }
 }
 
-/// Prints `error` as [`run`] prints the error of a command, and returns the
-/// exit status to end with (1): to stdout as `{"error": {"kind": ...,
-/// "message": ...}}` when this process's command line has `--json`, else
-/// to stderr as `error: ...`. The message is one line: a server that could
-/// not be reached or refused the client says what failed, at which host,
-/// and what to check.
-///
-/// For an application's `main` that fails before it has a manager to give
-/// [`run`], as when [`connect`](crate::connect) fails:
-///
-/// ```no_run
-/// # async fn main_of_the_application() -> std::process::ExitCode {
-/// match schema_core::connect("mongodb://localhost:27017/app", "app").await {
-///     Ok(connection) => schema_core::cli::run(connection.manager()).await,
-///     Err(error) => schema_core::cli::fail(&error),
-/// }
-/// # }
-/// ```
-pub fn fail(error: &Error) -> ExitCode {
-    print_error(error, std::env::args_os().skip(1).any(|arg| arg == "--json"))
-}
-
-/// Prints `error` on one line, as JSON on stdout or on stderr.
-fn print_error(error: &Error, json: bool) -> ExitCode {
-    if json {
-        println!(
-            "{}",
-            json!({ "error": { "kind": error.kind(), "message": chain(error) } })
-        );
-    } else {
-        eprintln!("error: {}", chain(error));
-    }
-    ExitCode::FAILURE
-}
-
 /// What `command` prints, and its exit status.
 async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u8), Error> {
     let json = command.json();
@@ -390,6 +390,7 @@ async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u
             };
             (output, code)
         }
+        Command::Plan { commands: true, .. } => plan::commands(manager, json).await?,
         Command::Plan { .. } => {
             let plan = manager.plan().await?;
             (if json { plan_json(&plan) } else { plan_table(&plan) }, 0)
@@ -478,6 +479,21 @@ async fn output(manager: &SchemaManager, command: &Command) -> Result<(String, u
         Command::Verify {
             snapshot, deny_extra, ..
         } => schema::verify(manager, snapshot, *deny_extra, json).await?,
+        Command::Preflight {
+            show_ids,
+            max_time,
+            deny,
+            snapshot_database,
+            ..
+        } => {
+            let probes = preflight::Probes {
+                show_ids: *show_ids,
+                max_time: *max_time,
+                deny: *deny,
+                scratch: snapshot_database.as_deref(),
+            };
+            preflight::preflight(manager, &probes, json).await?
+        }
         Command::Fleet(command) => fleet::run(manager, command).await?,
     })
 }

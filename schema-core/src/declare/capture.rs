@@ -1,10 +1,12 @@
-//! What the schema helpers declare while a snapshot is being taken.
+//! What the schema helpers declare while a snapshot or a preflight is
+//! being taken.
 //!
 //! [`SchemaManager::snapshot`](crate::SchemaManager::snapshot) applies the
 //! set to a scratch database and listens: each helper (`ensure_indexes`,
 //! `set_validator`, `drop_index`, and the `declare_*` functions for raw
 //! commands) notes what it declared here, keyed by the name of the database
-//! it was given. Keying by name rather than by task keeps what a migration
+//! it was given; the engine notes which migration begins, and a backfill
+//! which documents it walks, for preflight. Keying by name rather than by task keeps what a migration
 //! declares from a task it spawned. Outside a snapshot nothing is listening
 //! and a helper's note costs one atomic load.
 
@@ -156,5 +158,29 @@ mod tests {
             ]
         );
         assert!(Capture::start("capture_dropped").take().is_empty());
+    }
+
+    #[test]
+    fn declarations_are_split_by_the_migration_that_made_them_and_earlier_ones_dropped() {
+        let dropped = |collection: &str| Declared::DroppedCollection {
+            collection: collection.to_owned(),
+        };
+        let split = by_migration(vec![
+            dropped("before any"),
+            Declared::Began { id: "0001" },
+            dropped("a"),
+            dropped("b"),
+            Declared::Began { id: "0002" },
+            Declared::Began { id: "0003" },
+            dropped("c"),
+        ]);
+        assert_eq!(
+            split,
+            [
+                ("0001", vec![dropped("a"), dropped("b")]),
+                ("0002", vec![]),
+                ("0003", vec![dropped("c")]),
+            ]
+        );
     }
 }

@@ -3,10 +3,11 @@
 //! anything is sent are in `checks`; its operations in `operations`; the
 //! background migrations' task and waiting for the schema in
 //! `background`; snapshots and verification in `schema`; preflight in
-//! `preflight`.
+//! `preflight`; the commands pending migrations would send in `commands`.
 
 mod background;
 mod checks;
+mod commands;
 mod operations;
 mod preflight;
 mod schema;

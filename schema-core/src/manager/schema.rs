@@ -86,16 +86,22 @@ impl SchemaManager {
     /// order, each migration's declarations after its
     /// [`Declared::Began`](crate::declare::capture::Declared::Began).
     pub(super) async fn learn(&self) -> Result<Vec<Declared>, Error> {
+        let scratch = match &self.snapshot_database {
+            Some(given) => Scratch::Given(given.clone()),
+            None => Scratch::Own(self.db.client().database(&scratch_name(self.db.name()))),
+        };
+        self.learn_in(scratch).await
+    }
+
+    /// [`learn`](SchemaManager::learn) in `scratch`, which may be of
+    /// another client (one that listens to the commands it sends).
+    pub(super) async fn learn_in(&self, scratch: Scratch) -> Result<Vec<Declared>, Error> {
         self.check_configuration()?;
         let ordered = self.ordered()?;
         let bound = self.lock_lease / 3;
-        let scratch = match &self.snapshot_database {
-            Some(given) => {
-                check_given(given, &self.db, bound).await?;
-                Scratch::Given(given.clone())
-            }
-            None => Scratch::Own(self.db.client().database(&scratch_name(self.db.name()))),
-        };
+        if let Scratch::Given(given) = &scratch {
+            check_given(given, &self.db, bound).await?;
+        }
         // Everything applied before it returns, and what it learns kept
         // apart from this manager's own database.
         let mut manager = self.clone().wait_for_background(true);
@@ -170,7 +176,7 @@ impl SchemaManager {
 const UNAUTHORIZED: i32 = 13;
 
 /// Where a snapshot applies the set.
-enum Scratch {
+pub(super) enum Scratch {
     /// A new database of its own, dropped afterwards.
     Own(Database),
     /// One it was given, empty at the start, emptied afterwards.
@@ -271,7 +277,7 @@ fn groups_of(migrations: &[&Migration]) -> Vec<String> {
 
 /// A database name no one else uses: `<database>_snapshot_<suffix>`, within
 /// MongoDB's 63 bytes.
-fn scratch_name(database: &str) -> String {
+pub(super) fn scratch_name(database: &str) -> String {
     static TAKEN: AtomicU64 = AtomicU64::new(0);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

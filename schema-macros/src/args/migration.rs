@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use syn::{LitStr, Path};
 
-use super::{CRATE, Key, Keys, values};
+use super::{CRATE, Key, Keys, accept, values};
 use crate::errors::Errors;
 
 /// The keys `#[migration]` takes.
@@ -45,6 +45,13 @@ const KEYS: Keys = Keys(&[
         once: "write it once",
         flag: true,
     },
+    Key {
+        name: "accept",
+        example: "accept = \"validator_rejects\"",
+        missing: None,
+        once: "list every code once, in one list: `accept = [\"validator_rejects\", \"ttl_deletes\"]`",
+        flag: false,
+    },
     CRATE,
 ]);
 
@@ -61,6 +68,9 @@ pub(crate) struct MigrationArgs {
     pub(crate) group: Option<LitStr>,
     /// `background`: the migration may finish after the service is up.
     pub(crate) background: bool,
+    /// `accept = ...`: the preflight codes whose findings are printed,
+    /// never failing a deploy; each a known code, listed once.
+    pub(crate) accept: Vec<LitStr>,
     /// `crate = "path"`: where the generated code finds schema-core.
     pub(crate) krate: Option<Path>,
 }
@@ -78,6 +88,7 @@ impl MigrationArgs {
                 args.description = values::string(value, key, errors);
             }
             ("group", Some(value)) => args.group = values::group(value, errors),
+            ("accept", Some(value)) => args.accept = accept::codes(value, errors),
             ("crate", Some(value)) => args.krate = values::crate_path(value, errors),
             // `Keys::parse` passes only the keys of `KEYS`, with a value
             // exactly when the key is not a flag.

@@ -5,12 +5,16 @@
 //! rejects the mistakes that are the same for every attribute (arguments
 //! that do not parse, an unknown key, one without a value, one given twice,
 //! a required one left out) and hands every other value to the attribute,
-//! which reads it with the typed readers of `values`. Each attribute's own file builds its
-//! arguments from the two: `migration` for [`MigrationArgs`], `schema_test`
-//! for [`TestArgs`].
+//! which reads it with the typed readers of `values` (and `accept`, for
+//! the preflight codes a migration accepts). Each attribute's own file
+//! builds its arguments from the two: `migration` for [`MigrationArgs`],
+//! `schema_test` for [`TestArgs`]. A misspelled key or code is answered
+//! with the nearest right one (`spelling`).
 
+mod accept;
 mod migration;
 mod schema_test;
+mod spelling;
 #[cfg(test)]
 mod tests;
 mod values;
@@ -86,14 +90,7 @@ impl Keys {
                 .get_ident()
                 .and_then(|ident| self.0.iter().find(|key| ident == key.name));
             let Some(key) = known else {
-                let name = path
-                    .get_ident()
-                    .map(|ident| format!(" `{ident}`"))
-                    .unwrap_or_default();
-                errors.spanned(
-                    path,
-                    format!("unknown argument{name}; expected one of {}", self.names()),
-                );
+                errors.spanned(path, self.unknown(path));
                 continue;
             };
             let repeated = given.contains(&key.name);
@@ -127,6 +124,22 @@ impl Keys {
                 errors.push(syn::Error::new(Span::call_site(), message));
             }
         }
+    }
+
+    /// What is said of the argument `path`, which is none of the keys: the
+    /// nearest key when one is near, and every key.
+    fn unknown(&self, path: &syn::Path) -> String {
+        let Some(ident) = path.get_ident() else {
+            return format!("unknown argument; expected one of {}", self.names());
+        };
+        let written = ident.to_string();
+        let near = spelling::nearest(&written, self.0.iter().map(|key| key.name))
+            .map(|near| format!(" did you mean `{near}`?"))
+            .unwrap_or_default();
+        format!(
+            "unknown argument `{written}`;{near} expected one of {}",
+            self.names()
+        )
     }
 
     /// The keys, as in "expected one of `id`, `after` and `crate`".

@@ -20,7 +20,7 @@ struct Attribute {
 
 const MIGRATION: Attribute = Attribute {
     required: "id = \"0001_a\", ",
-    keys: "`id`, `after`, `description`, `group`, `background` and `crate`",
+    keys: "`id`, `after`, `description`, `group`, `background`, `accept` and `crate`",
     one_group: "a migration belongs to one group",
     parse: |tokens, errors| {
         MigrationArgs::parse(tokens, errors);
@@ -173,7 +173,8 @@ fn both_say_how_to_write_arguments_that_do_not_parse() {
         MIGRATION.mistakes("group = \"billing\" crate = \"schema\""),
         [
             "expected `,`; write the arguments as `id = \"0001_name\"`, optionally followed by any of \
-             `after = \"0000_other\"`, `description = \"...\"`, `group = \"billing\"`, `background` and `crate = \"schema\"`"
+             `after = \"0000_other\"`, `description = \"...\"`, `group = \"billing\"`, `background`, \
+             `accept = \"validator_rejects\"` and `crate = \"schema\"`"
         ]
     );
     assert_eq!(
@@ -280,8 +281,172 @@ fn the_migration_attribute_needs_an_id_and_checks_it_against_after() {
         messages(errors),
         [
             "the migration id contains ' '; ids use only ASCII letters, digits, `_`, `.` and `-`",
-            "unknown argument `colour`; expected one of `id`, `after`, `description`, `group`, `background` and `crate`",
+            "unknown argument `colour`; expected one of `id`, `after`, `description`, `group`, `background`, `accept` and `crate`",
             "migration `bad id` cannot run after itself; remove it from `after`",
         ]
+    );
+}
+
+/// The codes of `accept` as written, parsed with a migration's id and
+/// `arguments`, and the messages of the mistakes.
+fn accepted(arguments: &str) -> (Vec<String>, Vec<String>) {
+    let tokens = format!("id = \"0001_a\", {arguments}")
+        .parse()
+        .unwrap_or_else(|error| panic!("{arguments:?} does not tokenize: {error}"));
+    let mut errors = Errors::default();
+    let args = MigrationArgs::parse(tokens, &mut errors);
+    (
+        args.accept.iter().map(|code| code.value()).collect(),
+        messages(errors),
+    )
+}
+
+/// "expected one of `unique_duplicates`, ... and `collection_scan`".
+const EXPECTED_CODES: &str = "expected one of `unique_duplicates`, `index_conflict`, `validator_rejects`, \
+                              `ttl_deletes`, `ttl_not_dates`, `index_in_use` and `collection_scan`";
+
+#[test]
+fn accept_reads_one_code_or_a_list_of_them() {
+    assert_eq!(
+        accepted("accept = \"validator_rejects\""),
+        (vec!["validator_rejects".to_owned()], vec![])
+    );
+    assert_eq!(
+        accepted("accept = [\"validator_rejects\", \"ttl_deletes\",]"),
+        (
+            vec!["validator_rejects".to_owned(), "ttl_deletes".to_owned()],
+            vec![]
+        )
+    );
+    let all = super::accept::CODES.map(|code| format!("{code:?}")).join(", ");
+    assert_eq!(
+        accepted(&format!("background, accept = [{all}], group = \"g\"")),
+        (super::accept::CODES.map(str::to_owned).to_vec(), vec![])
+    );
+    assert_eq!(accepted(""), (vec![], vec![]), "no `accept`, no code");
+}
+
+#[test]
+fn accept_refuses_an_unknown_code_naming_the_nearest_and_every_code() {
+    assert_eq!(
+        accepted("accept = \"unique_duplicate\""),
+        (
+            vec![],
+            vec![format!(
+                "unknown preflight code `unique_duplicate`; did you mean `unique_duplicates`? {EXPECTED_CODES}"
+            )]
+        )
+    );
+    assert_eq!(
+        accepted("accept = [\"ttl_deletes\", \"TTL-not-dates\", \"drop_everything\", \"\"]"),
+        (
+            vec!["ttl_deletes".to_owned()],
+            vec![
+                format!(
+                    "unknown preflight code `TTL-not-dates`; did you mean `ttl_not_dates`? {EXPECTED_CODES}"
+                ),
+                format!("unknown preflight code `drop_everything`; {EXPECTED_CODES}"),
+                format!("the preflight code is empty; {EXPECTED_CODES}"),
+            ]
+        )
+    );
+    let (_, said) = accepted("accept = \"a\\nb`\"");
+    assert_eq!(
+        said,
+        [format!("unknown preflight code `a\\nb``; {EXPECTED_CODES}")]
+    );
+    assert!(!said[0].contains('\n'), "one line");
+}
+
+#[test]
+fn accept_refuses_a_code_twice_an_empty_list_and_a_second_accept() {
+    assert_eq!(
+        accepted("accept = [\"ttl_deletes\", \"index_in_use\", \"ttl_deletes\"]"),
+        (
+            vec!["ttl_deletes".to_owned(), "index_in_use".to_owned()],
+            vec!["`ttl_deletes` is listed twice in `accept`; list each code once".to_owned()]
+        )
+    );
+    assert_eq!(
+        accepted("accept = []"),
+        (
+            vec![],
+            vec!["`accept = []` accepts nothing; list at least one code, or leave `accept` out".to_owned()]
+        )
+    );
+    assert_eq!(
+        accepted("accept = \"ttl_deletes\", accept = \"index_in_use\""),
+        (
+            vec!["ttl_deletes".to_owned()],
+            vec![
+                "`accept` is given twice; list every code once, in one list: \
+                 `accept = [\"validator_rejects\", \"ttl_deletes\"]`"
+                    .to_owned()
+            ]
+        )
+    );
+    assert_eq!(
+        TEST.mistakes("accept = \"ttl_deletes\""),
+        ["unknown argument `accept`; expected one of `group` and `crate`"]
+    );
+}
+
+#[test]
+fn accept_says_what_to_write_for_a_value_that_is_not_a_string() {
+    let shape = "`accept` takes a preflight code or a list of them, as string literals: \
+                 `accept = \"validator_rejects\"` or `accept = [\"validator_rejects\", \"ttl_deletes\"]`";
+    for arguments in [
+        "accept = validator_rejects",
+        "accept = Code::ValidatorRejects",
+        "accept = 1",
+        "accept = (\"ttl_deletes\")",
+    ] {
+        assert_eq!(
+            accepted(arguments),
+            (vec![], vec![shape.to_owned()]),
+            "{arguments}"
+        );
+    }
+    assert_eq!(
+        accepted("accept = [\"ttl_deletes\", index_in_use, 3]"),
+        (
+            vec!["ttl_deletes".to_owned()],
+            vec![shape.to_owned(), shape.to_owned()]
+        )
+    );
+    assert_eq!(
+        accepted("accept"),
+        (
+            vec![],
+            vec!["`accept` needs a value: write `accept = \"...\"`".to_owned()]
+        )
+    );
+}
+
+#[test]
+fn a_misspelled_argument_is_answered_with_the_nearest() {
+    assert_eq!(
+        MIGRATION.mistakes("accepts = \"ttl_deletes\", groups = \"g\", backgruond"),
+        [
+            format!(
+                "unknown argument `accepts`; did you mean `accept`? expected one of {}",
+                MIGRATION.keys
+            ),
+            format!(
+                "unknown argument `groups`; did you mean `group`? expected one of {}",
+                MIGRATION.keys
+            ),
+            format!(
+                "unknown argument `backgruond`; did you mean `background`? expected one of {}",
+                MIGRATION.keys
+            ),
+        ]
+    );
+    assert_eq!(
+        TEST.mistakes("grup = \"g\""),
+        [format!(
+            "unknown argument `grup`; did you mean `group`? expected one of {}",
+            TEST.keys
+        )]
     );
 }

@@ -3,10 +3,12 @@
 //! (the database `WORKER_DB`, unless the URI names one), then
 //! `schema_core::cli::run`; an error of `connect` printed by
 //! `schema_core::cli::fail`. For the tests of what a person reads when the
-//! server cannot be reached or refuses the client.
+//! server cannot be reached or refuses the client, and of `plan --commands`,
+//! which needs the client's options `connect` gives the manager.
 
 use std::process::ExitCode;
 
+use schema_core::indexes::{ascending, ensure_indexes};
 use schema_core::migration;
 use schema_core::mongodb::Database;
 use schema_core::mongodb::error::Error;
@@ -15,6 +17,12 @@ use schema_core::mongodb::error::Error;
 #[migration(id = "c_0001_nothing")]
 async fn nothing(_db: &Database) -> Result<(), Error> {
     Ok(())
+}
+
+/// Sessions by user: a command for `plan --commands` to show.
+#[migration(id = "c_0002_sessions", after = "c_0001_nothing")]
+async fn sessions(db: &Database) -> Result<(), schema_core::Error> {
+    ensure_indexes(db, "sessions", [ascending("user_id")]).await
 }
 
 #[tokio::main]

@@ -4,9 +4,9 @@
 //! - `schema-snapshot check FILE`: `testing::check_snapshot` against FILE
 //!   (writing it under `SCHEMA_SNAPSHOT=overwrite`), exit 0 or 1 with the
 //!   error on stderr;
-//! - anything else: `schema_core::cli::run`, so `snapshot --out FILE` and
-//!   `verify --snapshot FILE --json` as an application's command line runs
-//!   them.
+//! - anything else: `schema_core::cli::run`, so `snapshot --out FILE`,
+//!   `verify --snapshot FILE --json` and `preflight` as an application's
+//!   command line runs them.
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -20,6 +20,7 @@
 // binary.
 use example_app as _;
 
+mod accept;
 mod apply;
 mod backfill;
 mod backfill_faults;
@@ -45,6 +46,9 @@ mod long_history;
 mod no_values;
 mod operability;
 mod panicking_migration;
+mod plan_commands;
+mod preflight;
+mod preflight_data;
 mod preflight_indexes;
 mod production;
 mod proxy;

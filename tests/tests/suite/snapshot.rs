@@ -17,7 +17,9 @@ use schema_core::mongodb::bson::{Document, doc};
 use schema_core::snapshot::{Snapshot, Subject, declare_indexes};
 use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
-use schema_tests::{fresh_database, index_documents, monitored_database, take_commands};
+use schema_tests::{
+    fresh_database, index_documents, monitored_database, scratch_databases, scratch_prefix, take_commands,
+};
 
 const GROUP: &str = "snapshot";
 
@@ -83,33 +85,6 @@ fn listed(snapshot: &Snapshot) -> Vec<(String, Document, String)> {
             })
         })
         .collect()
-}
-
-/// The names of the databases whose names start with `prefix`.
-async fn databases_named(db: &Database, prefix: &str) -> Vec<String> {
-    db.client()
-        .list_database_names()
-        .await
-        .expect("listDatabases")
-        .into_iter()
-        .filter(|name| name.starts_with(prefix))
-        .collect()
-}
-
-/// How the scratch databases of a snapshot of `db` are named: the first 32
-/// bytes of its name, then `_snapshot_` (a random suffix follows).
-fn scratch_prefix(db: &Database) -> String {
-    let name = db.name();
-    let mut end = name.len().min(32);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}_snapshot_", &name[..end])
-}
-
-/// The scratch databases of snapshots of `db` still on the server.
-async fn scratch_databases(db: &Database) -> Vec<String> {
-    databases_named(db, &scratch_prefix(db)).await
 }
 
 fn keys_of(subject: &Subject) -> Document {

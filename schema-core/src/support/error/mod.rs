@@ -253,10 +253,9 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
-    /// This process's lease ended by its own clock, or another process
-    /// took the lock over, before migration `id` was fenced as complete.
-    /// `id` was not recorded by this process and nothing more was applied
-    /// here; whoever holds the lock next runs it again.
+    /// This process's lease ended (by its own clock) or was taken over
+    /// before migration `id` was fenced as complete: it is not recorded,
+    /// nothing more was applied here, and the next holder runs it again.
     #[error("{}", texts::lock_lost(id))]
     LockLost {
         /// The migration that ran, or was about to, without the lock.
@@ -266,9 +265,8 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
-    /// The renewal of the schema lock's lease could not be started: its
-    /// thread, its runtime, or the client built from the options given to
-    /// [`SchemaManager::lease_client`](crate::SchemaManager::lease_client).
+    /// The lease's renewal could not start (its thread, runtime, or the
+    /// client of [`SchemaManager::lease_client`](crate::SchemaManager::lease_client)).
     /// The lock was let go and nothing was applied.
     #[error("{}", texts::lease_renewal(reason))]
     LeaseRenewal {
@@ -323,10 +321,9 @@ pub enum Error {
         index: String,
     },
 
-    /// An index build did not end within the bound its declaration set
+    /// An index build did not end within its declaration's bound
     /// ([`EnsureIndexes::timeout`](crate::indexes::EnsureIndexes::timeout)).
-    /// The server goes on with the build: the same declaration sent again
-    /// waits for it rather than starting another.
+    /// The server goes on; the same declaration sent again waits for it.
     #[error("{}", texts::index_build_timeout(collection, indexes, waited))]
     IndexBuildTimeout {
         /// The collection.
@@ -337,9 +334,8 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
-    /// The server refused to let the snapshot create or drop its scratch
-    /// database: the user may only use certain databases (`readWrite` on
-    /// one database, as hosted MongoDB often grants).
+    /// The server refused the snapshot its scratch database: the user may
+    /// use certain databases only (as hosted MongoDB often grants).
     #[error("{}", texts::snapshot_unauthorized(database))]
     SnapshotUnauthorized {
         /// The scratch database.
@@ -375,17 +371,13 @@ pub enum Error {
         source: BoxError,
     },
 
-    /// The update of a batch of a backfill got no answer, or lost it (a
-    /// timeout, a lost connection, a failover in the middle of it): it may
-    /// or may not have been applied, wholly or in part. It was not sent
-    /// again, since an update applied twice can change its documents twice.
-    /// The batches before it are done (and, under a manager,
-    /// checkpointed). On a server without transactions, under a manager,
-    /// the checkpoint keeps how many runs lost this batch's answer (when
-    /// it can be saved; see `counted`), and the next run does the batch
-    /// once more. An update declared
-    /// [`idempotent`](crate::data::Backfill::idempotent) is sent again
-    /// instead.
+    /// A backfill batch's update got no answer or lost it (a timeout, a lost
+    /// connection, a failover): it may have been applied, wholly or in part,
+    /// and was not sent again (an update applied twice can change its
+    /// documents twice; one [`idempotent`](crate::data::Backfill::idempotent)
+    /// is). The batches before it are done; without transactions, under a
+    /// manager, the checkpoint counts the runs that lost this batch's
+    /// answer (see `counted`), and the next run does the batch once more.
     #[error("{}", texts::backfill_outcome_unknown(collection, at, at_most, counted))]
     BackfillOutcomeUnknown {
         /// The collection it walks.
@@ -394,28 +386,23 @@ pub enum Error {
         /// [`Error::BackfillFailed`].
         at: String,
         /// How many times the batch's documents may have been changed once
-        /// the next run has done it again: 2 after one run lost its
-        /// answer, one more for each run after that which lost it too.
-        /// `None` where no later run does it as a matter of course: in a
-        /// transaction, which the next run finds committed or not, and
-        /// outside a manager, which keeps no checkpoint.
+        /// the next run has done it again (2 after one lost answer, one
+        /// more per run that lost it too); `None` in a transaction (found
+        /// committed or not) and outside a manager (no checkpoint).
         at_most: Option<u64>,
-        /// `false` when this run could not save in the checkpoint that it
-        /// lost the batch's answer (the save failed, or the lease was
-        /// lost): later runs then count one such run fewer than there
-        /// were, and say one time fewer than the documents may have been
-        /// changed. The background task does not try again after it.
-        /// `true` otherwise, including where nothing is counted.
+        /// `false` when this run could not save that it lost the answer (the
+        /// save failed, or the lease was lost): later runs count one time
+        /// fewer than the documents may have been changed, and the
+        /// background task does not try again. `true` otherwise.
         counted: bool,
         /// What happened to the update.
         #[source]
         source: BoxError,
     },
 
-    /// The server returned a batch of a backfill out of `_id` order (it
-    /// sorts some `_id`s in another order than MongoDB's binary one), so
-    /// the walk's `_id > last` could pass over documents. The walk stopped
-    /// before changing that batch; nothing was skipped silently.
+    /// The server returned a backfill batch out of `_id` order (not
+    /// MongoDB's binary one), so `_id > last` could pass over documents:
+    /// the walk stopped before changing that batch.
     #[error("{}", texts::backfill_out_of_order(collection, at, place, before, after))]
     BackfillOutOfOrder {
         /// The collection it walks.
@@ -423,13 +410,12 @@ pub enum Error {
         /// Which batch, by counts and BSON type, as in
         /// [`Error::BackfillFailed`].
         at: String,
-        /// The place in the batch of the `_id` out of order, from 1; the
-        /// one before the first is the last `_id` done.
+        /// The place in the batch of the `_id` out of order, from 1.
         place: usize,
         /// The BSON type of the `_id` before it.
         before: String,
-        /// The BSON type of the `_id` that came after it though it does
-        /// not sort after it.
+        /// The BSON type of the `_id` that came after it, though it sorts
+        /// before.
         after: String,
     },
 
@@ -484,8 +470,7 @@ pub enum Error {
         source: BoxError,
     },
 
-    /// A snapshot is not the JSON that
-    /// [`Snapshot::to_json`](crate::snapshot::Snapshot::to_json) writes.
+    /// A snapshot is not [`Snapshot::to_json`](crate::snapshot::Snapshot::to_json)'s JSON.
     #[error("the schema snapshot is malformed: {reason}")]
     MalformedSnapshot {
         /// What is wrong, and where.
