@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
+use mongodb::action::Action;
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::options::{ReadPreference, SelectionCriteria};
+use mongodb::options::{Collation, ReadPreference, SelectionCriteria};
 
 use super::{Probe, SHOWN_IDS};
 use crate::support::error::{ServerError, code};
@@ -47,12 +48,25 @@ impl Probe {
         collection: &str,
         pipeline: Vec<Document>,
     ) -> Result<Vec<Document>, String> {
+        self.aggregate_collated(collection, pipeline, None).await
+    }
+
+    /// [`aggregate`](Probe::aggregate) under `collation` (the collection's
+    /// default when `None`): strings are matched and grouped as an index
+    /// with that collation compares them.
+    pub(super) async fn aggregate_collated(
+        &self,
+        collection: &str,
+        pipeline: Vec<Document>,
+        collation: Option<Collation>,
+    ) -> Result<Vec<Document>, String> {
         let collection = self.db.collection::<Document>(collection);
         let read = async {
             collection
                 .aggregate(pipeline)
                 .allow_disk_use(true)
                 .max_time(self.max_time)
+                .optional(collation, |aggregate, collation| aggregate.collation(collation))
                 .await?
                 .try_collect::<Vec<Document>>()
                 .await

@@ -49,6 +49,7 @@ mod panicking_migration;
 mod plan_commands;
 mod preflight;
 mod preflight_data;
+mod preflight_indexes;
 mod preflight_usage;
 mod production;
 mod proxy;

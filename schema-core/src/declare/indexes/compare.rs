@@ -257,7 +257,7 @@ fn normalized_projection(projection: &Document, top: bool) -> Document {
 /// `caseLevel`, ..., and the ICU `version`): the same as the declared one
 /// when each declared field has the listed value. The simple binary
 /// comparison (`locale: "simple"`) is no collation at all.
-fn same_collation(declared: Option<&Document>, existing: Option<&Document>) -> bool {
+pub(crate) fn same_collation(declared: Option<&Document>, existing: Option<&Document>) -> bool {
     let simple = |collation: Option<&Document>| {
         collation.is_none_or(|collation| collation.get_str("locale") == Ok("simple"))
     };
