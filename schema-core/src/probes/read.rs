@@ -42,18 +42,9 @@ impl Probe {
     }
 
     /// What `pipeline` returns on `collection`, spilling to disk when it
-    /// must.
-    pub(super) async fn aggregate(
-        &self,
-        collection: &str,
-        pipeline: Vec<Document>,
-    ) -> Result<Vec<Document>, String> {
-        self.aggregate_collated(collection, pipeline, None).await
-    }
-
-    /// [`aggregate`](Probe::aggregate) under `collation` (the collection's
-    /// default when `None`): strings are matched and grouped as an index
-    /// with that collation compares them.
+    /// must, under `collation` (the collection's default when `None`):
+    /// strings are matched and grouped as an index with that collation
+    /// compares them.
     pub(super) async fn aggregate_collated(
         &self,
         collection: &str,
