@@ -5,7 +5,8 @@
 //! With arguments, it is the schema command line instead:
 //! `example-app status`, `plan`, `apply`, `wait --timeout <seconds>`,
 //! `forget <id>`, `mark-applied <id>`,
-//! `snapshot [--out FILE]`, `verify --snapshot schema.json`,
+//! `snapshot [--out FILE]`, `verify --snapshot schema.json`, `preflight`,
+//! `plan --commands`,
 //! each with `--json`.
 //!
 //! The server is `MONGODB_URI`, else a MongoDB on the default local port;

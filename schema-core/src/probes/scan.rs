@@ -33,8 +33,7 @@ pub(super) async fn probe(probe: &Probe, collection: &str, filter: &Document) ->
         |reason: String| Observed::inconclusive(Code::CollectionScan, collection, None, reason);
     let message = if filter.is_empty() {
         // Every document is the backfill's: no index would spare a read.
-        "the backfill has no filter: it reads every document of the collection, whatever the \
-         indexes; run it when the load allows"
+        "it has no filter: it reads every one, whatever the indexes; run it when the load allows"
     } else {
         let explain = doc! {
             "explain": { "find": collection, "filter": filter.clone() },
@@ -48,8 +47,8 @@ pub(super) async fn probe(probe: &Probe, collection: &str, filter: &Document) ->
             None => return Some(inconclusive(UNKNOWN_SHAPE.to_owned())),
             Some(false) => return None,
             Some(true) => {
-                "no index serves this filter: the backfill reads every document of the collection; \
-                 add an index on the filter's fields first, or accept it"
+                "no index serves its filter, so it reads every one; add an index on the filter's \
+                 fields first, or accept it"
             }
         }
     };
@@ -59,7 +58,7 @@ pub(super) async fn probe(probe: &Probe, collection: &str, filter: &Document) ->
             collection,
             None,
             count,
-            message.to_owned(),
+            format!("the backfill visits the {count} documents of `{collection}`: {message}"),
             Vec::new(),
         )),
         Err(reason) => Some(inconclusive(format!(

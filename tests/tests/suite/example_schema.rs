@@ -1,6 +1,7 @@
 //! The example application's eleven migrations, applied to a fresh database:
 //! the indexes that exist afterwards, the commands that built them, and the
-//! events the status backfill changed.
+//! events the status backfill changed, and what preflight says of an event
+//! store written before them.
 //!
 //! The test server keeps index keys, `unique` and TTL seconds, but renames
 //! indexes, forgets descending directions and does not list text indexes,
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use schema_core::SchemaManager;
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, Document, doc};
+use schema_core::preflight::{Code, Severity};
 use schema_tests::{index_documents, monitored_database, record_ids, take_commands};
 
 // Linking the example registers its migrations in this test binary.
@@ -296,4 +298,64 @@ async fn the_examples_checked_in_snapshot_is_what_its_migrations_declare() {
     if let Err(error) = checked {
         panic!("{error}");
     }
+}
+
+/// An event store written before the migrations: two events share an id,
+/// one expired yesterday. Preflight says the unique index on `event_id`
+/// fails and the TTL index deletes that event at once, and leaves the
+/// database as it was.
+#[tokio::test]
+async fn preflight_of_the_example_over_old_events_names_the_duplicates_and_what_expires_at_once() {
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = schema_tests::fresh_database("example_preflight").await;
+    let events = db.collection::<Document>("events");
+    let now = schema_core::mongodb::bson::DateTime::now();
+    let day = 24 * 3600 * 1000;
+    let event = |id: &str, expires: i64| {
+        doc! {
+            "event_id": id,
+            "event_type": "order.created",
+            "timestamp": now,
+            "ttl_expires_at": schema_core::mongodb::bson::DateTime::from_millis(now.timestamp_millis() + expires),
+        }
+    };
+    events
+        .insert_many([
+            event("e1", day),
+            event("e1", day),
+            event("e2", -day),
+            event("e3", day),
+        ])
+        .await
+        .expect("write events");
+
+    let report = SchemaManager::new(db.clone())
+        .preflight()
+        .await
+        .expect("preflight");
+
+    let found = |code: Code| report.findings.iter().find(|finding| finding.code == code);
+    let duplicates = found(Code::UniqueDuplicates).expect("the duplicates are found");
+    assert_eq!(
+        (
+            duplicates.migration.as_str(),
+            duplicates.collection.as_str(),
+            duplicates.count
+        ),
+        ("0001_events", "events", 2)
+    );
+    assert_eq!(duplicates.severity, Severity::Fails);
+    let expiring = found(Code::TtlDeletes).expect("what expires at once is found");
+    assert_eq!((expiring.migration.as_str(), expiring.count), ("0001_events", 1));
+    assert!(report.fails());
+    let shown = serde_json::to_string(&report).unwrap();
+    assert!(
+        !shown.contains("e1") && !shown.contains("order.created"),
+        "no value: {shown}"
+    );
+    // Read only: the four events, only the `_id` index, no record.
+    assert_eq!(events.count_documents(doc! {}).await.unwrap(), 4);
+    assert_eq!(index_documents(&db, "events").await.len(), 1);
+    assert!(record_ids(&db, "schema_versions").await.is_empty());
+    assert!(schema_tests::scratch_databases(&db).await.is_empty());
 }
