@@ -1,32 +1,148 @@
-//! `index_conflict`: an index already there with the declared name or keys
-//! and other options. `createIndexes` refuses the whole request
-//! (IndexOptionsConflict, IndexKeySpecsConflict), so the migration fails.
-//! Read from the listing preflight made; no command of its own.
+//! `index_conflict`: an index already there that `createIndexes` holds
+//! against the declared one, so that it refuses the whole request and the
+//! migration fails. Read from the listing preflight made; no command of its
+//! own.
+//!
+//! What MongoDB refuses, and what it does not:
+//! - an index with the declared name on other keys (IndexKeySpecsConflict),
+//!   or on the same keys with other options (IndexOptionsConflict): refused;
+//!   with the same options it is the declared one, and nothing is done;
+//! - an index on the same keys under another name: refused only when the
+//!   two have the same signature (collation, partial filter, `unique`,
+//!   `sparse`, wildcard projection), whatever else differs; when one of
+//!   these differs, the server builds the declared one beside it.
+//!
+//! A declared index without a collation gets the collection's default, as
+//! the server gives it, before it is compared.
 
 use mongodb::bson::Document;
 
+use super::with_default_collation;
 use crate::assess::drift::LiveCollection;
 use crate::assess::preflight::{Code, Observed};
-use crate::declare::indexes::conflict::find_conflicts;
+use crate::declare::indexes::compare::{option_differences, same_keys, same_signature, show_keys};
 
-/// The conflict between the declared `spec` and the indexes `live` has.
+/// The index of `live` that the server holds against the declared `spec`,
+/// and why.
 pub(super) fn probe(collection: &str, spec: &Document, live: &LiveCollection) -> Option<Observed> {
-    let conflict = find_conflicts(std::slice::from_ref(spec), &live.indexes)
-        .into_iter()
-        .next()?;
+    let declared = with_default_collation(spec, &live.options);
+    let (existing, differences) = conflict(&declared, &live.indexes)?;
+    let name = text(&declared, "name");
     let message = format!(
-        "the index `{}` is already there as `{}` with other options ({}): the migration fails; \
-         drop the existing index first (in an earlier migration), or declare it as it is",
-        conflict.index,
-        conflict.existing,
-        conflict.differences.join("; ")
+        "the index `{name}` meets `{existing}`, already there ({}): the server refuses it, and the \
+         migration fails; drop the existing index first (in an earlier migration), or declare it as \
+         it is",
+        differences.join("; ")
     );
     Some(Observed::found(
         Code::IndexConflict,
         collection,
-        Some(&conflict.index),
+        Some(name),
         0,
         message,
         Vec::new(),
     ))
+}
+
+/// The existing index `declared` conflicts with, by name, and what differs.
+fn conflict<'a>(declared: &Document, existing: &'a [Document]) -> Option<(&'a str, Vec<String>)> {
+    let name = text(declared, "name");
+    if let Some(same_name) = existing.iter().find(|index| text(index, "name") == name) {
+        let differences = if same_keys(declared, same_name) {
+            option_differences(declared, same_name)
+        } else {
+            vec![format!(
+                "keys: declared {}, existing {}",
+                show_keys(declared),
+                show_keys(same_name)
+            )]
+        };
+        return (!differences.is_empty()).then(|| (text(same_name, "name"), differences));
+    }
+    let twin = existing
+        .iter()
+        .find(|index| same_keys(declared, index) && same_signature(declared, index))?;
+    let mut differences = vec![format!(
+        "the same keys and signature under the name `{}`",
+        text(twin, "name")
+    )];
+    differences.extend(option_differences(declared, twin));
+    Some((text(twin, "name"), differences))
+}
+
+fn text<'a>(spec: &'a Document, field: &str) -> &'a str {
+    spec.get_str(field).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::doc;
+
+    fn live(indexes: Vec<Document>) -> LiveCollection {
+        LiveCollection {
+            indexes,
+            options: Document::new(),
+        }
+    }
+
+    #[test]
+    fn the_same_name_must_have_the_same_keys_and_options() {
+        let existing = [doc! { "key": { "a": 1 }, "name": "a_1", "v": 2 }];
+        let same = doc! { "key": { "a": 1 }, "name": "a_1" };
+        assert_eq!(conflict(&same, &existing), None, "the same index: nothing to do");
+        let unique = doc! { "key": { "a": 1 }, "name": "a_1", "unique": true };
+        let (with, differences) = conflict(&unique, &existing).expect("other options");
+        assert_eq!(with, "a_1");
+        assert!(
+            differences[0].starts_with("unique: declared true"),
+            "{differences:?}"
+        );
+        let other_keys = doc! { "key": { "b": 1 }, "name": "a_1" };
+        let (_, differences) = conflict(&other_keys, &existing).expect("other keys");
+        assert!(differences[0].starts_with("keys: declared"), "{differences:?}");
+    }
+
+    #[test]
+    fn the_same_keys_under_another_name_conflict_only_with_the_same_signature() {
+        let plain = doc! { "key": { "a": 1 }, "name": "a_1" };
+        // unique, sparse, a partial filter or a collation tell them apart.
+        for distinct in [
+            doc! { "key": { "a": 1 }, "name": "a_unique", "unique": true },
+            doc! { "key": { "a": 1 }, "name": "a_sparse", "sparse": true },
+            doc! { "key": { "a": 1 }, "name": "a_some", "partialFilterExpression": { "b": true } },
+            doc! { "key": { "a": 1 }, "name": "a_fr", "collation": { "locale": "fr" } },
+        ] {
+            assert_eq!(
+                conflict(&distinct, std::slice::from_ref(&plain)),
+                None,
+                "{distinct}"
+            );
+        }
+        // A TTL, or nothing at all, does not.
+        for twin in [
+            doc! { "key": { "a": 1 }, "name": "a_ttl", "expireAfterSeconds": 60 },
+            doc! { "key": { "a": 1 }, "name": "a_again" },
+            doc! { "key": { "a": 1 }, "name": "a_again", "collation": { "locale": "simple" } },
+        ] {
+            let (with, _) = conflict(&twin, std::slice::from_ref(&plain)).expect("the same signature");
+            assert_eq!(with, "a_1", "{twin}");
+        }
+    }
+
+    #[test]
+    fn an_index_declared_without_a_collation_gets_the_collections_default_first() {
+        let default = doc! { "locale": "en", "strength": 2 };
+        let collection = LiveCollection {
+            indexes: vec![doc! { "key": { "a": 1 }, "name": "a_1", "collation": default.clone() }],
+            options: doc! { "collation": default },
+        };
+        let declared = doc! { "key": { "a": 1 }, "name": "a_1" };
+        assert_eq!(
+            probe("c", &declared, &collection),
+            None,
+            "the server finds it there already"
+        );
+        assert!(probe("c", &declared, &live(collection.indexes.clone())).is_some());
+    }
 }

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mongodb::Database;
-use mongodb::bson::DateTime;
+use mongodb::bson::{DateTime, Document};
 use mongodb::options::{DatabaseOptions, ReadPreference, SelectionCriteria};
 
 use crate::assess::drift::LiveCollection;
@@ -133,4 +133,17 @@ fn collection_of(declared: &Declared) -> Option<&str> {
         | Declared::DroppedCollection { collection } => Some(collection),
         Declared::Began { .. } | Declared::Command { .. } => None,
     }
+}
+
+/// `spec` with the collection's default collation (from `options`, as
+/// `listCollections` lists them) when it declares none: the server builds
+/// it so, and lists it so.
+fn with_default_collation(spec: &Document, options: &Document) -> Document {
+    let mut spec = spec.clone();
+    if let Ok(default) = options.get_document("collation")
+        && !spec.contains_key("collation")
+    {
+        spec.insert("collation", default.clone());
+    }
+    spec
 }

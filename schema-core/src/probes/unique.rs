@@ -53,7 +53,7 @@
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::Collation;
 
-use super::{Probe, SHOWN_IDS};
+use super::{Probe, SHOWN_IDS, with_default_collation};
 use crate::assess::drift::LiveCollection;
 use crate::assess::preflight::{Code, Observed};
 use crate::declare::indexes::compare::{key, same_collation, same_value, show_keys};
@@ -148,18 +148,6 @@ fn number(value: &Bson) -> Option<f64> {
     convert::integer(value)
         .map(|n| n as f64)
         .or_else(|| value.as_f64())
-}
-
-/// `spec` with the collection's default collation when it declares none:
-/// the server builds it so, and lists it so.
-fn with_default_collation(spec: &Document, options: &Document) -> Document {
-    let mut spec = spec.clone();
-    if let Ok(default) = options.get_document("collation")
-        && !spec.contains_key("collation")
-    {
-        spec.insert("collation", default.clone());
-    }
-    spec
 }
 
 /// Whether `existing` already keeps the keys of `declared` unique: a unique

@@ -27,7 +27,12 @@ async fn parcels_unique(db: &Database) -> Result<(), Error> {
             id: "pf_0001_parcels_unique".into(),
             source: Box::new(error),
         })?;
-    ensure_indexes(db, "parcels", [ascending("code").unique()]).await
+    ensure_indexes(
+        db,
+        "parcels",
+        [ascending("code").unique().named("parcels_by_code")],
+    )
+    .await
 }
 
 #[migration(id = "pf_0002_routes", group = "preflight", after = "pf_0001_parcels_unique")]
@@ -35,14 +40,19 @@ async fn routes(db: &Database) -> Result<(), Error> {
     ensure_indexes(db, "routes", [ascending("depot")]).await
 }
 
-/// The same unique index, its conflict weighed and accepted
+/// The same index, its conflict weighed and accepted
 #[migration(
     id = "pfa_0001_parcels_unique",
     group = "preflight_accepted",
     accept = "index_conflict"
 )]
 async fn parcels_unique_accepted(db: &Database) -> Result<(), Error> {
-    ensure_indexes(db, "parcels", [ascending("code").unique()]).await
+    ensure_indexes(
+        db,
+        "parcels",
+        [ascending("code").unique().named("parcels_by_code")],
+    )
+    .await
 }
 
 #[migration(id = "pff_0001_fails", group = "preflight_failing")]
@@ -54,9 +64,10 @@ fn manager(db: &Database, group: &str) -> SchemaManager {
     SchemaManager::new(db.clone()).migrations(Migrations::group(group).expect("a valid group"))
 }
 
-/// `parcels` with a few documents and a plain index on `code`, named as the
-/// declared unique one: the declaration conflicts with it.
-async fn parcels_with_a_plain_code_index(db: &Database) {
+/// `parcels` with a few documents and a unique index on `code` under
+/// another name than the declared one: the same keys and signature, which
+/// the server refuses to build twice.
+async fn parcels_with_a_unique_code_index(db: &Database) {
     let parcels = db.collection::<Document>("parcels");
     parcels
         .insert_many((0..5).map(|n| doc! { "code": n }))
@@ -64,10 +75,18 @@ async fn parcels_with_a_plain_code_index(db: &Database) {
         .unwrap();
     db.run_command(doc! {
         "createIndexes": "parcels",
-        "indexes": [{ "key": { "code": 1 }, "name": "code_1" }],
+        "indexes": [{ "key": { "code": 1 }, "name": "code_1", "unique": true }],
     })
     .await
     .unwrap();
+}
+
+/// Drops the index of `collection` on `keys`, by its keys: the servers the
+/// tests run on name indexes differently.
+async fn drop_index_on(db: &Database, collection: &str, keys: Document) {
+    db.run_command(doc! { "dropIndexes": collection, "index": keys })
+        .await
+        .unwrap();
 }
 
 /// What the live database holds: each collection's name, documents and
@@ -98,7 +117,7 @@ async fn preflight_finds_what_a_pending_migration_fails_on_and_leaves_the_databa
     // It creates and drops a scratch database, and lists them.
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("preflight_conflict").await;
-    parcels_with_a_plain_code_index(&db).await;
+    parcels_with_a_unique_code_index(&db).await;
     let before = contents(&db).await;
 
     let report = manager(&db, "preflight").preflight().await.expect("preflight");
@@ -112,10 +131,11 @@ async fn preflight_finds_what_a_pending_migration_fails_on_and_leaves_the_databa
         (Code::IndexConflict, Severity::Fails)
     );
     assert_eq!(finding.collection, "parcels");
-    assert_eq!(finding.index.as_deref(), Some("code_1"));
+    assert_eq!(finding.index.as_deref(), Some("parcels_by_code"));
     assert!(!finding.accepted);
     assert!(
-        finding.message.contains("unique") && finding.message.contains("drop the existing index"),
+        finding.message.contains("the same keys and signature")
+            && finding.message.contains("drop the existing index"),
         "{}",
         finding.message
     );
@@ -139,7 +159,7 @@ async fn preflight_finds_what_a_pending_migration_fails_on_and_leaves_the_databa
 async fn an_accepted_finding_is_listed_as_accepted_and_fails_nothing() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("preflight_accepted").await;
-    parcels_with_a_plain_code_index(&db).await;
+    parcels_with_a_unique_code_index(&db).await;
     let manager = manager(&db, "preflight_accepted");
     let report = manager.preflight().await.expect("preflight");
     assert_eq!(report.findings.len(), 1, "{report:?}");
@@ -191,7 +211,7 @@ async fn a_migration_failing_in_the_scratch_run_fails_preflight_and_its_scratch_
 async fn a_start_that_runs_preflight_refuses_a_migration_that_would_fail_before_anything_runs() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("preflight_start").await;
-    parcels_with_a_plain_code_index(&db).await;
+    parcels_with_a_unique_code_index(&db).await;
     let before = contents(&db).await;
 
     let error = manager(&db, "preflight")
@@ -226,10 +246,7 @@ async fn a_start_that_runs_preflight_refuses_a_migration_that_would_fail_before_
     assert!(scratch_databases(&db).await.is_empty());
 
     // Once the conflicting index is gone, the same start applies.
-    db.collection::<Document>("parcels")
-        .drop_index("code_1")
-        .await
-        .unwrap();
+    drop_index_on(&db, "parcels", doc! { "code": 1 }).await;
     let report = manager(&db, "preflight")
         .preflight_at_start(Policy::Fail)
         .apply_all()
@@ -265,7 +282,7 @@ async fn the_command_line_exits_3_on_a_failing_finding_and_0_once_it_is_gone() {
         .unwrap();
     db.run_command(doc! {
         "createIndexes": "orders",
-        "indexes": [{ "key": { "order_id": 1 }, "name": "order_id_1" }],
+        "indexes": [{ "key": { "order_id": 1 }, "name": "by_order", "unique": true }],
     })
     .await
     .unwrap();
@@ -294,7 +311,7 @@ async fn the_command_line_exits_3_on_a_failing_finding_and_0_once_it_is_gone() {
     assert_eq!(value["findings"][0]["accepted"], false, "{value}");
     assert_eq!(value["inconclusive"], serde_json::json!([]), "{value}");
 
-    orders.drop_index("order_id_1").await.unwrap();
+    drop_index_on(&db, "orders", doc! { "order_id": 1 }).await;
     let clean = cli(&db, &["preflight"]);
     assert_eq!(clean.status.code(), Some(0), "{clean:?}");
     assert!(

@@ -513,12 +513,19 @@ fn stopped_matches(body: &Document, live: &str) -> bool {
 async fn indexes_already_there_with_the_declared_keys_and_other_options_conflict() {
     let _alone = DATABASE_LISTINGS.lock().await;
     let db = fresh_database("pidx_conflicts").await;
-    // The declared unique keys without `unique`; the declared TTL's keys
-    // with another expireAfterSeconds.
+    // The declared unique keys, unique, under another name: the same
+    // signature, which the server refuses to build twice. The declared
+    // plain keys as a unique index: another signature, which it builds
+    // beside. The declared TTL's keys with another expireAfterSeconds
+    // (whatever their name: the TTL is no part of the signature).
     db.collection::<Document>("users")
-        .create_index(ascending("login"))
+        .create_index(ascending("login").unique().named("by_login"))
         .await
-        .expect("a plain index on the declared unique keys");
+        .expect("a unique index on the declared unique keys");
+    db.collection::<Document>("users")
+        .create_index(ascending("email").unique().named("email_unique"))
+        .await
+        .expect("a unique index on the declared plain keys");
     db.collection::<Document>("sessions")
         .create_index(ttl("expires_at", Duration::from_secs(3600)))
         .await
@@ -538,7 +545,9 @@ async fn indexes_already_there_with_the_declared_keys_and_other_options_conflict
         ("pi_0002_unique_login", "users")
     );
     assert!(
-        login.message.contains("unique: declared true, existing false"),
+        login
+            .message
+            .contains("the same keys and signature under the name"),
         "{}",
         login.message
     );

@@ -149,6 +149,44 @@ pub(crate) fn same_value(a: &Bson, b: &Bson) -> bool {
     }
 }
 
+/// The options that, with the key pattern, tell one index from another
+/// (since MongoDB 5.0): two indexes on the same keys may both exist when
+/// one of these differs, under different names. The others
+/// (`expireAfterSeconds`, `hidden`, ...) cannot tell them apart.
+const SIGNATURE: [&str; 4] = [
+    "unique",
+    "sparse",
+    "partialFilterExpression",
+    "wildcardProjection",
+];
+
+/// Whether `declared` and `existing` (same keys) have the same signature:
+/// the server then holds them for one index, and refuses a second one
+/// under another name (IndexOptionsConflict).
+pub(crate) fn same_signature(declared: &Document, existing: &Document) -> bool {
+    let compared = |field: &str| {
+        let default = OPTIONS
+            .iter()
+            .find(|(name, _)| *name == field)
+            .and_then(|(_, default)| default.map(Assumed::value));
+        let ours = declared.get(field).cloned().or_else(|| default.clone());
+        let theirs = existing.get(field).cloned().or(default);
+        match (&ours, &theirs) {
+            (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "wildcardProjection" => {
+                same_projection(a, b)
+            }
+            (Some(a), Some(b)) => same_value(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    };
+    SIGNATURE.into_iter().all(compared)
+        && same_collation(
+            declared.get_document("collation").ok(),
+            existing.get_document("collation").ok(),
+        )
+}
+
 /// What differs between the options of `declared` and of `existing`, as
 /// `field: declared X, existing Y`; empty when they behave the same. The
 /// name is not compared.
