@@ -169,6 +169,22 @@ impl Walk {
         Ok((ids, exhausted))
     }
 
+    /// The walk's first read as a `find` command's fields (`filter`, `sort`,
+    /// `projection`, `limit`, `collation`), for preflight to ask `explain`
+    /// which plan the server gives it.
+    pub(super) fn first_read(&self) -> Document {
+        let mut read = doc! {
+            "filter": walk::after(&self.filter, None),
+            "sort": { "_id": 1 },
+            "projection": { "_id": 1 },
+            "limit": i64::from(self.batch_size),
+        };
+        if walk::read_needs_collation(&self.filter, None) {
+            read.insert("collation", doc! { "locale": "simple" });
+        }
+        read
+    }
+
     /// Up to `limit` `_id`s matching `query`, in `_id` order, under the
     /// simple collation when `collation` (see [`walk::read_needs_collation`]).
     pub(super) async fn find_ids(

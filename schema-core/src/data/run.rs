@@ -42,6 +42,7 @@ impl<'a> Backfill<'a> {
         capture::note_in(&namespace.db, || Declared::Backfill {
             collection: namespace.coll.clone(),
             filter: walk.filter.clone(),
+            read: walk.first_read(),
         });
         let managed = context::current();
         if let Some(managed) = &managed {

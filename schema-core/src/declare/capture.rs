@@ -32,8 +32,14 @@ pub(crate) enum Declared {
     DroppedCollection { collection: String },
     /// The migration `id` starts: what follows, until the next one, is its.
     Began { id: &'static str },
-    /// A backfill walks the documents of `collection` that match `filter`.
-    Backfill { collection: String, filter: Document },
+    /// A backfill walks the documents of `collection` that match `filter`;
+    /// `read` is its first read as `find` takes it (filter, sort, limit,
+    /// collation), the one `explain` shows the plan of.
+    Backfill {
+        collection: String,
+        filter: Document,
+        read: Document,
+    },
     /// A command as sent to the server, heard by a listening client
     /// (`plan --commands`).
     Command { command: Document },

@@ -111,9 +111,13 @@ impl Probe {
                         observed.extend(usage::probe(self, collection, keys, live).await);
                     }
                 }
-                Declared::Backfill { collection, filter } => {
+                Declared::Backfill {
+                    collection,
+                    filter,
+                    read,
+                } => {
                     if self.live.contains_key(collection) {
-                        observed.extend(scan::probe(self, collection, filter).await);
+                        observed.extend(scan::probe(self, collection, filter, read).await);
                     }
                 }
                 Declared::DroppedCollection { .. } | Declared::Began { .. } | Declared::Command { .. } => {}

@@ -27,18 +27,23 @@ use crate::assess::preflight::{Code, Observed};
 /// What `explain` says when its reply has no plan this crate can read.
 const UNKNOWN_SHAPE: &str = "explain's reply has no winning plan this version knows";
 
-/// Whether a backfill of `collection` over `filter` scans the collection.
-pub(super) async fn probe(probe: &Probe, collection: &str, filter: &Document) -> Option<Observed> {
+/// Whether a backfill of `collection` over `filter` reads every document,
+/// from the plan of its first read (`read`, the fields of its `find`).
+pub(super) async fn probe(
+    probe: &Probe,
+    collection: &str,
+    filter: &Document,
+    read: &Document,
+) -> Option<Observed> {
     let inconclusive =
         |reason: String| Observed::inconclusive(Code::CollectionScan, collection, None, reason);
     let message = if filter.is_empty() {
         // Every document is the backfill's: no index would spare a read.
         "it has no filter: it reads every one, whatever the indexes; run it when the load allows"
     } else {
-        let explain = doc! {
-            "explain": { "find": collection, "filter": filter.clone() },
-            "verbosity": "queryPlanner",
-        };
+        let mut find = doc! { "find": collection };
+        find.extend(read.clone());
+        let explain = doc! { "explain": find, "verbosity": "queryPlanner" };
         let reply = match probe.command(explain).await {
             Ok(reply) => reply,
             Err(reason) => return Some(inconclusive(format!("`explain` could not say: {reason}"))),
@@ -102,10 +107,19 @@ fn plan(winning: &Document) -> Option<bool> {
     stage(winning)
 }
 
-/// Whether `node` or any stage under it is a `COLLSCAN`; `None` when one
-/// has no stage name.
+/// Whether `node` or any stage under it reads every document: a
+/// `COLLSCAN`, or the `_id` index walked whole with the filter tested on
+/// each document fetched (the walk's sort on `_id` makes that plan likely);
+/// `None` when one has no stage name.
 fn stage(node: &Document) -> Option<bool> {
-    if node.get_str("stage").ok()? == "COLLSCAN" {
+    let name = node.get_str("stage").ok()?;
+    if name == "COLLSCAN" {
+        return Some(true);
+    }
+    if name == "FETCH"
+        && node.contains_key("filter")
+        && node.get_document("inputStage").is_ok_and(walks_the_id_index)
+    {
         return Some(true);
     }
     let mut children = Vec::new();
@@ -129,6 +143,15 @@ fn stage(node: &Document) -> Option<bool> {
         return Some(false);
     }
     any(children.into_iter().map(stage))
+}
+
+/// Whether `node` scans the `_id` index with no bounds of the filter's.
+fn walks_the_id_index(node: &Document) -> bool {
+    let over_id = node.get_str("indexName") == Ok("_id_")
+        || node
+            .get_document("keyPattern")
+            .is_ok_and(|keys| keys.len() == 1 && keys.contains_key("_id"));
+    node.get_str("stage") == Ok("IXSCAN") && over_id
 }
 
 /// True when one of `answers` is, false when all are false; `None` when
@@ -234,6 +257,44 @@ mod tests {
         assert_eq!(scans(&classic(fetch_ixscan())), Some(false));
         let id_hack = doc! { "stage": "IDHACK" };
         assert_eq!(scans(&classic(id_hack)), Some(false));
+    }
+
+    #[test]
+    fn the_id_index_walked_whole_with_the_filter_on_each_document_reads_every_one() {
+        // The walk sorts on `_id`: the planner may walk `_id_` and test the
+        // filter on each document it fetches, under a LIMIT.
+        let by_id = doc! {
+            "stage": "LIMIT",
+            "limitAmount": 1000,
+            "inputStage": {
+                "stage": "FETCH",
+                "filter": { "kind": { "$eq": "a" } },
+                "inputStage": {
+                    "stage": "IXSCAN",
+                    "keyPattern": { "_id": 1 },
+                    "indexName": "_id_",
+                    "direction": "forward",
+                    "indexBounds": { "_id": ["[MinKey, MaxKey]"] },
+                },
+            },
+        };
+        assert_eq!(scans(&classic(by_id.clone())), Some(true));
+        assert_eq!(scans(&sbe(by_id)), Some(true));
+        // The filter's own index, fetched and then sorted on `_id`: served.
+        let served = doc! {
+            "stage": "SORT",
+            "sortPattern": { "_id": 1 },
+            "inputStage": fetch_ixscan(),
+        };
+        assert_eq!(scans(&classic(served)), Some(false));
+        // The `_id` index fetched without a filter to test: every document
+        // is the walk's anyway, and no filter asks for another index.
+        let mut unfiltered = fetch_ixscan();
+        unfiltered.insert(
+            "inputStage",
+            doc! { "stage": "IXSCAN", "keyPattern": { "_id": 1 }, "indexName": "_id_" },
+        );
+        assert_eq!(scans(&classic(unfiltered)), Some(false));
     }
 
     #[test]

@@ -601,8 +601,15 @@ async fn a_backfill_whose_filter_no_index_serves_is_a_collection_scan_of_the_who
     let (asked, _) = &proxy.exchanges(&explain_of_events(&db))[0];
     assert_eq!(
         asked.body.get_document("explain"),
-        Ok(&doc! { "find": "events", "filter": { "kind": "old" } }),
-        "the backfill's filter explained"
+        Ok(&doc! {
+            "find": "events",
+            "filter": { "kind": "old" },
+            "sort": { "_id": 1 },
+            "projection": { "_id": 1 },
+            "limit": i64::from(schema_core::data::Backfill::DEFAULT_BATCH_SIZE),
+            "collation": { "locale": "simple" },
+        }),
+        "the backfill's first read explained, as the walk sends it"
     );
     assert_eq!(asked.body.get_str("verbosity"), Ok("queryPlanner"), "nothing run");
     assert!(asked.body.contains_key("maxTimeMS"), "bounded: {:?}", asked.body);
