@@ -253,7 +253,7 @@ pub enum Command {
         #[arg(long)]
         show_ids: bool,
         /// Stop each probe after this many seconds; it is then inconclusive
-        #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=2_147_483))]
         max_time: u64,
         /// Exit 3 on findings of this severity or worse that no migration accepts
         #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = Deny::Fails)]

@@ -161,6 +161,20 @@ impl Heard<'_> {
     }
 }
 
+/// A command as the driver reported it sent to `database`: with its `$db`,
+/// and, when the driver redacted it (`createUser`, `updateUser`, a `hello`
+/// that authenticates), its name alone, so that it is not lost.
+pub(crate) fn as_sent(name: &str, mut command: Document, database: String) -> Document {
+    if command.is_empty() {
+        command.insert(name, "(redacted by the driver)");
+    }
+    if !command.contains_key("$db") {
+        command.insert("$db", database);
+    }
+    command
+}
+
+#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +256,16 @@ mod tests {
                 doc! { "renameCollection": "app.old", "to": "app.new", "$db": "admin" },
             ]
         );
+    }
+
+    #[test]
+    fn a_command_the_driver_redacted_keeps_its_name() {
+        let redacted = as_sent("createUser", Document::new(), "app".into());
+        assert_eq!(
+            redacted,
+            mongodb::bson::doc! { "createUser": "(redacted by the driver)", "$db": "app" }
+        );
+        let sent = as_sent("insert", mongodb::bson::doc! { "insert": "c" }, "app".into());
+        assert_eq!(sent, mongodb::bson::doc! { "insert": "c", "$db": "app" });
     }
 }

@@ -100,13 +100,27 @@ impl Selection {
     }
 }
 
-/// The names of `listed` that start with `prefix` and are not the server's
-/// own databases.
+/// The names of `listed` that start with `prefix` and are neither the
+/// server's own databases nor the scratch database of a snapshot or a
+/// preflight under way (`<tenant>_snapshot_` and sixteen hex digits), which
+/// a tenant's start or preflight may make beside it.
 fn matching(prefix: &str, listed: Vec<String>) -> Vec<String> {
     listed
         .into_iter()
-        .filter(|name| name.starts_with(prefix) && !SYSTEM_DATABASES.contains(&name.as_str()))
+        .filter(|name| {
+            name.starts_with(prefix) && !SYSTEM_DATABASES.contains(&name.as_str()) && !is_scratch(name)
+        })
         .collect()
+}
+
+/// Whether `name` is as a snapshot names its scratch database.
+fn is_scratch(name: &str) -> bool {
+    name.rsplit_once("_snapshot_").is_some_and(|(_, suffix)| {
+        suffix.len() == 16
+            && suffix
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// `text` as a regular expression that matches it literally.
@@ -304,5 +318,21 @@ mod tests {
         assert_eq!(matching("t.1", listed.clone()), ["t.1a", "t.10"]);
         assert_eq!(matching("a", listed), Vec::<String>::new());
         assert_eq!(escape_regex("t.1$"), "t\\.1\\$");
+    }
+
+    #[test]
+    fn a_scratch_database_beside_a_tenant_is_no_tenant() {
+        let listed = [
+            "t_1",
+            "t_1_snapshot_0123456789abcdef",
+            "t_2_snapshot_weekly",
+            "t_3_snapshot_0123456789ABCDEF",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            matching("t_", listed),
+            ["t_1", "t_2_snapshot_weekly", "t_3_snapshot_0123456789ABCDEF"]
+        );
     }
 }

@@ -9,7 +9,7 @@ use mongodb::event::command::CommandEvent;
 use super::SchemaManager;
 use super::schema::{Scratch, scratch_name};
 use crate::declare::capture::{self, Declared};
-use crate::declare::heard::{CommandPlan, Heard, MigrationCommands};
+use crate::declare::heard::{self, CommandPlan, Heard, MigrationCommands};
 use crate::support::error::Error;
 
 impl SchemaManager {
@@ -106,12 +106,8 @@ impl SchemaManager {
 fn listener(scratch: String) -> EventHandler<CommandEvent> {
     EventHandler::callback(move |event: CommandEvent| {
         if let CommandEvent::Started(started) = event {
-            capture::note_in(&scratch, || {
-                let mut command = started.command;
-                if !command.contains_key("$db") {
-                    command.insert("$db", started.db);
-                }
-                Declared::Command { command }
+            capture::note_in(&scratch, || Declared::Command {
+                command: heard::as_sent(&started.command_name, started.command, started.db),
             });
         }
     })

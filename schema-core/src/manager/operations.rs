@@ -101,7 +101,11 @@ impl SchemaManager {
             drifted,
             unknown,
         )?;
-        self.vet_preflight(&pending).await?;
+        // At the start only: the background task's tries again would
+        // replay the whole set each time.
+        if heed == Heed::Nothing {
+            self.vet_preflight(&pending).await?;
+        }
         let run = self
             .apply_lane(Lane::Start, &ordered, &pending, report, Heed::Nothing)
             .await?;

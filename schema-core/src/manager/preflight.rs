@@ -59,7 +59,9 @@ impl SchemaManager {
     /// [`preflight`](SchemaManager::preflight) when something is pending
     /// and refuses, with [`Error::PreflightFailed`] and before anything
     /// runs, when a finding not accepted says a migration would fail;
-    /// with [`Policy::Warn`] it logs the findings and goes on. Off
+    /// with [`Policy::Warn`] it logs the findings (or that preflight could
+    /// not run) and goes on. The background task does not run it again
+    /// when it tries a background migration once more. Off
     /// ([`Policy::Ignore`]) by default: preflight scans collections, and
     /// every process that finds something pending runs it.
     pub fn preflight_at_start(mut self, policy: Policy) -> SchemaManager {
@@ -120,15 +122,18 @@ impl SchemaManager {
         if pending.is_empty() {
             return Ok(report);
         }
-        let theirs: Vec<(&Migration, Vec<Declared>)> = capture::by_migration(self.learn().await?)
-            .into_iter()
-            .filter_map(|(id, declared)| {
-                let migration = pending.iter().find(|migration| migration.id() == id)?;
-                Some((*migration, declared))
-            })
-            .collect();
+        let mut theirs: Vec<(&Migration, Vec<Declared>)> = Vec::new();
+        for (id, declared) in capture::by_migration(self.learn().await?) {
+            // Each once, should the scratch run have begun one twice.
+            let seen = theirs.iter().any(|(migration, _)| migration.id() == id);
+            if let Some(migration) = pending.iter().find(|migration| migration.id() == id)
+                && !seen
+            {
+                theirs.push((*migration, declared));
+            }
+        }
         let all: Vec<&Declared> = theirs.iter().flat_map(|(_, declared)| declared).collect();
-        let probe = Probe::new(&self.db, &all, options.max_time, options.show_ids).await?;
+        let mut probe = Probe::new(&self.db, &all, options.max_time, options.show_ids).await?;
         for (migration, declared) in &theirs {
             let accepts: Vec<Code> = migration
                 .accepts()
@@ -146,7 +151,14 @@ impl SchemaManager {
         if self.preflight_at_start == Policy::Ignore || pending.is_empty() {
             return Ok(());
         }
-        let report = self.preflight_of(pending, &Options::default()).await?;
+        let report = match self.preflight_of(pending, &Options::default()).await {
+            Ok(report) => report,
+            Err(error) if self.preflight_at_start == Policy::Warn => {
+                warn!(%error, "preflight could not run; the start goes on without it");
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
         if self.preflight_at_start == Policy::Fail {
             let mut denied = report.denied(Severity::Fails);
             if let Some(first) = denied.next() {

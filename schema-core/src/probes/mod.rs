@@ -23,14 +23,22 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mongodb::Database;
-use mongodb::bson::{DateTime, Document};
+use mongodb::bson::{Bson, DateTime, Document};
 use mongodb::options::{DatabaseOptions, ReadPreference, SelectionCriteria};
 
 use crate::assess::drift::LiveCollection;
 use crate::assess::preflight::Observed;
 use crate::declare::capture::Declared;
+use crate::declare::indexes::compare::same_fields;
 use crate::live;
 use crate::support::error::Error;
+
+/// The shortest `maxTimeMS` a probe is sent with: the server reads 0 as
+/// no limit at all.
+const MIN_MAX_TIME: Duration = Duration::from_millis(1);
+
+/// The longest: the server takes a 32-bit number of milliseconds.
+const MAX_MAX_TIME: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// How many `_id`s a finding shows when asked for them.
 pub(crate) const SHOWN_IDS: usize = 5;
@@ -47,6 +55,11 @@ pub(crate) struct Probe {
     now: DateTime,
     /// The declared collections as they are now.
     live: BTreeMap<String, LiveCollection>,
+    /// The same as the pending migrations probed so far leave them: their
+    /// indexes created and dropped, their collections dropped. What
+    /// `createIndexes` holds a declaration against, and whether the
+    /// documents are still there to probe.
+    after: BTreeMap<String, LiveCollection>,
 }
 
 impl Probe {
@@ -75,55 +88,97 @@ impl Probe {
         let live = live::collections::read(&db, &names).await?;
         Ok(Probe {
             db,
-            max_time,
+            max_time: max_time.clamp(MIN_MAX_TIME, MAX_MAX_TIME),
             show_ids,
             now: DateTime::now(),
+            after: live.clone(),
             live,
         })
     }
 
     /// What each of `declared` (one migration's declarations, in order)
-    /// will do to the documents there now.
-    pub(crate) async fn probe(&self, declared: &[Declared]) -> Vec<Observed> {
+    /// will do to the documents there now. Called for each pending
+    /// migration in apply order: each sees the indexes the ones before it
+    /// create and drop.
+    pub(crate) async fn probe(&mut self, declared: &[Declared]) -> Vec<Observed> {
         let mut observed = Vec::new();
         for declaration in declared {
-            match declaration {
-                Declared::Indexes { collection, specs } => {
-                    let Some(live) = self.live.get(collection) else {
-                        continue;
-                    };
-                    for spec in specs {
-                        observed.extend(conflict::probe(collection, spec, live));
-                        observed.extend(unique::probe(self, collection, spec, live).await);
-                        observed.extend(ttl::probe(self, collection, spec, live).await);
-                    }
-                }
-                Declared::Validator {
-                    collection,
-                    validator,
-                } => {
-                    if self.live.contains_key(collection) {
-                        observed.extend(validator::probe(self, collection, validator).await);
-                    }
-                }
-                Declared::DroppedIndex { collection, keys } => {
-                    if let Some(live) = self.live.get(collection) {
-                        observed.extend(usage::probe(self, collection, keys, live).await);
-                    }
-                }
-                Declared::Backfill {
-                    collection,
-                    filter,
-                    read,
-                } => {
-                    if self.live.contains_key(collection) {
-                        observed.extend(scan::probe(self, collection, filter, read).await);
-                    }
-                }
-                Declared::DroppedCollection { .. } | Declared::Began { .. } | Declared::Command { .. } => {}
-            }
+            observed.extend(self.probe_one(declaration).await);
+            self.follow(declaration);
         }
         observed
+    }
+
+    /// What `declaration` will do to the documents there, if they are still
+    /// there when it runs.
+    async fn probe_one(&self, declaration: &Declared) -> Vec<Observed> {
+        let mut observed = Vec::new();
+        let Some(collection) = collection_of(declaration) else {
+            return observed;
+        };
+        let (Some(live), Some(after)) = (self.live.get(collection), self.after.get(collection)) else {
+            // Not there, or dropped by a pending migration: no document.
+            return observed;
+        };
+        match declaration {
+            Declared::Indexes { collection, specs } => {
+                for spec in specs {
+                    let conflict = conflict::probe(collection, spec, after);
+                    observed.extend(unique::probe(self, collection, spec, live).await);
+                    // A refused index deletes nothing.
+                    if conflict.is_none() {
+                        observed.extend(ttl::probe(self, collection, spec, live).await);
+                    }
+                    observed.extend(conflict);
+                }
+            }
+            Declared::Validator {
+                collection,
+                validator,
+            } => observed.extend(validator::probe(self, collection, validator).await),
+            Declared::DroppedIndex { collection, keys } => {
+                observed.extend(usage::probe(self, collection, keys, live).await);
+            }
+            Declared::Backfill {
+                collection,
+                filter,
+                read,
+            } => observed.extend(scan::probe(self, collection, filter, read).await),
+            Declared::DroppedCollection { .. } | Declared::Began { .. } | Declared::Command { .. } => {}
+        }
+        observed
+    }
+
+    /// Notes in `after` what `declaration` leaves: its indexes there, the
+    /// index it drops gone, the collection it drops gone.
+    fn follow(&mut self, declaration: &Declared) {
+        match declaration {
+            Declared::Indexes { collection, specs } => {
+                if let Some(after) = self.after.get_mut(collection) {
+                    for spec in specs {
+                        let spec = with_default_collation(spec, &after.options);
+                        let name = spec.get_str("name").unwrap_or_default().to_owned();
+                        after
+                            .indexes
+                            .retain(|index| index.get_str("name").unwrap_or_default() != name);
+                        after.indexes.push(spec);
+                    }
+                }
+            }
+            Declared::DroppedIndex { collection, keys } => {
+                if let Some(after) = self.after.get_mut(collection) {
+                    let dropped = Document::from_iter([("key".to_owned(), Bson::Document(keys.clone()))]);
+                    after.indexes.retain(|index| !same_fields(index, &dropped));
+                }
+            }
+            Declared::DroppedCollection { collection } => {
+                self.after.remove(collection);
+            }
+            Declared::Validator { .. }
+            | Declared::Backfill { .. }
+            | Declared::Began { .. }
+            | Declared::Command { .. } => {}
+        }
     }
 }
 

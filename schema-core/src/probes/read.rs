@@ -26,7 +26,7 @@ impl Probe {
     pub(super) async fn count(&self, collection: &str, filter: Document) -> Result<u64, String> {
         let collection = self.db.collection::<Document>(collection);
         let command = collection.count_documents(filter).max_time(self.max_time);
-        within(self.max_time + CLIENT_MARGIN, command)
+        within(self.client_bound(), command)
             .await
             .map_err(|failure| self.reason(failure))
     }
@@ -36,7 +36,7 @@ impl Probe {
     pub(super) async fn estimated(&self, collection: &str) -> Result<u64, String> {
         let collection = self.db.collection::<Document>(collection);
         let command = collection.estimated_document_count().max_time(self.max_time);
-        within(self.max_time + CLIENT_MARGIN, command)
+        within(self.client_bound(), command)
             .await
             .map_err(|failure| self.reason(failure))
     }
@@ -62,7 +62,7 @@ impl Probe {
                 .try_collect::<Vec<Document>>()
                 .await
         };
-        within(self.max_time + CLIENT_MARGIN, read)
+        within(self.client_bound(), read)
             .await
             .map_err(|failure| self.reason(failure))
     }
@@ -87,7 +87,7 @@ impl Probe {
                 .try_collect::<Vec<Document>>()
                 .await
         };
-        within(self.max_time + CLIENT_MARGIN, read)
+        within(self.client_bound(), read)
             .await
             .map_err(|failure| self.reason(failure))
     }
@@ -109,18 +109,31 @@ impl Probe {
                 .try_collect::<Vec<Document>>()
                 .await
         };
-        let found = within(self.max_time + CLIENT_MARGIN, read)
+        let found = within(self.client_bound(), read)
             .await
             .map_err(|failure| self.reason(failure))?;
         Ok(found.into_iter().filter_map(|mut d| d.remove("_id")).collect())
     }
 
-    /// Runs `command` on the database, bounded as the reads are.
+    /// Runs `command` on the database, bounded as the reads are, where the
+    /// reads go (a `run_command` goes to the primary unless told).
     pub(super) async fn command(&self, mut command: Document) -> Result<Document, String> {
         command.insert("maxTimeMS", millis(self.max_time));
-        within(self.max_time + CLIENT_MARGIN, self.db.run_command(command))
+        let run = self
+            .db
+            .run_command(command)
+            .optional(self.db.selection_criteria().cloned(), |run, criteria| {
+                run.selection_criteria(criteria)
+            });
+        within(self.client_bound(), run)
             .await
             .map_err(|failure| self.reason(failure))
+    }
+
+    /// How long the client waits for a probe's answer: its `maxTimeMS`,
+    /// then the time for the reply to come back.
+    fn client_bound(&self) -> Duration {
+        self.max_time.saturating_add(CLIENT_MARGIN)
     }
 
     /// Why a read could not answer, in words for the report, without the

@@ -11,11 +11,15 @@
 //! such a declaration is not probed here, nor is one on `_id`, which the
 //! server refuses.
 //!
-//! Compared with the live indexes on the same key and partial filter: none
-//! with `expireAfterSeconds`, and both counts are made; a longer one, and
-//! only the deletions (documents that are not dates already never expire);
-//! the same or a shorter one, and nothing changes. A TTL changed with a
-//! raw `collMod` is not heard by preflight, so it is not probed.
+//! Compared with the live indexes on the same key and partial filter (as
+//! they are before the pending migrations): none with
+//! `expireAfterSeconds`, and both counts are made; a longer one, and only
+//! the deletions (documents that are not dates already never expire); the
+//! same or a shorter one, and nothing changes. Through the helpers, a
+//! migration shortens a TTL by dropping the index and declaring it again;
+//! declared in place over the longer one, `createIndexes` refuses it
+//! (`index_conflict`), and this probe says nothing of it. A TTL changed
+//! with a raw `collMod` is not heard by preflight, so it is not probed.
 
 use mongodb::bson::{Bson, DateTime, Document, doc};
 

@@ -21,20 +21,21 @@ use crate::declare::indexes::compare::same_value;
 /// What the server does about a write of a document that fails the
 /// validator, from the validator's `validationLevel` and
 /// `validationAction`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ordered from what refuses least to what refuses most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Enforcement {
     /// Nothing is checked: level `off`.
     Off,
-    /// Every insert and update of a failing document is refused: level
-    /// `strict` (the default) and action `error` (the default).
-    Refuses,
+    /// Nothing is refused; the server logs each write of a failing
+    /// document: action `warn`.
+    Warns,
     /// Inserts and updates of valid documents are checked; an update of a
     /// document that already fails is allowed: level `moderate`, action
     /// `error`.
     Moderate,
-    /// Nothing is refused; the server logs each write of a failing
-    /// document: action `warn`.
-    Warns,
+    /// Every insert and update of a failing document is refused: level
+    /// `strict` (the default) and action `error` (the default).
+    Refuses,
 }
 
 impl Enforcement {
@@ -140,9 +141,7 @@ fn in_place(declared: &Document, options: &Document) -> bool {
     let (Some(ours), Some(theirs)) = (declared.get("validator"), options.get("validator")) else {
         return false;
     };
-    same_value(ours, theirs)
-        && (Enforcement::of(options) == Enforcement::Refuses
-            || Enforcement::of(declared) != Enforcement::Refuses)
+    same_value(ours, theirs) && Enforcement::of(options) >= Enforcement::of(declared)
 }
 
 #[cfg(test)]
@@ -220,6 +219,11 @@ mod tests {
         ));
         // The same validator, enforced harder from now on.
         assert!(!in_place(&strict, &listed("moderate", "error")));
+        assert!(!in_place(
+            &declared(Some("moderate"), None),
+            &listed("strict", "warn")
+        ));
+        assert!(!in_place(&declared(None, Some("warn")), &listed("off", "error")));
         assert!(!in_place(&strict, &listed("strict", "warn")));
         assert!(!in_place(&strict, &listed("off", "error")));
         // Another validator, or none.

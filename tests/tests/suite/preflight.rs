@@ -55,6 +55,25 @@ async fn parcels_unique_accepted(db: &Database) -> Result<(), Error> {
     .await
 }
 
+#[migration(id = "pw_0001_start", group = "preflight_warn")]
+async fn warned_start(db: &Database) -> Result<(), Error> {
+    ensure_indexes(db, "routes", [ascending("depot")]).await
+}
+
+/// Sessions expire an hour after their date, built after the start
+#[migration(id = "pw_0002_sessions_ttl", group = "preflight_warn", background)]
+async fn warned_sessions_ttl(db: &Database) -> Result<(), Error> {
+    ensure_indexes(
+        db,
+        "sessions",
+        [schema_core::indexes::ttl(
+            "expires_at",
+            std::time::Duration::from_secs(3600),
+        )],
+    )
+    .await
+}
+
 #[migration(id = "pff_0001_fails", group = "preflight_failing")]
 async fn fails(_db: &Database) -> Result<(), std::io::Error> {
     Err(std::io::Error::other("the migration's own failure"))
@@ -337,4 +356,44 @@ async fn the_command_line_exits_3_on_a_failing_finding_and_0_once_it_is_gone() {
     assert_eq!(unusable.status.code(), Some(1), "{unusable:?}");
     let value: serde_json::Value = serde_json::from_slice(&unusable.stdout).expect("one JSON document");
     assert_eq!(value["error"]["kind"], "malformed_record", "{value}");
+}
+
+/// Under `Policy::Warn` a start logs what preflight found and applies; the
+/// background task that applies the background migration afterwards does
+/// not run preflight again (it would replay the whole set into a scratch
+/// database each time it tries).
+#[tokio::test]
+async fn a_start_warned_by_preflight_logs_each_finding_once_and_applies() {
+    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
+    let db = fresh_database("preflight_warn").await;
+    let an_hour_and_more_ago = schema_core::mongodb::bson::DateTime::from_millis(
+        schema_core::mongodb::bson::DateTime::now().timestamp_millis() - 2 * 3600 * 1000,
+    );
+    db.collection::<Document>("sessions")
+        .insert_many((0..2).map(|_| doc! { "expires_at": an_hour_and_more_ago }))
+        .await
+        .unwrap();
+    let manager = manager(&db, "preflight_warn").preflight_at_start(Policy::Warn);
+
+    let (applied, logs) = schema_tests::logs::logged(async {
+        let report = manager.apply_all().await?;
+        manager.wait_applied(std::time::Duration::from_secs(60)).await?;
+        Ok::<_, Error>(report)
+    })
+    .await;
+
+    let report = applied.expect("applied despite the finding");
+    assert_eq!(report.applied, ["pw_0001_start"]);
+    assert_eq!(report.background, ["pw_0002_sessions_ttl"]);
+    assert_eq!(
+        record_ids(&db, "schema_versions").await,
+        ["pw_0001_start", "pw_0002_sessions_ttl"]
+    );
+    let warned: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("preflight:") && line.contains("ttl_deletes"))
+        .collect();
+    assert_eq!(warned.len(), 1, "one warning, at the start: {logs}");
+    assert!(warned[0].contains("pw_0002_sessions_ttl"), "{logs}");
+    assert!(scratch_databases(&db).await.is_empty());
 }

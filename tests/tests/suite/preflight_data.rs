@@ -93,6 +93,13 @@ async fn ttl_shorter(db: &Database) -> Result<(), Error> {
     ensure_indexes(db, "sessions", [ttl("at", 7 * DAY)]).await
 }
 
+/// The shorter TTL declared over the longer one without dropping it:
+/// `createIndexes` refuses it.
+#[migration(id = "pd_t_shorter_in_place", group = "pdata_ttl_shorter_in_place")]
+async fn ttl_shorter_in_place(db: &Database) -> Result<(), Error> {
+    ensure_indexes(db, "sessions", [ttl("at", 7 * DAY)]).await
+}
+
 #[migration(id = "pd_t_same", group = "pdata_ttl_same")]
 async fn ttl_same(db: &Database) -> Result<(), Error> {
     ensure_indexes(db, "sessions", [ttl("at", EXISTING_TTL)]).await
@@ -532,12 +539,20 @@ async fn a_shorter_ttl_than_the_existing_one_counts_what_it_deletes_and_a_longer
     );
     // What is not a date already never expires under the existing index.
     none(&shorter, Code::TtlNotDates);
+    // The index is dropped before it is declared again: no conflict.
+    none(&shorter, Code::IndexConflict);
 
     for group in ["pdata_ttl_same", "pdata_ttl_longer"] {
         let report = preflight(&db, group, &Options::default()).await;
         none(&report, Code::TtlDeletes);
         none(&report, Code::TtlNotDates);
     }
+    // Declared over the longer one without dropping it, the shorter TTL is
+    // refused: the migration fails and deletes nothing.
+    let in_place = preflight(&db, "pdata_ttl_shorter_in_place", &Options::default()).await;
+    none(&in_place, Code::TtlDeletes);
+    let refused = only(&in_place, Code::IndexConflict);
+    assert_eq!(refused.migration, "pd_t_shorter_in_place");
     assert_untouched(&db, &before).await;
 }
 
