@@ -1,22 +1,30 @@
 //! `SchemaManager::preflight` against the server in `MONGODB_URI`: wall
-//! time and commands for the example application's set on a new database
-//! (the scratch run dominates: no collection exists to probe), and for a
-//! collection of many documents (100,000 unless `PREFLIGHT_DOCUMENTS` says
-//! otherwise) that a pending migration gives a unique index and a
-//! validator, with a few duplicates and a few documents the validator
-//! refuses.
+//! time, commands, and the time of each probe's command on the server, for
+//!
+//! - the example application's set on a new database (the scratch run is
+//!   all there is: no collection exists to probe);
+//! - the same set over an event store of many documents (100,000 unless
+//!   `PREFLIGHT_DOCUMENTS` says otherwise) written before the migrations:
+//!   a unique index, a TTL index, a validator and a backfill to probe;
+//! - a collection of as many documents that a pending migration gives a
+//!   unique index and a strict validator, with a few duplicates and a few
+//!   documents the validator refuses.
 //!
 //! `scripts/with-mongodb cargo bench -p schema-benches --bench preflight`
 //! (`BENCH_RUNS` sets the number of timed runs, 5 by default.)
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use schema_core::indexes::{IndexModelExt, ascending, ensure_indexes};
-use schema_core::mongodb::Database;
-use schema_core::mongodb::bson::{Document, doc};
+use schema_core::mongodb::bson::{DateTime, Document, doc};
+use schema_core::mongodb::event::EventHandler;
+use schema_core::mongodb::event::command::CommandEvent;
+use schema_core::mongodb::options::ClientOptions;
+use schema_core::mongodb::{Client, Database};
 use schema_core::preflight::PreflightReport;
 use schema_core::{Error, Migrations, SchemaManager, Validator, migration, set_validator};
-use schema_tests::{SentCommands, monitored_database, take_commands};
 
 // Linking the example registers its migrations (the default group).
 use example_app as _;
@@ -40,23 +48,100 @@ async fn items(db: &Database) -> Result<(), Error> {
     set_validator(db, "items", Validator::new(schema)).await
 }
 
-async fn measure(name: &str, manager: &SchemaManager, sent: &SentCommands, runs: usize) {
-    take_commands(sent);
+/// What the server took for each command sent to the benchmark's
+/// database, by what the command is: the probe it serves, or the rest.
+#[derive(Clone, Default)]
+struct Timings {
+    started: Arc<Mutex<HashMap<i32, String>>>,
+    took: Arc<Mutex<Vec<(String, Duration)>>>,
+}
+
+impl Timings {
+    fn take(&self) -> Vec<(String, Duration)> {
+        std::mem::take(&mut *self.took.lock().expect("not poisoned"))
+    }
+}
+
+/// A probe's command by its shape: the unique probe's `$group`, a count's
+/// `$match` then `$group`, `explain`, `$indexStats`; anything else by name.
+fn kind(command: &Document) -> String {
+    let name = command.keys().next().cloned().unwrap_or_default();
+    let pipeline = command.get_array("pipeline").map(|stages| format!("{stages:?}"));
+    match (name.as_str(), pipeline) {
+        ("aggregate", Ok(stages)) if stages.contains("$unwind") => "unique_duplicates aggregate".into(),
+        ("aggregate", Ok(stages)) if stages.contains("$nor") => "validator_rejects count".into(),
+        ("aggregate", Ok(stages)) if stages.contains("$type") => "ttl_not_dates count".into(),
+        ("aggregate", Ok(stages)) if stages.contains("$lt") => "ttl_deletes count".into(),
+        ("aggregate", Ok(stages)) if stages.contains("$indexStats") => "index_in_use $indexStats".into(),
+        ("explain", _) => "collection_scan explain".into(),
+        (other, _) => other.to_owned(),
+    }
+}
+
+/// A client whose commands to `database` are timed into `timings`.
+async fn timed_client(database: &str, timings: &Timings) -> Client {
+    let mut options = ClientOptions::parse(std::env::var("MONGODB_URI").expect("MONGODB_URI"))
+        .await
+        .expect("a valid URI");
+    let (name, noted) = (database.to_owned(), timings.clone());
+    options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| match event {
+        CommandEvent::Started(started) if started.db == name => {
+            let kind = kind(&started.command);
+            noted
+                .started
+                .lock()
+                .expect("not poisoned")
+                .insert(started.request_id, kind);
+        }
+        CommandEvent::Succeeded(done) => {
+            if let Some(kind) = noted
+                .started
+                .lock()
+                .expect("not poisoned")
+                .remove(&done.request_id)
+            {
+                noted
+                    .took
+                    .lock()
+                    .expect("not poisoned")
+                    .push((kind, done.duration));
+            }
+        }
+        CommandEvent::Failed(failed) => {
+            noted
+                .started
+                .lock()
+                .expect("not poisoned")
+                .remove(&failed.request_id);
+        }
+        _ => {}
+    }));
+    Client::with_options(options).expect("a client")
+}
+
+async fn measure(name: &str, manager: &SchemaManager, timings: &Timings, runs: usize) {
+    timings.take();
     let report = manager.preflight().await.expect("preflight");
-    let commands = take_commands(sent);
+    let mut probes: Vec<(String, Duration)> = timings
+        .take()
+        .into_iter()
+        .filter(|(kind, _)| kind.contains(' '))
+        .collect();
+    probes.sort();
     let mut times: Vec<Duration> = Vec::with_capacity(runs);
     for _ in 0..runs {
         let started = Instant::now();
         manager.preflight().await.expect("preflight");
         times.push(started.elapsed());
     }
-    println!(
-        "{name}: {} pending, {} commands, {}",
-        report.pending.len(),
-        commands.len(),
-        findings(&report)
-    );
-    schema_benches::print_times(name, 24, times);
+    println!("{name}: {} pending; {}", report.pending.len(), findings(&report));
+    for (kind, took) in &probes {
+        println!(
+            "    {kind:<32} {:>9.1} ms on the server",
+            took.as_secs_f64() * 1000.0
+        );
+    }
+    schema_benches::print_times(name, 28, times);
 }
 
 /// Each finding as `code count`, then the inconclusive probes.
@@ -70,12 +155,26 @@ fn findings(report: &PreflightReport) -> String {
         report
             .inconclusive
             .iter()
-            .map(|probe| format!("{} inconclusive: {}", probe.code, probe.reason)),
+            .map(|probe| format!("{} inconclusive", probe.code)),
     );
     if shown.is_empty() {
         "no finding".to_owned()
     } else {
-        shown.join("; ")
+        shown.join(", ")
+    }
+}
+
+/// Writes `count` documents made by `document` into `collection`, in
+/// batches.
+async fn fill(db: &Database, collection: &str, count: i64, document: impl Fn(i64) -> Document) {
+    let collection = db.collection::<Document>(collection);
+    let batch: i64 = 10_000;
+    for start in (0..count).step_by(batch as usize) {
+        let end = (start + batch).min(count);
+        collection
+            .insert_many((start..end).map(&document))
+            .await
+            .expect("insert");
     }
 }
 
@@ -83,34 +182,71 @@ fn findings(report: &PreflightReport) -> String {
 async fn main() {
     schema_benches::require_server("preflight");
     let runs = schema_benches::runs(5);
+    let count = documents();
+    let timings = Timings::default();
 
-    let (db, sent) = monitored_database("bench_preflight_example").await;
+    let name = schema_tests::fresh_database("bench_preflight_new")
+        .await
+        .name()
+        .to_owned();
+    let db = timed_client(&name, &timings).await.database(&name);
     measure(
         "example, new database",
         &SchemaManager::new(db.clone()),
-        &sent,
+        &timings,
         runs,
     )
     .await;
     db.drop().await.expect("drop");
 
-    let (db, sent) = monitored_database("bench_preflight_items").await;
-    let count = documents();
-    let items = db.collection::<Document>("items");
-    let batch: i64 = 10_000;
-    for start in (0..count).step_by(batch as usize) {
-        let end = (start + batch).min(count);
-        let documents = (start..end).map(|n| {
-            // One in 10,000 shares its sku with the next; one in 5,000 has
-            // a negative quantity.
-            let sku = if n % 10_000 == 1 { n - 1 } else { n };
-            let qty = if n % 5_000 == 7 { -1 } else { n % 100 };
-            doc! { "sku": sku, "qty": qty, "name": format!("item {n}") }
-        });
-        items.insert_many(documents).await.expect("insert");
-    }
+    let name = schema_tests::fresh_database("bench_preflight_events")
+        .await
+        .name()
+        .to_owned();
+    let db = timed_client(&name, &timings).await.database(&name);
+    let now = DateTime::now().timestamp_millis();
+    fill(&db, "events", count, |n| {
+        // One in 10,000 shares its id with the one before; one in 1,000
+        // expired a day ago.
+        let id = if n % 10_000 == 1 { n - 1 } else { n };
+        let expires = if n % 1_000 == 3 {
+            now - 86_400_000
+        } else {
+            now + 86_400_000
+        };
+        doc! {
+            "event_id": format!("e{id:08}"),
+            "event_type": "order.created",
+            "timestamp": DateTime::from_millis(now),
+            "ttl_expires_at": DateTime::from_millis(expires),
+            "payload": { "message": "created" },
+        }
+    })
+    .await;
+    measure(
+        &format!("example, {count} events"),
+        &SchemaManager::new(db.clone()),
+        &timings,
+        runs,
+    )
+    .await;
+    db.drop().await.expect("drop");
+
+    let name = schema_tests::fresh_database("bench_preflight_items")
+        .await
+        .name()
+        .to_owned();
+    let db = timed_client(&name, &timings).await.database(&name);
+    fill(&db, "items", count, |n| {
+        // One in 10,000 shares its sku with the one before; one in 5,000
+        // has a negative quantity.
+        let sku = if n % 10_000 == 1 { n - 1 } else { n };
+        let qty = if n % 5_000 == 7 { -1 } else { n % 100 };
+        doc! { "sku": sku, "qty": qty, "name": format!("item {n}") }
+    })
+    .await;
     let manager = SchemaManager::new(db.clone())
         .migrations(Migrations::group("preflight_bench").expect("a valid group"));
-    measure(&format!("{count} documents"), &manager, &sent, runs).await;
+    measure(&format!("{count} items"), &manager, &timings, runs).await;
     db.drop().await.expect("drop");
 }
