@@ -25,9 +25,10 @@ use schema_core::mongodb::options::{
 };
 use schema_core::preflight::{Code, Finding, Inconclusive, Options, PreflightReport, Severity};
 use schema_core::{Error, Migrations, SchemaManager, Validator, migration, set_validator};
+use schema_tests::fresh_database;
+use schema_tests::live::Live;
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::server::skip_unless_real;
-use schema_tests::{documents, fresh_database, index_documents};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -217,66 +218,6 @@ async fn existing_ttl(db: &Database) {
     settle(db).await;
 }
 
-/// What a database holds: each collection's name, options, indexes and
-/// documents, by name.
-async fn contents(db: &Database) -> Vec<(String, Document, Vec<Document>, Vec<Document>)> {
-    let reply = db
-        .run_command(doc! { "listCollections": 1 })
-        .await
-        .expect("listCollections");
-    let listed = reply
-        .get_document("cursor")
-        .and_then(|cursor| cursor.get_array("firstBatch"))
-        .expect("a listCollections cursor")
-        .clone();
-    let mut held = Vec::new();
-    for collection in listed {
-        let collection = collection.as_document().expect("a collection").clone();
-        let name = collection.get_str("name").expect("a name").to_owned();
-        let options = collection.get_document("options").cloned().unwrap_or_default();
-        let indexes = index_documents(db, &name).await;
-        let stored = documents(db, &name).await;
-        held.push((name, options, indexes, stored));
-    }
-    held.sort_by(|a, b| a.0.cmp(&b.0));
-    held
-}
-
-/// The databases whose names start as the scratch databases of a
-/// preflight of `db` do.
-async fn scratch_databases(db: &Database) -> Vec<String> {
-    let name = db.name();
-    let mut end = name.len().min(32);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    let prefix = format!("{}_snapshot_", &name[..end]);
-    db.client()
-        .list_database_names()
-        .await
-        .expect("listDatabases")
-        .into_iter()
-        .filter(|listed| listed.starts_with(&prefix))
-        .collect()
-}
-
-/// Asserts that `db` holds what it held `before` preflight, no record and
-/// no lock, and that no scratch database is left.
-async fn assert_untouched(db: &Database, before: &[(String, Document, Vec<Document>, Vec<Document>)]) {
-    let after = contents(db).await;
-    assert_eq!(after, before, "preflight changed the live database");
-    assert!(
-        documents(db, "schema_versions").await.is_empty(),
-        "a record was written"
-    );
-    assert!(
-        documents(db, "schema_lock").await.is_empty(),
-        "a lock was written"
-    );
-    let scratch = scratch_databases(db).await;
-    assert!(scratch.is_empty(), "scratch databases left: {scratch:?}");
-}
-
 /// Eight people: three without a name (`_id` 2, 3, 4, the last with a
 /// note that must appear in no report), one whose name is null (present,
 /// so it passes `required`).
@@ -299,7 +240,7 @@ async fn documents_a_strict_validator_refuses_are_counted_and_hurt() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("pd_vs").await;
     insert(&db, "people", people()).await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
 
     let report = preflight(&db, "pdata_strict", &Options::default()).await;
 
@@ -328,7 +269,7 @@ async fn documents_a_strict_validator_refuses_are_counted_and_hurt() {
         !report.fails(),
         "a validator that rejects documents does not fail the migration"
     );
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -337,7 +278,7 @@ async fn under_the_level_moderate_or_the_action_warn_a_rejection_is_info_and_und
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("pd_vm").await;
     insert(&db, "people", people()).await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
 
     let moderate = only(
         &preflight(&db, "pdata_moderate", &Options::default()).await,
@@ -365,7 +306,7 @@ async fn under_the_level_moderate_or_the_action_warn_a_rejection_is_info_and_und
     let off = preflight(&db, "pdata_off", &Options::default()).await;
     assert_eq!(off.pending, ["pd_v_off"]);
     none(&off, Code::ValidatorRejects);
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -382,13 +323,13 @@ async fn a_validator_every_document_passes_has_no_finding() {
         ],
     )
     .await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
 
     let report = preflight(&db, "pdata_strict", &Options::default()).await;
 
     assert_eq!(report.pending, ["pd_v_strict"]);
     none(&report, Code::ValidatorRejects);
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -399,7 +340,7 @@ async fn show_ids_lists_a_few_refused_documents_by_id_and_no_report_holds_a_valu
     let mut inserted = people();
     inserted.extend((10..16).map(|id| doc! { "_id": id, "note": format!("private-note-{id}") }));
     insert(&db, "people", inserted).await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
 
     let report = preflight(&db, "pdata_strict", &Options::default().show_ids(true)).await;
 
@@ -412,7 +353,7 @@ async fn show_ids_lists_a_few_refused_documents_by_id_and_no_report_holds_a_valu
     let json = serde_json::to_string(&report).expect("the report serializes");
     assert!(!json.contains("private-note"), "{json}");
     assert!(!finding.message.contains("private-note"), "{}", finding.message);
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -435,7 +376,7 @@ async fn a_new_ttl_index_counts_the_documents_older_than_its_ttl_within_its_part
         ],
     )
     .await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
 
     let report = preflight(&db, "pdata_ttl_new", &Options::default()).await;
 
@@ -466,7 +407,7 @@ async fn a_new_ttl_index_counts_the_documents_older_than_its_ttl_within_its_part
     let finding = only(&partial, Code::TtlDeletes);
     assert_eq!(finding.index.as_deref(), Some("temporary_at"));
     assert_eq!(finding.count, 2, "{finding:?}");
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -488,14 +429,14 @@ async fn show_ids_lists_the_documents_a_new_ttl_deletes() {
         ],
     )
     .await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
 
     let report = preflight(&db, "pdata_ttl_new", &Options::default().show_ids(true)).await;
 
     let finding = only(&report, Code::TtlDeletes);
     assert_eq!(finding.count, 3);
     assert_eq!(sorted(&finding.ids), [1, 2, 3]);
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -517,7 +458,7 @@ async fn a_shorter_ttl_than_the_existing_one_counts_what_it_deletes_and_a_longer
     )
     .await;
     existing_ttl(&db).await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
 
     let shorter = preflight(&db, "pdata_ttl_shorter", &Options::default()).await;
     let finding = only(&shorter, Code::TtlDeletes);
@@ -538,7 +479,7 @@ async fn a_shorter_ttl_than_the_existing_one_counts_what_it_deletes_and_a_longer
         none(&report, Code::TtlDeletes);
         none(&report, Code::TtlNotDates);
     }
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
 
 /// The first stage's `$match` of an `aggregate` command, when it has one.
@@ -583,7 +524,7 @@ async fn documents_whose_ttl_field_is_not_a_date_are_counted_as_never_expiring_f
         vec![doc! { "_id": 1, "at": "2001-01-01" }, doc! { "_id": 2, "at": 7 }],
     )
     .await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     // The emulator cannot run `$not`: the server's count is answered as a
     // real one would, three documents.
@@ -625,7 +566,7 @@ async fn documents_whose_ttl_field_is_not_a_date_are_counted_as_never_expiring_f
         message.contains("store dates there"),
         "the message says what to do: {message}"
     );
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -640,7 +581,7 @@ async fn a_count_the_server_refuses_or_stops_at_its_time_limit_is_inconclusive_w
         vec![doc! { "_id": 1, "at": DateTime::from_millis(0) }],
     )
     .await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let refused = proxy.add(Rule::new(
         count_on(&db, "people", any_filter),
@@ -689,7 +630,7 @@ async fn a_count_the_server_refuses_or_stops_at_its_time_limit_is_inconclusive_w
         "{}",
         timeout.reason
     );
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -698,7 +639,7 @@ async fn a_validator_already_in_place_is_not_probed_unless_it_now_refuses_more()
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("pd_vin").await;
     insert(&db, "people", people()).await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let through = proxy.database(&db).await;
     // The emulator keeps no validator: `listCollections` is answered as a
@@ -743,7 +684,7 @@ async fn a_validator_already_in_place_is_not_probed_unless_it_now_refuses_more()
     assert_eq!(moderate.hits(), 1, "preflight listed the collection once");
     let finding = only(&report, Code::ValidatorRejects);
     assert_eq!((finding.severity, finding.count), (Severity::Hurts, 3));
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -774,7 +715,7 @@ async fn real_server_a_json_schema_s_required_fields_and_types_are_counted() {
         ],
     )
     .await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
 
     let report = preflight(&db, "pdata_types", &Options::default().show_ids(true)).await;
 
@@ -787,7 +728,7 @@ async fn real_server_a_json_schema_s_required_fields_and_types_are_counted() {
     let ids = sorted(&finding.ids);
     assert_eq!(ids.len(), 5, "{ids:?}");
     assert!(ids.iter().all(|id| (2..=7).contains(id)), "{ids:?}");
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -823,7 +764,7 @@ async fn real_server_ttl_fields_that_are_not_dates_never_expire_and_arrays_expir
         ],
     )
     .await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
 
     let report = preflight(&db, "pdata_ttl_new", &Options::default().show_ids(true)).await;
 
@@ -839,7 +780,7 @@ async fn real_server_ttl_fields_that_are_not_dates_never_expire_and_arrays_expir
     let ids = sorted(&not_dates.ids);
     assert_eq!(ids.len(), 5, "{ids:?}");
     assert!(ids.iter().all(|id| [2, 3, 4, 7, 8, 11].contains(id)), "{ids:?}");
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -864,9 +805,9 @@ async fn real_server_a_validator_already_in_place_has_no_finding_unless_it_now_r
         .await
         .expect("the validator, moderate");
     settle(&db).await;
-    let before = contents(&db).await;
+    let before = Live::read(&db).await;
     let report = preflight(&db, "pdata_strict", &Options::default()).await;
     let finding = only(&report, Code::ValidatorRejects);
     assert_eq!((finding.severity, finding.count), (Severity::Hurts, 3));
-    assert_untouched(&db, &before).await;
+    before.assert_unchanged(&db).await;
 }
