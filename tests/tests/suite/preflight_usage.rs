@@ -209,6 +209,19 @@ fn only_finding(report: &PreflightReport) -> &Finding {
     finding
 }
 
+/// What `finding` says, but its message: the migration, the code, the
+/// severity, the collection, the index and the count.
+fn fields(finding: &Finding) -> (&str, Code, Severity, &str, Option<&str>, u64) {
+    (
+        finding.migration.as_str(),
+        finding.code,
+        finding.severity,
+        finding.collection.as_str(),
+        finding.index.as_deref(),
+        finding.count,
+    )
+}
+
 /// The only inconclusive probe of `report`, asserted to be the only thing
 /// it says.
 fn only_inconclusive(report: &PreflightReport) -> &Inconclusive {
@@ -277,24 +290,16 @@ async fn a_dropped_index_that_queries_used_is_in_use_with_the_servers_count_and_
 
     assert_eq!(report.pending, ["pu_0001_drop_legacy"]);
     let finding = only_finding(&report);
+    assert!(!finding.accepted, "{finding:?}");
     assert_eq!(
-        (
-            finding.migration.as_str(),
-            finding.code,
-            finding.severity,
-            finding.collection.as_str(),
-            finding.index.as_deref(),
-            finding.count,
-            finding.accepted,
-        ),
+        fields(finding),
         (
             "pu_0001_drop_legacy",
             Code::IndexInUse,
             Severity::Hurts,
             "things",
             Some(name.as_str()),
-            42,
-            false
+            42
         )
     );
     assert!(finding.ids.is_empty(), "no document is about it: {finding:?}");
@@ -573,14 +578,7 @@ async fn a_backfill_whose_filter_no_index_serves_is_a_collection_scan_of_the_who
 
     let finding = only_finding(&report);
     assert_eq!(
-        (
-            finding.migration.as_str(),
-            finding.code,
-            finding.severity,
-            finding.collection.as_str(),
-            finding.index.as_deref(),
-            finding.count,
-        ),
+        fields(finding),
         (
             "pu_0101_events_kind",
             Code::CollectionScan,
@@ -723,8 +721,7 @@ async fn the_servers_own_explain_of_an_unindexed_filter_is_a_scan_or_cannot_say(
 
 #[tokio::test]
 async fn real_server_an_index_queries_used_is_in_use_with_at_least_their_count() {
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_real_in_use").await;
+    let (_alone, db, name) = things("pu_real_in_use").await;
     if skip_unless_real(
         &db,
         "`$indexStats` must count the finds that used an index; the emulator has no `$indexStats`",
@@ -733,7 +730,6 @@ async fn real_server_an_index_queries_used_is_in_use_with_at_least_their_count()
     {
         return;
     }
-    let name = things_with_legacy_index(&db).await;
     let things = db.collection::<Document>("things");
     for value in 1..=3 {
         things
@@ -756,8 +752,7 @@ async fn real_server_an_index_queries_used_is_in_use_with_at_least_their_count()
 
 #[tokio::test]
 async fn real_server_a_backfill_filter_on_an_unindexed_field_scans_and_on_an_indexed_one_does_not() {
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_real_scan").await;
+    let (_alone, db) = events_in("pu_real_scan", 30).await;
     if skip_unless_real(
         &db,
         "`explain` must give the server's winning plan; the emulator gives SQLite's",
@@ -766,7 +761,6 @@ async fn real_server_a_backfill_filter_on_an_unindexed_field_scans_and_on_an_ind
     {
         return;
     }
-    events(&db, 30).await;
     let report = preflight(&db, "preflight_scan").await;
     let finding = only_finding(&report);
     assert_eq!(
