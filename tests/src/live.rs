@@ -1,11 +1,13 @@
 //! What a live database holds, read whole: for the tests of what must only
 //! read it (preflight, the plan of a set's commands) to show that it was
-//! left as it was.
+//! left as it was; and how those tests fill one.
 
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Document, doc};
+use schema_core::mongodb::options::{Acknowledgment, CollectionOptions, WriteConcern};
+use tokio::sync::MutexGuard;
 
-use crate::{documents, index_documents, scratch_databases};
+use crate::{DATABASE_LISTINGS, documents, fresh_database, index_documents, scratch_databases};
 
 /// The collection of the records.
 const RECORDS: &str = "schema_versions";
@@ -123,5 +125,56 @@ impl Live {
         assert_eq!(&now, self, "the live database changed");
         let scratch = scratch_databases(db).await;
         assert!(scratch.is_empty(), "scratch databases left: {scratch:?}");
+    }
+}
+
+/// Where a test of what only reads a database starts: the hold on
+/// [`DATABASE_LISTINGS`] (what it tests creates and drops a scratch
+/// database, and the test lists them), and a fresh database named for
+/// `test` whose `collection` holds `documents`, inserted as
+/// [`insert_everywhere`] does.
+pub async fn fresh_with(
+    test: &str,
+    collection: &str,
+    documents: Vec<Document>,
+) -> (MutexGuard<'static, ()>, Database) {
+    let alone = DATABASE_LISTINGS.lock().await;
+    let db = fresh_database(test).await;
+    insert_everywhere(&db, collection, documents).await;
+    (alone, db)
+}
+
+/// Inserts `documents` into `collection`, acknowledged by every member of
+/// a replica set: preflight's probes may read from a secondary, which then
+/// sees them.
+///
+/// # Panics
+///
+/// When the insert fails.
+pub async fn insert_everywhere(db: &Database, collection: &str, documents: Vec<Document>) {
+    let everywhere = WriteConcern::builder()
+        .w(Acknowledgment::Nodes(members(db).await))
+        .build();
+    let options = CollectionOptions::builder().write_concern(everywhere).build();
+    db.collection_with_options::<Document>(collection, options)
+        .insert_many(documents)
+        .await
+        .expect("insert the test documents");
+}
+
+/// Waits until every member has applied what was written to `db` so far:
+/// a later write (to `settled`), acknowledged by every member (a secondary
+/// applies its oplog in order).
+pub async fn settle(db: &Database) {
+    insert_everywhere(db, "settled", vec![doc! {}]).await;
+}
+
+/// How many members acknowledge a write so that a read from any of them
+/// sees it: every member of a replica set, the server alone otherwise.
+async fn members(db: &Database) -> u32 {
+    let hello = db.run_command(doc! { "hello": 1 }).await.expect("hello");
+    match (hello.get_str("setName"), hello.get_array("hosts")) {
+        (Ok(_), Ok(hosts)) => u32::try_from(hosts.len()).unwrap_or(1).max(1),
+        _ => 1,
     }
 }

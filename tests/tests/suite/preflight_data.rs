@@ -3,7 +3,8 @@
 //! its level and action), `ttl_deletes` (what a new or shorter TTL deletes
 //! as soon as it is built) and `ttl_not_dates` (what it never deletes).
 //!
-//! Each test inserts documents into a fresh database, runs preflight for a
+//! Each test inserts documents into a fresh database (`fresh_with`, which
+//! holds the listing of databases for the test), runs preflight for a
 //! group of migrations declared here, asserts the findings of these codes
 //! (other probes may say more about the same declarations), and that the
 //! live database is as it was: the same collections, options, indexes and
@@ -20,13 +21,11 @@ use std::time::Duration;
 use schema_core::indexes::{IndexModelExt, drop_index, ensure_indexes, ttl};
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, DateTime, Document, doc};
-use schema_core::mongodb::options::{
-    Acknowledgment, CollectionOptions, ValidationAction, ValidationLevel, WriteConcern,
-};
+use schema_core::mongodb::options::{ValidationAction, ValidationLevel};
 use schema_core::preflight::{Code, Finding, Inconclusive, Options, PreflightReport, Severity};
 use schema_core::{Error, Migrations, SchemaManager, Validator, migration, set_validator};
 use schema_tests::fresh_database;
-use schema_tests::live::Live;
+use schema_tests::live::{Live, fresh_with, insert_everywhere as insert, settle};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::server::skip_unless_real;
 
@@ -174,35 +173,6 @@ fn days_from(now: DateTime, days: i64) -> DateTime {
     DateTime::from_millis(now.timestamp_millis() + days * 86_400_000)
 }
 
-/// How many members acknowledge a write, so that preflight, which may read
-/// from a secondary, sees it: every member of a replica set.
-async fn members(db: &Database) -> u32 {
-    let hello = db.run_command(doc! { "hello": 1 }).await.expect("hello");
-    match (hello.get_str("setName"), hello.get_array("hosts")) {
-        (Ok(_), Ok(hosts)) => u32::try_from(hosts.len()).unwrap_or(1).max(1),
-        _ => 1,
-    }
-}
-
-/// Inserts `inserted` into `collection`, acknowledged by every member.
-async fn insert(db: &Database, collection: &str, inserted: Vec<Document>) {
-    let everywhere = WriteConcern::builder()
-        .w(Acknowledgment::Nodes(members(db).await))
-        .build();
-    let options = CollectionOptions::builder().write_concern(everywhere).build();
-    db.collection_with_options::<Document>(collection, options)
-        .insert_many(inserted)
-        .await
-        .expect("insert the documents");
-}
-
-/// Waits until every member has applied what was written to `db` so far:
-/// a later write, acknowledged by every member (a secondary applies its
-/// oplog in order).
-async fn settle(db: &Database) {
-    insert(db, "settled", vec![doc! {}]).await;
-}
-
 /// Builds the TTL index `sessions` has before preflight, on every member.
 async fn existing_ttl(db: &Database) {
     db.run_command(doc! {
@@ -236,10 +206,7 @@ fn people() -> Vec<Document> {
 
 #[tokio::test]
 async fn documents_a_strict_validator_refuses_are_counted_and_hurt() {
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pd_vs").await;
-    insert(&db, "people", people()).await;
+    let (_alone, db) = fresh_with("pd_vs", "people", people()).await;
     let before = Live::read(&db).await;
 
     let report = preflight(&db, "pdata_strict", &Options::default()).await;
@@ -274,10 +241,7 @@ async fn documents_a_strict_validator_refuses_are_counted_and_hurt() {
 
 #[tokio::test]
 async fn under_the_level_moderate_or_the_action_warn_a_rejection_is_info_and_under_off_nothing() {
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pd_vm").await;
-    insert(&db, "people", people()).await;
+    let (_alone, db) = fresh_with("pd_vm", "people", people()).await;
     let before = Live::read(&db).await;
 
     let moderate = only(
@@ -311,11 +275,8 @@ async fn under_the_level_moderate_or_the_action_warn_a_rejection_is_info_and_und
 
 #[tokio::test]
 async fn a_validator_every_document_passes_has_no_finding() {
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pd_vp").await;
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pd_vp",
         "people",
         vec![
             doc! { "_id": 1, "name": "Ada" },
@@ -334,12 +295,9 @@ async fn a_validator_every_document_passes_has_no_finding() {
 
 #[tokio::test]
 async fn show_ids_lists_a_few_refused_documents_by_id_and_no_report_holds_a_value() {
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pd_vi").await;
     let mut inserted = people();
     inserted.extend((10..16).map(|id| doc! { "_id": id, "note": format!("private-note-{id}") }));
-    insert(&db, "people", inserted).await;
+    let (_alone, db) = fresh_with("pd_vi", "people", inserted).await;
     let before = Live::read(&db).await;
 
     let report = preflight(&db, "pdata_strict", &Options::default().show_ids(true)).await;
@@ -358,12 +316,9 @@ async fn show_ids_lists_a_few_refused_documents_by_id_and_no_report_holds_a_valu
 
 #[tokio::test]
 async fn a_new_ttl_index_counts_the_documents_older_than_its_ttl_within_its_partial_filter() {
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pd_tn").await;
     let now = DateTime::now();
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pd_tn",
         "sessions",
         vec![
             doc! { "_id": 1, "at": days_from(now, -10), "kind": "temporary" },
@@ -412,12 +367,9 @@ async fn a_new_ttl_index_counts_the_documents_older_than_its_ttl_within_its_part
 
 #[tokio::test]
 async fn show_ids_lists_the_documents_a_new_ttl_deletes() {
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pd_ti").await;
     let now = DateTime::now();
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pd_ti",
         "sessions",
         vec![
             doc! { "_id": 1, "at": days_from(now, -30) },
@@ -441,12 +393,9 @@ async fn show_ids_lists_the_documents_a_new_ttl_deletes() {
 
 #[tokio::test]
 async fn a_shorter_ttl_than_the_existing_one_counts_what_it_deletes_and_a_longer_or_same_one_nothing() {
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pd_ts").await;
     let now = DateTime::now();
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pd_ts",
         "sessions",
         vec![
             doc! { "_id": 1, "at": days_from(now, -20) },
@@ -515,11 +464,8 @@ fn any_filter(_: &Document) -> bool {
 
 #[tokio::test]
 async fn documents_whose_ttl_field_is_not_a_date_are_counted_as_never_expiring_from_the_server_s_count() {
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pd_tnd").await;
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pd_tnd",
         "sessions",
         vec![doc! { "_id": 1, "at": "2001-01-01" }, doc! { "_id": 2, "at": 7 }],
     )
@@ -571,10 +517,7 @@ async fn documents_whose_ttl_field_is_not_a_date_are_counted_as_never_expiring_f
 
 #[tokio::test]
 async fn a_count_the_server_refuses_or_stops_at_its_time_limit_is_inconclusive_with_the_reason() {
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pd_inc").await;
-    insert(&db, "people", people()).await;
+    let (_alone, db) = fresh_with("pd_inc", "people", people()).await;
     insert(
         &db,
         "sessions",
@@ -635,10 +578,7 @@ async fn a_count_the_server_refuses_or_stops_at_its_time_limit_is_inconclusive_w
 
 #[tokio::test]
 async fn a_validator_already_in_place_is_not_probed_unless_it_now_refuses_more() {
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pd_vin").await;
-    insert(&db, "people", people()).await;
+    let (_alone, db) = fresh_with("pd_vin", "people", people()).await;
     let before = Live::read(&db).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let through = proxy.database(&db).await;

@@ -18,7 +18,7 @@ use schema_core::mongodb::options::{Collation, CollationStrength, IndexOptions};
 use schema_core::mongodb::{Database, IndexModel};
 use schema_core::preflight::{Code, Finding, Options, PreflightReport, Severity};
 use schema_core::{Error, Migrations, SchemaManager, migration};
-use schema_tests::live::Live;
+use schema_tests::live::{Live, fresh_with, insert_everywhere};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::server::skip_unless_real;
 use schema_tests::{
@@ -101,21 +101,6 @@ fn manager(db: &Database, group: &str) -> SchemaManager {
     SchemaManager::new(db.clone()).migrations(Migrations::group(group).expect("a valid set"))
 }
 
-/// Where each test here starts: the hold on [`DATABASE_LISTINGS`] (its
-/// preflight creates and drops a scratch database, and the test lists
-/// them), and a fresh database named for `test` whose `collection` holds
-/// `documents`.
-async fn fresh_with(
-    test: &str,
-    collection: &str,
-    documents: Vec<Document>,
-) -> (MutexGuard<'static, ()>, Database) {
-    let alone = DATABASE_LISTINGS.lock().await;
-    let db = fresh_database(test).await;
-    insert(&db, collection, documents).await;
-    (alone, db)
-}
-
 /// [`fresh_with`] on a client that notes the commands it sends, those of
 /// the insert forgotten.
 async fn monitored_with(
@@ -125,16 +110,9 @@ async fn monitored_with(
 ) -> (MutexGuard<'static, ()>, Database, SentCommands) {
     let alone = DATABASE_LISTINGS.lock().await;
     let (db, sent) = monitored_database(test).await;
-    insert(&db, collection, documents).await;
+    insert_everywhere(&db, collection, documents).await;
     take_command_documents(&sent);
     (alone, db, sent)
-}
-
-async fn insert(db: &Database, collection: &str, documents: Vec<Document>) {
-    db.collection::<Document>(collection)
-        .insert_many(documents)
-        .await
-        .expect("insert the test documents");
 }
 
 /// Runs preflight of `group` on `db` with `options`, and checks that it
@@ -544,22 +522,13 @@ async fn an_index_already_there_under_the_declared_name_on_other_keys_conflicts(
     // The emulator names the indexes it builds itself: the live listing is
     // answered as MongoDB lists an index made as `email_1` on `nickname`.
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    let live = db.name().to_owned();
-    let listed = proxy.add(Rule::new(
-        Match::command("listIndexes")
-            .on("users")
-            .when(move |body| body.get_str("$db") == Ok(live.as_str())),
-        Fault::Reply(doc! {
-            "cursor": {
-                "id": 0_i64,
-                "ns": format!("{}.users", db.name()),
-                "firstBatch": [
-                    { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
-                    { "v": 2, "key": { "nickname": 1 }, "name": "email_1" },
-                ],
-            },
-            "ok": 1.0,
-        }),
+    let listed = proxy.add(Rule::list_indexes(
+        db.name(),
+        "users",
+        vec![
+            doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
+            doc! { "v": 2, "key": { "nickname": 1 }, "name": "email_1" },
+        ],
     ));
 
     let through = proxy.database(&db).await;
@@ -644,7 +613,7 @@ async fn compound_keys_count_missing_fields_as_null_on_a_real_server() {
     {
         return;
     }
-    insert(
+    insert_everywhere(
         &db,
         "pairs",
         vec![
@@ -689,7 +658,7 @@ async fn under_a_case_insensitive_collation_names_differing_in_case_are_duplicat
     {
         return;
     }
-    insert(
+    insert_everywhere(
         &db,
         "people",
         vec![

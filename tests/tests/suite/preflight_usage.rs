@@ -16,7 +16,7 @@ use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, DateTime, Document, doc};
 use schema_core::preflight::{Code, Finding, Inconclusive, Options, PreflightReport, Severity};
 use schema_core::{Error, Migrations, SchemaManager, migration};
-use schema_tests::live::Live;
+use schema_tests::live::{Live, insert_everywhere, settle};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::server::{ServerKind, kind, skip_unless_real};
 use schema_tests::{DATABASE_LISTINGS, documents, fresh_database, index_documents};
@@ -81,19 +81,18 @@ async fn preflight(db: &Database, group: &str) -> PreflightReport {
         .expect("preflight answers")
 }
 
-/// `things` with two documents and an index on `legacy`; the name the
-/// server gave that index.
+/// `things` with two documents and an index on `legacy`, on every member
+/// (the probes may read from a secondary); the name the server gave that
+/// index.
 async fn things_with_legacy_index(db: &Database) -> String {
-    db.collection::<Document>("things")
-        .insert_many([doc! { "legacy": 1 }, doc! { "legacy": 2 }])
-        .await
-        .expect("insert");
+    insert_everywhere(db, "things", vec![doc! { "legacy": 1 }, doc! { "legacy": 2 }]).await;
     db.run_command(doc! {
         "createIndexes": "things",
         "indexes": [{ "key": { "legacy": 1 }, "name": "legacy_1" }],
     })
     .await
     .expect("an index by hand");
+    settle(db).await;
     index_named_for(db, "things", "legacy").await
 }
 
@@ -107,15 +106,13 @@ async fn index_named_for(db: &Database, collection: &str, field: &str) -> String
         .expect("the index is listed")
 }
 
-/// `events` with `count` documents, a third of them of the old kind.
+/// `events` with `count` documents, a third of them of the old kind, on
+/// every member.
 async fn events(db: &Database, count: i32) {
     let events: Vec<Document> = (0..count)
         .map(|n| doc! { "_id": n, "kind": if n % 3 == 0 { "old" } else { "current" } })
         .collect();
-    db.collection::<Document>("events")
-        .insert_many(events)
-        .await
-        .expect("insert");
+    insert_everywhere(db, "events", events).await;
 }
 
 /// What `$indexStats` answers through a `mongos`, or from a member
@@ -451,22 +448,13 @@ async fn a_hidden_index_is_not_asked_about() {
     let (_alone, db, name) = things("pu_hidden").await;
     let before = Live::read(&db).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    let live = db.name().to_owned();
-    let listing = proxy.add(Rule::new(
-        Match::command("listIndexes")
-            .on("things")
-            .when(move |body| body.get_str("$db") == Ok(live.as_str())),
-        Fault::Reply(doc! {
-            "cursor": {
-                "id": 0_i64,
-                "ns": format!("{}.things", db.name()),
-                "firstBatch": [
-                    { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
-                    { "v": 2, "key": { "legacy": 1 }, "name": &name, "hidden": true },
-                ],
-            },
-            "ok": 1.0,
-        }),
+    let listing = proxy.add(Rule::list_indexes(
+        db.name(),
+        "things",
+        vec![
+            doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
+            doc! { "v": 2, "key": { "legacy": 1 }, "name": &name, "hidden": true },
+        ],
     ));
     let stats = proxy.add(Rule::new(
         index_stats_of(&db),
