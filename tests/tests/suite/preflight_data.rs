@@ -24,7 +24,6 @@ use schema_core::mongodb::bson::{Bson, DateTime, Document, doc};
 use schema_core::mongodb::options::{ValidationAction, ValidationLevel};
 use schema_core::preflight::{Code, Finding, Inconclusive, Options, PreflightReport, Severity};
 use schema_core::{Error, Migrations, SchemaManager, Validator, migration, set_validator};
-use schema_tests::fresh_database;
 use schema_tests::live::{Live, fresh_with, insert_everywhere as insert, settle};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::server::skip_unless_real;
@@ -629,19 +628,8 @@ async fn a_validator_already_in_place_is_not_probed_unless_it_now_refuses_more()
 
 #[tokio::test]
 async fn real_server_a_json_schema_s_required_fields_and_types_are_counted() {
-    let db = fresh_database("pd_rjs").await;
-    if skip_unless_real(
-        &db,
-        "`$jsonSchema` types are evaluated as MongoDB does only by a real server",
-    )
-    .await
-    {
-        return;
-    }
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pd_rjs",
         "people",
         vec![
             doc! { "_id": 1, "name": "Ada", "qty": 1 },
@@ -655,6 +643,14 @@ async fn real_server_a_json_schema_s_required_fields_and_types_are_counted() {
         ],
     )
     .await;
+    if skip_unless_real(
+        &db,
+        "`$jsonSchema` types are evaluated as MongoDB does only by a real server",
+    )
+    .await
+    {
+        return;
+    }
     let before = Live::read(&db).await;
 
     let report = preflight(&db, "pdata_types", &Options::default().show_ids(true)).await;
@@ -673,21 +669,10 @@ async fn real_server_a_json_schema_s_required_fields_and_types_are_counted() {
 
 #[tokio::test]
 async fn real_server_ttl_fields_that_are_not_dates_never_expire_and_arrays_expire_by_their_earliest_date() {
-    let db = fresh_database("pd_rnd").await;
-    if skip_unless_real(
-        &db,
-        "the emulator mis-evaluates `$type: \"date\"` and has no `$not`",
-    )
-    .await
-    {
-        return;
-    }
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let now = DateTime::now();
     let old = days_from(now, -10);
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pd_rnd",
         "sessions",
         vec![
             doc! { "_id": 1, "at": old },
@@ -704,6 +689,14 @@ async fn real_server_ttl_fields_that_are_not_dates_never_expire_and_arrays_expir
         ],
     )
     .await;
+    if skip_unless_real(
+        &db,
+        "the emulator mis-evaluates `$type: \"date\"` and has no `$not`",
+    )
+    .await
+    {
+        return;
+    }
     let before = Live::read(&db).await;
 
     let report = preflight(&db, "pdata_ttl_new", &Options::default().show_ids(true)).await;
@@ -725,13 +718,10 @@ async fn real_server_ttl_fields_that_are_not_dates_never_expire_and_arrays_expir
 
 #[tokio::test]
 async fn real_server_a_validator_already_in_place_has_no_finding_unless_it_now_refuses_more() {
-    let db = fresh_database("pd_rin").await;
+    let (_alone, db) = fresh_with("pd_rin", "people", people()).await;
     if skip_unless_real(&db, "the emulator keeps no validator").await {
         return;
     }
-    // Preflight creates and drops a scratch database, and this test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    insert(&db, "people", people()).await;
     set_validator(&db, "people", Validator::new(named()))
         .await
         .expect("the validator in place");
