@@ -114,6 +114,7 @@ async fn an_accepted_finding_is_listed_as_accepted_and_fails_nothing() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("preflight_accepted").await;
     documents_under_a_plain_index(&db, "parcels", "code", 5).await;
+    let before = Live::read(&db).await;
     let manager = manager(&db, "preflight_accepted");
     let report = manager.preflight().await.expect("preflight");
     assert_eq!(report.findings.len(), 1, "{report:?}");
@@ -123,7 +124,7 @@ async fn an_accepted_finding_is_listed_as_accepted_and_fails_nothing() {
     assert_eq!(report.denied(Severity::Info).count(), 0);
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["findings"][0]["accepted"], true, "{json}");
-    assert!(scratch_databases(&db).await.is_empty());
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -223,6 +224,7 @@ async fn the_command_line_exits_3_on_a_failing_finding_and_0_once_it_is_gone() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("preflight_cli").await;
     documents_under_a_plain_index(&db, "orders", "order_id", 3).await;
+    let before = Live::read(&db).await;
 
     let text = cli(&db, &["preflight"]);
     assert_eq!(text.status.code(), Some(3), "{text:?}");
@@ -247,6 +249,7 @@ async fn the_command_line_exits_3_on_a_failing_finding_and_0_once_it_is_gone() {
     assert_eq!(value["findings"][0]["index"], "order_id_1", "{value}");
     assert_eq!(value["findings"][0]["accepted"], false, "{value}");
     assert_eq!(value["inconclusive"], serde_json::json!([]), "{value}");
+    before.assert_unchanged(&db).await;
 
     db.collection::<Document>("orders")
         .drop_index("order_id_1")
