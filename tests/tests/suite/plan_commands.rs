@@ -131,6 +131,21 @@ fn assert_no_drivers_fields(id: &str, command: &Document) {
     }
 }
 
+/// The one command named `name` among `commands`, asserted to be the only
+/// one and to target `target`.
+fn the_one<'c>(commands: &[&'c Document], name: &str, target: &str) -> &'c Document {
+    let named: Vec<&Document> = commands
+        .iter()
+        .copied()
+        .filter(|command| command.contains_key(name))
+        .collect();
+    let [command] = named.as_slice() else {
+        panic!("one {name} expected: {commands:?}");
+    };
+    assert_eq!(command.get_str(name), Ok(target), "{command}");
+    command
+}
+
 fn the_plan(plan: &CommandPlan) -> Vec<(&str, Vec<&Document>)> {
     plan.migrations
         .iter()
@@ -161,37 +176,22 @@ async fn each_pending_migration_shows_its_commands_without_bookkeeping_and_the_l
         "the pending ones, in apply order"
     );
     let [customers, rules, defaults] = [&shown[0].1, &shown[1].1, &shown[2].1];
-    let created: Vec<&&Document> = customers
-        .iter()
-        .filter(|command| command.contains_key("createIndexes"))
-        .collect();
-    assert_eq!(created.len(), 1, "{customers:?}");
-    assert_eq!(created[0].get_str("createIndexes"), Ok("customers"));
+    let created = the_one(customers, "createIndexes", "customers");
     assert_eq!(
-        created[0].get_array("indexes").expect("indexes"),
+        created.get_array("indexes").expect("indexes"),
         &vec![Bson::Document(
             doc! { "key": { "email": 1 }, "name": "email_1", "unique": true }
         )],
         "the declared spec"
     );
-    let changed: Vec<&&Document> = rules
-        .iter()
-        .filter(|command| command.contains_key("collMod"))
-        .collect();
-    assert_eq!(changed.len(), 1, "{rules:?}");
-    assert_eq!(changed[0].get_str("collMod"), Ok("customers"));
+    let changed = the_one(rules, "collMod", "customers");
     assert_eq!(
-        changed[0].get_document("validator").expect("a validator"),
+        changed.get_document("validator").expect("a validator"),
         &doc! { "$jsonSchema": { "required": ["email"] } }
     );
-    let inserted: Vec<&&Document> = defaults
-        .iter()
-        .filter(|command| command.contains_key("insert"))
-        .collect();
-    assert_eq!(inserted.len(), 1, "{defaults:?}");
-    assert_eq!(inserted[0].get_str("insert"), Ok("settings"));
+    let inserted = the_one(defaults, "insert", "settings");
     assert_eq!(
-        inserted[0].get_array("documents").expect("documents"),
+        inserted.get_array("documents").expect("documents"),
         &vec![Bson::Document(
             doc! { "_id": "defaults", "theme": "light", "page_size": 50 }
         )]
