@@ -8,6 +8,7 @@
 pub mod builds;
 pub mod diagnostics;
 pub mod items;
+pub mod live;
 pub mod logs;
 pub mod offline;
 pub mod proxy;
@@ -164,6 +165,28 @@ pub async fn scratch_databases(db: &Database) -> Vec<String> {
         .into_iter()
         .filter(|name| name.starts_with(&prefix))
         .collect()
+}
+
+/// Runs the test binary `binary` (a path) on `db`, with `args`: the server
+/// and the database in `MONGODB_URI` and `WORKER_DB`, and no `RUST_LOG`,
+/// so that it logs as it would by default.
+///
+/// # Panics
+///
+/// When the binary cannot be started.
+pub fn run_on(binary: &str, db: &Database, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary)
+        .args(args)
+        .env("MONGODB_URI", uri())
+        .env("WORKER_DB", db.name())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap_or_else(|error| panic!("run {binary}: {error}"))
+}
+
+/// What a finished process printed on its standard output, as text.
+pub fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The indexes of `collection`, as `listIndexes` lists them.

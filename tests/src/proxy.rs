@@ -689,6 +689,22 @@ impl Rule {
         self.during = Some(window);
         self
     }
+
+    /// A rule that answers the `listIndexes` of `collection` in the
+    /// database named `db` (no other) as MongoDB answers it when `indexes`
+    /// are that collection's: for a listing the server under test would
+    /// not give.
+    pub fn list_indexes(db: &str, collection: &str, indexes: Vec<Document>) -> Rule {
+        let database = db.to_owned();
+        let matcher = Match::command("listIndexes")
+            .on(collection)
+            .when(move |body| body.get_str("$db") == Ok(database.as_str()));
+        let reply = doc! {
+            "cursor": { "id": 0_i64, "ns": format!("{db}.{collection}"), "firstBatch": indexes },
+            "ok": 1.0,
+        };
+        Rule::new(matcher, Fault::Reply(reply))
+    }
 }
 
 impl RuleHandle {

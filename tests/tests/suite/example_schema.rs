@@ -13,6 +13,7 @@ use schema_core::SchemaManager;
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, Document, doc};
 use schema_core::preflight::{Code, Severity};
+use schema_tests::live::Live;
 use schema_tests::{index_documents, monitored_database, record_ids, take_commands};
 
 // Linking the example registers its migrations in this test binary.
@@ -328,6 +329,7 @@ async fn preflight_of_the_example_over_old_events_names_the_duplicates_and_what_
         ])
         .await
         .expect("write events");
+    let before = Live::read(&db).await;
 
     let report = SchemaManager::new(db.clone())
         .preflight()
@@ -353,9 +355,11 @@ async fn preflight_of_the_example_over_old_events_names_the_duplicates_and_what_
         !shown.contains("e1") && !shown.contains("order.created"),
         "no value: {shown}"
     );
-    // Read only: the four events, only the `_id` index, no record.
-    assert_eq!(events.count_documents(doc! {}).await.unwrap(), 4);
-    assert_eq!(index_documents(&db, "events").await.len(), 1);
-    assert!(record_ids(&db, "schema_versions").await.is_empty());
-    assert!(schema_tests::scratch_databases(&db).await.is_empty());
+    // Read only: the four events as written, only the `_id` index, no
+    // record, no lock, and no scratch database left.
+    assert_eq!(before.names(), ["events"]);
+    assert_eq!(before.documents("events").len(), 4);
+    let indexes = before.collection("events").map(|events| events.indexes.len());
+    assert_eq!(indexes, Some(1), "the `_id` index only");
+    before.assert_unchanged(&db).await;
 }

@@ -10,15 +10,17 @@
 //! real server only (the emulator answers as a standalone, and is sent
 //! neither `txnNumber` nor `$clusterTime`); that test skips on it.
 
-use std::process::{Command, Output};
-
 use schema_core::indexes::{IndexModelExt, ascending, ensure_indexes};
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, Document, doc};
 use schema_core::mongodb::options::ClientOptions;
 use schema_core::{CommandPlan, Error, Migrations, SchemaManager, Validator, migration, set_validator};
+use schema_tests::live::Live;
 use schema_tests::server::{is_replica_set, skip_unless_real};
-use schema_tests::{documents, fresh_database, monitored_database, take_command_documents, take_commands};
+use schema_tests::{
+    fresh_database, monitored_database, run_on, scratch_databases, stdout, take_command_documents,
+    take_commands,
+};
 
 const GROUP: &str = "plan_commands";
 
@@ -87,31 +89,6 @@ async fn manager(db: &Database, group: &str) -> SchemaManager {
         .lease_client(options().await)
 }
 
-/// The scratch databases of `db` on the server: named after its first 32
-/// bytes, then `_snapshot_`.
-async fn scratch_databases(db: &Database) -> Vec<String> {
-    let prefix = format!("{}_snapshot_", &db.name()[..db.name().len().min(32)]);
-    db.client()
-        .list_database_names()
-        .await
-        .expect("listDatabases")
-        .into_iter()
-        .filter(|name| name.starts_with(&prefix))
-        .collect()
-}
-
-/// What the live database holds: its collections, sorted, and the
-/// documents of the records and the lock.
-async fn holdings(db: &Database) -> (Vec<String>, Vec<Document>, Vec<Document>) {
-    let mut names = db.list_collection_names().await.expect("listCollections");
-    names.sort();
-    (
-        names,
-        documents(db, "schema_versions").await,
-        documents(db, "schema_lock").await,
-    )
-}
-
 /// Every field name of `document`, nested ones too.
 fn field_names(document: &Document) -> Vec<String> {
     fn walk(value: &Bson, names: &mut Vec<String>) {
@@ -131,6 +108,44 @@ fn field_names(document: &Document) -> Vec<String> {
     names
 }
 
+/// The fields the driver adds to a command (the session, the cluster's
+/// time, the database, a retryable write's number, where it may be read),
+/// which a plan leaves out.
+const DRIVERS_FIELDS: [&str; 6] = [
+    "lsid",
+    "$clusterTime",
+    "$db",
+    "txnNumber",
+    "$readPreference",
+    "signature",
+];
+
+/// Asserts that `command`, planned for the migration `id`, holds none of
+/// [`DRIVERS_FIELDS`], nested ones included.
+fn assert_no_drivers_fields(id: &str, command: &Document) {
+    for field in field_names(command) {
+        assert!(
+            !DRIVERS_FIELDS.contains(&field.as_str()),
+            "{field} in {id}: {command}"
+        );
+    }
+}
+
+/// The one command named `name` among `commands`, asserted to be the only
+/// one and to target `target`.
+fn the_one<'c>(commands: &[&'c Document], name: &str, target: &str) -> &'c Document {
+    let named: Vec<&Document> = commands
+        .iter()
+        .copied()
+        .filter(|command| command.contains_key(name))
+        .collect();
+    let [command] = named.as_slice() else {
+        panic!("one {name} expected: {commands:?}");
+    };
+    assert_eq!(command.get_str(name), Ok(target), "{command}");
+    command
+}
+
 fn the_plan(plan: &CommandPlan) -> Vec<(&str, Vec<&Document>)> {
     plan.migrations
         .iter()
@@ -148,8 +163,8 @@ async fn each_pending_migration_shows_its_commands_without_bookkeeping_and_the_l
         .mark_applied("pc_0001_orders")
         .await
         .expect("mark the first applied");
-    let before = holdings(&db).await;
-    assert_eq!(before.1.len(), 1, "one record: {:?}", before.1);
+    let before = Live::read(&db).await;
+    assert_eq!(before.records().len(), 1, "one record: {before:?}");
 
     let plan = manager.plan_commands().await.expect("plan the commands");
 
@@ -161,37 +176,22 @@ async fn each_pending_migration_shows_its_commands_without_bookkeeping_and_the_l
         "the pending ones, in apply order"
     );
     let [customers, rules, defaults] = [&shown[0].1, &shown[1].1, &shown[2].1];
-    let created: Vec<&&Document> = customers
-        .iter()
-        .filter(|command| command.contains_key("createIndexes"))
-        .collect();
-    assert_eq!(created.len(), 1, "{customers:?}");
-    assert_eq!(created[0].get_str("createIndexes"), Ok("customers"));
+    let created = the_one(customers, "createIndexes", "customers");
     assert_eq!(
-        created[0].get_array("indexes").expect("indexes"),
+        created.get_array("indexes").expect("indexes"),
         &vec![Bson::Document(
             doc! { "key": { "email": 1 }, "name": "email_1", "unique": true }
         )],
         "the declared spec"
     );
-    let changed: Vec<&&Document> = rules
-        .iter()
-        .filter(|command| command.contains_key("collMod"))
-        .collect();
-    assert_eq!(changed.len(), 1, "{rules:?}");
-    assert_eq!(changed[0].get_str("collMod"), Ok("customers"));
+    let changed = the_one(rules, "collMod", "customers");
     assert_eq!(
-        changed[0].get_document("validator").expect("a validator"),
+        changed.get_document("validator").expect("a validator"),
         &doc! { "$jsonSchema": { "required": ["email"] } }
     );
-    let inserted: Vec<&&Document> = defaults
-        .iter()
-        .filter(|command| command.contains_key("insert"))
-        .collect();
-    assert_eq!(inserted.len(), 1, "{defaults:?}");
-    assert_eq!(inserted[0].get_str("insert"), Ok("settings"));
+    let inserted = the_one(defaults, "insert", "settings");
     assert_eq!(
-        inserted[0].get_array("documents").expect("documents"),
+        inserted.get_array("documents").expect("documents"),
         &vec![Bson::Document(
             doc! { "_id": "defaults", "theme": "light", "page_size": 50 }
         )]
@@ -216,20 +216,7 @@ async fn each_pending_migration_shows_its_commands_without_bookkeeping_and_the_l
                     && command.get_str("collection").is_err(),
                 "no bookkeeping: {id}: {command}"
             );
-            for field in field_names(command) {
-                assert!(
-                    ![
-                        "lsid",
-                        "$clusterTime",
-                        "$db",
-                        "txnNumber",
-                        "$readPreference",
-                        "signature"
-                    ]
-                    .contains(&field.as_str()),
-                    "{field} in {id}: {command}"
-                );
-            }
+            assert_no_drivers_fields(id, command);
             assert!(
                 !command.to_string().contains("_snapshot_"),
                 "the scratch database is not named: {command}"
@@ -237,12 +224,7 @@ async fn each_pending_migration_shows_its_commands_without_bookkeeping_and_the_l
         }
     }
 
-    assert_eq!(holdings(&db).await, before, "the live database is unchanged");
-    assert_eq!(
-        scratch_databases(&db).await,
-        Vec::<String>::new(),
-        "the scratch database is dropped"
-    );
+    before.assert_unchanged(&db).await;
     // Applied now, nothing is pending and no scratch database is made.
     manager.apply_all().await.expect("apply");
     assert_eq!(
@@ -287,25 +269,7 @@ async fn a_failing_migration_is_the_error_and_the_scratch_database_is_dropped() 
         Vec::<String>::new(),
         "dropped also on failure"
     );
-    assert_eq!(
-        holdings(&db).await,
-        (Vec::new(), Vec::new(), Vec::new()),
-        "nothing written"
-    );
-}
-
-fn run(binary: &str, db: &Database, args: &[&str]) -> Output {
-    Command::new(binary)
-        .args(args)
-        .env("MONGODB_URI", schema_tests::uri())
-        .env("WORKER_DB", db.name())
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run the command line")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    assert_eq!(Live::read(&db).await, Live::default(), "nothing written");
 }
 
 #[tokio::test]
@@ -314,7 +278,7 @@ async fn the_command_line_prints_the_commands_as_text_and_json() {
     let db = fresh_database("plan_commands_cli").await;
     let cli = env!("CARGO_BIN_EXE_connect-cli");
 
-    let text = run(cli, &db, &["plan", "--commands"]);
+    let text = run_on(cli, &db, &["plan", "--commands"]);
     assert_eq!(
         text.status.code(),
         Some(0),
@@ -353,7 +317,7 @@ async fn the_command_line_prints_the_commands_as_text_and_json() {
         "{printed}"
     );
 
-    let json = run(cli, &db, &["plan", "--commands", "--json"]);
+    let json = run_on(cli, &db, &["plan", "--commands", "--json"]);
     assert_eq!(
         json.status.code(),
         Some(0),
@@ -377,7 +341,7 @@ async fn the_command_line_prints_the_commands_as_text_and_json() {
     );
 
     // Without --commands, the plan is the table it was.
-    let plain = stdout(&run(cli, &db, &["plan"]));
+    let plain = stdout(&run_on(cli, &db, &["plan"]));
     assert!(
         plain.starts_with('#') && plain.contains("c_0002_sessions"),
         "{plain}"
@@ -401,7 +365,7 @@ async fn the_command_line_without_client_options_fails_with_the_clear_error() {
     let db = fresh_database("plan_commands_cli_no_options").await;
     let cli = env!("CARGO_BIN_EXE_schema-cli");
 
-    let text = run(cli, &db, &["plan", "--commands"]);
+    let text = run_on(cli, &db, &["plan", "--commands"]);
     assert_eq!(text.status.code(), Some(1));
     assert_eq!(stdout(&text), "");
     let stderr = String::from_utf8_lossy(&text.stderr);
@@ -410,7 +374,7 @@ async fn the_command_line_without_client_options_fails_with_the_clear_error() {
         "{stderr}"
     );
 
-    let json = run(cli, &db, &["plan", "--commands", "--json"]);
+    let json = run_on(cli, &db, &["plan", "--commands", "--json"]);
     assert_eq!(json.status.code(), Some(1));
     let value: serde_json::Value =
         serde_json::from_slice(&json.stdout).unwrap_or_else(|error| panic!("{error}: {}", stdout(&json)));
@@ -427,10 +391,11 @@ async fn the_command_line_without_client_options_fails_with_the_clear_error() {
 async fn the_live_client_sends_only_the_read_of_the_records() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let (db, sent) = monitored_database("plan_commands_live_client").await;
-    let manager = SchemaManager::new(db.clone())
-        .migrations(Migrations::group(GROUP).expect("a valid set"))
-        .lease_client(options().await);
-    let plan = manager.plan_commands().await.expect("plan the commands");
+    let plan = manager(&db, GROUP)
+        .await
+        .plan_commands()
+        .await
+        .expect("plan the commands");
     assert_eq!(plan.migrations.len(), 4, "all pending");
     let names: Vec<String> = take_commands(&sent).into_iter().map(|(name, _)| name).collect();
     assert_eq!(names, ["find"], "one read of the records on the live client");
@@ -468,7 +433,7 @@ async fn on_a_real_server_the_session_and_cluster_fields_the_driver_adds_are_lef
             "{probe}"
         );
     }
-    let before = holdings(&db).await;
+    let before = Live::read(&db).await;
 
     let plan = manager(&db, GROUP)
         .await
@@ -490,27 +455,8 @@ async fn on_a_real_server_the_session_and_cluster_fields_the_driver_adds_are_lef
     );
     for migration in &plan.migrations {
         for command in &migration.commands {
-            for field in field_names(command) {
-                assert!(
-                    ![
-                        "lsid",
-                        "$clusterTime",
-                        "$db",
-                        "txnNumber",
-                        "$readPreference",
-                        "signature"
-                    ]
-                    .contains(&field.as_str()),
-                    "{field} in {}: {command}",
-                    migration.id
-                );
-            }
+            assert_no_drivers_fields(&migration.id, command);
         }
     }
-    assert_eq!(holdings(&db).await, before, "the live database is unchanged");
-    assert_eq!(
-        scratch_databases(&db).await,
-        Vec::<String>::new(),
-        "the scratch database is dropped"
-    );
+    before.assert_unchanged(&db).await;
 }

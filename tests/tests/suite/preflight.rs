@@ -6,15 +6,16 @@
 //! here the finding is an index conflict, which the probes read from the
 //! listing alone.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use schema_core::indexes::{IndexModelExt, ascending, ensure_indexes};
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Document, doc};
 use schema_core::preflight::{Code, Severity};
 use schema_core::{Error, Migrations, Policy, SchemaManager, migration};
+use schema_tests::live::Live;
 use schema_tests::{
-    fresh_database, index_documents, monitored_database, note_ran, ran, record_ids, scratch_databases,
+    fresh_database, monitored_database, note_ran, ran, record_ids, run_on, scratch_databases, stdout,
     take_commands,
 };
 
@@ -83,18 +84,17 @@ fn manager(db: &Database, group: &str) -> SchemaManager {
     SchemaManager::new(db.clone()).migrations(Migrations::group(group).expect("a valid group"))
 }
 
-/// `parcels` with a few documents and a unique index on `code` under
-/// another name than the declared one: the same keys and signature, which
-/// the server refuses to build twice.
-async fn parcels_with_a_unique_code_index(db: &Database) {
-    let parcels = db.collection::<Document>("parcels");
-    parcels
-        .insert_many((0..5).map(|n| doc! { "code": n }))
+/// `collection` with `count` documents and a unique index on `field`
+/// under another name than a declared one's (`by_<field>`): the same keys
+/// and signature, which the server refuses to build twice.
+async fn documents_under_a_unique_index(db: &Database, collection: &str, field: &str, count: i32) {
+    db.collection::<Document>(collection)
+        .insert_many((0..count).map(|n| doc! { field: n }))
         .await
         .unwrap();
     db.run_command(doc! {
-        "createIndexes": "parcels",
-        "indexes": [{ "key": { "code": 1 }, "name": "code_1", "unique": true }],
+        "createIndexes": collection,
+        "indexes": [{ "key": { field: 1 }, "name": format!("by_{field}"), "unique": true }],
     })
     .await
     .unwrap();
@@ -108,36 +108,13 @@ async fn drop_index_on(db: &Database, collection: &str, keys: Document) {
         .unwrap();
 }
 
-/// What the live database holds: each collection's name, documents and
-/// index names.
-async fn contents(db: &Database) -> Vec<(String, u64, Vec<String>)> {
-    let mut names = db.list_collection_names().await.unwrap();
-    names.sort();
-    let mut contents = Vec::new();
-    for name in names {
-        let count = db
-            .collection::<Document>(&name)
-            .count_documents(doc! {})
-            .await
-            .unwrap();
-        let mut indexes: Vec<String> = index_documents(db, &name)
-            .await
-            .iter()
-            .filter_map(|index| index.get_str("name").ok().map(str::to_owned))
-            .collect();
-        indexes.sort();
-        contents.push((name, count, indexes));
-    }
-    contents
-}
-
 #[tokio::test]
 async fn preflight_finds_what_a_pending_migration_fails_on_and_leaves_the_database_as_it_was() {
     // It creates and drops a scratch database, and lists them.
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("preflight_conflict").await;
-    parcels_with_a_unique_code_index(&db).await;
-    let before = contents(&db).await;
+    documents_under_a_unique_index(&db, "parcels", "code", 5).await;
+    let before = Live::read(&db).await;
 
     let report = manager(&db, "preflight").preflight().await.expect("preflight");
 
@@ -161,13 +138,9 @@ async fn preflight_finds_what_a_pending_migration_fails_on_and_leaves_the_databa
     assert!(report.fails());
     assert!(report.inconclusive.is_empty(), "{report:?}");
     // Nothing written here: no record, no lock, no index, no collection,
-    // and no migration ran here (only in the scratch database).
-    assert_eq!(contents(&db).await, before);
+    // and no migration ran here (only in the scratch database, dropped).
+    before.assert_unchanged(&db).await;
     assert!(ran(&db).await.is_empty());
-    assert!(
-        scratch_databases(&db).await.is_empty(),
-        "the scratch database is dropped"
-    );
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["findings"][0]["code"], "index_conflict", "{json}");
     assert_eq!(json["findings"][0]["severity"], "fails", "{json}");
@@ -178,7 +151,8 @@ async fn preflight_finds_what_a_pending_migration_fails_on_and_leaves_the_databa
 async fn an_accepted_finding_is_listed_as_accepted_and_fails_nothing() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("preflight_accepted").await;
-    parcels_with_a_unique_code_index(&db).await;
+    documents_under_a_unique_index(&db, "parcels", "code", 5).await;
+    let before = Live::read(&db).await;
     let manager = manager(&db, "preflight_accepted");
     let report = manager.preflight().await.expect("preflight");
     assert_eq!(report.findings.len(), 1, "{report:?}");
@@ -188,7 +162,7 @@ async fn an_accepted_finding_is_listed_as_accepted_and_fails_nothing() {
     assert_eq!(report.denied(Severity::Info).count(), 0);
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["findings"][0]["accepted"], true, "{json}");
-    assert!(scratch_databases(&db).await.is_empty());
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
@@ -230,8 +204,8 @@ async fn a_migration_failing_in_the_scratch_run_fails_preflight_and_its_scratch_
 async fn a_start_that_runs_preflight_refuses_a_migration_that_would_fail_before_anything_runs() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("preflight_start").await;
-    parcels_with_a_unique_code_index(&db).await;
-    let before = contents(&db).await;
+    documents_under_a_unique_index(&db, "parcels", "code", 5).await;
+    let before = Live::read(&db).await;
 
     let error = manager(&db, "preflight")
         .preflight_at_start(Policy::Fail)
@@ -261,8 +235,7 @@ async fn a_start_that_runs_preflight_refuses_a_migration_that_would_fail_before_
     // Refused before the lock: nothing ran, nothing is recorded or locked.
     assert!(ran(&db).await.is_empty());
     assert!(record_ids(&db, "schema_versions").await.is_empty());
-    assert_eq!(contents(&db).await, before);
-    assert!(scratch_databases(&db).await.is_empty());
+    before.assert_unchanged(&db).await;
 
     // Once the conflicting index is gone, the same start applies.
     drop_index_on(&db, "parcels", doc! { "code": 1 }).await;
@@ -278,33 +251,15 @@ async fn a_start_that_runs_preflight_refuses_a_migration_that_would_fail_before_
 /// The command line of `schema-snapshot` (orders with a unique `order_id`,
 /// sessions with a TTL) on `db`.
 fn cli(db: &Database, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_schema-snapshot"))
-        .args(args)
-        .env("MONGODB_URI", schema_tests::uri())
-        .env("WORKER_DB", db.name())
-        .output()
-        .expect("run schema-snapshot")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    run_on(env!("CARGO_BIN_EXE_schema-snapshot"), db, args)
 }
 
 #[tokio::test]
 async fn the_command_line_exits_3_on_a_failing_finding_and_0_once_it_is_gone() {
     let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
     let db = fresh_database("preflight_cli").await;
-    let orders = db.collection::<Document>("orders");
-    orders
-        .insert_many((0..3).map(|n| doc! { "order_id": n }))
-        .await
-        .unwrap();
-    db.run_command(doc! {
-        "createIndexes": "orders",
-        "indexes": [{ "key": { "order_id": 1 }, "name": "by_order", "unique": true }],
-    })
-    .await
-    .unwrap();
+    documents_under_a_unique_index(&db, "orders", "order_id", 3).await;
+    let before = Live::read(&db).await;
 
     let text = cli(&db, &["preflight"]);
     assert_eq!(text.status.code(), Some(3), "{text:?}");
@@ -329,6 +284,7 @@ async fn the_command_line_exits_3_on_a_failing_finding_and_0_once_it_is_gone() {
     assert_eq!(value["findings"][0]["index"], "order_id_1", "{value}");
     assert_eq!(value["findings"][0]["accepted"], false, "{value}");
     assert_eq!(value["inconclusive"], serde_json::json!([]), "{value}");
+    before.assert_unchanged(&db).await;
 
     drop_index_on(&db, "orders", doc! { "order_id": 1 }).await;
     let clean = cli(&db, &["preflight"]);

@@ -3,7 +3,7 @@
 //! already there with the declared name or keys and other options).
 //!
 //! Each test declares its own group of migrations, fills a fresh database
-//! and runs `preflight_with` on it, then checks the findings and that the
+//! (`fresh_with`) and runs `preflight_with` on it (`preflight`), then checks the findings and that the
 //! live database is as it was: no record, no lock, no index, and no
 //! scratch database left behind. The emulator groups single-field keys as
 //! MongoDB does; compound keys and collations are checked against a real
@@ -18,11 +18,13 @@ use schema_core::mongodb::options::{Collation, CollationStrength, IndexOptions};
 use schema_core::mongodb::{Database, IndexModel};
 use schema_core::preflight::{Code, Finding, Options, PreflightReport, Severity};
 use schema_core::{Error, Migrations, SchemaManager, migration};
+use schema_tests::live::{Live, fresh_with, insert_everywhere};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::server::skip_unless_real;
 use schema_tests::{
-    DATABASE_LISTINGS, fresh_database, index_documents, monitored_database, take_command_documents,
+    DATABASE_LISTINGS, SentCommands, fresh_database, monitored_database, take_command_documents,
 };
+use tokio::sync::MutexGuard;
 
 #[migration(id = "pi_0001_unique_email", group = "preflight_unique_email")]
 async fn unique_email(db: &Database) -> Result<(), Error> {
@@ -99,52 +101,18 @@ fn manager(db: &Database, group: &str) -> SchemaManager {
     SchemaManager::new(db.clone()).migrations(Migrations::group(group).expect("a valid set"))
 }
 
-async fn insert(db: &Database, collection: &str, documents: Vec<Document>) {
-    db.collection::<Document>(collection)
-        .insert_many(documents)
-        .await
-        .expect("insert the test documents");
-}
-
-/// What the test can see of the live database: each collection with its
-/// documents and the names and keys of its indexes.
-async fn state(db: &Database) -> Vec<(String, Vec<Document>, Vec<(String, Document)>)> {
-    let mut names = db.list_collection_names().await.expect("listCollections");
-    names.sort();
-    let mut state = Vec::new();
-    for name in names {
-        let documents = schema_tests::documents(db, &name).await;
-        let indexes = index_documents(db, &name)
-            .await
-            .into_iter()
-            .map(|index| {
-                (
-                    index.get_str("name").unwrap_or_default().to_owned(),
-                    index.get_document("key").cloned().unwrap_or_default(),
-                )
-            })
-            .collect();
-        state.push((name, documents, indexes));
-    }
-    state
-}
-
-/// The databases left by a preflight of `db`: its scratch database is
-/// named with the first 32 bytes of `db`'s name, then `_snapshot_`.
-async fn scratch_databases(db: &Database) -> Vec<String> {
-    let name = db.name();
-    let mut end = name.len().min(32);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    let prefix = format!("{}_snapshot_", &name[..end]);
-    db.client()
-        .list_database_names()
-        .await
-        .expect("listDatabases")
-        .into_iter()
-        .filter(|listed| listed.starts_with(&prefix))
-        .collect()
+/// [`fresh_with`] on a client that notes the commands it sends, those of
+/// the insert forgotten.
+async fn monitored_with(
+    test: &str,
+    collection: &str,
+    documents: Vec<Document>,
+) -> (MutexGuard<'static, ()>, Database, SentCommands) {
+    let alone = DATABASE_LISTINGS.lock().await;
+    let (db, sent) = monitored_database(test).await;
+    insert_everywhere(&db, collection, documents).await;
+    take_command_documents(&sent);
+    (alone, db, sent)
 }
 
 /// Runs preflight of `group` on `db` with `options`, and checks that it
@@ -161,19 +129,17 @@ async fn preflight_through(
     group: &str,
     options: &Options,
 ) -> PreflightReport {
-    let before = state(db).await;
+    let before = Live::read(db).await;
     let report = manager(through, group)
         .preflight_with(options)
         .await
         .expect("preflight");
-    assert_eq!(state(db).await, before, "preflight changed the live database");
-    let names = db.list_collection_names().await.expect("listCollections");
+    before.assert_unchanged(db).await;
     assert!(
-        !names.iter().any(|name| name.starts_with("schema_")),
-        "no record and no lock: {names:?}"
+        !before.has_bookkeeping(),
+        "no record and no lock: {:?}",
+        before.names()
     );
-    let scratch = scratch_databases(db).await;
-    assert!(scratch.is_empty(), "scratch databases left: {scratch:?}");
     report
 }
 
@@ -204,10 +170,8 @@ fn aggregates_on(sent: &[Document], db: &Database) -> usize {
 
 #[tokio::test]
 async fn duplicates_count_documents_missing_the_field_as_null_and_not_an_arrays_own_repeats() {
-    let _alone = DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pidx_counted").await;
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pidx_counted",
         "users",
         vec![
             doc! { "_id": 1, "email": "a@example.com" },
@@ -246,10 +210,8 @@ async fn duplicates_count_documents_missing_the_field_as_null_and_not_an_arrays_
 
 #[tokio::test]
 async fn two_documents_sharing_one_array_element_are_duplicates() {
-    let _alone = DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pidx_multikey").await;
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pidx_multikey",
         "users",
         vec![
             doc! { "_id": 1, "email": ["d@example.com", "e@example.com"] },
@@ -269,10 +231,8 @@ async fn two_documents_sharing_one_array_element_are_duplicates() {
 
 #[tokio::test]
 async fn no_duplicates_no_finding_but_the_collection_was_read() {
-    let _alone = DATABASE_LISTINGS.lock().await;
-    let (db, sent) = monitored_database("pidx_clean").await;
-    insert(
-        &db,
+    let (_alone, db, sent) = monitored_with(
+        "pidx_clean",
         "users",
         vec![
             doc! { "_id": 1, "email": "a@example.com" },
@@ -282,7 +242,6 @@ async fn no_duplicates_no_finding_but_the_collection_was_read() {
         ],
     )
     .await;
-    take_command_documents(&sent);
 
     let report = preflight(&db, "preflight_unique_email", &Options::default()).await;
 
@@ -297,15 +256,12 @@ async fn no_duplicates_no_finding_but_the_collection_was_read() {
 
 #[tokio::test]
 async fn an_existing_unique_index_on_the_same_keys_spares_the_aggregation() {
-    let _alone = DATABASE_LISTINGS.lock().await;
-    let (db, sent) = monitored_database("pidx_same_index").await;
-    insert(
-        &db,
+    let (_alone, db, sent) = monitored_with(
+        "pidx_same_index",
         "users",
         vec![doc! { "_id": 1, "email": "a@example.com" }, doc! { "_id": 2 }],
     )
     .await;
-    take_command_documents(&sent);
     let first = preflight(&db, "preflight_unique_email", &Options::default()).await;
     assert_eq!(unique_findings(&first), 0, "{first:#?}");
     assert_eq!(
@@ -338,10 +294,8 @@ async fn an_existing_unique_index_on_the_same_keys_spares_the_aggregation() {
 
 #[tokio::test]
 async fn a_partial_filter_is_honoured() {
-    let _alone = DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pidx_partial").await;
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pidx_partial",
         "users",
         vec![
             doc! { "_id": 1, "email": "a@example.com", "active": true },
@@ -364,10 +318,8 @@ async fn a_partial_filter_is_honoured() {
 
 #[tokio::test]
 async fn a_sparse_index_leaves_out_the_documents_without_its_field() {
-    let _alone = DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pidx_sparse").await;
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pidx_sparse",
         "users",
         vec![
             doc! { "_id": 1, "email": "a@example.com" },
@@ -388,10 +340,8 @@ async fn a_sparse_index_leaves_out_the_documents_without_its_field() {
 
 #[tokio::test]
 async fn a_key_the_probe_cannot_read_as_the_index_does_is_inconclusive_not_clean() {
-    let _alone = DATABASE_LISTINGS.lock().await;
-    let (db, sent) = monitored_database("pidx_positional").await;
-    insert(
-        &db,
+    let (_alone, db, sent) = monitored_with(
+        "pidx_positional",
         "orders",
         vec![
             doc! { "_id": 1, "items": [{ "sku": "a" }] },
@@ -399,7 +349,6 @@ async fn a_key_the_probe_cannot_read_as_the_index_does_is_inconclusive_not_clean
         ],
     )
     .await;
-    take_command_documents(&sent);
 
     let report = preflight(&db, "preflight_unique_positional", &Options::default()).await;
 
@@ -419,11 +368,9 @@ async fn a_key_the_probe_cannot_read_as_the_index_does_is_inconclusive_not_clean
 
 #[tokio::test]
 async fn shown_ids_are_the_duplicates_ids_and_never_a_key_value() {
-    let _alone = DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pidx_ids").await;
     let secret = "s3cret-value@example.com";
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pidx_ids",
         "users",
         vec![
             doc! { "_id": "u1", "email": secret },
@@ -453,10 +400,8 @@ async fn shown_ids_are_the_duplicates_ids_and_never_a_key_value() {
 
 #[tokio::test]
 async fn a_count_stopped_by_max_time_is_inconclusive_not_clean() {
-    let _alone = DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pidx_max_time").await;
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pidx_max_time",
         "users",
         vec![
             doc! { "_id": 1, "email": "a@example.com" },
@@ -511,8 +456,12 @@ fn stopped_matches(body: &Document, live: &str) -> bool {
 
 #[tokio::test]
 async fn indexes_already_there_with_the_declared_keys_and_other_options_conflict() {
-    let _alone = DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pidx_conflicts").await;
+    let (_alone, db) = fresh_with(
+        "pidx_conflicts",
+        "users",
+        vec![doc! { "_id": 1, "email": "a@example.com", "login": "a" }],
+    )
+    .await;
     // The declared unique keys, unique, under another name: the same
     // signature, which the server refuses to build twice. The declared
     // plain keys as a unique index: another signature, which it builds
@@ -530,12 +479,6 @@ async fn indexes_already_there_with_the_declared_keys_and_other_options_conflict
         .create_index(ttl("expires_at", Duration::from_secs(3600)))
         .await
         .expect("a TTL index");
-    insert(
-        &db,
-        "users",
-        vec![doc! { "_id": 1, "email": "a@example.com", "login": "a" }],
-    )
-    .await;
 
     let report = preflight(&db, "preflight_conflicts", &Options::default()).await;
 
@@ -579,28 +522,22 @@ async fn indexes_already_there_with_the_declared_keys_and_other_options_conflict
 
 #[tokio::test]
 async fn an_index_already_there_under_the_declared_name_on_other_keys_conflicts() {
-    let _alone = DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pidx_conflict_name").await;
-    insert(&db, "users", vec![doc! { "_id": 1, "email": "a@example.com" }]).await;
+    let (_alone, db) = fresh_with(
+        "pidx_conflict_name",
+        "users",
+        vec![doc! { "_id": 1, "email": "a@example.com" }],
+    )
+    .await;
     // The emulator names the indexes it builds itself: the live listing is
     // answered as MongoDB lists an index made as `email_1` on `nickname`.
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    let live = db.name().to_owned();
-    let listed = proxy.add(Rule::new(
-        Match::command("listIndexes")
-            .on("users")
-            .when(move |body| body.get_str("$db") == Ok(live.as_str())),
-        Fault::Reply(doc! {
-            "cursor": {
-                "id": 0_i64,
-                "ns": format!("{}.users", db.name()),
-                "firstBatch": [
-                    { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
-                    { "v": 2, "key": { "nickname": 1 }, "name": "email_1" },
-                ],
-            },
-            "ok": 1.0,
-        }),
+    let listed = proxy.add(Rule::list_indexes(
+        db.name(),
+        "users",
+        vec![
+            doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
+            doc! { "v": 2, "key": { "nickname": 1 }, "name": "email_1" },
+        ],
     ));
 
     let through = proxy.database(&db).await;
@@ -645,10 +582,8 @@ fn conflict<'r>(report: &'r PreflightReport, name: &str) -> &'r Finding {
 
 #[tokio::test]
 async fn documents_with_several_keys_are_counted_once_each() {
-    let _alone = DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pidx_multikey_mixed").await;
-    insert(
-        &db,
+    let (_alone, db) = fresh_with(
+        "pidx_multikey_mixed",
         "posts",
         vec![
             doc! { "_id": 1, "tags": ["x", "y"] },
@@ -687,7 +622,7 @@ async fn compound_keys_count_missing_fields_as_null_on_a_real_server() {
     {
         return;
     }
-    insert(
+    insert_everywhere(
         &db,
         "pairs",
         vec![
@@ -732,7 +667,7 @@ async fn under_a_case_insensitive_collation_names_differing_in_case_are_duplicat
     {
         return;
     }
-    insert(
+    insert_everywhere(
         &db,
         "people",
         vec![

@@ -4,11 +4,11 @@
 //!
 //! The emulator has no `$indexStats` and answers `explain` in a shape of
 //! its own, so the real server's replies are injected at the fault proxy:
-//! the tests show the proxy answered, then what preflight found, then
-//! that the live database is as it was. The same probes against the
-//! server's own answers: on the emulator they are inconclusive, never
-//! clean; on a real server (the tests at the end, which skip here) a used
-//! index and an unindexed filter are found.
+//! the tests show the proxy answered, then that the live database is as
+//! it was (`preflight_answered` asserts both), then what preflight found.
+//! The same probes against the server's own answers: on the emulator they
+//! are inconclusive, never clean; on a real server (the tests at the end,
+//! which skip here) a used index and an unindexed filter are found.
 
 use schema_core::data::Backfill;
 use schema_core::indexes::drop_index;
@@ -16,9 +16,11 @@ use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Bson, DateTime, Document, doc};
 use schema_core::preflight::{Code, Finding, Inconclusive, Options, PreflightReport, Severity};
 use schema_core::{Error, Migrations, SchemaManager, migration};
+use schema_tests::live::{Live, insert_everywhere, settle};
 use schema_tests::proxy::{Fault, FaultProxy, Match, Rule};
 use schema_tests::server::{ServerKind, kind, skip_unless_real};
-use schema_tests::{documents, fresh_database, index_documents};
+use schema_tests::{DATABASE_LISTINGS, documents, fresh_database, index_documents};
+use tokio::sync::MutexGuard;
 
 /// Drops the index on `legacy` of `things`.
 #[migration(id = "pu_0001_drop_legacy", group = "preflight_usage")]
@@ -79,19 +81,18 @@ async fn preflight(db: &Database, group: &str) -> PreflightReport {
         .expect("preflight answers")
 }
 
-/// `things` with two documents and an index on `legacy`; the name the
-/// server gave that index.
+/// `things` with two documents and an index on `legacy`, on every member
+/// (the probes may read from a secondary); the name the server gave that
+/// index.
 async fn things_with_legacy_index(db: &Database) -> String {
-    db.collection::<Document>("things")
-        .insert_many([doc! { "legacy": 1 }, doc! { "legacy": 2 }])
-        .await
-        .expect("insert");
+    insert_everywhere(db, "things", vec![doc! { "legacy": 1 }, doc! { "legacy": 2 }]).await;
     db.run_command(doc! {
         "createIndexes": "things",
         "indexes": [{ "key": { "legacy": 1 }, "name": "legacy_1" }],
     })
     .await
     .expect("an index by hand");
+    settle(db).await;
     index_named_for(db, "things", "legacy").await
 }
 
@@ -105,15 +106,13 @@ async fn index_named_for(db: &Database, collection: &str, field: &str) -> String
         .expect("the index is listed")
 }
 
-/// `events` with `count` documents, a third of them of the old kind.
+/// `events` with `count` documents, a third of them of the old kind, on
+/// every member.
 async fn events(db: &Database, count: i32) {
     let events: Vec<Document> = (0..count)
         .map(|n| doc! { "_id": n, "kind": if n % 3 == 0 { "old" } else { "current" } })
         .collect();
-    db.collection::<Document>("events")
-        .insert_many(events)
-        .await
-        .expect("insert");
+    insert_everywhere(db, "events", events).await;
 }
 
 /// What `$indexStats` answers through a `mongos`, or from a member
@@ -207,6 +206,19 @@ fn only_finding(report: &PreflightReport) -> &Finding {
     finding
 }
 
+/// What `finding` says, but its message: the migration, the code, the
+/// severity, the collection, the index and the count.
+fn fields(finding: &Finding) -> (&str, Code, Severity, &str, Option<&str>, u64) {
+    (
+        finding.migration.as_str(),
+        finding.code,
+        finding.severity,
+        finding.collection.as_str(),
+        finding.index.as_deref(),
+        finding.count,
+    )
+}
+
 /// The only inconclusive probe of `report`, asserted to be the only thing
 /// it says.
 fn only_inconclusive(report: &PreflightReport) -> &Inconclusive {
@@ -217,54 +229,49 @@ fn only_inconclusive(report: &PreflightReport) -> &Inconclusive {
     inconclusive
 }
 
-/// The databases whose names start with `prefix`.
-async fn databases_named(db: &Database, prefix: &str) -> Vec<String> {
-    db.client()
-        .list_database_names()
-        .await
-        .expect("listDatabases")
-        .into_iter()
-        .filter(|name| name.starts_with(prefix))
-        .collect()
+/// Preflight of `group` on `db` through `proxy`, with `rule` added to it
+/// for the run: asserts that the rule met its command once, then that the
+/// live database is as it was, with no scratch database left.
+async fn preflight_answered(db: &Database, proxy: &FaultProxy, group: &str, rule: Rule) -> PreflightReport {
+    let before = Live::read(db).await;
+    let answered = proxy.add(rule);
+    let report = preflight(&proxy.database(db).await, group).await;
+    assert_eq!(answered.hits(), 1, "the proxy answered the probe's command once");
+    answered.remove();
+    before.assert_unchanged(db).await;
+    report
 }
 
-/// That preflight left `db` as it was: its collections (`expected`), the
-/// indexes of `collection` (`indexes`, as listed before), no record, no
-/// lock, and no scratch database of its.
-async fn assert_untouched(db: &Database, expected: &[&str], collection: &str, indexes: &[Document]) {
-    let mut collections = db.list_collection_names().await.expect("listCollections");
-    collections.sort();
-    assert_eq!(collections, expected, "no collection added");
-    assert_eq!(
-        index_documents(db, collection).await,
-        indexes,
-        "the indexes are as they were"
-    );
-    assert!(documents(db, "schema_versions").await.is_empty(), "no record");
-    assert!(documents(db, "schema_lock").await.is_empty(), "no lock");
-    let mut end = db.name().len().min(32);
-    while !db.name().is_char_boundary(end) {
-        end -= 1;
-    }
-    let scratch = databases_named(db, &format!("{}_snapshot_", &db.name()[..end])).await;
-    assert!(scratch.is_empty(), "the scratch database is gone: {scratch:?}");
+/// Where a test of a dropped index starts: the hold on
+/// [`DATABASE_LISTINGS`] (its preflight creates and drops a scratch
+/// database, and the test lists them), a fresh database named for `test`
+/// with `things` and its index on `legacy`, and that index's name.
+async fn things(test: &str) -> (MutexGuard<'static, ()>, Database, String) {
+    let alone = DATABASE_LISTINGS.lock().await;
+    let db = fresh_database(test).await;
+    let name = things_with_legacy_index(&db).await;
+    (alone, db, name)
+}
+
+/// Where a test of a backfill starts: the hold on [`DATABASE_LISTINGS`],
+/// and a fresh database named for `test` with `count` events.
+async fn events_in(test: &str, count: i32) -> (MutexGuard<'static, ()>, Database) {
+    let alone = DATABASE_LISTINGS.lock().await;
+    let db = fresh_database(test).await;
+    events(&db, count).await;
+    (alone, db)
 }
 
 #[tokio::test]
 async fn a_dropped_index_that_queries_used_is_in_use_with_the_servers_count_and_nothing_changes() {
-    // Preflight creates and drops a scratch database; the test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_in_use").await;
-    let name = things_with_legacy_index(&db).await;
-    let indexes = index_documents(&db, "things").await;
+    let (_alone, db, name) = things("pu_in_use").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    let stats = proxy.add(Rule::new(
+    let stats = Rule::new(
         index_stats_of(&db),
         Fault::Reply(index_stats_reply(&db, &name, &[(None, 42)])),
-    ));
+    );
 
-    let report = preflight(&proxy.database(&db).await, "preflight_usage").await;
-    assert_eq!(stats.hits(), 1, "the proxy answered `$indexStats`");
+    let report = preflight_answered(&db, &proxy, "preflight_usage", stats).await;
     let asked = proxy.exchanges(&index_stats_of(&db));
     let pipeline = asked[0].0.body.get_array("pipeline").expect("a pipeline");
     assert_eq!(
@@ -280,24 +287,16 @@ async fn a_dropped_index_that_queries_used_is_in_use_with_the_servers_count_and_
 
     assert_eq!(report.pending, ["pu_0001_drop_legacy"]);
     let finding = only_finding(&report);
+    assert!(!finding.accepted, "{finding:?}");
     assert_eq!(
-        (
-            finding.migration.as_str(),
-            finding.code,
-            finding.severity,
-            finding.collection.as_str(),
-            finding.index.as_deref(),
-            finding.count,
-            finding.accepted,
-        ),
+        fields(finding),
         (
             "pu_0001_drop_legacy",
             Code::IndexInUse,
             Severity::Hurts,
             "things",
             Some(name.as_str()),
-            42,
-            false
+            42
         )
     );
     assert!(finding.ids.is_empty(), "no document is about it: {finding:?}");
@@ -315,28 +314,22 @@ async fn a_dropped_index_that_queries_used_is_in_use_with_the_servers_count_and_
         "{}",
         finding.message
     );
-    assert_untouched(&db, &["things"], "things", &indexes).await;
 }
 
 #[tokio::test]
 async fn through_a_mongos_the_shards_uses_are_summed() {
-    // Preflight creates and drops a scratch database; the test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_in_use_sharded").await;
-    let name = things_with_legacy_index(&db).await;
-    let indexes = index_documents(&db, "things").await;
+    let (_alone, db, name) = things("pu_in_use_sharded").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    let stats = proxy.add(Rule::new(
+    let stats = Rule::new(
         index_stats_of(&db),
         Fault::Reply(index_stats_reply(
             &db,
             &name,
             &[(Some("shardA"), 5), (Some("shardB"), 0), (Some("shardC"), 6)],
         )),
-    ));
+    );
 
-    let report = preflight(&proxy.database(&db).await, "preflight_usage").await;
-    assert_eq!(stats.hits(), 1, "the proxy answered `$indexStats`");
+    let report = preflight_answered(&db, &proxy, "preflight_usage", stats).await;
     let finding = only_finding(&report);
     assert_eq!((finding.code, finding.count), (Code::IndexInUse, 11));
     assert!(
@@ -346,53 +339,41 @@ async fn through_a_mongos_the_shards_uses_are_summed() {
         "{}",
         finding.message
     );
-    assert_untouched(&db, &["things"], "things", &indexes).await;
 }
 
 #[tokio::test]
 async fn a_dropped_index_no_query_used_is_no_finding() {
-    // Preflight creates and drops a scratch database; the test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_unused").await;
-    let name = things_with_legacy_index(&db).await;
-    let indexes = index_documents(&db, "things").await;
+    let (_alone, db, name) = things("pu_unused").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    let stats = proxy.add(Rule::new(
+    let stats = Rule::new(
         index_stats_of(&db),
         Fault::Reply(index_stats_reply(&db, &name, &[(None, 0)])),
-    ));
+    );
 
-    let report = preflight(&proxy.database(&db).await, "preflight_usage").await;
-    assert_eq!(stats.hits(), 1, "the proxy answered `$indexStats`");
+    let report = preflight_answered(&db, &proxy, "preflight_usage", stats).await;
     assert_eq!(report.pending, ["pu_0001_drop_legacy"]);
     assert!(
         report.findings.is_empty() && report.inconclusive.is_empty(),
         "{report:#?}"
     );
-    assert_untouched(&db, &["things"], "things", &indexes).await;
 }
 
 #[tokio::test]
 async fn a_refused_index_stats_is_inconclusive_with_the_reason_never_clean() {
-    // Preflight creates and drops a scratch database; the test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_refused").await;
-    let name = things_with_legacy_index(&db).await;
-    let indexes = index_documents(&db, "things").await;
+    let (_alone, db, name) = things("pu_refused").await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     // What a user without the `indexStats` action is answered, the
     // command quoted in the message as the server does.
-    let refused = proxy.add(Rule::new(
+    let refused = Rule::new(
         index_stats_of(&db),
         Fault::error(
             13,
             "Unauthorized",
             "not authorized on app to execute command { aggregate: \"things\", pipeline: [ { $indexStats: {} } ] }",
         ),
-    ));
+    );
 
-    let report = preflight(&proxy.database(&db).await, "preflight_usage").await;
-    assert_eq!(refused.hits(), 1, "the proxy refused `$indexStats`");
+    let report = preflight_answered(&db, &proxy, "preflight_usage", refused).await;
     let inconclusive = only_inconclusive(&report);
     assert_eq!(
         (
@@ -421,7 +402,6 @@ async fn a_refused_index_stats_is_inconclusive_with_the_reason_never_clean() {
         "the command is not quoted: {}",
         inconclusive.reason
     );
-    assert_untouched(&db, &["things"], "things", &indexes).await;
 }
 
 /// Without an injected reply, an index no query used is never said to be:
@@ -430,11 +410,8 @@ async fn a_refused_index_stats_is_inconclusive_with_the_reason_never_clean() {
 /// inconclusive with the server's reason.
 #[tokio::test]
 async fn the_servers_own_index_stats_finds_an_unused_index_unused_or_cannot_say() {
-    // Preflight creates and drops a scratch database; the test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_own_stats").await;
-    let name = things_with_legacy_index(&db).await;
-    let indexes = index_documents(&db, "things").await;
+    let (_alone, db, name) = things("pu_own_stats").await;
+    let before = Live::read(&db).await;
     let answered = db
         .collection::<Document>("things")
         .aggregate([doc! { "$indexStats": {} }])
@@ -459,7 +436,7 @@ async fn the_servers_own_index_stats_finds_an_unused_index_unused_or_cannot_say(
             inconclusive.reason
         );
     }
-    assert_untouched(&db, &["things"], "things", &indexes).await;
+    before.assert_unchanged(&db).await;
 }
 
 /// A hidden index serves no query: dropping it changes nothing a query
@@ -468,28 +445,16 @@ async fn the_servers_own_index_stats_finds_an_unused_index_unused_or_cannot_say(
 /// option).
 #[tokio::test]
 async fn a_hidden_index_is_not_asked_about() {
-    // Preflight creates and drops a scratch database; the test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_hidden").await;
-    let name = things_with_legacy_index(&db).await;
-    let indexes = index_documents(&db, "things").await;
+    let (_alone, db, name) = things("pu_hidden").await;
+    let before = Live::read(&db).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    let live = db.name().to_owned();
-    let listing = proxy.add(Rule::new(
-        Match::command("listIndexes")
-            .on("things")
-            .when(move |body| body.get_str("$db") == Ok(live.as_str())),
-        Fault::Reply(doc! {
-            "cursor": {
-                "id": 0_i64,
-                "ns": format!("{}.things", db.name()),
-                "firstBatch": [
-                    { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
-                    { "v": 2, "key": { "legacy": 1 }, "name": &name, "hidden": true },
-                ],
-            },
-            "ok": 1.0,
-        }),
+    let listing = proxy.add(Rule::list_indexes(
+        db.name(),
+        "things",
+        vec![
+            doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_" },
+            doc! { "v": 2, "key": { "legacy": 1 }, "name": &name, "hidden": true },
+        ],
     ));
     let stats = proxy.add(Rule::new(
         index_stats_of(&db),
@@ -504,7 +469,7 @@ async fn a_hidden_index_is_not_asked_about() {
         report.findings.is_empty() && report.inconclusive.is_empty(),
         "{report:#?}"
     );
-    assert_untouched(&db, &["things"], "things", &indexes).await;
+    before.assert_unchanged(&db).await;
 }
 
 /// The probes' reads may go to a secondary, and `$indexStats` is read from
@@ -516,11 +481,8 @@ async fn a_hidden_index_is_not_asked_about() {
 /// shows the reads that may go to a secondary.
 #[tokio::test]
 async fn index_stats_is_read_from_the_primary_while_other_probes_may_read_a_secondary() {
-    // Preflight creates and drops a scratch database; the test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_primary").await;
-    let name = things_with_legacy_index(&db).await;
-    let indexes = index_documents(&db, "things").await;
+    let (_alone, db, name) = things("pu_primary").await;
+    let before = Live::read(&db).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     // The driver's handshake and monitoring (on `admin`) only: the
     // library's own `hello`s get the server's answer, so it takes the
@@ -580,24 +542,19 @@ async fn index_stats_is_read_from_the_primary_while_other_probes_may_read_a_seco
         "the size may be read from a secondary: {:?}",
         counted.body
     );
-    assert_untouched(&db, &["things"], "things", &indexes).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
 async fn a_backfill_whose_filter_no_index_serves_is_a_collection_scan_of_the_whole_collection() {
-    // Preflight creates and drops a scratch database; the test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_scan").await;
-    events(&db, 30).await;
-    let indexes = index_documents(&db, "events").await;
+    let (_alone, db) = events_in("pu_scan", 30).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    let explained = proxy.add(Rule::new(
+    let explained = Rule::new(
         explain_of_events(&db),
         Fault::Reply(explain_reply(&db, collscan())),
-    ));
+    );
 
-    let report = preflight(&proxy.database(&db).await, "preflight_scan").await;
-    assert_eq!(explained.hits(), 1, "the proxy answered `explain`");
+    let report = preflight_answered(&db, &proxy, "preflight_scan", explained).await;
     let (asked, _) = &proxy.exchanges(&explain_of_events(&db))[0];
     assert_eq!(
         asked.body.get_document("explain"),
@@ -616,14 +573,7 @@ async fn a_backfill_whose_filter_no_index_serves_is_a_collection_scan_of_the_who
 
     let finding = only_finding(&report);
     assert_eq!(
-        (
-            finding.migration.as_str(),
-            finding.code,
-            finding.severity,
-            finding.collection.as_str(),
-            finding.index.as_deref(),
-            finding.count,
-        ),
+        fields(finding),
         (
             "pu_0101_events_kind",
             Code::CollectionScan,
@@ -645,7 +595,6 @@ async fn a_backfill_whose_filter_no_index_serves_is_a_collection_scan_of_the_who
         finding.message
     );
     assert!(finding.ids.is_empty());
-    assert_untouched(&db, &["events"], "events", &indexes).await;
     assert_eq!(
         documents(&db, "events")
             .await
@@ -659,11 +608,7 @@ async fn a_backfill_whose_filter_no_index_serves_is_a_collection_scan_of_the_who
 
 #[tokio::test]
 async fn a_backfill_whose_filter_an_index_serves_is_no_finding() {
-    // Preflight creates and drops a scratch database; the test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_served").await;
-    events(&db, 30).await;
-    let indexes = index_documents(&db, "events").await;
+    let (_alone, db) = events_in("pu_served", 30).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
     let ixscan = doc! {
         "stage": "FETCH",
@@ -679,24 +624,19 @@ async fn a_backfill_whose_filter_an_index_serves_is_no_finding() {
         doc! { "queryPlan": ixscan, "slotBasedPlan": { "stages": "[2] nlj" } },
     );
     reply.insert("explainVersion", "2");
-    let explained = proxy.add(Rule::new(explain_of_events(&db), Fault::Reply(reply)));
+    let explained = Rule::new(explain_of_events(&db), Fault::Reply(reply));
 
-    let report = preflight(&proxy.database(&db).await, "preflight_scan").await;
-    assert_eq!(explained.hits(), 1, "the proxy answered `explain`");
+    let report = preflight_answered(&db, &proxy, "preflight_scan", explained).await;
     assert!(
         report.findings.is_empty() && report.inconclusive.is_empty(),
         "{report:#?}"
     );
-    assert_untouched(&db, &["events"], "events", &indexes).await;
 }
 
 #[tokio::test]
 async fn a_backfill_without_a_filter_visits_every_document_and_needs_no_explain() {
-    // Preflight creates and drops a scratch database; the test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_no_filter").await;
-    events(&db, 12).await;
-    let indexes = index_documents(&db, "events").await;
+    let (_alone, db) = events_in("pu_no_filter", 12).await;
+    let before = Live::read(&db).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
 
     let report = preflight(&proxy.database(&db).await, "preflight_scan_all").await;
@@ -711,25 +651,19 @@ async fn a_backfill_without_a_filter_visits_every_document_and_needs_no_explain(
         finding.message
     );
     assert_eq!(proxy.count(&Match::command("explain")), 0, "nothing to explain");
-    assert_untouched(&db, &["events"], "events", &indexes).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
 async fn an_explain_refused_or_of_a_shape_unknown_is_inconclusive_never_clean() {
-    // Preflight creates and drops a scratch database; the test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_explain_odd").await;
-    events(&db, 6).await;
-    let indexes = index_documents(&db, "events").await;
+    let (_alone, db) = events_in("pu_explain_odd", 6).await;
     let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    let proxied = proxy.database(&db).await;
 
-    let timed_out = proxy.add(Rule::new(
+    let timed_out = Rule::new(
         explain_of_events(&db),
         Fault::error(50, "MaxTimeMSExpired", "operation exceeded time limit"),
-    ));
-    let report = preflight(&proxied, "preflight_scan").await;
-    assert_eq!(timed_out.hits(), 1, "the proxy stopped `explain`");
+    );
+    let report = preflight_answered(&db, &proxy, "preflight_scan", timed_out).await;
     let inconclusive = only_inconclusive(&report);
     assert_eq!(
         (inconclusive.code, inconclusive.collection.as_str()),
@@ -742,20 +676,17 @@ async fn an_explain_refused_or_of_a_shape_unknown_is_inconclusive_never_clean() 
         "{}",
         inconclusive.reason
     );
-    timed_out.remove();
 
     // A plan of a shape this version does not know.
-    let listed = proxy.add(Rule::new(
+    let listed = Rule::new(
         explain_of_events(&db),
         Fault::Reply(explain_reply(&db, doc! { "plan": [{ "detail": "SCAN events" }] })),
-    ));
-    let report = preflight(&proxied, "preflight_scan").await;
-    assert_eq!(listed.hits(), 1, "the proxy answered `explain`");
+    );
+    let report = preflight_answered(&db, &proxy, "preflight_scan", listed).await;
     assert_eq!(
         only_inconclusive(&report).reason,
         "explain's reply has no winning plan this version knows"
     );
-    assert_untouched(&db, &["events"], "events", &indexes).await;
 }
 
 /// Without an injected reply: the emulator's `explain` has a shape of its
@@ -763,11 +694,8 @@ async fn an_explain_refused_or_of_a_shape_unknown_is_inconclusive_never_clean() 
 /// plan of an unindexed filter is a collection scan.
 #[tokio::test]
 async fn the_servers_own_explain_of_an_unindexed_filter_is_a_scan_or_cannot_say() {
-    // Preflight creates and drops a scratch database; the test lists them.
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_own_explain").await;
-    events(&db, 9).await;
-    let indexes = index_documents(&db, "events").await;
+    let (_alone, db) = events_in("pu_own_explain", 9).await;
+    let before = Live::read(&db).await;
 
     let report = preflight(&db, "preflight_scan").await;
     match kind(&db).await {
@@ -780,7 +708,7 @@ async fn the_servers_own_explain_of_an_unindexed_filter_is_a_scan_or_cannot_say(
             assert_eq!((finding.code, finding.count), (Code::CollectionScan, 9));
         }
     }
-    assert_untouched(&db, &["events"], "events", &indexes).await;
+    before.assert_unchanged(&db).await;
 }
 
 // What only a real server does: count the queries that used an index, and
@@ -788,8 +716,7 @@ async fn the_servers_own_explain_of_an_unindexed_filter_is_a_scan_or_cannot_say(
 
 #[tokio::test]
 async fn real_server_an_index_queries_used_is_in_use_with_at_least_their_count() {
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_real_in_use").await;
+    let (_alone, db, name) = things("pu_real_in_use").await;
     if skip_unless_real(
         &db,
         "`$indexStats` must count the finds that used an index; the emulator has no `$indexStats`",
@@ -798,7 +725,6 @@ async fn real_server_an_index_queries_used_is_in_use_with_at_least_their_count()
     {
         return;
     }
-    let name = things_with_legacy_index(&db).await;
     let things = db.collection::<Document>("things");
     for value in 1..=3 {
         things
@@ -807,7 +733,7 @@ async fn real_server_an_index_queries_used_is_in_use_with_at_least_their_count()
             .await
             .expect("a find using the index");
     }
-    let indexes = index_documents(&db, "things").await;
+    let before = Live::read(&db).await;
 
     let report = preflight(&db, "preflight_usage").await;
     let finding = only_finding(&report);
@@ -816,13 +742,12 @@ async fn real_server_an_index_queries_used_is_in_use_with_at_least_their_count()
         (Code::IndexInUse, Severity::Hurts, Some(name.as_str()))
     );
     assert!(finding.count >= 3, "the three finds at least: {finding:?}");
-    assert_untouched(&db, &["things"], "things", &indexes).await;
+    before.assert_unchanged(&db).await;
 }
 
 #[tokio::test]
 async fn real_server_a_backfill_filter_on_an_unindexed_field_scans_and_on_an_indexed_one_does_not() {
-    let _alone = schema_tests::DATABASE_LISTINGS.lock().await;
-    let db = fresh_database("pu_real_scan").await;
+    let (_alone, db) = events_in("pu_real_scan", 30).await;
     if skip_unless_real(
         &db,
         "`explain` must give the server's winning plan; the emulator gives SQLite's",
@@ -831,7 +756,6 @@ async fn real_server_a_backfill_filter_on_an_unindexed_field_scans_and_on_an_ind
     {
         return;
     }
-    events(&db, 30).await;
     let report = preflight(&db, "preflight_scan").await;
     let finding = only_finding(&report);
     assert_eq!(
@@ -845,11 +769,11 @@ async fn real_server_a_backfill_filter_on_an_unindexed_field_scans_and_on_an_ind
     })
     .await
     .expect("an index on the filter's field");
-    let indexes = index_documents(&db, "events").await;
+    let before = Live::read(&db).await;
     let report = preflight(&db, "preflight_scan").await;
     assert!(
         report.findings.is_empty() && report.inconclusive.is_empty(),
         "{report:#?}"
     );
-    assert_untouched(&db, &["events"], "events", &indexes).await;
+    before.assert_unchanged(&db).await;
 }
