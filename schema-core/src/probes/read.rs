@@ -26,9 +26,7 @@ impl Probe {
     pub(super) async fn count(&self, collection: &str, filter: Document) -> Result<u64, String> {
         let collection = self.db.collection::<Document>(collection);
         let command = collection.count_documents(filter).max_time(self.max_time);
-        within(self.client_bound(), command)
-            .await
-            .map_err(|failure| self.reason(failure))
+        self.bounded(command).await
     }
 
     /// The estimated number of documents of `collection`, from its
@@ -36,9 +34,7 @@ impl Probe {
     pub(super) async fn estimated(&self, collection: &str) -> Result<u64, String> {
         let collection = self.db.collection::<Document>(collection);
         let command = collection.estimated_document_count().max_time(self.max_time);
-        within(self.client_bound(), command)
-            .await
-            .map_err(|failure| self.reason(failure))
+        self.bounded(command).await
     }
 
     /// What `pipeline` returns on `collection`, spilling to disk when it
@@ -62,9 +58,7 @@ impl Probe {
                 .try_collect::<Vec<Document>>()
                 .await
         };
-        within(self.client_bound(), read)
-            .await
-            .map_err(|failure| self.reason(failure))
+        self.bounded(read).await
     }
 
     /// What `pipeline` returns on `collection`, read from the primary (each
@@ -87,9 +81,7 @@ impl Probe {
                 .try_collect::<Vec<Document>>()
                 .await
         };
-        within(self.client_bound(), read)
-            .await
-            .map_err(|failure| self.reason(failure))
+        self.bounded(read).await
     }
 
     /// A few `_id`s of the documents of `collection` that match `filter`,
@@ -109,9 +101,7 @@ impl Probe {
                 .try_collect::<Vec<Document>>()
                 .await
         };
-        let found = within(self.client_bound(), read)
-            .await
-            .map_err(|failure| self.reason(failure))?;
+        let found = self.bounded(read).await?;
         Ok(found.into_iter().filter_map(|mut d| d.remove("_id")).collect())
     }
 
@@ -125,15 +115,18 @@ impl Probe {
             .optional(self.db.selection_criteria().cloned(), |run, criteria| {
                 run.selection_criteria(criteria)
             });
-        within(self.client_bound(), run)
-            .await
-            .map_err(|failure| self.reason(failure))
+        self.bounded(run).await
     }
 
-    /// How long the client waits for a probe's answer: its `maxTimeMS`,
-    /// then the time for the reply to come back.
-    fn client_bound(&self) -> Duration {
-        self.max_time.saturating_add(CLIENT_MARGIN)
+    /// `read`'s answer, or why there is none: the client waits for it as
+    /// long as its `maxTimeMS`, then the time for the reply to come back.
+    async fn bounded<T>(
+        &self,
+        read: impl IntoFuture<Output = mongodb::error::Result<T>>,
+    ) -> Result<T, String> {
+        within(self.max_time.saturating_add(CLIENT_MARGIN), read)
+            .await
+            .map_err(|failure| self.reason(failure))
     }
 
     /// Why a read could not answer, in words for the report, without the
