@@ -114,7 +114,7 @@ impl Live {
 
     /// Asserts that `db` still holds what it held when this was read, and
     /// that no scratch database of `db` is left on the server. Hold
-    /// [`DATABASE_LISTINGS`](crate::DATABASE_LISTINGS) while scratch
+    /// [`DATABASE_LISTINGS`] while scratch
     /// databases may come and go.
     ///
     /// # Panics

@@ -175,7 +175,6 @@ pub(crate) fn as_sent(name: &str, mut command: Document, database: String) -> Do
 }
 
 #[cfg(test)]
-#[cfg(test)]
 mod tests {
     use super::*;
     use mongodb::bson::doc;

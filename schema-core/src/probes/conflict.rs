@@ -10,7 +10,10 @@
 //! - an index on the same keys under another name: refused only when the
 //!   two have the same signature (collation, partial filter, `unique`,
 //!   `sparse`, wildcard projection), whatever else differs; when one of
-//!   these differs, the server builds the declared one beside it.
+//!   these differs, the server builds the declared one beside it;
+//! - a second text index, whatever its options: a collection has one;
+//! - `hidden` alone holds no two indexes apart: the server answers that
+//!   the index is there, and leaves it as it is.
 //!
 //! A declared index without a collation gets the collection's default, as
 //! the server gives it, before it is compared.
@@ -20,7 +23,9 @@ use mongodb::bson::Document;
 use super::with_default_collation;
 use crate::assess::drift::LiveCollection;
 use crate::assess::preflight::{Code, Observed};
-use crate::declare::indexes::compare::{option_differences, same_keys, same_signature, show_keys};
+use crate::declare::indexes::compare::{
+    is_text, refused_differences, same_fields, same_keys, same_signature, show_keys,
+};
 
 /// The index of `live` that the server holds against the declared `spec`,
 /// and why.
@@ -48,8 +53,8 @@ pub(super) fn probe(collection: &str, spec: &Document, live: &LiveCollection) ->
 fn conflict<'a>(declared: &Document, existing: &'a [Document]) -> Option<(&'a str, Vec<String>)> {
     let name = text(declared, "name");
     if let Some(same_name) = existing.iter().find(|index| text(index, "name") == name) {
-        let differences = if same_keys(declared, same_name) {
-            option_differences(declared, same_name)
+        let differences = if same_fields(declared, same_name) {
+            refused_differences(declared, same_name)
         } else {
             vec![format!(
                 "keys: declared {}, existing {}",
@@ -59,6 +64,16 @@ fn conflict<'a>(declared: &Document, existing: &'a [Document]) -> Option<(&'a st
         };
         return (!differences.is_empty()).then(|| (text(same_name, "name"), differences));
     }
+    // A collection holds one text index, whatever its options.
+    if is_text(declared)
+        && let Some(other) = existing.iter().find(|index| is_text(index))
+    {
+        let differences = vec![format!(
+            "a collection has one text index, and `{}` is it",
+            text(other, "name")
+        )];
+        return Some((text(other, "name"), differences));
+    }
     let twin = existing
         .iter()
         .find(|index| same_keys(declared, index) && same_signature(declared, index))?;
@@ -66,7 +81,7 @@ fn conflict<'a>(declared: &Document, existing: &'a [Document]) -> Option<(&'a st
         "the same keys and signature under the name `{}`",
         text(twin, "name")
     )];
-    differences.extend(option_differences(declared, twin));
+    differences.extend(refused_differences(declared, twin));
     Some((text(twin, "name"), differences))
 }
 
@@ -144,5 +159,36 @@ mod tests {
             "the server finds it there already"
         );
         assert!(probe("c", &declared, &live(collection.indexes.clone())).is_some());
+    }
+
+    #[test]
+    fn text_indexes_are_compared_by_their_fields_and_a_second_one_is_refused() {
+        let existing = [doc! {
+            "key": { "_fts": "text", "_ftsx": 1 },
+            "name": "t",
+            "weights": { "title": 1 },
+        }];
+        let more_fields = doc! { "key": { "category": 1, "title": "text" }, "name": "t" };
+        assert!(
+            conflict(&more_fields, &existing).is_some(),
+            "other keys under the same name"
+        );
+        let same = doc! { "key": { "title": "text" }, "name": "t" };
+        assert_eq!(conflict(&same, &existing), None);
+        let partial = doc! {
+            "key": { "title": "text" },
+            "name": "t_recent",
+            "partialFilterExpression": { "recent": true },
+        };
+        let (with, differences) = conflict(&partial, &existing).expect("one text index");
+        assert_eq!(with, "t");
+        assert!(differences[0].contains("one text index"), "{differences:?}");
+    }
+
+    #[test]
+    fn hidden_alone_is_no_conflict() {
+        let existing = [doc! { "key": { "a": 1 }, "name": "a_1", "hidden": true }];
+        let declared = doc! { "key": { "a": 1 }, "name": "a_1" };
+        assert_eq!(conflict(&declared, &existing), None);
     }
 }

@@ -1,13 +1,18 @@
 //! `collection_scan`: a backfill whose filter no index serves, read from
 //! `explain`.
 //!
-//! `explain` of a `find` with the backfill's filter, at `queryPlanner`
-//! verbosity (the plan only, nothing run), says which plan the server
-//! would choose. A `COLLSCAN` stage anywhere in the winning plan means no
-//! index serves the filter: the backfill reads every document of the
-//! collection to find those it changes. The finding's count is the
-//! collection's estimated size (`estimatedDocumentCount`, from its
-//! metadata): the documents the walk visits.
+//! `explain` of the walk's first read as the walk sends it (the filter,
+//! the sort on `_id`, the batch's limit, the simple collation), at
+//! `queryPlanner` verbosity (the plan only, nothing run), says which plan
+//! the server would choose. A `COLLSCAN` stage anywhere in the winning
+//! plan, or the whole `_id` index walked with the filter tested on each
+//! document fetched, means no index serves the filter: the backfill reads
+//! every document of the collection to find those it changes. The
+//! finding's count is the collection's estimated size
+//! (`estimatedDocumentCount`, from its metadata): the documents the walk
+//! visits. Only the first read is explained: the later ones add
+//! `_id > last`, whose range the planner may prefer to the filter's index
+//! once the walk is under way.
 //!
 //! The plan is found where each server writes it: the classic engine's
 //! `queryPlanner.winningPlan`, a tree of `inputStage` and `inputStages`;
@@ -116,10 +121,7 @@ fn stage(node: &Document) -> Option<bool> {
     if name == "COLLSCAN" {
         return Some(true);
     }
-    if name == "FETCH"
-        && node.contains_key("filter")
-        && node.get_document("inputStage").is_ok_and(walks_the_id_index)
-    {
+    if name == "FETCH" && node.contains_key("filter") && below_filters(node).is_some_and(walks_the_id_index) {
         return Some(true);
     }
     let mut children = Vec::new();
@@ -145,13 +147,35 @@ fn stage(node: &Document) -> Option<bool> {
     any(children.into_iter().map(stage))
 }
 
-/// Whether `node` scans the `_id` index with no bounds of the filter's.
+/// The stage under `node`, past a shard's filter of documents it does not
+/// own (a `SHARDING_FILTER` may stand between a `FETCH` and its scan).
+fn below_filters(node: &Document) -> Option<&Document> {
+    let mut below = node.get_document("inputStage").ok()?;
+    while below.get_str("stage") == Ok("SHARDING_FILTER") {
+        below = below.get_document("inputStage").ok()?;
+    }
+    Some(below)
+}
+
+/// Whether `node` scans the whole `_id` index: its bounds, when the plan
+/// shows them, from one end to the other (a filter that bounds `_id`
+/// narrows them, and is served).
 fn walks_the_id_index(node: &Document) -> bool {
     let over_id = node.get_str("indexName") == Ok("_id_")
         || node
             .get_document("keyPattern")
             .is_ok_and(|keys| keys.len() == 1 && keys.contains_key("_id"));
-    node.get_str("stage") == Ok("IXSCAN") && over_id
+    let whole = match node
+        .get_document("indexBounds")
+        .ok()
+        .and_then(|bounds| bounds.get_array("_id").ok())
+    {
+        Some(ranges) => {
+            ranges.len() == 1 && matches!(ranges[0].as_str(), Some("[MinKey, MaxKey]" | "[MaxKey, MinKey]"))
+        }
+        None => true,
+    };
+    node.get_str("stage") == Ok("IXSCAN") && over_id && whole
 }
 
 /// True when one of `answers` is, false when all are false; `None` when
@@ -227,6 +251,10 @@ mod tests {
         reply
     }
 
+    fn sharded_reply(plan: Document) -> Document {
+        sharded(vec![plan])
+    }
+
     /// As a `mongos` answers, one plan per shard.
     fn sharded(plans: Vec<Document>) -> Document {
         let shards: Vec<Document> = plans
@@ -295,6 +323,33 @@ mod tests {
             doc! { "stage": "IXSCAN", "keyPattern": { "_id": 1 }, "indexName": "_id_" },
         );
         assert_eq!(scans(&classic(unfiltered)), Some(false));
+        // A filter that bounds `_id` narrows the scan: served.
+        let bounded = doc! {
+            "stage": "FETCH",
+            "filter": { "kind": { "$eq": "a" } },
+            "inputStage": {
+                "stage": "IXSCAN",
+                "keyPattern": { "_id": 1 },
+                "indexName": "_id_",
+                "indexBounds": { "_id": ["[100, 200)"] },
+            },
+        };
+        assert_eq!(scans(&classic(bounded)), Some(false));
+        // On a shard, past the filter of the documents it does not own.
+        let sharded = doc! {
+            "stage": "FETCH",
+            "filter": { "kind": { "$eq": "a" } },
+            "inputStage": {
+                "stage": "SHARDING_FILTER",
+                "inputStage": {
+                    "stage": "IXSCAN",
+                    "keyPattern": { "_id": 1 },
+                    "indexName": "_id_",
+                    "indexBounds": { "_id": ["[MinKey, MaxKey]"] },
+                },
+            },
+        };
+        assert_eq!(scans(&sharded_reply(sharded)), Some(true));
     }
 
     #[test]

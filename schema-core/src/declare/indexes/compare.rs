@@ -149,6 +149,54 @@ pub(crate) fn same_value(a: &Bson, b: &Bson) -> bool {
     }
 }
 
+/// Whether two partial filters select the same documents in the forms the
+/// server holds equal: `{a: 5}` as `{a: {$eq: 5}}`, several operators on
+/// one field as one each, and a top-level `$and` as its clauses, in any
+/// order. Filters equal only by logic the server does not apply either
+/// (`$in` of one value, ranges that meet) stay different, as there.
+pub(crate) fn same_filter(a: &Document, b: &Document) -> bool {
+    let (mut a, mut b) = (clauses(a), clauses(b));
+    a.sort_by_cached_key(|clause| clause.to_string());
+    b.sort_by_cached_key(|clause| clause.to_string());
+    a.len() == b.len()
+        && a.iter()
+            .zip(&b)
+            .all(|(a, b)| same_value(&Bson::Document(a.clone()), &Bson::Document(b.clone())))
+}
+
+/// `filter` as one clause per field and operator: `{field: {$op: value}}`.
+fn clauses(filter: &Document) -> Vec<Document> {
+    let mut clauses = Vec::new();
+    for (field, value) in filter {
+        match (field.as_str(), value) {
+            ("$and", Bson::Array(parts)) => {
+                for part in parts {
+                    match part {
+                        Bson::Document(part) => clauses.extend(self::clauses(part)),
+                        other => clauses.push(Document::from_iter([(field.clone(), other.clone())])),
+                    }
+                }
+            }
+            (top, _) if top.starts_with('$') => {
+                clauses.push(Document::from_iter([(field.clone(), value.clone())]));
+            }
+            (_, Bson::Document(operators))
+                if operators.keys().all(|op| op.starts_with('$')) && !operators.is_empty() =>
+            {
+                for (op, operand) in operators {
+                    let operator = Document::from_iter([(op.clone(), operand.clone())]);
+                    clauses.push(Document::from_iter([(field.clone(), Bson::Document(operator))]));
+                }
+            }
+            _ => {
+                let equal = Document::from_iter([("$eq".to_owned(), value.clone())]);
+                clauses.push(Document::from_iter([(field.clone(), Bson::Document(equal))]));
+            }
+        }
+    }
+    clauses
+}
+
 /// The options that, with the key pattern, tell one index from another
 /// (since MongoDB 5.0): two indexes on the same keys may both exist when
 /// one of these differs, under different names. The others
@@ -175,6 +223,9 @@ pub(crate) fn same_signature(declared: &Document, existing: &Document) -> bool {
             (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "wildcardProjection" => {
                 same_projection(a, b)
             }
+            (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "partialFilterExpression" => {
+                same_filter(a, b)
+            }
             (Some(a), Some(b)) => same_value(a, b),
             (None, None) => true,
             _ => false,
@@ -191,9 +242,25 @@ pub(crate) fn same_signature(declared: &Document, existing: &Document) -> bool {
 /// `field: declared X, existing Y`; empty when they behave the same. The
 /// name is not compared.
 pub(crate) fn option_differences(declared: &Document, existing: &Document) -> Vec<String> {
+    differences_but(declared, existing, &[])
+}
+
+/// What differs between `declared` and `existing` that makes
+/// `createIndexes` refuse `declared` under the same name: every option
+/// [`option_differences`] compares but `hidden`, which the server does not
+/// hold two indexes apart by (it answers that the index exists, and leaves
+/// it as it is).
+pub(crate) fn refused_differences(declared: &Document, existing: &Document) -> Vec<String> {
+    differences_but(declared, existing, &["hidden"])
+}
+
+fn differences_but(declared: &Document, existing: &Document, skipped: &[&str]) -> Vec<String> {
     let mut differences = Vec::new();
     let show = |value: &Option<Bson>| value.as_ref().map_or("absent".to_owned(), ToString::to_string);
     for (field, default) in OPTIONS {
+        if skipped.contains(&field) {
+            continue;
+        }
         let text_only = matches!(field, "default_language" | "language_override");
         if text_only && !(is_text(declared) && is_text(existing)) {
             continue;
@@ -204,6 +271,9 @@ pub(crate) fn option_differences(declared: &Document, existing: &Document) -> Ve
         let same = match (&ours, &theirs) {
             (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "wildcardProjection" => {
                 same_projection(a, b)
+            }
+            (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "partialFilterExpression" => {
+                same_filter(a, b)
             }
             (Some(a), Some(b)) => same_value(a, b),
             (None, None) => true,
@@ -422,5 +492,30 @@ mod tests {
             option_differences(&declared, &listed),
             [r#"default_language: declared "french", existing "english""#]
         );
+    }
+
+    #[test]
+    fn partial_filters_are_the_same_in_the_forms_the_server_holds_equal() {
+        let written = doc! { "a": { "$gt": 0, "$lt": 10 }, "b": "blah" };
+        let reordered = doc! { "$and": [{ "b": "blah" }, { "a": { "$lt": 10 } }, { "a": { "$gt": 0 } }] };
+        assert!(same_filter(&written, &reordered));
+        assert!(same_filter(&doc! { "a": 5 }, &doc! { "a": { "$eq": 5 } }));
+        assert!(same_filter(&doc! { "a": 5_i64 }, &doc! { "a": 5.0 }));
+        assert!(!same_filter(&doc! { "a": 5 }, &doc! { "a": { "$gt": 5 } }));
+        assert!(!same_filter(&written, &doc! { "a": { "$gt": 0 } }));
+        // A document value is an equality on the whole document.
+        assert!(!same_filter(&doc! { "a": { "b": 1 } }, &doc! { "a.b": 1 }));
+        let declared = doc! { "key": { "a": 1 }, "partialFilterExpression": { "a": 5 } };
+        let listed = doc! { "key": { "a": 1 }, "partialFilterExpression": { "a": { "$eq": 5 } } };
+        assert!(option_differences(&declared, &listed).is_empty());
+        assert!(same_signature(&declared, &listed));
+    }
+
+    #[test]
+    fn hidden_is_compared_for_drift_and_not_for_what_the_server_refuses() {
+        let declared = doc! { "key": { "a": 1 }, "name": "a_1", "hidden": true };
+        let listed = doc! { "key": { "a": 1 }, "name": "a_1" };
+        assert_eq!(option_differences(&declared, &listed).len(), 1);
+        assert!(refused_differences(&declared, &listed).is_empty());
     }
 }
