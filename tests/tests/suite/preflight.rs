@@ -329,6 +329,8 @@ async fn a_start_warned_by_preflight_logs_each_finding_once_and_applies() {
         .insert_many((0..2).map(|_| doc! { "expires_at": an_hour_and_more_ago }))
         .await
         .unwrap();
+    // On every member before the probes may read one.
+    schema_tests::live::settle(&db).await;
     let manager = manager(&db, "preflight_warn").preflight_at_start(Policy::Warn);
 
     let (applied, logs) = schema_tests::logs::logged(async {
