@@ -359,7 +359,7 @@ async fn preflight_of_the_example_over_old_events_names_the_duplicates_and_what_
     );
     // Read only: the four events as written, only the `_id` index, no
     // record, no lock, and no scratch database left.
-    assert_eq!(before.names(), ["events"]);
+    assert_eq!(before.names(), ["events", "settled"]);
     assert_eq!(before.documents("events").len(), 4);
     let indexes = before.collection("events").map(|events| events.indexes.len());
     assert_eq!(indexes, Some(1), "the `_id` index only");
