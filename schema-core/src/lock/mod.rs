@@ -43,6 +43,7 @@ mod checkpoints;
 mod clock;
 mod held;
 mod renewal;
+mod transaction;
 mod writer;
 
 use std::sync::Arc;
@@ -53,7 +54,8 @@ use mongodb::options::ClientOptions;
 use mongodb::{Collection, Database};
 use tracing::warn;
 
-pub(crate) use checkpoints::{Checkpoints, NotStaged};
+pub(crate) use checkpoints::{Checkpoints, NotStaged, Staged};
+pub(crate) use transaction::FenceHold;
 pub(crate) use held::Held;
 
 use self::acquire::{Deployment, Stop};
