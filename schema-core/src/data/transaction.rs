@@ -50,11 +50,10 @@ use crate::lock::{Checkpoints, NotStaged};
 use crate::stored::checkpoint::Checkpoint;
 use crate::support::error::{self, Error};
 use crate::support::faults::{Failure, MAX_WRITE_TIMEOUT, within};
+use crate::support::retry;
 use crate::support::transactions::{
     COMMIT_ATTEMPTS, TRANSACTION_BUDGET, TRANSACTIONS_REFUSED, abort, end, kill, too_long,
 };
-use crate::support::retry;
-
 
 /// How long a batch's transaction is tried again after transient
 /// failures, at most; never past the lease.
@@ -64,7 +63,6 @@ pub(super) const RETRY_WINDOW: Duration = Duration::from_secs(120);
 /// attempt, up to [`LONGEST_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const LONGEST_PAUSE: Duration = Duration::from_secs(2);
-
 
 /// Why one try of a batch's transaction did not commit.
 enum NotCommitted {

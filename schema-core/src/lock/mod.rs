@@ -54,8 +54,7 @@ use mongodb::options::ClientOptions;
 use mongodb::{Collection, Database};
 use tracing::warn;
 
-pub(crate) use checkpoints::{Checkpoints, NotStaged, Staged};
-pub(crate) use transaction::FenceHold;
+pub(crate) use checkpoints::{Checkpoints, NotStaged};
 pub(crate) use held::Held;
 
 use self::acquire::{Deployment, Stop};

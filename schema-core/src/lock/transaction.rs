@@ -55,9 +55,7 @@ impl<'h> FenceHold<'h> {
     /// [`NotStaged::Lost`] when the lock is another's;
     /// [`NotStaged::Failed`] when the read failed.
     pub(crate) async fn fenced(&mut self, completion: &Completion) -> Result<bool, NotStaged> {
-        self.hold
-            .settle(self.collection, &completion.id)
-            .await?;
+        self.hold.settle(self.collection, &completion.id).await?;
         Ok(self
             .hold
             .contents()

@@ -292,6 +292,7 @@ mod tests {
             duration_ms: Some(12),
             applied_by: "api-1:7".into(),
             marked: false,
+            transaction: None,
         }
     }
 

@@ -157,6 +157,7 @@ mod tests {
             duration_ms: Some(12),
             applied_by: "api-1:42".into(),
             marked: false,
+            transaction: None,
         };
         let record = VersionRecord::of(&completion, at);
         let stored = record.to_document();

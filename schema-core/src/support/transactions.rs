@@ -35,7 +35,12 @@ pub(crate) const COMMIT_ATTEMPTS: u32 = 3;
 /// Whether the server ended the transaction for its lifetime
 /// (`transactionLifetimeLimitSeconds`), at any of its statements.
 pub(crate) fn too_long(failure: &Failure) -> bool {
-    matches!(failure, Failure::Server(error) if code(error) == Some(LIFETIME_EXCEEDED))
+    matches!(failure, Failure::Server(error) if lifetime_exceeded(error))
+}
+
+/// Whether `error` is the server ending a transaction for its lifetime.
+pub(crate) fn lifetime_exceeded(error: &mongodb::error::Error) -> bool {
+    code(error) == Some(LIFETIME_EXCEEDED)
 }
 
 /// Ends the transaction of `session` after one of its statements failed.
