@@ -53,6 +53,9 @@ use crate::support::transactions::{
 /// failures, at most; never past the lease.
 const RETRY_WINDOW: Duration = Duration::from_secs(120);
 
+/// How long one commit is waited for before it is sent again.
+const COMMIT_WAIT: Duration = Duration::from_secs(5);
+
 /// The first pause after a transient failure; it doubles with each try, up
 /// to [`LONGEST_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
@@ -228,7 +231,9 @@ impl Engine<'_> {
         let mut commits = 0;
         let failure = loop {
             commits += 1;
-            let share = step.left() / (COMMIT_ATTEMPTS + 1 - commits);
+            // A commit that is not answered within a few seconds is sent
+            // again; one left unanswered is settled from the lock.
+            let share = (step.left() / (COMMIT_ATTEMPTS + 1 - commits)).min(COMMIT_WAIT);
             match within(share, step.session.commit_transaction()).await {
                 Ok(()) => {
                     staged.committed();

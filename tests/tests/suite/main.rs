@@ -58,5 +58,6 @@ mod registration;
 mod secrets;
 mod snapshot;
 mod srv;
+mod transactions;
 mod testing;
 mod workflow;
