@@ -84,7 +84,7 @@ fn register(function: &ItemFn, id: &LitStr, args: &MigrationArgs) -> TokenStream
     let checksum = crate::checksum::checksum(function.block.to_token_stream());
     let call = boxed_call(function, &private);
     let group = args.group.as_ref().map(|group| quote!(.__in_group(#group)));
-    let background = args.background.then(|| quote!(.__in_background()));
+    let background = args.background.is_some().then(|| quote!(.__in_background()));
     let accept = &args.accept;
     let accept = (!accept.is_empty()).then(|| quote!(.__accepting(&[#(#accept),*])));
     quote! {
