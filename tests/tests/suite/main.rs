@@ -59,4 +59,5 @@ mod secrets;
 mod snapshot;
 mod srv;
 mod testing;
+mod transaction_attribute;
 mod workflow;
