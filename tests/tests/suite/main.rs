@@ -60,4 +60,5 @@ mod snapshot;
 mod srv;
 mod transactions;
 mod testing;
+mod transaction_attribute;
 mod workflow;
