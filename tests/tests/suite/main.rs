@@ -58,7 +58,7 @@ mod registration;
 mod secrets;
 mod snapshot;
 mod srv;
-mod transactions;
 mod testing;
 mod transaction_attribute;
+mod transactions;
 mod workflow;

@@ -160,7 +160,10 @@ async fn its_writes_its_fence_and_its_record_commit_as_one_transaction() {
         "{statements:?}"
     );
     assert_eq!(
-        statements.iter().filter(|(command, _, _)| command == "commitTransaction").count(),
+        statements
+            .iter()
+            .filter(|(command, _, _)| command == "commitTransaction")
+            .count(),
         1
     );
     // In the database: the writes and the record, which says so.
@@ -205,15 +208,19 @@ async fn a_failing_one_leaves_none_of_its_writes_and_no_record() {
     );
     let seen = proxy.seen();
     assert!(
-        seen.iter()
-            .any(|seen| seen.command == "insert" && seen.target == "routes" && transaction_of(&seen.body).is_some()),
+        seen.iter().any(|seen| seen.command == "insert"
+            && seen.target == "routes"
+            && transaction_of(&seen.body).is_some()),
         "the body's writes were sent, in a transaction"
     );
     assert!(
         seen.iter().any(|seen| seen.command == "abortTransaction"),
         "and aborted"
     );
-    assert!(documents(&db, "routes").await.is_empty(), "none of its writes stayed");
+    assert!(
+        documents(&db, "routes").await.is_empty(),
+        "none of its writes stayed"
+    );
     assert!(record_ids(&db, "schema_versions").await.is_empty());
     assert!(
         db.collection::<Document>("schema_lock")
@@ -289,7 +296,10 @@ async fn it_costs_one_command_more_than_the_same_plain_migration() {
         transactional <= plain + 1,
         "in a transaction: {transactional} commands; plain: {plain}"
     );
-    assert!(transactional > plain, "the commit is sent: {transactional} against {plain}");
+    assert!(
+        transactional > plain,
+        "the commit is sent: {transactional} against {plain}"
+    );
 }
 
 #[tokio::test]
@@ -303,7 +313,11 @@ async fn where_the_server_runs_no_transaction_it_runs_plain_with_a_warning_and_s
     let report = applied.expect("applied");
     assert_eq!(report.without_transaction, ["t_0001_routes"]);
     assert!(report.in_transaction.is_empty());
-    assert_eq!(documents(&db, "routes").await.len(), 3, "its writes made one by one");
+    assert_eq!(
+        documents(&db, "routes").await.len(),
+        3,
+        "its writes made one by one"
+    );
     let record = db
         .collection::<Document>("schema_versions")
         .find_one(doc! { "_id": "t_0001_routes" })
@@ -392,7 +406,10 @@ async fn a_holder_killed_before_the_commit_leaves_nothing_and_the_next_start_app
         .await
         .expect("the worker wrote within a minute")
         .expect("read its stdout");
-    assert!(wrote, "the worker reached the point between its writes and the commit");
+    assert!(
+        wrote,
+        "the worker reached the point between its writes and the commit"
+    );
     // SIGKILL: no chance to abort.
     first.kill().expect("kill the worker");
     let status = first.wait().expect("the worker's end");
