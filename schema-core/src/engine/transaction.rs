@@ -136,7 +136,7 @@ impl Engine<'_> {
                 }
                 warn!(error = ?failure, attempt, "the migration's transaction did not commit; trying it again whole");
                 let pause = FIRST_PAUSE
-                    .saturating_mul(1 << attempt.min(16))
+                    .saturating_mul(1 << (attempt - 1).min(16))
                     .min(LONGEST_PAUSE);
                 retry::pause(pause, Some(started + RETRY_WINDOW)).await;
                 attempt = attempt.saturating_add(1);
@@ -160,13 +160,14 @@ impl Engine<'_> {
         let fenced = Completion::ran(migration, 0, applied_by).in_transaction(true);
         let mut hold = held.fence_hold().await;
         match hold.fenced(&fenced).await {
-            Ok(false) => {}
-            Ok(true) => {
+            Ok(None) => {}
+            Ok(Some(landed)) => {
                 // An earlier try's commit, whose reply was lost, landed:
                 // the body, the fence and the record with it.
                 drop(hold);
                 held.recorded(id).await;
-                return Ok(Duration::ZERO);
+                let took = landed.duration_ms.and_then(|ms| u64::try_from(ms).ok());
+                return Ok(Duration::from_millis(took.unwrap_or(0)));
             }
             Err(not_staged) => return Err(not_staged_try(held, id, not_staged)),
         }
@@ -176,7 +177,9 @@ impl Engine<'_> {
         let budget = hold.remaining().min(TRANSACTION_BUDGET);
         let deadline = Instant::now() + budget;
         let client = self.db.client();
-        let session = within(budget, client.start_session()).await.map_err(Try::Again)?;
+        let session = within(budget, client.start_session())
+            .await
+            .map_err(|failure| classify(id, failure))?;
         let mut step = Step { session, deadline };
         let write_concern = WriteConcern::builder()
             .w(Acknowledgment::Majority)
@@ -201,6 +204,20 @@ impl Engine<'_> {
             return Err(failure);
         }
         let took = started.elapsed();
+        // The transaction must still be open: one the body committed or
+        // aborted itself cannot hold the fence and the record. Starting
+        // another is refused, without a command, while one is open.
+        if step.session.start_transaction().await.is_ok() {
+            abort(&mut step.session).await;
+            return Err(Try::Failed(Error::MigrationFailed {
+                id: id.to_owned(),
+                source: "it ended its session's transaction itself (`commit_transaction` or \
+                         `abort_transaction`); a migration declared with `transaction` leaves that to \
+                         the library, which commits it with the fence and the record: what it wrote \
+                         may have been committed without its record"
+                    .into(),
+            }));
+        }
         let completion = Completion::ran(migration, convert::millis(took), applied_by).in_transaction(true);
         let left = step.left();
         let staged = match hold.stage(&completion, next, &mut step.session, left).await {
@@ -290,32 +307,39 @@ fn body_outcome(id: &str, ran: Ran, budget: Duration) -> Result<(), Try> {
                 message,
             }))
         }
-        Ok(Some(Ok(Err(source)))) => match source.downcast::<mongodb::error::Error>() {
-            Ok(driver) if driver.contains_label("TransientTransactionError") => {
-                Err(Try::Again(Failure::Server(*driver)))
+        Ok(Some(Ok(Err(source)))) => {
+            // The driver's error, wherever the body's own error type holds it.
+            if let Some(cause) = driver_cause(source.as_ref()) {
+                if cause.contains_label("TransientTransactionError") {
+                    return Err(Try::Again(Failure::Server(cause.clone())));
+                }
+                if lifetime_exceeded(cause) {
+                    return Err(Try::Failed(Error::MigrationFailed {
+                        id: id.to_owned(),
+                        source: too_long_for_one(budget),
+                    }));
+                }
             }
-            Ok(driver) if lifetime_exceeded(&driver) => Err(Try::Failed(Error::MigrationFailed {
+            let source = error::shown(source);
+            tracing::error!(error = %source, "migration failed; its transaction is aborted");
+            Err(Try::Failed(Error::MigrationFailed {
                 id: id.to_owned(),
-                source: too_long_for_one(budget),
-            })),
-            Ok(driver) => {
-                let driver: BoxError = driver;
-                let source = error::shown(driver);
-                tracing::error!(error = %source, "migration failed; its transaction is aborted");
-                Err(Try::Failed(Error::MigrationFailed {
-                    id: id.to_owned(),
-                    source,
-                }))
-            }
-            Err(other) => {
-                tracing::error!(error = %other, "migration failed; its transaction is aborted");
-                Err(Try::Failed(Error::MigrationFailed {
-                    id: id.to_owned(),
-                    source: other,
-                }))
-            }
-        },
+                source,
+            }))
+        }
     }
+}
+
+/// The driver's error in `error` or among its causes.
+fn driver_cause<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e mongodb::error::Error> {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(driver) = error.downcast_ref::<mongodb::error::Error>() {
+            return Some(driver);
+        }
+        cause = error.source();
+    }
+    None
 }
 
 /// The error of a body that did not finish within one transaction.

@@ -46,22 +46,24 @@ impl Held<'_> {
 }
 
 impl<'h> FenceHold<'h> {
-    /// Whether `completion` is fenced already, once the writes whose
-    /// outcome was unknown are settled as far as a read can tell: an
-    /// earlier try's commit, whose reply was lost, landed.
+    /// The completion of `completion`'s migration fenced already (with the
+    /// same checksum), once the writes whose outcome was unknown are
+    /// settled as far as a read can tell: an earlier try's commit, whose
+    /// reply was lost, landed.
     ///
     /// # Errors
     ///
     /// [`NotStaged::Lost`] when the lock is another's;
     /// [`NotStaged::Failed`] when the read failed.
-    pub(crate) async fn fenced(&mut self, completion: &Completion) -> Result<bool, NotStaged> {
+    pub(crate) async fn fenced(&mut self, completion: &Completion) -> Result<Option<Completion>, NotStaged> {
         self.hold.settle(self.collection, &completion.id).await?;
         Ok(self
             .hold
             .contents()
             .done
             .iter()
-            .any(|done| done.id == completion.id && done.checksum == completion.checksum))
+            .find(|done| done.id == completion.id && done.checksum == completion.checksum)
+            .cloned())
     }
 
     /// Renews the lease first when a renewal would be due, so that the

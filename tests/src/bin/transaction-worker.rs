@@ -3,8 +3,9 @@
 //! applies `tw_0001_routes` to the database `WORKER_DB` on `MONGODB_URI`.
 //! With `WORKER_PAUSE_AFTER_WRITES=1`, the migration, once its writes are
 //! made (not committed), prints `wrote the routes, not committed` and
-//! waits a minute, to be killed there. The lease is three seconds, so the
-//! next start takes over soon.
+//! waits a minute, to be killed there (its transaction's time, two thirds
+//! of what the lease leaves, ends before then). The lease is ten seconds,
+//! so the next start takes over soon.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -38,7 +39,7 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let applied = SchemaManager::new(db)
-        .lock_lease(Duration::from_secs(3))
+        .lock_lease(Duration::from_secs(10))
         .lock_wait_timeout(Duration::from_secs(60))
         .apply_all()
         .await;

@@ -15,7 +15,7 @@
 //! client's uncommitted writes).
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use schema_core::mongodb::bson::{Bson, DateTime, Document, doc};
@@ -28,8 +28,24 @@ use schema_tests::{documents, fresh_database, record_ids};
 /// One at a time: the emulator's transactions are not isolated.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// How many times the bodies below ran, whatever they committed.
-static RUNS: AtomicUsize = AtomicUsize::new(0);
+/// How many times the bodies below ran on each database, whatever they
+/// committed.
+static RUNS: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
+
+fn ran(db: &Database) {
+    let mut runs = RUNS.lock().expect("not poisoned");
+    match runs.iter_mut().find(|(name, _)| name == db.name()) {
+        Some((_, count)) => *count += 1,
+        None => runs.push((db.name().to_owned(), 1)),
+    }
+}
+
+fn runs(db: &Database) -> usize {
+    let runs = RUNS.lock().expect("not poisoned");
+    runs.iter()
+        .find(|(name, _)| name == db.name())
+        .map_or(0, |(_, count)| *count)
+}
 
 fn manager(db: &Database, group: &str) -> SchemaManager {
     SchemaManager::new(db.clone()).migrations(Migrations::group(group).expect("a valid group"))
@@ -38,7 +54,7 @@ fn manager(db: &Database, group: &str) -> SchemaManager {
 /// Parcels get three default routes
 #[migration(id = "t_0001_routes", group = "transactions_pass", transaction)]
 async fn routes(db: &Database, session: &mut ClientSession) -> Result<(), DriverError> {
-    RUNS.fetch_add(1, Ordering::SeqCst);
+    ran(db);
     db.collection::<Document>("routes")
         .insert_many((0..3).map(|n| doc! { "_id": n, "default": true }))
         .session(session)
@@ -57,6 +73,27 @@ async fn half_way(
         .session(session)
         .await?;
     Err("the routes are wrong".into())
+}
+
+/// Writes, then waits past a renewal of a short lease
+#[migration(id = "t_0001_slow_routes", group = "transactions_slow", transaction)]
+async fn slow_routes(db: &Database, session: &mut ClientSession) -> Result<(), DriverError> {
+    db.collection::<Document>("routes")
+        .insert_one(doc! { "_id": 1 })
+        .session(&mut *session)
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    Ok(())
+}
+
+/// Commits its session's transaction itself, which it must not
+#[migration(id = "t_0001_commits_itself", group = "transactions_self", transaction)]
+async fn commits_itself(db: &Database, session: &mut ClientSession) -> Result<(), DriverError> {
+    db.collection::<Document>("routes")
+        .insert_one(doc! { "_id": 1 })
+        .session(&mut *session)
+        .await?;
+    session.commit_transaction().await
 }
 
 /// The same writes as a plain migration, for the command count
@@ -118,7 +155,6 @@ async fn its_writes_its_fence_and_its_record_commit_as_one_transaction() {
         return;
     };
     let proxied = proxy.database(&db).await;
-    let runs = RUNS.load(Ordering::SeqCst);
 
     let report = manager(&proxied, "transactions_pass")
         .apply_all()
@@ -128,7 +164,7 @@ async fn its_writes_its_fence_and_its_record_commit_as_one_transaction() {
     assert_eq!(report.applied, ["t_0001_routes"]);
     assert_eq!(report.in_transaction, ["t_0001_routes"]);
     assert!(report.without_transaction.is_empty());
-    assert_eq!(RUNS.load(Ordering::SeqCst) - runs, 1, "the body ran once");
+    assert_eq!(runs(&db), 1, "the body ran once");
     // On the wire: the body's insert, the fence and the record carry one
     // transaction, which ends with one commit.
     let seen = proxy.seen();
@@ -252,7 +288,6 @@ async fn a_lost_commit_reply_is_settled_from_the_lock_and_the_body_never_runs_ag
         Fault::DropReply,
     ));
     let proxied = proxy.database(&db).await;
-    let runs = RUNS.load(Ordering::SeqCst);
 
     let report = manager(&proxied, "transactions_pass")
         .lock_lease(Duration::from_secs(20))
@@ -262,11 +297,7 @@ async fn a_lost_commit_reply_is_settled_from_the_lock_and_the_body_never_runs_ag
 
     assert!(lost.hits() >= 1, "the proxy lost a commit's reply");
     assert_eq!(report.applied, ["t_0001_routes"]);
-    assert_eq!(
-        RUNS.load(Ordering::SeqCst) - runs,
-        1,
-        "settled from the lock: the body did not run again"
-    );
+    assert_eq!(runs(&db), 1, "settled from the lock: the body did not run again");
     assert_eq!(documents(&db, "routes").await.len(), 3);
     assert_eq!(record_ids(&db, "schema_versions").await, ["t_0001_routes"]);
 }
@@ -339,7 +370,6 @@ async fn required_transactions_refuse_it_on_a_standalone_server_before_anything_
         eprintln!("skipped: the server runs transactions; this is what a standalone server does");
         return;
     }
-    let runs = RUNS.load(Ordering::SeqCst);
     let error = manager(&db, "transactions_pass")
         .require_transactions(true)
         .apply_all()
@@ -349,7 +379,7 @@ async fn required_transactions_refuse_it_on_a_standalone_server_before_anything_
         matches!(&error, Error::Configuration { reason } if reason.contains("`t_0001_routes`") && reason.contains("require_transactions")),
         "{error:?}"
     );
-    assert_eq!(RUNS.load(Ordering::SeqCst), runs, "nothing ran");
+    assert_eq!(runs(&db), 0, "nothing ran");
     assert!(documents(&db, "routes").await.is_empty());
     assert!(record_ids(&db, "schema_versions").await.is_empty());
     assert!(
@@ -424,4 +454,87 @@ async fn a_holder_killed_before_the_commit_leaves_nothing_and_the_next_start_app
     assert!(second.status.success(), "{second:?}");
     assert_eq!(documents(&db, "routes").await.len(), 3, "applied once");
     assert_eq!(record_ids(&db, "schema_versions").await, ["tw_0001_routes"]);
+}
+
+/// The lock's writer is held from before the body's first statement to
+/// the commit: no renewal moves the version under the transaction's
+/// snapshot, even when the body runs past the time a renewal is due.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_write_of_the_lock_lands_between_the_bodys_first_statement_and_the_commit() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db = fresh_database("txn_no_renewal").await;
+    let Some(proxy) = as_replica_set(&db).await else {
+        return;
+    };
+    let proxied = proxy.database(&db).await;
+
+    manager(&proxied, "transactions_slow")
+        .lock_lease(Duration::from_secs(3))
+        .apply_all()
+        .await
+        .expect("applied");
+
+    let seen = proxy.seen();
+    let insert = seen
+        .iter()
+        .position(|seen| seen.command == "insert" && seen.target == "routes")
+        .expect("the body's insert");
+    let transaction = transaction_of(&seen[insert].body).expect("in a transaction");
+    let commit = seen
+        .iter()
+        .position(|seen| {
+            seen.command == "commitTransaction" && transaction_of(&seen.body) == Some(transaction.clone())
+        })
+        .expect("its commit");
+    let outside: Vec<&str> = seen[insert..commit]
+        .iter()
+        .filter(|seen| {
+            seen.target == "schema_lock" && transaction_of(&seen.body) != Some(transaction.clone())
+        })
+        .map(|seen| seen.command.as_str())
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "lock writes outside the transaction between its first statement and its commit: {outside:?}"
+    );
+    // And renewals did go on before and after: the lease was kept.
+    assert_eq!(record_ids(&db, "schema_versions").await, ["t_0001_slow_routes"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_ends_its_transaction_itself_fails_and_is_not_recorded() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let db = fresh_database("txn_self_commit").await;
+    let Some(proxy) = as_replica_set(&db).await else {
+        return;
+    };
+    let proxied = proxy.database(&db).await;
+
+    let error = manager(&proxied, "transactions_self")
+        .apply_all()
+        .await
+        .expect_err("refused");
+
+    let Error::MigrationFailed { id, source } = &error else {
+        panic!("expected MigrationFailed, got {error:?}");
+    };
+    assert_eq!(id, "t_0001_commits_itself");
+    assert!(
+        source
+            .to_string()
+            .contains("ended its session's transaction itself"),
+        "{source}"
+    );
+    assert!(
+        record_ids(&db, "schema_versions").await.is_empty(),
+        "not recorded"
+    );
+    assert!(
+        db.collection::<Document>("schema_lock")
+            .find_one(doc! {})
+            .await
+            .unwrap()
+            .is_none(),
+        "the lock is let go"
+    );
 }
