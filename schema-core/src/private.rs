@@ -4,9 +4,9 @@
 use std::future::Future;
 
 pub use inventory;
-pub use mongodb::Database;
+pub use mongodb::{ClientSession, Database};
 
-pub use crate::declare::registry::{Migration, MigrationFuture};
+pub use crate::declare::registry::{Migration, MigrationFuture, TransactionBody};
 pub use crate::support::location::Location;
 #[cfg(feature = "testing")]
 pub use crate::testing::__run as run_test;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mongodb::bson::{Bson, DateTime, Document, doc};
-use mongodb::{Collection, Database};
+use mongodb::{ClientSession, Collection, Database};
 use tracing::warn;
 
 use crate::declare::registry::Migration;
@@ -124,6 +124,28 @@ impl Records {
             Err(failure) if failure.is_duplicate_key() => self.already_recorded(completion).await,
             Err(failure) => Err(self.record_failed(&completion.id, failure)),
         }
+    }
+
+    /// Inserts the record of `completion`, applied at `applied_at`, inside
+    /// the transaction of `session`, given up on after `bound`: it lands if
+    /// and when the transaction commits. Sent once: a failure aborts the
+    /// transaction, which is tried again whole.
+    ///
+    /// # Errors
+    ///
+    /// The insert's failure (a duplicate key among them: recorded by
+    /// another holder, which the fence in the same transaction would not
+    /// have let happen).
+    pub(crate) async fn insert_in(
+        &self,
+        completion: &Completion,
+        applied_at: DateTime,
+        session: &mut ClientSession,
+        bound: Duration,
+    ) -> Result<(), Failure> {
+        let record = VersionRecord::of(completion, applied_at).to_document();
+        let insert = self.collection.insert_one(record).session(session);
+        within(bound.min(self.bound), insert).await.map(drop)
     }
 
     /// A record of `completion` exists: the same one, or (rarely) one with

@@ -16,12 +16,13 @@ use crate::{crate_path, item};
 pub(crate) fn migration(args: TokenStream, input: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let args = MigrationArgs::parse(args, &mut errors);
+    let transaction = args.transaction.is_some();
     let function = match syn::parse2::<Item>(input.clone()) {
         Ok(Item::Fn(function)) => function,
         Ok(other) => {
             errors.spanned(
                 item_head(&other),
-                "`#[migration]` applies to a free `async fn name(db: &mongodb::Database) -> Result<(), E>`",
+                format!("`#[migration]` applies to a free `{}`", item::shape(transaction)),
             );
             return with_errors(input, errors);
         }
@@ -30,7 +31,7 @@ pub(crate) fn migration(args: TokenStream, input: TokenStream) -> TokenStream {
             return with_errors(input, errors);
         }
     };
-    item::check_signature(&function, args.krate.as_ref(), &mut errors);
+    item::check_signature(&function, transaction, args.krate.as_ref(), &mut errors);
     match (errors.finish(), &args.id) {
         (Ok(()), Some(id)) => register(&function, id, &args),
         (Err(error), _) => {
@@ -84,9 +85,33 @@ fn register(function: &ItemFn, id: &LitStr, args: &MigrationArgs) -> TokenStream
     let checksum = crate::checksum::checksum(function.block.to_token_stream());
     let call = boxed_call(function, &private);
     let group = args.group.as_ref().map(|group| quote!(.__in_group(#group)));
-    let background = args.background.then(|| quote!(.__in_background()));
+    let background = args.background.is_some().then(|| quote!(.__in_background()));
     let accept = &args.accept;
     let accept = (!accept.is_empty()).then(|| quote!(.__accepting(&[#(#accept),*])));
+    // With `transaction`, the function also takes the session its writes
+    // are made with; `item::check_signature` has checked it declares one.
+    let (run, new) = if args.transaction.is_some() {
+        (
+            quote! {
+                fn __schema_core_run<'a>(
+                    db: &'a #private::Database,
+                    session: &'a mut #private::ClientSession,
+                ) -> #private::MigrationFuture<'a> {
+                    #call
+                }
+            },
+            quote!(__new_in_transaction),
+        )
+    } else {
+        (
+            quote! {
+                fn __schema_core_run<'db>(db: &'db #private::Database) -> #private::MigrationFuture<'db> {
+                    #call
+                }
+            },
+            quote!(__new),
+        )
+    };
     quote! {
         #function
 
@@ -95,12 +120,10 @@ fn register(function: &ItemFn, id: &LitStr, args: &MigrationArgs) -> TokenStream
 
             #guards
 
-            fn __schema_core_run<'db>(db: &'db #private::Database) -> #private::MigrationFuture<'db> {
-                #call
-            }
+            #run
 
             #private::inventory::submit! {
-                #private::Migration::__new(
+                #private::Migration::#new(
                     #id,
                     #description,
                     &[#(#after),*],
@@ -116,16 +139,17 @@ fn register(function: &ItemFn, id: &LitStr, args: &MigrationArgs) -> TokenStream
     }
 }
 
-/// `__private::boxed(identity(name(db)))`, spanned at the function's
-/// return type: `boxed` states what the future must resolve to, so a future
-/// that resolves to something else, or to an error that does not convert,
-/// is reported there. `boxed` and `identity` start at the type's first
-/// token and their parentheses end at its last, so that the call and its
-/// argument both underline all of the type.
+/// `__private::boxed(identity(name(db)))`, or `name(db, session)` for a
+/// migration declared with `transaction`, spanned at the function's return
+/// type: `boxed` states what the future must resolve to, so a future that
+/// resolves to something else, or to an error that does not convert, is
+/// reported there. `boxed` and `identity` start at the type's first token
+/// and their parentheses end at its last, so that the call and its argument
+/// both underline all of the type.
 ///
-/// `name(db)` keeps the function's name, and `db` the span of the
-/// parameter's type, so a parameter of another type than `&Database` is
-/// reported at the parameter.
+/// `name(..)` keeps the function's name, and each argument the span of its
+/// parameter's type, so a parameter of another type than `&Database` (or
+/// `&mut ClientSession`) is reported at the parameter.
 fn boxed_call(function: &ItemFn, private: &TokenStream) -> TokenStream {
     let name = &function.sig.ident;
     let (first, last) = match &function.sig.output {
@@ -133,11 +157,18 @@ fn boxed_call(function: &ItemFn, private: &TokenStream) -> TokenStream {
         // `item::check_signature` rejects a missing return type first.
         ReturnType::Default => (name.span(), name.span()),
     };
-    let db = match function.sig.inputs.first() {
-        Some(FnArg::Typed(parameter)) => quote_spanned!(parameter.ty.span()=> db),
-        _ => quote!(db),
+    let mut parameters = function.sig.inputs.iter().filter_map(|input| match input {
+        FnArg::Typed(parameter) => Some(parameter.ty.span()),
+        FnArg::Receiver(_) => None,
+    });
+    let db = match parameters.next() {
+        Some(span) => quote_spanned!(span=> db),
+        None => quote!(db),
     };
-    let call = quote_spanned!(name.span()=> #name(#db));
+    // `item::check_signature` lets a second parameter through only with
+    // `transaction`.
+    let session = parameters.next().map(|span| quote_spanned!(span=> , session));
+    let call = quote_spanned!(name.span()=> #name(#db #session));
     let identity = respan(quote!(::core::convert::identity), first);
     let identity_arguments = parenthesized(call, last);
     let boxed = respan(quote!(#private::boxed), first);

@@ -51,6 +51,17 @@ use proc_macro::TokenStream;
 /// - `background` (optional, a flag): the migration may finish after the
 ///   start; `apply_all` returns before it and a task of the process
 ///   applies it.
+/// - `transaction` (optional, a flag): the function takes a second
+///   parameter, `session: &mut mongodb::ClientSession`, and makes its
+///   writes with it (`.session(&mut *session)` on each operation). Where
+///   the server runs transactions (a replica set, a sharded cluster), those
+///   writes, the migration's completion in the lock and its record commit
+///   in one transaction: all of them land or none. A standalone runs no
+///   transaction: there the writes are made one by one with the session,
+///   outside one, as a plain migration's are. A migration declared with
+///   `transaction` runs at start and cannot also be `background`. What a
+///   transaction cannot hold (an index built on an existing collection, a
+///   validator changed with `collMod`) belongs in a plain migration.
 /// - `accept = "validator_rejects"` or
 ///   `accept = ["validator_rejects", "ttl_deletes"]` (optional): the
 ///   preflight findings of these codes (`schema_core::preflight::Code`)
@@ -69,7 +80,11 @@ use proc_macro::TokenStream;
 ///
 /// `async fn name(db: &mongodb::Database) -> Result<(), E>`: a free
 /// function (not a method), not generic, not `unsafe`, `const` or `extern`,
-/// with exactly one parameter, a shared reference to the database. `E` is
+/// with exactly one parameter, a shared reference to the database. With
+/// `transaction`, exactly two: `async fn name(db: &mongodb::Database,
+/// session: &mut mongodb::ClientSession) -> Result<(), E>` (the session's
+/// type written as any path ending in `ClientSession`, such as
+/// `schema_core::mongodb::ClientSession`). `E` is
 /// any type that converts into `Box<dyn std::error::Error + Send + Sync>`:
 /// `schema_core::Error` (what the helpers return), `mongodb::error::Error`,
 /// `anyhow::Error`, your own error type. The
@@ -81,7 +96,9 @@ use proc_macro::TokenStream;
 /// # Checked when compiling
 ///
 /// Every misuse above is a compile error pointing at the mistake, all of
-/// them at once. Two migrations with the same id in one crate, in one
+/// them at once: among them a session parameter without `transaction`,
+/// `transaction` without a session parameter or with `&ClientSession`
+/// (it is `&mut`), and `transaction` with `background`. Two migrations with the same id in one crate, in one
 /// module or two, are error E0428 ("the name
 /// `duplicate_migration_id_<id>` is defined multiple times") pointing at
 /// both ids, shown by `cargo check` and editors; in two crates linked into

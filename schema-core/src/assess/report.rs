@@ -42,6 +42,12 @@ pub struct ApplyReport {
     /// the manager waits for them
     /// ([`wait_for_background`](crate::SchemaManager::wait_for_background)).
     pub background: Vec<String>,
+    /// Migrations declared with `transaction` that this call applied in one
+    /// transaction with their fence and their record, in the order they ran.
+    pub in_transaction: Vec<String>,
+    /// Migrations declared with `transaction` that this call ran as plain
+    /// migrations, the server running no transaction (a standalone server).
+    pub without_transaction: Vec<String>,
 }
 
 /// What one [`SchemaManager::forget`](crate::SchemaManager::forget) call did.
@@ -152,6 +158,7 @@ mod tests {
             applied_by: None,
             checksum: Some(checksum.to_owned()),
             marked_applied: None,
+            transaction: None,
         }
     }
 

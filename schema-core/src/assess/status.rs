@@ -188,6 +188,12 @@ pub struct MigrationStatus {
     pub duration: Option<Duration>,
     /// Which process recorded it, if the record says.
     pub applied_by: Option<String>,
+    /// Whether it is declared with `transaction`.
+    pub transaction: bool,
+    /// For one declared with `transaction` and recorded: whether it
+    /// committed in one transaction with its record (`false`: the server
+    /// ran none); `None` otherwise.
+    pub in_transaction: Option<bool>,
 }
 
 /// Where a migration stands.
@@ -301,6 +307,8 @@ pub(crate) fn status(ordered: &[&Migration], stored: &Stored) -> Status {
                     .and_then(|ms| u64::try_from(ms).ok())
                     .map(Duration::from_millis),
                 applied_by: record.and_then(|record| record.applied_by.clone()),
+                transaction: migration.is_transactional(),
+                in_transaction: record.and_then(|record| record.transaction),
             }
         })
         .collect();
@@ -373,6 +381,7 @@ mod tests {
             applied_by: None,
             checksum: checksum.map(str::to_owned),
             marked_applied: None,
+            transaction: None,
         }
     }
 

@@ -298,7 +298,14 @@ pub(super) fn apply_text(report: &ApplyReport) -> String {
             .durations
             .get(id)
             .map_or(0, |duration| duration.as_millis());
-        let _ = writeln!(text, "applied {id} ({took} ms)");
+        let how = if report.in_transaction.contains(id) {
+            ", in one transaction with its record"
+        } else if report.without_transaction.contains(id) {
+            ", without a transaction: the server runs none"
+        } else {
+            ""
+        };
+        let _ = writeln!(text, "applied {id} ({took} ms{how})");
     }
     let _ = writeln!(
         text,
@@ -368,6 +375,8 @@ mod tests {
             applied_at: applied_at.map(DateTime::from_millis),
             duration: applied_at.map(|_| std::time::Duration::from_millis(3)),
             applied_by: None,
+            transaction: false,
+            in_transaction: None,
         }
     }
 

@@ -41,8 +41,7 @@
 
 use std::time::{Duration, Instant};
 
-use mongodb::ClientSession;
-use mongodb::bson::{Bson, doc};
+use mongodb::bson::Bson;
 use mongodb::options::{Acknowledgment, UpdateModifications, WriteConcern};
 use tracing::warn;
 
@@ -52,20 +51,9 @@ use crate::stored::checkpoint::Checkpoint;
 use crate::support::error::{self, Error};
 use crate::support::faults::{Failure, MAX_WRITE_TIMEOUT, within};
 use crate::support::retry;
-
-/// Server codes that say the deployment takes no transaction after all.
-const TRANSACTIONS_REFUSED: &[i32] = &[
-    20,  // IllegalOperation: "Transaction numbers are only allowed on a replica set member or mongos"
-    263, // OperationNotSupportedInTransaction
-];
-
-/// The server's code for a transaction its lifetime limit ended
-/// (`transactionLifetimeLimitSeconds`).
-const LIFETIME_EXCEEDED: i32 = 290;
-
-/// The longest one transaction is given: under the server's default
-/// transaction lifetime (60 s), with room for its commit.
-const TRANSACTION_BUDGET: Duration = Duration::from_secs(45);
+use crate::support::transactions::{
+    COMMIT_ATTEMPTS, TRANSACTION_BUDGET, TRANSACTIONS_REFUSED, abort, end, kill, too_long,
+};
 
 /// How long a batch's transaction is tried again after transient
 /// failures, at most; never past the lease.
@@ -75,12 +63,6 @@ pub(super) const RETRY_WINDOW: Duration = Duration::from_secs(120);
 /// attempt, up to [`LONGEST_PAUSE`].
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const LONGEST_PAUSE: Duration = Duration::from_secs(2);
-
-/// How long killing a session on the server may take.
-const KILL_BOUND: Duration = Duration::from_secs(5);
-
-/// How many times a commit is sent when its answer is lost.
-const COMMIT_ATTEMPTS: u32 = 3;
 
 /// Why one try of a batch's transaction did not commit.
 enum NotCommitted {
@@ -410,12 +392,6 @@ fn same_id(a: &Bson, b: &Bson) -> bool {
             && super::walk::is_nan(b)
 }
 
-/// Whether the server ended the transaction for its lifetime
-/// (`transactionLifetimeLimitSeconds`), at any of its statements.
-fn too_long(failure: &Failure) -> bool {
-    matches!(failure, Failure::Server(error) if error::code(error) == Some(LIFETIME_EXCEEDED))
-}
-
 /// A failure before the commit: nothing of the transaction was applied.
 fn classify(failure: Failure) -> NotCommitted {
     let refused = match &failure {
@@ -433,43 +409,6 @@ fn classify(failure: Failure) -> NotCommitted {
         }
     } else {
         NotCommitted::Failed(failure)
-    }
-}
-
-/// Ends the transaction of `session` after one of its statements failed.
-/// A statement the client gave up on may still run on the server, in a
-/// transaction the driver aborts only locally when that statement was its
-/// first: its session is killed on the server (`killSessions`), which
-/// stops the statement and aborts the transaction. Any other failure is
-/// answered with an abort.
-async fn end(session: &mut ClientSession, client: &mongodb::Client, failure: &Failure) {
-    if let Failure::TimedOut(_) = failure {
-        kill(session, client).await;
-    }
-    abort(session).await;
-}
-
-/// Kills `session` on the server (`killSessions`, which any user may send
-/// for its own sessions): its running statement stops, and its
-/// transaction is aborted unless it has committed.
-async fn kill(session: &mut ClientSession, client: &mongodb::Client) {
-    let admin = client.database("admin");
-    let kill = admin.run_command(doc! { "killSessions": [session.id().clone()] });
-    if let Err(failure) = within(KILL_BOUND, kill).await {
-        warn!(
-            error = ?failure,
-            "could not end a backfill's transaction on the server; the server ends it when its \
-             lifetime runs out"
-        );
-    }
-}
-
-/// Aborts the transaction of `session`, as far as the server answers: one
-/// left open is aborted by the server when its lifetime ends, and cannot
-/// commit meanwhile.
-async fn abort(session: &mut ClientSession) {
-    if let Err(failure) = within(KILL_BOUND, session.abort_transaction()).await {
-        warn!(error = ?failure, "could not abort a backfill's transaction; the server ends it");
     }
 }
 

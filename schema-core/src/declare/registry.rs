@@ -11,6 +11,21 @@ use crate::support::location::Location;
 /// The future of a running migration, with its error boxed.
 pub type MigrationFuture<'db> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'db>>;
 
+/// The body of a migration declared with `transaction`: it makes its
+/// writes with `session`, in the transaction its record commits in.
+pub type TransactionBody =
+    for<'a> fn(&'a mongodb::Database, &'a mut mongodb::ClientSession) -> MigrationFuture<'a>;
+
+/// What a migration runs.
+#[derive(Clone, Copy)]
+pub(crate) enum Body {
+    /// `async fn name(db: &Database)`.
+    Plain(for<'db> fn(&'db mongodb::Database) -> MigrationFuture<'db>),
+    /// `async fn name(db: &Database, session: &mut ClientSession)`, declared
+    /// with `transaction`.
+    InTransaction(TransactionBody),
+}
+
 /// The group of migrations declared without `group`.
 pub const DEFAULT_GROUP: &str = "default";
 
@@ -34,8 +49,10 @@ pub struct Migration {
     checksum: &'static str,
     background: bool,
     accepts: &'static [&'static str],
+    /// Whether it is declared with `transaction`.
+    transaction: bool,
     #[serde(skip)]
-    run: for<'db> fn(&'db mongodb::Database) -> MigrationFuture<'db>,
+    body: Body,
     location: Location,
 }
 
@@ -57,7 +74,33 @@ impl Migration {
             checksum,
             background: false,
             accepts: &[],
-            run,
+            transaction: false,
+            body: Body::Plain(run),
+            location,
+        }
+    }
+
+    /// A migration declared with `transaction`: `run` makes its writes
+    /// with the session it is given.
+    #[doc(hidden)]
+    pub const fn __new_in_transaction(
+        id: &'static str,
+        description: &'static str,
+        after: &'static [&'static str],
+        checksum: &'static str,
+        run: TransactionBody,
+        location: Location,
+    ) -> Self {
+        Migration {
+            id,
+            group: DEFAULT_GROUP,
+            description,
+            after,
+            checksum,
+            background: false,
+            accepts: &[],
+            transaction: true,
+            body: Body::InTransaction(run),
             location,
         }
     }
@@ -132,9 +175,29 @@ impl Migration {
         self.location
     }
 
-    /// Starts the migration function on `db`.
+    /// Whether it is declared with `transaction`: its writes, its fence
+    /// and its record commit in one transaction where the server runs
+    /// transactions.
+    pub fn is_transactional(&self) -> bool {
+        self.transaction
+    }
+
+    /// What it runs.
+    pub(crate) fn body(&self) -> Body {
+        self.body
+    }
+
+    /// Starts the migration function on `db`, outside any transaction: a
+    /// transactional one with a session of its own, in which its writes are
+    /// made one by one (where the server runs no transaction).
     pub(crate) fn run<'db>(&self, db: &'db mongodb::Database) -> MigrationFuture<'db> {
-        (self.run)(db)
+        match self.body {
+            Body::Plain(run) => run(db),
+            Body::InTransaction(run) => Box::pin(async move {
+                let mut session = db.client().start_session().await?;
+                run(db, &mut session).await
+            }),
+        }
     }
 }
 
@@ -148,6 +211,7 @@ impl fmt::Debug for Migration {
             .field("checksum", &self.checksum)
             .field("background", &self.background)
             .field("accepts", &self.accepts)
+            .field("transaction", &self.transaction)
             .field("location", &self.location)
             .finish_non_exhaustive()
     }

@@ -1,11 +1,11 @@
 //! The apply loop: under the lock, run each pending migration in order,
 //! fence its completion in the lock, then record it.
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Engine, vet_stored};
 use crate::assess::report::{self, ApplyReport};
-use crate::declare::registry::Migration;
+use crate::declare::registry::{Body, Migration};
 use crate::lock::Held;
 use crate::stored::lock::{Completion, Lane};
 use crate::stored::record::Stored;
@@ -55,6 +55,7 @@ impl Engine<'_> {
             held.note_running(noted, first).await?;
         }
         let applied_by = held.owner().process();
+        self.vet_transactions(&pending, held.transactions())?;
         for (index, migration) in pending.iter().enumerate() {
             let id = migration.id();
             if !held.is_live() {
@@ -63,14 +64,31 @@ impl Engine<'_> {
                     source: None,
                 });
             }
-            let duration = self.run(migration, held).await?;
-            let completion = Completion::ran(migration, convert::millis(duration), &applied_by);
             let next = pending.get(index + 1).map(|migration| migration.id());
-            let fenced_at = held.fence(&completion, next).await?;
-            self.records
-                .insert(&completion, fenced_at, || held.is_live())
-                .await?;
-            held.recorded(id).await;
+            let duration = match migration.body() {
+                Body::InTransaction(body) if held.transactions() => {
+                    // The body, the fence and the record, committed as one.
+                    let duration = self
+                        .run_in_transaction(migration, body, held, next, &applied_by)
+                        .await?;
+                    report.in_transaction.push(id.to_owned());
+                    duration
+                }
+                _ => {
+                    let duration = self.run(migration, held).await?;
+                    let mut completion = Completion::ran(migration, convert::millis(duration), &applied_by);
+                    if migration.is_transactional() {
+                        completion = completion.in_transaction(false);
+                        report.without_transaction.push(id.to_owned());
+                    }
+                    let fenced_at = held.fence(&completion, next).await?;
+                    self.records
+                        .insert(&completion, fenced_at, || held.is_live())
+                        .await?;
+                    held.recorded(id).await;
+                    duration
+                }
+            };
             info!(
                 migration.id = id,
                 duration_ms = convert::millis(duration),
@@ -80,5 +98,36 @@ impl Engine<'_> {
             report.durations.insert(id.to_owned(), duration);
         }
         Ok(report)
+    }
+
+    /// Refuses, before anything runs, migrations declared with
+    /// `transaction` where the server runs none, when the manager requires
+    /// transactions; warns once otherwise: they run as plain migrations.
+    fn vet_transactions(&self, pending: &[&'static Migration], transactions: bool) -> Result<(), Error> {
+        let declared: Vec<String> = pending
+            .iter()
+            .filter(|migration| migration.is_transactional())
+            .map(|migration| migration.id().to_owned())
+            .collect();
+        if declared.is_empty() || transactions {
+            return Ok(());
+        }
+        if self.require_transactions {
+            return Err(Error::Configuration {
+                reason: format!(
+                    "`{}` declared with `transaction`, and the server runs no transaction (a \
+                     standalone server): `require_transactions` refuses to run them without one; apply \
+                     them to a replica set or a sharded cluster",
+                    declared.join("`, `")
+                ),
+            });
+        }
+        warn!(
+            migrations = ?declared,
+            "the server runs no transaction (a standalone server): migrations declared with \
+             `transaction` run as plain migrations, their writes made one by one, and their records \
+             say so"
+        );
+        Ok(())
     }
 }

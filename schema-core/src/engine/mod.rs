@@ -9,6 +9,7 @@ mod apply;
 mod ledger;
 mod mark;
 mod run;
+mod transaction;
 
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ pub(crate) struct Engine<'m> {
     pub(crate) records: Records,
     pub(crate) lock: Lock,
     pub(crate) observers: &'m [Observer],
+    /// Refuse to run a migration declared with `transaction` where the
+    /// server runs no transaction.
+    pub(crate) require_transactions: bool,
 }
 
 impl Engine<'_> {

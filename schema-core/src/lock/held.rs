@@ -12,7 +12,7 @@ use super::renewal::Renewal;
 use super::writer::{Next, Write, Writer, came_back_without};
 use super::{Interrupted, Lock};
 use crate::declare::registry::Migration;
-use crate::stored::lock::Completion;
+use crate::stored::lock::{Completion, Contents};
 use crate::support::error::Error;
 use crate::support::owner::Owner;
 
@@ -143,19 +143,18 @@ impl Held<'_> {
         let fenced = self
             .writer
             .write(&self.lock.collection, write, |contents| {
-                let mut after = contents.clone();
-                after.done.retain(|done| done.id != completion.id);
-                after.done.push(completion.clone());
-                after.running = next.map(str::to_owned);
-                after
-                    .checkpoints
-                    .retain(|checkpoint| checkpoint.migration != completion.id);
-                Next::Contents(after)
+                Next::Contents(fenced(contents, completion, next))
             })
             .await?;
         fenced
             .map(|document| document.renewed_at)
             .ok_or_else(|| came_back_without("the fence's `renewed_at`"))
+    }
+
+    /// Whether the server runs transactions (a replica set or a sharded
+    /// cluster), as its `hello` said when the lock was taken.
+    pub(crate) fn transactions(&self) -> bool {
+        self.transactions
     }
 
     /// Confirms the lock is still this process's and notes `running`,
@@ -205,4 +204,17 @@ impl Held<'_> {
             ),
         }
     }
+}
+
+/// `contents` with `completion` fenced: in the ledger, `next` noted as
+/// running (nothing when there is none), the migration's checkpoints gone.
+pub(super) fn fenced(contents: &Contents, completion: &Completion, next: Option<&str>) -> Contents {
+    let mut after = contents.clone();
+    after.done.retain(|done| done.id != completion.id);
+    after.done.push(completion.clone());
+    after.running = next.map(str::to_owned);
+    after
+        .checkpoints
+        .retain(|checkpoint| checkpoint.migration != completion.id);
+    after
 }

@@ -43,6 +43,7 @@ mod checkpoints;
 mod clock;
 mod held;
 mod renewal;
+mod transaction;
 mod writer;
 
 use std::sync::Arc;

@@ -67,6 +67,9 @@ pub struct SchemaManager {
     on_unknown: Policy,
     /// What a start does about a pending migration preflight says fails.
     preflight_at_start: Policy,
+    /// Refuse to run a migration declared with `transaction` where the
+    /// server runs none.
+    require_transactions: bool,
     /// Hear of every batch of every backfill.
     observers: Vec<Observer>,
     /// Whether `apply_all` applies the background migrations itself.
@@ -174,6 +177,7 @@ impl SchemaManager {
             on_drift: Policy::Warn,
             on_unknown: Policy::Warn,
             preflight_at_start: Policy::Ignore,
+            require_transactions: false,
             observers: Vec::new(),
             wait_for_background: false,
             background_retry_pause: Self::DEFAULT_BACKGROUND_RETRY_PAUSE,
@@ -192,6 +196,18 @@ impl SchemaManager {
     /// process applies the background ones.
     pub fn wait_for_background(mut self, wait: bool) -> SchemaManager {
         self.wait_for_background = wait;
+        self
+    }
+
+    /// With `true`, a migration declared with `transaction`
+    /// (`#[migration(transaction)]`) is refused, with
+    /// [`Error::Configuration`] before any migration runs, where the
+    /// server runs no transaction (a standalone server), instead of running
+    /// as a plain migration with a warning: for teams that want the
+    /// guarantee or nothing. On a replica set or a sharded cluster it
+    /// changes nothing.
+    pub fn require_transactions(mut self, required: bool) -> SchemaManager {
+        self.require_transactions = required;
         self
     }
 
@@ -445,6 +461,7 @@ impl SchemaManager {
             records: self.records(),
             lock: self.lock(lane),
             observers: &self.observers,
+            require_transactions: self.require_transactions,
         }
     }
 }

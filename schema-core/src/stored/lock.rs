@@ -217,6 +217,10 @@ pub(crate) struct Completion {
     /// Recorded without running (`mark_applied`).
     #[serde(default)]
     pub(crate) marked: bool,
+    /// For a migration declared with `transaction`: whether it ran in one
+    /// transaction with its record (`false` where the server runs none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) transaction: Option<bool>,
 }
 
 impl Completion {
@@ -229,6 +233,16 @@ impl Completion {
             duration_ms: Some(duration_ms),
             applied_by: applied_by.to_owned(),
             marked: false,
+            transaction: None,
+        }
+    }
+
+    /// The same, for a migration declared with `transaction`: whether it
+    /// ran in one.
+    pub(crate) fn in_transaction(self, ran_in_one: bool) -> Completion {
+        Completion {
+            transaction: Some(ran_in_one),
+            ..self
         }
     }
 
@@ -278,6 +292,7 @@ mod tests {
             duration_ms: Some(12),
             applied_by: "api-1:7".into(),
             marked: false,
+            transaction: None,
         }
     }
 

@@ -48,6 +48,11 @@ pub(crate) struct VersionRecord {
     /// Recorded without running (`mark_applied`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) marked_applied: Option<bool>,
+    /// For a migration declared with `transaction`: whether it committed in
+    /// one transaction with this record (`false`: the server ran none, and
+    /// it ran as a plain migration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) transaction: Option<bool>,
 }
 
 impl VersionRecord {
@@ -62,6 +67,7 @@ impl VersionRecord {
             applied_by: Some(completion.applied_by.clone()),
             duration_ms: completion.duration_ms,
             marked_applied: completion.marked.then_some(true),
+            transaction: completion.transaction,
         }
     }
 
@@ -151,6 +157,7 @@ mod tests {
             duration_ms: Some(12),
             applied_by: "api-1:42".into(),
             marked: false,
+            transaction: None,
         };
         let record = VersionRecord::of(&completion, at);
         let stored = record.to_document();

@@ -15,3 +15,4 @@ pub(crate) mod panic;
 pub(crate) mod redact;
 pub(crate) mod retry;
 pub(crate) mod topology;
+pub(crate) mod transactions;

@@ -46,6 +46,13 @@ const KEYS: Keys = Keys(&[
         flag: true,
     },
     Key {
+        name: "transaction",
+        example: "transaction",
+        missing: None,
+        once: "write it once",
+        flag: true,
+    },
+    Key {
         name: "accept",
         example: "accept = \"validator_rejects\"",
         missing: None,
@@ -66,8 +73,12 @@ pub(crate) struct MigrationArgs {
     pub(crate) description: Option<LitStr>,
     /// `group = "billing"`: the group the migration belongs to.
     pub(crate) group: Option<LitStr>,
-    /// `background`: the migration may finish after the service is up.
-    pub(crate) background: bool,
+    /// `background`, as written: the migration may finish after the service
+    /// is up.
+    pub(crate) background: Option<Path>,
+    /// `transaction`, as written: the migration makes its writes with a
+    /// session, in the transaction its record commits in.
+    pub(crate) transaction: Option<Path>,
     /// `accept = ...`: the preflight codes whose findings are printed,
     /// never failing a deploy; each a known code, listed once.
     pub(crate) accept: Vec<LitStr>,
@@ -80,8 +91,9 @@ impl MigrationArgs {
     /// read is returned even when some of it was wrong.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> MigrationArgs {
         let mut args = MigrationArgs::default();
-        KEYS.parse(tokens, errors, |key, value, errors| match (key, value) {
-            ("background", None) => args.background = true,
+        KEYS.parse(tokens, errors, |key, path, value, errors| match (key, value) {
+            ("background", None) => args.background = Some(path.clone()),
+            ("transaction", None) => args.transaction = Some(path.clone()),
             ("id", Some(value)) => args.id = values::id(value, errors),
             ("after", Some(value)) => args.after = values::dependencies(value, errors),
             ("description", Some(value)) => {
@@ -96,6 +108,13 @@ impl MigrationArgs {
         });
         if let Some(id) = &args.id {
             values::check_dependencies(id, &args.after, errors);
+        }
+        if let (Some(_), Some(background)) = (&args.transaction, &args.background) {
+            errors.spanned(
+                background,
+                "a migration declared with `transaction` runs at start, its writes committing with its \
+                 record, so it cannot be `background`; remove `background` or `transaction`",
+            );
         }
         args
     }

@@ -60,18 +60,20 @@ pub(crate) struct Key {
 
 impl Keys {
     /// Parses `tokens` as `key = value` pairs and flags, and calls `read`
-    /// with each accepted key's name and value (`None` for a flag), in the
-    /// order they are written.
+    /// with each accepted key's name, the key as written (for a message
+    /// about it) and its value (`None` for a flag), in the order they are
+    /// written.
     ///
     /// Every mistake is recorded in `errors`, in the order it is written,
     /// interleaved with those `read` records; the pairs that are right are
-    /// still read. A key the attribute needs that is not given at all is
-    /// reported last.
+    /// still read. A flag written with a value is reported and still read as
+    /// the flag, so that the rules between arguments see what was meant. A
+    /// key the attribute needs that is not given at all is reported last.
     pub(crate) fn parse(
         &self,
         tokens: TokenStream,
         errors: &mut Errors,
-        mut read: impl FnMut(&'static str, Option<&Expr>, &mut Errors),
+        mut read: impl FnMut(&'static str, &syn::Path, Option<&Expr>, &mut Errors),
     ) {
         let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
             Ok(metas) => metas,
@@ -103,6 +105,9 @@ impl Keys {
                         meta,
                         format!("`{0}` is a flag and takes no value: write `{0}` alone", key.name),
                     );
+                    if !repeated {
+                        read(key.name, path, None, errors);
+                    }
                     continue;
                 }
                 (_, false) => {
@@ -117,7 +122,7 @@ impl Keys {
                 errors.spanned(meta, format!("`{}` is given twice; {}", key.name, key.once));
                 continue;
             }
-            read(key.name, value, errors);
+            read(key.name, path, value, errors);
         }
         for key in self.0.iter().filter(|key| !given.contains(&key.name)) {
             if let Some(message) = key.missing {

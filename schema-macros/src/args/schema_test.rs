@@ -33,7 +33,7 @@ impl TestArgs {
     /// read is returned even when some of it was wrong.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> TestArgs {
         let mut args = TestArgs::default();
-        KEYS.parse(tokens, errors, |key, value, errors| match (key, value) {
+        KEYS.parse(tokens, errors, |key, _, value, errors| match (key, value) {
             ("group", Some(value)) => args.group = values::group(value, errors),
             ("crate", Some(value)) => args.krate = values::crate_path(value, errors),
             // `Keys::parse` passes only the keys of `KEYS`, each with a value.

@@ -20,7 +20,7 @@ struct Attribute {
 
 const MIGRATION: Attribute = Attribute {
     required: "id = \"0001_a\", ",
-    keys: "`id`, `after`, `description`, `group`, `background`, `accept` and `crate`",
+    keys: "`id`, `after`, `description`, `group`, `background`, `transaction`, `accept` and `crate`",
     one_group: "a migration belongs to one group",
     parse: |tokens, errors| {
         MigrationArgs::parse(tokens, errors);
@@ -174,7 +174,7 @@ fn both_say_how_to_write_arguments_that_do_not_parse() {
         [
             "expected `,`; write the arguments as `id = \"0001_name\"`, optionally followed by any of \
              `after = \"0000_other\"`, `description = \"...\"`, `group = \"billing\"`, `background`, \
-             `accept = \"validator_rejects\"` and `crate = \"schema\"`"
+             `transaction`, `accept = \"validator_rejects\"` and `crate = \"schema\"`"
         ]
     );
     assert_eq!(
@@ -234,12 +234,24 @@ fn the_migration_attribute_reads_its_arguments() {
     assert_eq!(args.description.map(|text| text.value()).as_deref(), Some("d"));
     assert_eq!(args.group.map(|group| group.value()).as_deref(), Some("g"));
     assert!(args.krate.is_some());
-    assert!(!args.background);
+    assert!(args.background.is_none());
+    assert!(args.transaction.is_none());
 
     let mut errors = Errors::default();
     let args = MigrationArgs::parse(quote::quote!(id = "0003_c", background), &mut errors);
     assert!(messages(errors).is_empty());
-    assert!(args.background);
+    assert!(args.background.is_some());
+    assert!(args.transaction.is_none());
+
+    let mut errors = Errors::default();
+    let args = MigrationArgs::parse(
+        quote::quote!(id = "0004_d", transaction, group = "g"),
+        &mut errors,
+    );
+    assert!(messages(errors).is_empty());
+    assert!(args.transaction.is_some());
+    assert!(args.background.is_none());
+    assert_eq!(args.group.map(|group| group.value()).as_deref(), Some("g"));
 }
 
 #[test]
@@ -263,6 +275,54 @@ fn background_is_a_flag_given_once_and_only_to_migrations() {
 }
 
 #[test]
+fn transaction_is_a_flag_given_once_and_only_to_migrations() {
+    let mut errors = Errors::default();
+    MigrationArgs::parse(
+        quote::quote!(id = "0001_a", transaction, transaction),
+        &mut errors,
+    );
+    assert_eq!(messages(errors), ["`transaction` is given twice; write it once"]);
+    assert_eq!(
+        TEST.mistakes("transaction"),
+        ["unknown argument `transaction`; expected one of `group` and `crate`"]
+    );
+}
+
+#[test]
+fn a_flag_written_with_a_value_is_reported_and_read_as_the_flag() {
+    let mut errors = Errors::default();
+    let args = MigrationArgs::parse(quote::quote!(id = "0001_a", transaction = true), &mut errors);
+    assert_eq!(
+        messages(errors),
+        ["`transaction` is a flag and takes no value: write `transaction` alone"]
+    );
+    assert!(args.transaction.is_some(), "the rules between arguments see it");
+}
+
+#[test]
+fn transaction_and_background_exclude_each_other() {
+    let said = "a migration declared with `transaction` runs at start, its writes committing with its \
+                record, so it cannot be `background`; remove `background` or `transaction`";
+    for arguments in [
+        "transaction, background",
+        "background, group = \"g\", transaction",
+    ] {
+        let tokens: TokenStream = format!("id = \"0001_a\", {arguments}")
+            .parse()
+            .expect("tokenizes");
+        let mut errors = Errors::default();
+        let args = MigrationArgs::parse(tokens, &mut errors);
+        assert_eq!(messages(errors), [said], "{arguments}");
+        assert!(args.transaction.is_some() && args.background.is_some());
+    }
+    assert_eq!(
+        MIGRATION.mistakes("transaction"),
+        Vec::<String>::new(),
+        "alone, it is no mistake"
+    );
+}
+
+#[test]
 fn the_migration_attribute_needs_an_id_and_checks_it_against_after() {
     let mut errors = Errors::default();
     MigrationArgs::parse(quote::quote!(after = "0001_a"), &mut errors);
@@ -281,7 +341,7 @@ fn the_migration_attribute_needs_an_id_and_checks_it_against_after() {
         messages(errors),
         [
             "the migration id contains ' '; ids use only ASCII letters, digits, `_`, `.` and `-`",
-            "unknown argument `colour`; expected one of `id`, `after`, `description`, `group`, `background`, `accept` and `crate`",
+            "unknown argument `colour`; expected one of `id`, `after`, `description`, `group`, `background`, `transaction`, `accept` and `crate`",
             "migration `bad id` cannot run after itself; remove it from `after`",
         ]
     );
@@ -426,7 +486,7 @@ fn accept_says_what_to_write_for_a_value_that_is_not_a_string() {
 #[test]
 fn a_misspelled_argument_is_answered_with_the_nearest() {
     assert_eq!(
-        MIGRATION.mistakes("accepts = \"ttl_deletes\", groups = \"g\", backgruond"),
+        MIGRATION.mistakes("accepts = \"ttl_deletes\", groups = \"g\", backgruond, transactions, transation"),
         [
             format!(
                 "unknown argument `accepts`; did you mean `accept`? expected one of {}",
@@ -438,6 +498,14 @@ fn a_misspelled_argument_is_answered_with_the_nearest() {
             ),
             format!(
                 "unknown argument `backgruond`; did you mean `background`? expected one of {}",
+                MIGRATION.keys
+            ),
+            format!(
+                "unknown argument `transactions`; did you mean `transaction`? expected one of {}",
+                MIGRATION.keys
+            ),
+            format!(
+                "unknown argument `transation`; did you mean `transaction`? expected one of {}",
                 MIGRATION.keys
             ),
         ]

@@ -13,7 +13,8 @@
 //!
 //! The mistakes found while expanding the attributes (their arguments, the
 //! shape of the function) are cases in modules of a few files
-//! (`arguments.rs`, `function_shape.rs`, `test_arguments.rs`); those found
+//! (`arguments.rs`, `function_shape.rs`, `test_arguments.rs`,
+//! `transaction.rs`); those found
 //! by the type checker keep a file each, so one cannot hide another.
 //!
 //! After a deliberate change, write the new outputs with

@@ -59,4 +59,6 @@ mod secrets;
 mod snapshot;
 mod srv;
 mod testing;
+mod transaction_attribute;
+mod transactions;
 mod workflow;

@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use mongodb::bson::{Document, doc};
+use mongodb::bson::{DateTime, Document, doc};
 use mongodb::options::ReturnDocument;
 use mongodb::{ClientSession, Collection};
 
@@ -41,9 +41,18 @@ pub(crate) struct Staged<'w> {
     writer: &'w Writer,
     known: tokio::sync::MutexGuard<'w, Known>,
     number: i64,
+    /// The server's time of the write (`renewed_at` in the document it
+    /// returned), when it said.
+    renewed_at: Option<DateTime>,
 }
 
 impl Staged<'_> {
+    /// The server's time of the staged write: when it commits, the time it
+    /// took effect.
+    pub(crate) fn renewed_at(&self) -> Option<DateTime> {
+        self.renewed_at
+    }
+
     /// The transaction committed: the write landed.
     pub(crate) fn committed(mut self) {
         self.writer.landed(&mut self.known, self.number);
@@ -197,10 +206,11 @@ impl<'w> Hold<'w> {
         // not staged, the transaction is aborted and it never will.
         let unstage = |known: &mut Known| known.unresolved.retain(|attempt| attempt.number != number);
         match outcome {
-            Ok(Some(_)) => Ok(Staged {
+            Ok(Some(after)) => Ok(Staged {
                 writer,
                 known,
                 number,
+                renewed_at: after.get_datetime("renewed_at").ok().copied(),
             }),
             Ok(None) => {
                 unstage(&mut known);
