@@ -372,6 +372,56 @@ pub async fn is_replica_set(db: &Database) -> bool {
     hello.get_str("setName").is_ok()
 }
 
+/// A proxy in front of a server that runs transactions, for the tests of
+/// what the library sends in one: a real replica set as it is, or the
+/// emulator with the lock's own `hello` (the one sent to `db`, not the
+/// driver's to `admin`) answered as a replica set's primary would answer
+/// it, so that the library sends transactions, which the emulator commits
+/// and aborts (isolating nothing). `None`, with the reason printed, on a
+/// real standalone server, which runs no transaction.
+///
+/// # Panics
+///
+/// When the server cannot be asked what it is.
+pub async fn replica_set_proxy(db: &Database) -> Option<crate::proxy::FaultProxy> {
+    use crate::proxy::{Answer, Fault, FaultProxy, Match, Rule};
+    let proxy = FaultProxy::in_front_of(&crate::uri()).await;
+    match kind(db).await {
+        ServerKind::Real if is_replica_set(db).await => {}
+        ServerKind::Real => {
+            let why = "a standalone MongoDB server runs no transaction";
+            let skipped = require_replica_set_members(db, 1, why).await;
+            assert!(skipped, "a real server that is no replica set member");
+            return None;
+        }
+        ServerKind::Emulator => {
+            let name = db.name().to_owned();
+            proxy.add(Rule::new(
+                Match::command("hello").when(move |body| body.get_str("$db") == Ok(name.as_str())),
+                Fault::Answer(Answer::new(|_| {
+                    doc! {
+                        "ok": 1.0, "isWritablePrimary": true, "setName": "rs0",
+                        "localTime": schema_core::mongodb::bson::DateTime::now(), "maxWireVersion": 21,
+                        "logicalSessionTimeoutMinutes": 30,
+                    }
+                })),
+            ));
+        }
+    }
+    Some(proxy)
+}
+
+/// The transaction (`lsid`, `txnNumber`) of a command sent as a statement
+/// of one; `None` for a command outside any.
+pub fn transaction_of(body: &Document) -> Option<(Bson, Bson)> {
+    (body.get_bool("autocommit") == Ok(false)).then(|| {
+        (
+            body.get("lsid").cloned().unwrap_or(Bson::Null),
+            body.get("txnNumber").cloned().unwrap_or(Bson::Null),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,18 +66,7 @@ impl Migration {
         run: for<'db> fn(&'db mongodb::Database) -> MigrationFuture<'db>,
         location: Location,
     ) -> Self {
-        Migration {
-            id,
-            group: DEFAULT_GROUP,
-            description,
-            after,
-            checksum,
-            background: false,
-            accepts: &[],
-            transaction: false,
-            body: Body::Plain(run),
-            location,
-        }
+        Migration::of(id, description, after, checksum, Body::Plain(run), location)
     }
 
     /// A migration declared with `transaction`: `run` makes its writes
@@ -91,6 +80,18 @@ impl Migration {
         run: TransactionBody,
         location: Location,
     ) -> Self {
+        let body = Body::InTransaction(run);
+        Migration::of(id, description, after, checksum, body, location)
+    }
+
+    const fn of(
+        id: &'static str,
+        description: &'static str,
+        after: &'static [&'static str],
+        checksum: &'static str,
+        body: Body,
+        location: Location,
+    ) -> Self {
         Migration {
             id,
             group: DEFAULT_GROUP,
@@ -99,8 +100,8 @@ impl Migration {
             checksum,
             background: false,
             accepts: &[],
-            transaction: true,
-            body: Body::InTransaction(run),
+            transaction: matches!(body, Body::InTransaction(_)),
+            body,
             location,
         }
     }

@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use schema_core::mongodb::Database;
-use schema_core::mongodb::bson::{Bson, DateTime, Document, doc};
+use schema_core::mongodb::bson::{Bson, Document, doc};
 use schema_core::{Error, Migrations, SchemaManager, migration};
 use schema_tests::items::{insert, integers, tally};
 use schema_tests::{documents, fresh_database, record_ids};
@@ -28,43 +28,9 @@ async fn transactions(db: &Database) -> Result<(), Error> {
     schema_tests::items::count_each(db, 100).await
 }
 
-/// A proxy in front of a server that runs transactions: a real replica
-/// set as it is, or the emulator with the lock's own `hello` (the one sent
-/// to `db`, not the driver's to `admin`) answered as a replica set's
-/// primary would answer it. `None`, with the reason printed, on a real
-/// standalone server, which runs no transaction.
-async fn as_replica_set(db: &Database) -> Option<schema_tests::proxy::FaultProxy> {
-    use schema_tests::proxy::{Answer, Fault, FaultProxy, Match, Rule};
-    use schema_tests::server::{ServerKind, is_replica_set, kind};
-    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    match kind(db).await {
-        ServerKind::Real if is_replica_set(db).await => {}
-        ServerKind::Real => {
-            let why = "a standalone MongoDB server runs no transaction";
-            let skipped = schema_tests::server::require_replica_set_members(db, 1, why).await;
-            assert!(skipped, "a real server that is no replica set member");
-            return None;
-        }
-        ServerKind::Emulator => {
-            let name = db.name().to_owned();
-            proxy.add(Rule::new(
-                Match::command("hello").when(move |body| body.get_str("$db") == Ok(name.as_str())),
-                Fault::Answer(Answer::new(|_| {
-                    doc! {
-                        "ok": 1.0, "isWritablePrimary": true, "setName": "rs0",
-                        "localTime": DateTime::now(), "maxWireVersion": 21,
-                        "logicalSessionTimeoutMinutes": 30,
-                    }
-                })),
-            ));
-        }
-    }
-    Some(proxy)
-}
-
 /// Whether `body` is a statement of a transaction.
 fn in_transaction(body: &Document) -> bool {
-    body.get_bool("autocommit") == Ok(false)
+    schema_tests::server::transaction_of(body).is_some()
 }
 
 fn transaction_commands(proxy: &schema_tests::proxy::FaultProxy) -> Vec<(String, String)> {
@@ -134,7 +100,7 @@ fn most_commits_of_one_transaction(seen: &[schema_tests::proxy::Seen]) -> usize 
 async fn on_a_replica_set_each_batch_and_its_checkpoint_commit_as_one_transaction() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_transactions").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = schema_tests::server::replica_set_proxy(&db).await else {
         return;
     };
     insert(&db, "items", integers(250)).await;
@@ -161,7 +127,7 @@ async fn on_a_replica_set_each_batch_and_its_checkpoint_commit_as_one_transactio
 async fn a_lost_commit_reply_does_not_apply_a_batch_twice() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_lost_commit").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = schema_tests::server::replica_set_proxy(&db).await else {
         return;
     };
     insert(&db, "items", integers(250)).await;
@@ -192,7 +158,7 @@ async fn a_batch_whose_checkpoint_finds_the_lock_another_s_is_not_applied() {
     use schema_tests::proxy::{Fault, Match, Rule};
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_lost_in_transaction").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = schema_tests::server::replica_set_proxy(&db).await else {
         return;
     };
     insert(&db, "items", integers(250)).await;
@@ -319,7 +285,7 @@ async fn no_renewal_lands_between_a_batch_s_first_statement_and_its_commit() {
     use schema_tests::proxy::{Fault, Match, Rule};
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_renewal_order").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = schema_tests::server::replica_set_proxy(&db).await else {
         return;
     };
     insert(&db, "items", integers(200)).await;
@@ -460,7 +426,7 @@ impl LaggingRead {
 async fn a_lost_commit_that_a_lagging_read_does_not_show_is_never_committed_twice() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_lagging_read").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = schema_tests::server::replica_set_proxy(&db).await else {
         return;
     };
     insert(&db, "items", integers(250)).await;
@@ -487,7 +453,7 @@ async fn a_batch_whose_commit_is_unsettled_is_not_split_and_not_applied_twice() 
     use schema_tests::proxy::{Match, Rule};
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_unsettled_split").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = schema_tests::server::replica_set_proxy(&db).await else {
         return;
     };
     insert(&db, "items", integers(250)).await;
@@ -522,7 +488,7 @@ async fn write_conflicts_inside_a_batch_s_transaction_are_tried_again_while_the_
     use schema_tests::proxy::{Fault, Match, Rule};
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_write_conflicts").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = schema_tests::server::replica_set_proxy(&db).await else {
         return;
     };
     insert(&db, "items", integers(250)).await;
@@ -560,7 +526,7 @@ async fn a_batch_too_long_for_one_transaction_is_split_in_halves() {
     use schema_tests::proxy::{Match, Rule};
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_split").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = schema_tests::server::replica_set_proxy(&db).await else {
         return;
     };
     insert(&db, "items", integers(250)).await;
@@ -592,7 +558,7 @@ async fn a_first_statement_given_up_on_has_its_session_killed_on_the_server() {
     use schema_tests::proxy::{Fault, Match, Rule};
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("backfill_kill_session").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = schema_tests::server::replica_set_proxy(&db).await else {
         return;
     };
     insert(&db, "items", integers(250)).await;

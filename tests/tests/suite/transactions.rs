@@ -18,11 +18,12 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use schema_core::mongodb::bson::{Bson, DateTime, Document, doc};
+use schema_core::mongodb::bson::{Bson, Document, doc};
 use schema_core::mongodb::error::Error as DriverError;
 use schema_core::mongodb::{ClientSession, Database};
 use schema_core::{Error, Migrations, SchemaManager, migration};
-use schema_tests::proxy::{Answer, Fault, FaultProxy, Match, Rule};
+use schema_tests::proxy::{Fault, Match, Rule};
+use schema_tests::server::{replica_set_proxy, transaction_of};
 use schema_tests::{documents, fresh_database, record_ids};
 
 /// One at a time: the emulator's transactions are not isolated.
@@ -45,6 +46,12 @@ fn runs(db: &Database) -> usize {
     runs.iter()
         .find(|(name, _)| name == db.name())
         .map_or(0, |(_, count)| *count)
+}
+
+/// Asserts no lock document is left in `db`.
+async fn assert_let_go(db: &Database) {
+    let lock = db.collection::<Document>("schema_lock").find_one(doc! {}).await;
+    assert!(lock.unwrap().is_none(), "the lock is let go");
 }
 
 fn manager(db: &Database, group: &str) -> SchemaManager {
@@ -105,53 +112,11 @@ async fn plain_routes(db: &Database) -> Result<(), DriverError> {
     Ok(())
 }
 
-/// A proxy in front of a server that runs transactions: a real replica
-/// set as it is, or the emulator with the lock's own `hello` answered as a
-/// replica set's primary would answer it. `None`, with the reason printed,
-/// on a real standalone server.
-async fn as_replica_set(db: &Database) -> Option<FaultProxy> {
-    use schema_tests::server::{ServerKind, is_replica_set, kind};
-    let proxy = FaultProxy::in_front_of(&schema_tests::uri()).await;
-    match kind(db).await {
-        ServerKind::Real if is_replica_set(db).await => {}
-        ServerKind::Real => {
-            let why = "a standalone MongoDB server runs no transaction";
-            let skipped = schema_tests::server::require_replica_set_members(db, 1, why).await;
-            assert!(skipped, "a real server that is no replica set member");
-            return None;
-        }
-        ServerKind::Emulator => {
-            let name = db.name().to_owned();
-            proxy.add(Rule::new(
-                Match::command("hello").when(move |body| body.get_str("$db") == Ok(name.as_str())),
-                Fault::Answer(Answer::new(|_| {
-                    doc! {
-                        "ok": 1.0, "isWritablePrimary": true, "setName": "rs0",
-                        "localTime": DateTime::now(), "maxWireVersion": 21,
-                        "logicalSessionTimeoutMinutes": 30,
-                    }
-                })),
-            ));
-        }
-    }
-    Some(proxy)
-}
-
-/// The transaction (`lsid`, `txnNumber`) of a statement sent in one.
-fn transaction_of(body: &Document) -> Option<(Bson, Bson)> {
-    (body.get_bool("autocommit") == Ok(false)).then(|| {
-        (
-            body.get("lsid").cloned().unwrap_or(Bson::Null),
-            body.get("txnNumber").cloned().unwrap_or(Bson::Null),
-        )
-    })
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn its_writes_its_fence_and_its_record_commit_as_one_transaction() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("txn_commit").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = replica_set_proxy(&db).await else {
         return;
     };
     let proxied = proxy.database(&db).await;
@@ -214,21 +179,14 @@ async fn its_writes_its_fence_and_its_record_commit_as_one_transaction() {
     let status = manager(&db, "transactions_pass").status().await.unwrap();
     assert!(status.migrations[0].transaction);
     assert_eq!(status.migrations[0].in_transaction, Some(true));
-    assert!(
-        db.collection::<Document>("schema_lock")
-            .find_one(doc! {})
-            .await
-            .unwrap()
-            .is_none(),
-        "the lock is let go"
-    );
+    assert_let_go(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_one_leaves_none_of_its_writes_and_no_record() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("txn_abort").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = replica_set_proxy(&db).await else {
         return;
     };
     let proxied = proxy.database(&db).await;
@@ -258,21 +216,14 @@ async fn a_failing_one_leaves_none_of_its_writes_and_no_record() {
         "none of its writes stayed"
     );
     assert!(record_ids(&db, "schema_versions").await.is_empty());
-    assert!(
-        db.collection::<Document>("schema_lock")
-            .find_one(doc! {})
-            .await
-            .unwrap()
-            .is_none(),
-        "the lock is let go"
-    );
+    assert_let_go(&db).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_commit_reply_is_settled_from_the_lock_and_the_body_never_runs_again() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("txn_lost_commit").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = replica_set_proxy(&db).await else {
         return;
     };
     // Every reply to the commits of the first transaction is lost: the
@@ -307,7 +258,7 @@ async fn it_costs_one_command_more_than_the_same_plain_migration() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let count = async |group: &str| {
         let db = fresh_database("txn_count").await;
-        let proxy = as_replica_set(&db).await?;
+        let proxy = replica_set_proxy(&db).await?;
         let proxied = proxy.database(&db).await;
         manager(&proxied, group).apply_all().await.expect("applied");
         let sent = proxy
@@ -382,14 +333,7 @@ async fn required_transactions_refuse_it_on_a_standalone_server_before_anything_
     assert_eq!(runs(&db), 0, "nothing ran");
     assert!(documents(&db, "routes").await.is_empty());
     assert!(record_ids(&db, "schema_versions").await.is_empty());
-    assert!(
-        db.collection::<Document>("schema_lock")
-            .find_one(doc! {})
-            .await
-            .unwrap()
-            .is_none(),
-        "the lock is let go"
-    );
+    assert_let_go(&db).await;
 }
 
 /// A holder killed between its body's writes and the commit: nothing of
@@ -463,7 +407,7 @@ async fn a_holder_killed_before_the_commit_leaves_nothing_and_the_next_start_app
 async fn no_write_of_the_lock_lands_between_the_bodys_first_statement_and_the_commit() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("txn_no_renewal").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = replica_set_proxy(&db).await else {
         return;
     };
     let proxied = proxy.database(&db).await;
@@ -505,7 +449,7 @@ async fn no_write_of_the_lock_lands_between_the_bodys_first_statement_and_the_co
 async fn a_body_that_ends_its_transaction_itself_fails_and_is_not_recorded() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let db = fresh_database("txn_self_commit").await;
-    let Some(proxy) = as_replica_set(&db).await else {
+    let Some(proxy) = replica_set_proxy(&db).await else {
         return;
     };
     let proxied = proxy.database(&db).await;
@@ -529,12 +473,5 @@ async fn a_body_that_ends_its_transaction_itself_fails_and_is_not_recorded() {
         record_ids(&db, "schema_versions").await.is_empty(),
         "not recorded"
     );
-    assert!(
-        db.collection::<Document>("schema_lock")
-            .find_one(doc! {})
-            .await
-            .unwrap()
-            .is_none(),
-        "the lock is let go"
-    );
+    assert_let_go(&db).await;
 }

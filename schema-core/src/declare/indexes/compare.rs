@@ -149,6 +149,24 @@ pub(crate) fn same_value(a: &Bson, b: &Bson) -> bool {
     }
 }
 
+/// Whether the option `field` has the same value in two specs (`None`
+/// where one is absent and the server assumes none): a wildcard projection
+/// and a partial filter in the forms the server holds equal, others as
+/// values.
+fn same_option(field: &str, ours: Option<&Bson>, theirs: Option<&Bson>) -> bool {
+    match (ours, theirs) {
+        (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "wildcardProjection" => {
+            same_projection(a, b)
+        }
+        (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "partialFilterExpression" => {
+            same_filter(a, b)
+        }
+        (Some(a), Some(b)) => same_value(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 /// Whether two partial filters select the same documents in the forms the
 /// server holds equal: `{a: 5}` as `{a: {$eq: 5}}`, several operators on
 /// one field as one each, and a top-level `$and` as its clauses, in any
@@ -219,17 +237,7 @@ pub(crate) fn same_signature(declared: &Document, existing: &Document) -> bool {
             .and_then(|(_, default)| default.map(Assumed::value));
         let ours = declared.get(field).cloned().or_else(|| default.clone());
         let theirs = existing.get(field).cloned().or(default);
-        match (&ours, &theirs) {
-            (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "wildcardProjection" => {
-                same_projection(a, b)
-            }
-            (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "partialFilterExpression" => {
-                same_filter(a, b)
-            }
-            (Some(a), Some(b)) => same_value(a, b),
-            (None, None) => true,
-            _ => false,
-        }
+        same_option(field, ours.as_ref(), theirs.as_ref())
     };
     SIGNATURE.into_iter().all(compared)
         && same_collation(
@@ -268,18 +276,7 @@ fn differences_but(declared: &Document, existing: &Document, skipped: &[&str]) -
         let default = default.map(Assumed::value);
         let ours = declared.get(field).cloned().or_else(|| default.clone());
         let theirs = existing.get(field).cloned().or(default);
-        let same = match (&ours, &theirs) {
-            (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "wildcardProjection" => {
-                same_projection(a, b)
-            }
-            (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "partialFilterExpression" => {
-                same_filter(a, b)
-            }
-            (Some(a), Some(b)) => same_value(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if !same {
+        if !same_option(field, ours.as_ref(), theirs.as_ref()) {
             differences.push(format!(
                 "{field}: declared {}, existing {}",
                 show(&ours),
