@@ -25,6 +25,7 @@
 pub(crate) mod compare;
 pub(crate) mod conflict;
 mod constructors;
+pub(crate) mod filter;
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
