@@ -7,7 +7,9 @@ use std::fmt;
 
 use mongodb::bson::{Bson, Document};
 
-use crate::declare::indexes::compare::{key, option_differences, same_keys, same_value};
+use crate::declare::indexes::compare::{
+    key, option_differences, same_keys, same_value, with_collection_collation,
+};
 use crate::declare::snapshot::Snapshot;
 
 /// What a live database shows of one collection the snapshot declares.
@@ -109,7 +111,7 @@ pub(crate) fn compare(snapshot: &Snapshot, live: &BTreeMap<String, LiveCollectio
             .collect();
         let default_collation = found.options.get_document("collation").ok();
         for declared_index in declared.indexes() {
-            let index = &with_collation(declared_index, default_collation);
+            let index = &with_collection_collation(declared_index, default_collation);
             let candidates: Vec<usize> = (0..unmatched.len())
                 .filter(|&at| same_keys(index, unmatched[at]))
                 .collect();
@@ -156,19 +158,6 @@ fn index_subject(index: &Document) -> Subject {
         keys: key(index),
         name: index.get_str("name").unwrap_or_default().to_owned(),
     }
-}
-
-/// `index` as the server builds it on a collection whose default collation
-/// is `default`: an index declared without a collation inherits the
-/// collection's, and `listIndexes` shows it filled in.
-fn with_collation(index: &Document, default: Option<&Document>) -> Document {
-    let mut index = index.clone();
-    if let Some(default) = default
-        && !index.contains_key("collation")
-    {
-        index.insert("collation", default.clone());
-    }
-    index
 }
 
 /// The server's defaults for a validator's level and action.

@@ -49,9 +49,8 @@ pub struct Migration {
     checksum: &'static str,
     background: bool,
     accepts: &'static [&'static str],
-    /// Whether it is declared with `transaction`.
-    transaction: bool,
-    #[serde(skip)]
+    /// In JSON, `transaction`: whether it is declared with `transaction`.
+    #[serde(rename = "transaction", serialize_with = "declared_in_transaction")]
     body: Body,
     location: Location,
 }
@@ -100,7 +99,6 @@ impl Migration {
             checksum,
             background: false,
             accepts: &[],
-            transaction: matches!(body, Body::InTransaction(_)),
             body,
             location,
         }
@@ -180,7 +178,7 @@ impl Migration {
     /// and its record commit in one transaction where the server runs
     /// transactions.
     pub fn is_transactional(&self) -> bool {
-        self.transaction
+        matches!(self.body, Body::InTransaction(_))
     }
 
     /// What it runs.
@@ -212,10 +210,15 @@ impl fmt::Debug for Migration {
             .field("checksum", &self.checksum)
             .field("background", &self.background)
             .field("accepts", &self.accepts)
-            .field("transaction", &self.transaction)
+            .field("transaction", &self.is_transactional())
             .field("location", &self.location)
             .finish_non_exhaustive()
     }
+}
+
+/// A body as `plan --json` shows it: whether it takes a session.
+fn declared_in_transaction<S: serde::Serializer>(body: &Body, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bool(matches!(body, Body::InTransaction(_)))
 }
 
 inventory::collect!(Migration);

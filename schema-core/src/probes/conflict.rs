@@ -20,17 +20,17 @@
 
 use mongodb::bson::Document;
 
-use super::with_default_collation;
 use crate::assess::drift::LiveCollection;
 use crate::assess::preflight::{Code, Observed};
 use crate::declare::indexes::compare::{
     is_text, refused_differences, same_fields, same_keys, same_signature, show_keys,
+    with_collection_collation,
 };
 
 /// The index of `live` that the server holds against the declared `spec`,
 /// and why.
 pub(super) fn probe(collection: &str, spec: &Document, live: &LiveCollection) -> Option<Observed> {
-    let declared = with_default_collation(spec, &live.options);
+    let declared = with_collection_collation(spec, live.options.get_document("collation").ok());
     let (existing, differences) = conflict(&declared, &live.indexes)?;
     let name = text(&declared, "name");
     let message = format!(

@@ -29,7 +29,7 @@ use mongodb::options::{DatabaseOptions, ReadPreference, SelectionCriteria};
 use crate::assess::drift::LiveCollection;
 use crate::assess::preflight::Observed;
 use crate::declare::capture::Declared;
-use crate::declare::indexes::compare::same_fields;
+use crate::declare::indexes::compare::{same_fields, with_collection_collation};
 use crate::live;
 use crate::support::error::Error;
 
@@ -156,7 +156,8 @@ impl Probe {
             Declared::Indexes { collection, specs } => {
                 if let Some(after) = self.after.get_mut(collection) {
                     for spec in specs {
-                        let spec = with_default_collation(spec, &after.options);
+                        let default = after.options.get_document("collation").ok();
+                        let spec = with_collection_collation(spec, default);
                         let name = spec.get_str("name").unwrap_or_default().to_owned();
                         after
                             .indexes
@@ -192,17 +193,4 @@ fn collection_of(declared: &Declared) -> Option<&str> {
         | Declared::DroppedCollection { collection } => Some(collection),
         Declared::Began { .. } | Declared::Command { .. } => None,
     }
-}
-
-/// `spec` with the collection's default collation (from `options`, as
-/// `listCollections` lists them) when it declares none: the server builds
-/// it so, and lists it so.
-fn with_default_collation(spec: &Document, options: &Document) -> Document {
-    let mut spec = spec.clone();
-    if let Ok(default) = options.get_document("collation")
-        && !spec.contains_key("collation")
-    {
-        spec.insert("collation", default.clone());
-    }
-    spec
 }

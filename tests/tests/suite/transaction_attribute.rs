@@ -60,6 +60,10 @@ fn the_attribute_registers_a_migration_that_takes_a_session() {
     let plain = group.get(PLAIN).expect("the plain migration is registered");
     assert!(orders.is_transactional(), "{orders:?}");
     assert!(!plain.is_transactional(), "{plain:?}");
+    // `plan --json` says so.
+    let shown = |migration| serde_json::to_value(migration).expect("a migration serializes");
+    assert_eq!(shown(orders)["transaction"], true);
+    assert_eq!(shown(plain)["transaction"], false);
     assert!(!orders.is_background());
     assert_eq!(orders.description(), "Two orders, written with the session");
     assert_eq!(orders.after(), [PLAIN]);

@@ -125,6 +125,19 @@ pub(crate) fn show_keys(spec: &Document) -> String {
     key(spec).to_string()
 }
 
+/// `index` as the server builds it on a collection whose default collation
+/// is `default`: an index declared without a collation inherits the
+/// collection's, and `listIndexes` shows it filled in.
+pub(crate) fn with_collection_collation(index: &Document, default: Option<&Document>) -> Document {
+    let mut index = index.clone();
+    if let Some(default) = default
+        && !index.contains_key("collation")
+    {
+        index.insert("collation", default.clone());
+    }
+    index
+}
+
 /// A number of any BSON numeric type, as a float.
 pub(crate) fn number(value: &Bson) -> Option<f64> {
     convert::integer(value)

@@ -20,10 +20,10 @@ use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::Collation;
 
 use self::count::{Tally, pipeline};
-use super::{Probe, with_default_collation};
+use super::Probe;
 use crate::assess::drift::LiveCollection;
 use crate::assess::preflight::{Code, Observed};
-use crate::declare::indexes::compare::{key, number, same_collation, show_keys};
+use crate::declare::indexes::compare::{key, number, same_collation, show_keys, with_collection_collation};
 use crate::declare::indexes::filter::same_filter;
 
 /// The documents whose key under the declared unique `spec` another
@@ -47,7 +47,7 @@ pub(super) async fn probe(
             reason,
         ))
     };
-    let declared = with_default_collation(spec, &live.options);
+    let declared = with_collection_collation(spec, live.options.get_document("collation").ok());
     if live
         .indexes
         .iter()
@@ -286,7 +286,7 @@ mod tests {
             &partial,
             &existing(doc! { "partialFilterExpression": { "live": false } })
         ));
-        let collated = with_default_collation(&declared, &doc! { "collation": { "locale": "fr" } });
+        let collated = with_collection_collation(&declared, Some(&doc! { "locale": "fr" }));
         assert!(keeps_unique(
             &collated,
             &existing(doc! { "collation": { "locale": "fr", "strength": 3 } })
