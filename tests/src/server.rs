@@ -308,6 +308,25 @@ pub async fn require_sharded(db: &Database, why: &str) -> bool {
     skip_for_topology(declared, has_it, &format!("{why} (needs a sharded cluster)"))
 }
 
+/// Whether the test should stop here because the server runs
+/// transactions (a replica set member or a `mongos`) and the test is of a
+/// standalone server, which runs none (the emulator answers as one). False,
+/// so the test goes on, on a standalone; otherwise as
+/// [`require_sharded`] for a standalone run.
+///
+/// # Panics
+///
+/// As [`require_sharded`].
+pub async fn require_standalone(db: &Database, why: &str) -> bool {
+    let server = Server::ask(db).await;
+    let declared = server.check_declared();
+    if server.set_name.is_none() && !server.mongos {
+        return false;
+    }
+    let has_it = declared == Some(Topology::Standalone);
+    skip_for_topology(declared, has_it, &format!("{why} (needs a standalone server)"))
+}
+
 /// Whether `buildInfo` and `hello` answers are a real server's.
 pub fn is_real(build_info: &Document, hello: &Document) -> bool {
     let git_version = build_info
