@@ -26,7 +26,7 @@ use mongodb::bson::{Bson, DateTime, Document, doc};
 use super::Probe;
 use crate::assess::drift::LiveCollection;
 use crate::assess::preflight::{Code, Observed};
-use crate::declare::indexes::compare::{same_keys, same_value};
+use crate::declare::indexes::compare::{same_keys, same_option};
 use crate::support::convert;
 
 /// A declared TTL index, as the TTL monitor would run it.
@@ -79,14 +79,11 @@ impl<'a> Ttl<'a> {
     /// What it changes against `existing`, the indexes `listIndexes` shows.
     fn change(&self, spec: &Document, existing: &[Document]) -> Change {
         let partial = self.partial.map(|filter| Bson::Document(filter.clone()));
+        let filter = "partialFilterExpression";
         let soonest = existing
             .iter()
             .filter(|index| same_keys(spec, index))
-            .filter(|index| match (&partial, index.get("partialFilterExpression")) {
-                (None, None) => true,
-                (Some(ours), Some(theirs)) => same_value(ours, theirs),
-                _ => false,
-            })
+            .filter(|index| same_option(filter, partial.as_ref(), index.get(filter)))
             .filter_map(|index| whole_seconds(index.get("expireAfterSeconds")?))
             .min();
         match soonest {
@@ -293,6 +290,13 @@ mod tests {
         let mut partial = declared.clone();
         partial.insert("partialFilterExpression", doc! { "kind": "a" });
         let ttl = Ttl::of(&partial).expect("a TTL");
+        assert_eq!(
+            ttl.change(&partial, std::slice::from_ref(&filtered)),
+            Change::Unchanged
+        );
+        // The same filter as the server lists it: `{kind: "a"}` is
+        // `{kind: {$eq: "a"}}`.
+        filtered.insert("partialFilterExpression", doc! { "kind": { "$eq": "a" } });
         assert_eq!(ttl.change(&partial, &[filtered]), Change::Unchanged);
     }
 

@@ -168,7 +168,7 @@ pub(crate) fn same_value(a: &Bson, b: &Bson) -> bool {
 /// where one is absent and the server assumes none): a wildcard projection
 /// and a partial filter in the forms the server holds equal, others as
 /// values.
-fn same_option(field: &str, ours: Option<&Bson>, theirs: Option<&Bson>) -> bool {
+pub(crate) fn same_option(field: &str, ours: Option<&Bson>, theirs: Option<&Bson>) -> bool {
     match (ours, theirs) {
         (Some(Bson::Document(a)), Some(Bson::Document(b))) if field == "wildcardProjection" => {
             same_projection(a, b)

@@ -23,8 +23,9 @@ use self::count::{Tally, pipeline};
 use super::Probe;
 use crate::assess::drift::LiveCollection;
 use crate::assess::preflight::{Code, Observed};
-use crate::declare::indexes::compare::{key, number, same_collation, show_keys, with_collection_collation};
-use crate::declare::indexes::filter::same_filter;
+use crate::declare::indexes::compare::{
+    key, number, same_collation, same_option, show_keys, with_collection_collation,
+};
 
 /// The documents whose key under the declared unique `spec` another
 /// document shares; nothing when `spec` is not unique.
@@ -130,12 +131,8 @@ fn keeps_unique(declared: &Document, existing: &Document) -> bool {
         |spec: &Document| !spec.contains_key("partialFilterExpression") && !truthy(spec.get("sparse"));
     let same_scope = || {
         let filter = "partialFilterExpression";
-        let same_filter = match (declared.get(filter), existing.get(filter)) {
-            (None, None) => true,
-            (Some(Bson::Document(ours)), Some(Bson::Document(theirs))) => same_filter(ours, theirs),
-            _ => false,
-        };
-        same_filter && truthy(declared.get("sparse")) == truthy(existing.get("sparse"))
+        same_option(filter, declared.get(filter), existing.get(filter))
+            && truthy(declared.get("sparse")) == truthy(existing.get("sparse"))
     };
     truthy(existing.get("unique"))
         && fields(declared).is_some_and(|ours| fields(existing) == Some(ours))
