@@ -2,6 +2,7 @@
 //! read it (preflight, the plan of a set's commands) to show that it was
 //! left as it was; and how those tests fill one.
 
+use schema_core::SchemaManager;
 use schema_core::mongodb::Database;
 use schema_core::mongodb::bson::{Document, doc};
 use schema_core::mongodb::options::{Acknowledgment, CollectionOptions, WriteConcern};
@@ -10,10 +11,10 @@ use tokio::sync::MutexGuard;
 use crate::{DATABASE_LISTINGS, documents, fresh_database, index_documents, scratch_databases};
 
 /// The collection of the records.
-const RECORDS: &str = "schema_versions";
+const RECORDS: &str = SchemaManager::DEFAULT_VERSIONS_COLLECTION;
 
 /// The collection of the locks.
-const LOCKS: &str = "schema_lock";
+const LOCKS: &str = SchemaManager::DEFAULT_LOCK_COLLECTION;
 
 /// What a database holds: each of its collections, by name. Two reads are
 /// equal when nothing was created, dropped, changed or written between

@@ -405,8 +405,9 @@ pub async fn is_replica_set(db: &Database) -> bool {
 pub async fn replica_set_proxy(db: &Database) -> Option<crate::proxy::FaultProxy> {
     use crate::proxy::{Answer, Fault, FaultProxy, Match, Rule};
     let proxy = FaultProxy::in_front_of(&crate::uri()).await;
-    match kind(db).await {
-        ServerKind::Real if is_replica_set(db).await => {}
+    let server = Server::ask(db).await;
+    match server.kind {
+        ServerKind::Real if server.set_name.is_some() => {}
         ServerKind::Real => {
             let why = "a standalone MongoDB server runs no transaction";
             let skipped = require_replica_set_members(db, 1, why).await;

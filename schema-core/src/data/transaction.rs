@@ -39,7 +39,7 @@
 //! Should the server refuse transactions after all, the walk goes on
 //! without them, batch and checkpoint apart, and says so once.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mongodb::bson::Bson;
 use mongodb::options::{Acknowledgment, UpdateModifications, WriteConcern};
@@ -52,17 +52,9 @@ use crate::support::error::{self, Error};
 use crate::support::faults::{Failure, MAX_WRITE_TIMEOUT, within};
 use crate::support::retry;
 use crate::support::transactions::{
-    COMMIT_ATTEMPTS, TRANSACTION_BUDGET, TRANSACTIONS_REFUSED, abort, end, kill, too_long,
+    COMMIT_ATTEMPTS, RETRY_WINDOW, TRANSACTION_BUDGET, TRANSACTIONS_REFUSED, abort, end, kill, pause_after,
+    too_long,
 };
-
-/// How long a batch's transaction is tried again after transient
-/// failures, at most; never past the lease.
-pub(super) const RETRY_WINDOW: Duration = Duration::from_secs(120);
-
-/// The first pause after a transient failure; it doubles with each
-/// attempt, up to [`LONGEST_PAUSE`].
-const FIRST_PAUSE: Duration = Duration::from_millis(50);
-const LONGEST_PAUSE: Duration = Duration::from_secs(2);
 
 /// Why one try of a batch's transaction did not commit.
 enum NotCommitted {
@@ -233,10 +225,7 @@ impl Walk {
                 });
             }
             self.again("transaction", &failure, attempt);
-            let pause = FIRST_PAUSE
-                .saturating_mul(1 << attempt.min(16))
-                .min(LONGEST_PAUSE);
-            retry::pause(pause, Some(started + window)).await;
+            retry::pause(pause_after(attempt), Some(started + window)).await;
             attempt = attempt.saturating_add(1);
         }
     }
@@ -400,9 +389,7 @@ fn classify(failure: Failure) -> NotCommitted {
     };
     if refused {
         NotCommitted::Refused
-    } else if failure.is_transient()
-        || matches!(&failure, Failure::Server(error) if error.contains_label("TransientTransactionError"))
-    {
+    } else if failure.is_transient() {
         NotCommitted::Again {
             failure,
             unknown: false,

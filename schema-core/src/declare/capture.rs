@@ -74,12 +74,17 @@ pub(crate) fn note_in(database: &str, declared: impl FnOnce() -> Declared) {
 }
 
 /// `declared` split by the migration that made each declaration (after its
-/// [`Declared::Began`]), in apply order; what came before any is dropped.
+/// [`Declared::Began`]), in apply order; what came before any is dropped. A
+/// migration begun twice (tried again under the lock) counts by its last
+/// run, the one that completed.
 pub(crate) fn by_migration(declared: Vec<Declared>) -> Vec<(&'static str, Vec<Declared>)> {
     let mut split: Vec<(&'static str, Vec<Declared>)> = Vec::new();
     for declaration in declared {
         match (declaration, split.last_mut()) {
-            (Declared::Began { id }, _) => split.push((id, Vec::new())),
+            (Declared::Began { id }, _) => {
+                split.retain(|(begun, _)| *begun != id);
+                split.push((id, Vec::new()));
+            }
             (other, Some((_, current))) => current.push(other),
             (_, None) => {}
         }
@@ -179,14 +184,17 @@ mod tests {
             Declared::Began { id: "0002" },
             Declared::Began { id: "0003" },
             dropped("c"),
+            Declared::Began { id: "0001" },
+            dropped("a again"),
         ]);
         assert_eq!(
             split,
             [
-                ("0001", vec![dropped("a"), dropped("b")]),
                 ("0002", vec![]),
                 ("0003", vec![dropped("c")]),
-            ]
+                ("0001", vec![dropped("a again")]),
+            ],
+            "a migration begun again counts by its last run"
         );
     }
 }

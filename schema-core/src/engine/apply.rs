@@ -5,6 +5,7 @@ use tracing::{info, warn};
 
 use super::{Engine, vet_stored};
 use crate::assess::report::{self, ApplyReport};
+use crate::declare::capture::{self, Declared};
 use crate::declare::registry::{Body, Migration};
 use crate::lock::Held;
 use crate::stored::lock::{Completion, Lane};
@@ -65,6 +66,8 @@ impl Engine<'_> {
                 });
             }
             let next = pending.get(index + 1).map(|migration| migration.id());
+            // A snapshot or preflight listening hears whose declarations follow.
+            capture::note(self.db, || Declared::Began { id });
             let duration = match migration.body() {
                 Body::InTransaction(body) if held.transactions() => {
                     // The body, the fence and the record, committed as one.

@@ -8,7 +8,6 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::Engine;
 use crate::data::{self, Managed};
-use crate::declare::capture::{self, Declared};
 use crate::declare::registry::Migration;
 use crate::lock::Held;
 use crate::support::error::{self, BoxError, Error};
@@ -20,8 +19,6 @@ impl Engine<'_> {
         let span = info_span!("migration", migration.id = migration.id());
         async {
             info!(description = migration.description(), "applying migration");
-            // A snapshot or preflight listening hears whose declarations follow.
-            capture::note(self.db, || Declared::Began { id: migration.id() });
             let started = Instant::now();
             // The backfills inside save their checkpoints under this lease.
             let managed = Managed {

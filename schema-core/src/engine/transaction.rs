@@ -36,7 +36,6 @@ use mongodb::options::{Acknowledgment, WriteConcern};
 use tracing::{Instrument, info, info_span, warn};
 
 use super::Engine;
-use crate::declare::capture::{self, Declared};
 use crate::declare::registry::{Migration, TransactionBody};
 use crate::lock::{Held, NotStaged};
 use crate::stored::lock::Completion;
@@ -46,20 +45,11 @@ use crate::support::faults::{Failure, MAX_WRITE_TIMEOUT, within};
 use crate::support::panic;
 use crate::support::retry;
 use crate::support::transactions::{
-    COMMIT_ATTEMPTS, TRANSACTION_BUDGET, abort, end, kill, lifetime_exceeded,
+    COMMIT_ATTEMPTS, RETRY_WINDOW, TRANSACTION_BUDGET, abort, end, kill, lifetime_exceeded, pause_after,
 };
-
-/// How long a migration's transaction is tried again after transient
-/// failures, at most; never past the lease.
-const RETRY_WINDOW: Duration = Duration::from_secs(120);
 
 /// How long one commit is waited for before it is sent again.
 const COMMIT_WAIT: Duration = Duration::from_secs(5);
-
-/// The first pause after a transient failure; it doubles with each try, up
-/// to [`LONGEST_PAUSE`].
-const FIRST_PAUSE: Duration = Duration::from_millis(50);
-const LONGEST_PAUSE: Duration = Duration::from_secs(2);
 
 /// Why one try did not commit.
 enum Try {
@@ -109,8 +99,6 @@ impl Engine<'_> {
                 description = migration.description(),
                 "applying migration in a transaction with its record"
             );
-            // A snapshot or preflight listening hears whose declarations follow.
-            capture::note(self.db, || Declared::Began { id });
             let started = Instant::now();
             let mut attempt: u32 = 1;
             loop {
@@ -135,10 +123,7 @@ impl Engine<'_> {
                     });
                 }
                 warn!(error = ?failure, attempt, "the migration's transaction did not commit; trying it again whole");
-                let pause = FIRST_PAUSE
-                    .saturating_mul(1 << (attempt - 1).min(16))
-                    .min(LONGEST_PAUSE);
-                retry::pause(pause, Some(started + RETRY_WINDOW)).await;
+                retry::pause(pause_after(attempt), Some(started + RETRY_WINDOW)).await;
                 attempt = attempt.saturating_add(1);
             }
         }
@@ -366,9 +351,8 @@ fn not_staged_try(held: &Held<'_>, id: &str, not_staged: NotStaged) -> Try {
 
 /// A failure before the commit: nothing of the transaction was applied.
 fn classify(id: &str, failure: Failure) -> Try {
-    let transient = failure.is_transient()
-        || matches!(&failure, Failure::Server(error) if error.contains_label("TransientTransactionError"));
-    if transient {
+    // A `TransientTransactionError` label among them.
+    if failure.is_transient() {
         Try::Again(failure)
     } else {
         Try::Failed(failure.into_error(format!("run the transaction of `{id}`")))

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use mongodb::Client;
 use mongodb::bson::doc;
 
+use crate::manager::is_scratch_name;
 use crate::support::error::Error;
 
 /// Databases of the server that are never tenants.
@@ -108,19 +109,9 @@ fn matching(prefix: &str, listed: Vec<String>) -> Vec<String> {
     listed
         .into_iter()
         .filter(|name| {
-            name.starts_with(prefix) && !SYSTEM_DATABASES.contains(&name.as_str()) && !is_scratch(name)
+            name.starts_with(prefix) && !SYSTEM_DATABASES.contains(&name.as_str()) && !is_scratch_name(name)
         })
         .collect()
-}
-
-/// Whether `name` is as a snapshot names its scratch database.
-fn is_scratch(name: &str) -> bool {
-    name.rsplit_once("_snapshot_").is_some_and(|(_, suffix)| {
-        suffix.len() == 16
-            && suffix
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
 }
 
 /// `text` as a regular expression that matches it literally.

@@ -89,8 +89,6 @@ impl SchemaManager {
                 continue;
             }
             let commands = heard.commands(declared);
-            // A migration run twice (tried again) counts by its last run.
-            migrations.retain(|planned| planned.id != id);
             migrations.push(MigrationCommands {
                 id: id.to_owned(),
                 commands,

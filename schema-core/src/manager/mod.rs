@@ -21,6 +21,7 @@ use mongodb::options::ClientOptions;
 
 use self::background::Background;
 pub use self::preflight::Options as PreflightOptions;
+pub(crate) use self::schema::is_scratch_name;
 use crate::assess::policy::Policy;
 use crate::data::{self, Observer, Progress};
 use crate::declare::registry::Migration;

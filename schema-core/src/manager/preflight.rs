@@ -124,9 +124,6 @@ impl SchemaManager {
         }
         let mut theirs: Vec<(&Migration, Vec<Declared>)> = Vec::new();
         for (id, declared) in capture::by_migration(self.learn().await?) {
-            // Each once, should the scratch run have begun one twice: its
-            // last run is the one that completed.
-            theirs.retain(|(migration, _)| migration.id() != id);
             if let Some(migration) = pending.iter().find(|migration| migration.id() == id) {
                 theirs.push((*migration, declared));
             }

@@ -275,6 +275,16 @@ fn groups_of(migrations: &[&Migration]) -> Vec<String> {
     groups
 }
 
+/// Whether `name` is as [`scratch_name`] names a scratch database.
+pub(crate) fn is_scratch_name(name: &str) -> bool {
+    name.rsplit_once("_snapshot_").is_some_and(|(_, suffix)| {
+        suffix.len() == 16
+            && suffix
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 /// A database name no one else uses: `<database>_snapshot_<suffix>`, within
 /// MongoDB's 63 bytes.
 pub(super) fn scratch_name(database: &str) -> String {
@@ -306,5 +316,7 @@ mod tests {
         assert_ne!(first, second);
         assert!(first.len() <= 63, "{first}");
         assert!(scratch_name("app").starts_with("app_snapshot_"));
+        assert!(is_scratch_name(&first) && is_scratch_name(&scratch_name("app")));
+        assert!(!is_scratch_name("app_snapshot_weekly"));
     }
 }

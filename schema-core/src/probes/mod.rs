@@ -32,13 +32,11 @@ use crate::declare::capture::Declared;
 use crate::declare::indexes::compare::{same_fields, with_collection_collation};
 use crate::live;
 use crate::support::error::Error;
+use crate::support::faults::time_limit;
 
 /// The shortest `maxTimeMS` a probe is sent with: the server reads 0 as
 /// no limit at all.
 const MIN_MAX_TIME: Duration = Duration::from_millis(1);
-
-/// The longest: the server takes a 32-bit number of milliseconds.
-const MAX_MAX_TIME: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// How many `_id`s a finding shows when asked for them.
 pub(crate) const SHOWN_IDS: usize = 5;
@@ -88,7 +86,8 @@ impl Probe {
         let live = live::collections::read(&db, &names).await?;
         Ok(Probe {
             db,
-            max_time: max_time.clamp(MIN_MAX_TIME, MAX_MAX_TIME),
+            // At most what the server takes: a 32-bit number of milliseconds.
+            max_time: time_limit(max_time.max(MIN_MAX_TIME)),
             show_ids,
             now: DateTime::now(),
             after: live.clone(),

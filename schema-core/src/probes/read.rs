@@ -11,11 +11,9 @@ use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{Collation, ReadPreference, SelectionCriteria};
 
 use super::{Probe, SHOWN_IDS};
+use crate::support::convert;
 use crate::support::error::{ServerError, code};
-use crate::support::faults::{Failure, within};
-
-/// The server's code for a command stopped at its `maxTimeMS`.
-const MAX_TIME_EXPIRED: i32 = 50;
+use crate::support::faults::{Failure, MAX_TIME_EXPIRED, within};
 
 /// How much longer than `maxTimeMS` the client waits for an answer: the
 /// time to get the reply back, and to reach the server first.
@@ -108,7 +106,7 @@ impl Probe {
     /// Runs `command` on the database, bounded as the reads are, where the
     /// reads go (a `run_command` goes to the primary unless told).
     pub(super) async fn command(&self, mut command: Document) -> Result<Document, String> {
-        command.insert("maxTimeMS", millis(self.max_time));
+        command.insert("maxTimeMS", convert::millis(self.max_time));
         let run = self
             .db
             .run_command(command)
@@ -147,9 +145,4 @@ impl Probe {
             },
         }
     }
-}
-
-/// `duration` in whole milliseconds, at least one, as `maxTimeMS` takes it.
-pub(super) fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX).max(1)
 }

@@ -17,13 +17,16 @@ use crate::support::error::{BoxError, Error, ServerError, code};
 /// The server's code for a duplicate key.
 pub(crate) const DUPLICATE_KEY: i32 = 11000;
 
+/// The server's code for a command stopped at its `maxTimeMS`.
+pub(crate) const MAX_TIME_EXPIRED: i32 = 50;
+
 /// Server codes that mean "not now, try again": a primary stepping down or
 /// shutting down, an election in progress, a write concern or time limit
 /// that ran out while the outcome is unknown.
 const TRANSIENT_CODES: &[i32] = &[
-    6,     // HostUnreachable
-    7,     // HostNotFound
-    50,    // MaxTimeMSExpired
+    6, // HostUnreachable
+    7, // HostNotFound
+    MAX_TIME_EXPIRED,
     64,    // WriteConcernFailed (wtimeout: the write may or may not have happened)
     89,    // NetworkTimeout
     91,    // ShutdownInProgress

@@ -26,6 +26,23 @@ const LIFETIME_EXCEEDED: i32 = 290;
 /// transaction lifetime (60 s), with room for its commit.
 pub(crate) const TRANSACTION_BUDGET: Duration = Duration::from_secs(45);
 
+/// How long a transaction is tried again after transient failures, at
+/// most; never past the lease.
+pub(crate) const RETRY_WINDOW: Duration = Duration::from_secs(120);
+
+/// The first pause after a transient failure; it doubles with each try,
+/// up to [`LONGEST_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const LONGEST_PAUSE: Duration = Duration::from_secs(2);
+
+/// The pause after the `attempt`th try (from 1) failed as transient: 50 ms,
+/// doubling, at most 2 s.
+pub(crate) fn pause_after(attempt: u32) -> Duration {
+    FIRST_PAUSE
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(LONGEST_PAUSE)
+}
+
 /// How long killing a session on the server may take.
 const KILL_BOUND: Duration = Duration::from_secs(5);
 

@@ -181,6 +181,18 @@ async fn with_nothing_pending_preflight_sends_one_read_and_applies_nothing_anywh
         [("find".to_owned(), "schema_versions".to_owned())],
         "one read of the records, and no scratch run"
     );
+    // A start that runs preflight, with nothing pending, costs what a start
+    // costs: one read.
+    manager(&db, "preflight")
+        .preflight_at_start(Policy::Fail)
+        .apply_all()
+        .await
+        .expect("nothing to apply");
+    assert_eq!(
+        take_commands(&sent),
+        [("find".to_owned(), "schema_versions".to_owned())],
+        "the start's one read, and no preflight"
+    );
     assert!(scratch_databases(&db).await.is_empty());
 }
 

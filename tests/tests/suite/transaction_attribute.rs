@@ -75,12 +75,21 @@ fn the_attribute_registers_a_migration_that_takes_a_session() {
 #[tokio::test]
 async fn a_start_runs_and_records_it_its_writes_made_with_its_session() {
     let (db, sent) = monitored_database("transaction_attribute").await;
+    let why = "a start that runs it without a transaction, as a standalone server's does";
+    if schema_tests::server::require_standalone(&db, why).await {
+        return;
+    }
     let report = SchemaManager::new(db.clone())
         .migrations(group())
         .apply_all()
         .await
         .expect("applied");
     assert_eq!(report.applied, [PLAIN, ORDERS]);
+    assert_eq!(
+        report.without_transaction,
+        [ORDERS],
+        "the server runs no transaction"
+    );
 
     // Recorded, with the checksum of its body.
     assert_eq!(record_ids(&db, "schema_versions").await, [PLAIN, ORDERS]);
@@ -91,6 +100,7 @@ async fn a_start_runs_and_records_it_its_writes_made_with_its_session() {
         .expect("its record");
     let declared = group().get(ORDERS).expect("registered").checksum();
     assert_eq!(record.get_str("checksum"), Ok(declared), "{record:?}");
+    assert_eq!(record.get_bool("transaction"), Ok(false), "{record:?}");
     assert_eq!(ran(&db).await, [PLAIN], "the plain one ran first");
 
     // Its writes are in the database, each made with the session it was
